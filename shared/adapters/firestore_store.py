@@ -1,0 +1,108 @@
+"""JobStore on Firestore: one document per job, one slot-table document, compare-and-set writes.
+
+Conditional writes use update-time preconditions rather than transactions: they hold under
+contention on Firestore and on its emulator alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from shared.errors import TransientError
+from shared.jobs import Job, JobState
+from shared.ports import JobStore, SlotTable, Versioned
+
+SLOTS_DOCUMENT = "slots"
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)
+
+
+class FirestoreJobStore(JobStore):
+    def __init__(self, client: firestore.Client, collection_prefix: str) -> None:
+        self._client = client
+        self._jobs = client.collection(f"{collection_prefix}_jobs")
+        self._slots = client.collection(f"{collection_prefix}_state").document(SLOTS_DOCUMENT)
+
+    def create(self, job: Job) -> bool:
+        try:
+            self._jobs.document(job.job_id).create(job.to_document())
+        except gexc.Conflict:
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore create failed: {exc}") from exc
+        return True
+
+    def get(self, job_id: str) -> Versioned[Job] | None:
+        try:
+            snap = self._jobs.document(job_id).get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        if not snap.exists:
+            return None
+        return Versioned(Job.from_document(snap.to_dict() or {}), snap.update_time)
+
+    def replace(self, job: Job, version: Any) -> bool:
+        option = self._client.write_option(last_update_time=version)
+        try:
+            self._jobs.document(job.job_id).update(job.to_document(), option=option)
+        except (gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True
+
+    def _run(self, query: Any) -> list[Versioned[Job]]:
+        try:
+            return [Versioned(Job.from_document(s.to_dict() or {}), s.update_time) for s in query.stream()]
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore query failed: {exc}") from exc
+
+    def queued(self, limit: int) -> list[Versioned[Job]]:
+        # Needs the composite index (state ASC, priority DESC, enqueued_at ASC).
+        query = (
+            self._jobs.where(filter=FieldFilter("state", "==", JobState.QUEUED.value))
+            .order_by("priority", direction=firestore.Query.DESCENDING)
+            .order_by("enqueued_at")
+            .limit(limit)
+        )
+        return self._run(query)
+
+    def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
+        query = self._jobs.where(filter=FieldFilter("state", "in", [s.value for s in states])).limit(limit)
+        return self._run(query)
+
+    def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
+        query = self._jobs.where(filter=FieldFilter("completion_pending", "==", True)).limit(limit)
+        return self._run(query)
+
+    def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
+        query: Any = self._jobs
+        if state is not None:
+            query = query.where(filter=FieldFilter("state", "==", state.value))
+        return [v.value for v in self._run(query.limit(limit))]
+
+    def read_slots(self) -> Versioned[SlotTable]:
+        try:
+            snap = self._slots.get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        if not snap.exists:
+            return Versioned(SlotTable(), None)
+        return Versioned(SlotTable(holders=dict((snap.to_dict() or {}).get("holders", {}))), snap.update_time)
+
+    def write_slots(self, slots: SlotTable, version: Any) -> bool:
+        data = {"holders": dict(slots.holders)}
+        try:
+            if version is None:
+                self._slots.create(data)
+            else:
+                self._slots.update(data, option=self._client.write_option(last_update_time=version))
+        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True

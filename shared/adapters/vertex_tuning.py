@@ -1,0 +1,140 @@
+"""TuningService on Vertex AI's GenAiTuningService (or the local emulator of it)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import aiplatform_v1
+
+from shared.ports import (
+    QuotaExhausted,
+    RemoteJob,
+    TuningRejected,
+    TuningRequest,
+    TuningService,
+    TuningUnavailable,
+)
+
+JOB_LABEL = "tunedrop_job"
+ATTEMPT_LABEL = "tunedrop_attempt"
+_ADAPTER_SIZES = {
+    1: "ADAPTER_SIZE_ONE",
+    2: "ADAPTER_SIZE_TWO",
+    4: "ADAPTER_SIZE_FOUR",
+    8: "ADAPTER_SIZE_EIGHT",
+    16: "ADAPTER_SIZE_SIXTEEN",
+    32: "ADAPTER_SIZE_THIRTY_TWO",
+}
+_TRANSIENT = (
+    gexc.ServiceUnavailable,
+    gexc.DeadlineExceeded,
+    gexc.InternalServerError,
+    gexc.Aborted,
+    gexc.Unknown,
+)
+_PERMANENT = (
+    gexc.InvalidArgument,
+    gexc.PermissionDenied,
+    gexc.NotFound,
+    gexc.FailedPrecondition,
+    gexc.Unauthenticated,
+    gexc.AlreadyExists,
+    gexc.MethodNotImplemented,
+)
+
+
+def _call(description: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run one API call, turning Google API errors into Tunedrop's retry decisions."""
+    try:
+        return fn(*args, **kwargs)
+    except gexc.ResourceExhausted as exc:
+        raise QuotaExhausted(f"{description}: {exc.message}") from exc
+    except _TRANSIENT as exc:
+        raise TuningUnavailable(f"{description}: {exc}") from exc
+    except _PERMANENT as exc:
+        raise TuningRejected(f"{description}: {exc}") from exc
+
+
+def _time(message: Any, field: str) -> datetime | None:
+    return getattr(message, field) if field in message else None
+
+
+def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
+    stats: dict[str, Any] = {}
+    if "tuning_data_stats" in job:
+        sup = job.tuning_data_stats.supervised_tuning_data_stats
+        stats = {
+            "example_count": int(sup.tuning_dataset_example_count),
+            "billable_token_count": int(sup.total_billable_token_count),
+            "tuning_step_count": int(sup.tuning_step_count),
+            "truncated_example_count": int(sup.total_truncated_example_count),
+            "dropped_example_reasons": list(sup.dropped_example_reasons),
+        }
+    return RemoteJob(
+        name=job.name,
+        state=job.state.name,
+        labels=dict(job.labels),
+        create_time=_time(job, "create_time"),
+        start_time=_time(job, "start_time"),
+        end_time=_time(job, "end_time"),
+        tuned_model=job.tuned_model.model if "tuned_model" in job else "",
+        endpoint=job.tuned_model.endpoint if "tuned_model" in job else "",
+        error_code=job.error.code if "error" in job else 0,
+        error_message=job.error.message if "error" in job else "",
+        stats=stats,
+    )
+
+
+def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHyperParameters:
+    params = aiplatform_v1.SupervisedHyperParameters()
+    if values.get("epochs"):
+        params.epoch_count = int(values["epochs"])
+    if values.get("learning_rate_multiplier"):
+        params.learning_rate_multiplier = float(values["learning_rate_multiplier"])
+    if values.get("adapter_size"):
+        params.adapter_size = getattr(
+            aiplatform_v1.SupervisedHyperParameters.AdapterSize, _ADAPTER_SIZES[int(values["adapter_size"])]
+        )
+    return params
+
+
+class VertexTuning(TuningService):
+    def __init__(self, client: aiplatform_v1.GenAiTuningServiceClient, project: str, region: str) -> None:
+        self._client = client
+        self._parent = f"projects/{project}/locations/{region}"
+
+    def create(self, request: TuningRequest) -> RemoteJob:
+        spec = aiplatform_v1.SupervisedTuningSpec(
+            training_dataset_uri=request.training_dataset_uri,
+            hyper_parameters=_hyper_parameters(request.hyper_parameters),
+        )
+        if request.validation_dataset_uri:
+            spec.validation_dataset_uri = request.validation_dataset_uri
+        job = aiplatform_v1.TuningJob(
+            base_model=request.base_model,
+            supervised_tuning_spec=spec,
+            tuned_model_display_name=request.display_name[:128],
+            labels={**request.labels, JOB_LABEL: request.job_id, ATTEMPT_LABEL: str(request.attempt)},
+        )
+        created = _call("creating the tuning job", self._client.create_tuning_job, parent=self._parent, tuning_job=job)
+        return to_remote(created)
+
+    def get(self, name: str) -> RemoteJob:
+        return to_remote(_call(f"reading {name}", self._client.get_tuning_job, name=name))
+
+    def find(self, job_id: str, attempt: int) -> RemoteJob | None:
+        pages = _call(
+            "listing tuning jobs",
+            self._client.list_tuning_jobs,
+            request={"parent": self._parent, "filter": f'labels.{JOB_LABEL}="{job_id}"'},
+        )
+        for job in pages:
+            if job.labels.get(JOB_LABEL) == job_id and job.labels.get(ATTEMPT_LABEL) == str(attempt):
+                return to_remote(job)
+        return None
+
+    def cancel(self, name: str) -> None:
+        _call(f"cancelling {name}", self._client.cancel_tuning_job, name=name)

@@ -1,0 +1,128 @@
+"""The one composition root: builds clients, adapters and services from Settings.
+
+Nothing here runs at import time; entry points call `get_app()` on their first event.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from shared.clock import Clock, system_clock
+from shared.config import Settings
+from shared.ports import BlobStore, JobStore, Publisher, TuningService
+from shared.services.completions import CompletionNotifier
+from shared.services.dispatch import Dispatcher
+from shared.services.poll import Poller
+from shared.services.slots import SlotLedger
+from shared.services.upload import UploadService
+
+
+@dataclass(frozen=True)
+class App:
+    settings: Settings
+    store: JobStore
+    publisher: Publisher
+    blobs: BlobStore
+    tuning: TuningService
+    clock: Clock
+    ledger: SlotLedger
+    completions: CompletionNotifier
+    uploads: UploadService
+    dispatcher: Dispatcher
+    poller: Poller
+
+
+def assemble(
+    settings: Settings,
+    *,
+    store: JobStore,
+    publisher: Publisher,
+    blobs: BlobStore,
+    tuning: TuningService,
+    clock: Clock = system_clock,
+) -> App:
+    """Wire services onto the given ports (tests pass in-memory fakes here)."""
+    ledger = SlotLedger(store, clock)
+    completions = CompletionNotifier(store, publisher, settings)
+    return App(
+        settings=settings,
+        store=store,
+        publisher=publisher,
+        blobs=blobs,
+        tuning=tuning,
+        clock=clock,
+        ledger=ledger,
+        completions=completions,
+        uploads=UploadService(store, blobs, publisher, completions, settings, clock),
+        dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock),
+        poller=Poller(store, tuning, ledger, completions, publisher, settings, clock),
+    )
+
+
+def vertex_client(settings: Settings) -> object:
+    from google.cloud import aiplatform_v1
+
+    if settings.vertex_emulator_host:
+        import grpc
+        from google.cloud.aiplatform_v1.services.gen_ai_tuning_service.transports.grpc import (
+            GenAiTuningServiceGrpcTransport,
+        )
+
+        channel = grpc.insecure_channel(settings.vertex_emulator_host)
+        return aiplatform_v1.GenAiTuningServiceClient(transport=GenAiTuningServiceGrpcTransport(channel=channel))
+    return aiplatform_v1.GenAiTuningServiceClient(
+        client_options={"api_endpoint": f"{settings.region}-aiplatform.googleapis.com"}
+    )
+
+
+def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None) -> App:
+    """Wire the real Google Cloud adapters (emulators when the *_EMULATOR_HOST variables say so)."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore
+    from google.cloud.pubsub_v1 import PublisherClient
+    from google.cloud.storage import Client as StorageClient
+
+    from shared.adapters.firestore_store import FirestoreJobStore
+    from shared.adapters.gcs_blobs import GcsBlobStore
+    from shared.adapters.pubsub_publisher import PubSubPublisher
+    from shared.adapters.vertex_tuning import VertexTuning
+
+    env = os.environ if environ is None else environ
+    settings = settings or Settings.from_env(env)
+    if env.get("STORAGE_EMULATOR_HOST"):
+        gcs = StorageClient(project=settings.project, credentials=AnonymousCredentials())  # type: ignore[no-untyped-call]
+    else:
+        gcs = StorageClient(project=settings.project)
+    return assemble(
+        settings,
+        store=FirestoreJobStore(
+            firestore.Client(project=settings.project, database=settings.firestore_database),
+            settings.collection_prefix,
+        ),
+        publisher=PubSubPublisher(PublisherClient(), settings.project),
+        blobs=GcsBlobStore(gcs),
+        tuning=VertexTuning(vertex_client(settings), settings.project, settings.region),  # type: ignore[arg-type]
+    )
+
+
+_app: App | None = None
+_app_lock = threading.Lock()
+
+
+def get_app() -> App:
+    """The instance's App, built once on first use (configuration is validated then)."""
+    global _app
+    with _app_lock:
+        if _app is None:
+            _app = build_app()
+        return _app
+
+
+def set_app(app: App | None) -> None:
+    """Install the App the entry points use (functional tests install one built on fakes)."""
+    global _app
+    with _app_lock:
+        _app = app

@@ -1,0 +1,5 @@
+"""Tunedrop command-line interface."""
+
+
+def main() -> None:
+    raise SystemExit("not yet")

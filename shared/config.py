@@ -1,0 +1,116 @@
+"""Settings, read once per instance from the environment and validated at cold start."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from shared.errors import ConfigError
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")
+_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the code reads; the README table is generated from these."""
+
+    name: str
+    default: str | None
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("GOOGLE_CLOUD_PROJECT", None, "Project that holds the bucket, topics, Firestore and tuning jobs."),
+    Setting("TUNEDROP_REGION", "us-central1", "Vertex AI region where tuning jobs run."),
+    Setting("TUNEDROP_BUCKET", None, "Datasets bucket: uploads under `incoming/`, reports under `reports/`."),
+    Setting("TUNEDROP_INCOMING_PREFIX", "incoming/", "Object prefix whose `.jsonl` uploads become jobs."),
+    Setting("TUNEDROP_REPORTS_PREFIX", "reports/", "Object prefix for validation reports."),
+    Setting("TUNEDROP_UPLOADS_TOPIC", "tunedrop-uploads", "Topic that receives the bucket's notifications."),
+    Setting("TUNEDROP_DISPATCH_TOPIC", "tunedrop-dispatch", "Topic that wakes the dispatcher."),
+    Setting("TUNEDROP_POLL_TOPIC", "tunedrop-poll", "Topic of the scheduler's poll ticks."),
+    Setting("TUNEDROP_COMPLETIONS_TOPIC", "tunedrop-completions", "Topic of completion events."),
+    Setting("TUNEDROP_QUOTA", "1", "Concurrent tuning jobs Tunedrop may run (the project's global quota)."),
+    Setting("TUNEDROP_BASE_MODEL", "gemini-2.5-flash", "Base model when the upload's metadata names none."),
+    Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
+    Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
+    Setting("TUNEDROP_SUBMIT_LEASE_SECONDS", "300", "How long a SUBMITTING claim holds before it is recovered."),
+    Setting("TUNEDROP_VERTEX_EMULATOR_HOST", "", "host:port of the local Vertex AI emulator (local stack only)."),
+)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project: str
+    region: str
+    bucket: str
+    incoming_prefix: str
+    reports_prefix: str
+    uploads_topic: str
+    dispatch_topic: str
+    poll_topic: str
+    completions_topic: str
+    quota: int
+    base_model: str
+    collection_prefix: str
+    firestore_database: str
+    submit_lease_seconds: int
+    vertex_emulator_host: str = ""
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        problems: list[str] = []
+
+        def get(name: str) -> str:
+            value = env.get(name, "").strip() or (_DEFAULTS.get(name) or "")
+            if not value and _DEFAULTS.get(name) is None:
+                problems.append(f"{name} is not set")
+            return value
+
+        def get_int(name: str, low: int, high: int) -> int:
+            raw = get(name)
+            try:
+                value = int(raw)
+            except ValueError:
+                problems.append(f"{name}={raw!r} is not a whole number")
+                return low
+            if not low <= value <= high:
+                problems.append(f"{name}={value} is outside {low}..{high}")
+            return value
+
+        def get_topic(name: str) -> str:
+            value = get(name)
+            if value and not _TOPIC_NAME.match(value):
+                problems.append(f"{name}={value!r} is not a valid Pub/Sub topic id")
+            return value
+
+        settings = cls(
+            project=get("GOOGLE_CLOUD_PROJECT"),
+            region=get("TUNEDROP_REGION"),
+            bucket=get("TUNEDROP_BUCKET"),
+            incoming_prefix=get("TUNEDROP_INCOMING_PREFIX"),
+            reports_prefix=get("TUNEDROP_REPORTS_PREFIX"),
+            uploads_topic=get_topic("TUNEDROP_UPLOADS_TOPIC"),
+            dispatch_topic=get_topic("TUNEDROP_DISPATCH_TOPIC"),
+            poll_topic=get_topic("TUNEDROP_POLL_TOPIC"),
+            completions_topic=get_topic("TUNEDROP_COMPLETIONS_TOPIC"),
+            quota=get_int("TUNEDROP_QUOTA", 1, 1000),
+            base_model=get("TUNEDROP_BASE_MODEL"),
+            collection_prefix=get("TUNEDROP_COLLECTION_PREFIX"),
+            firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
+            submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 10, 86_400),
+            vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
+        )
+        if settings.region and not _REGION.match(settings.region):
+            problems.append(f"TUNEDROP_REGION={settings.region!r} is not a region like us-central1")
+        if problems:
+            raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".")
+        return settings
+
+    def topic_path(self, topic: str) -> str:
+        return f"projects/{self.project}/topics/{topic}"

@@ -1,0 +1,182 @@
+"""The job record and its guarded state machine."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    VALIDATING = "VALIDATING"
+    QUEUED = "QUEUED"
+    SUBMITTING = "SUBMITTING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    REJECTED = "REJECTED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def holds_slot(self) -> bool:
+        return self in (JobState.SUBMITTING, JobState.RUNNING)
+
+
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.REJECTED})
+
+# Every move a job may make. Anything else is a stale or duplicate delivery and is refused,
+# so no message can move a job backwards or out of a terminal state.
+# FAILED -> QUEUED is the operator's explicit retry, which starts a new attempt.
+ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
+    JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED}),
+    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED}),
+    JobState.SUBMITTING: frozenset(
+        {JobState.RUNNING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED, JobState.SUCCEEDED}
+    ),
+    JobState.RUNNING: frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}),
+    JobState.SUCCEEDED: frozenset(),
+    JobState.FAILED: frozenset({JobState.QUEUED}),
+    JobState.CANCELLED: frozenset(),
+    JobState.REJECTED: frozenset(),
+}
+
+
+class TransitionRefused(Exception):
+    """The job is not in a state from which this move is allowed."""
+
+
+def can_transition(current: JobState, target: JobState) -> bool:
+    return target in ALLOWED_TRANSITIONS[current]
+
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def job_id_for(bucket: str, object_name: str, generation: str | int) -> str:
+    """A stable id for one upload: the same notification twice maps to the same job.
+
+    It is also a valid Vertex AI label value (lowercase, digits, dashes; at most 63 chars),
+    so the Vertex job can carry it and be found again after a crash.
+    """
+    digest = hashlib.sha256(f"{bucket}/{object_name}#{generation}".encode()).hexdigest()[:12]
+    stem = object_name.rsplit("/", 1)[-1].rsplit(".", 1)[0].lower()
+    slug = _SLUG.sub("-", stem).strip("-")[:40].strip("-") or "dataset"
+    if not slug[0].isalpha():
+        slug = "d-" + slug[:38]
+    return f"{slug}-{digest}"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    from_state: str | None
+    to_state: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Job:
+    """One dataset's way from upload to a tuned model. Stored as one Firestore document."""
+
+    job_id: str
+    state: JobState
+    bucket: str
+    object_name: str
+    generation: str
+    base_model: str
+    created_at: datetime
+    updated_at: datetime
+    priority: int = 0
+    enqueued_at: datetime | None = None
+    attempt: int = 1
+    hyper_parameters: dict[str, Any] = field(default_factory=dict)
+    display_name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    upload_event_id: str = ""
+    validation: dict[str, Any] = field(default_factory=dict)
+    report_uri: str = ""
+    vertex_job_name: str = ""
+    vertex_state: str = ""
+    submit_claimed_at: datetime | None = None
+    submit_errors: int = 0
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    tuned_model: str = ""
+    endpoint: str = ""
+    error: dict[str, Any] | None = None
+    tuning_stats: dict[str, Any] = field(default_factory=dict)
+    # Set when a terminal state is recorded; cleared once its completion event is published.
+    completion_pending: bool = False
+    completion_event_id: str = ""
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def dataset_uri(self) -> str:
+        return f"gs://{self.bucket}/{self.object_name}"
+
+    def moved_to(self, target: JobState, now: datetime, reason: str, **changes: Any) -> Job:
+        """The job after a guarded transition; raises TransitionRefused when not allowed."""
+        if not can_transition(self.state, target):
+            raise TransitionRefused(f"job {self.job_id}: {self.state} -> {target} is not allowed")
+        entry = HistoryEntry(at=now, from_state=self.state.value, to_state=target.value, reason=reason)
+        extra: dict[str, Any] = {}
+        if target.terminal:
+            extra["completion_pending"] = True
+            extra["completion_event_id"] = completion_event_id(self.job_id, self.attempt, target)
+        return replace(self, state=target, updated_at=now, history=(*self.history, entry), **{**extra, **changes})
+
+    def to_document(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["state"] = self.state.value
+        doc["history"] = [asdict(h) for h in self.history]
+        return doc
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> Job:
+        data = dict(doc)
+        data["state"] = JobState(data["state"])
+        data["history"] = tuple(HistoryEntry(**h) for h in data.get("history", ()))
+        known = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def completion_event_id(job_id: str, attempt: int, state: JobState) -> str:
+    """Stable per job, attempt and outcome: a republished event carries the same id."""
+    return f"{job_id}/{attempt}/{state.value.lower()}"
+
+
+def new_job(
+    *,
+    job_id: str,
+    bucket: str,
+    object_name: str,
+    generation: str,
+    base_model: str,
+    now: datetime,
+    priority: int = 0,
+    hyper_parameters: dict[str, Any] | None = None,
+    labels: dict[str, str] | None = None,
+    upload_event_id: str = "",
+) -> Job:
+    return Job(
+        job_id=job_id,
+        state=JobState.VALIDATING,
+        bucket=bucket,
+        object_name=object_name,
+        generation=str(generation),
+        base_model=base_model,
+        created_at=now,
+        updated_at=now,
+        priority=priority,
+        hyper_parameters=hyper_parameters or {},
+        labels=labels or {},
+        upload_event_id=upload_event_id,
+        history=(HistoryEntry(at=now, from_state=None, to_state=JobState.VALIDATING.value, reason="uploaded"),),
+    )

@@ -1,0 +1,169 @@
+"""The small abstract surfaces the services depend on. Adapters implement them for Google Cloud;
+tests implement them in memory (tests/fakes.py)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import IO, Any, Generic, TypeVar
+
+from shared.errors import PermanentError, TransientError
+from shared.jobs import Job, JobState
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Versioned(Generic[T]):
+    """A value read together with the version that a conditional write must match.
+
+    The version is opaque: Firestore's update time in production, a counter in memory.
+    """
+
+    value: T
+    version: Any
+
+
+@dataclass(frozen=True)
+class SlotTable:
+    """Who holds the concurrent tuning-job slots: job id -> when it claimed its slot."""
+
+    holders: Mapping[str, datetime] = field(default_factory=dict)
+
+
+class JobStore(abc.ABC):
+    @abc.abstractmethod
+    def create(self, job: Job) -> bool:
+        """Store a new job; False when a job with that id exists already."""
+
+    @abc.abstractmethod
+    def get(self, job_id: str) -> Versioned[Job] | None: ...
+
+    @abc.abstractmethod
+    def replace(self, job: Job, version: Any) -> bool:
+        """Write the job only if it is still at `version`; False when someone wrote it first."""
+
+    @abc.abstractmethod
+    def queued(self, limit: int) -> list[Versioned[Job]]:
+        """QUEUED jobs, highest priority first, then first in first out."""
+
+    @abc.abstractmethod
+    def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]: ...
+
+    @abc.abstractmethod
+    def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
+        """Terminal jobs whose completion event is not yet known to be published."""
+
+    @abc.abstractmethod
+    def read_slots(self) -> Versioned[SlotTable]:
+        """The slot table; version None when it was never written."""
+
+    @abc.abstractmethod
+    def write_slots(self, slots: SlotTable, version: Any) -> bool:
+        """Conditional write of the slot table (version None: only if it does not exist)."""
+
+
+class Publisher(abc.ABC):
+    @abc.abstractmethod
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        """Publish and wait for the server's acknowledgement; returns the message id."""
+
+
+@dataclass(frozen=True)
+class TuningRequest:
+    job_id: str
+    attempt: int
+    base_model: str
+    training_dataset_uri: str
+    validation_dataset_uri: str = ""
+    display_name: str = ""
+    hyper_parameters: Mapping[str, Any] = field(default_factory=dict)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class RemoteState:
+    """Vertex AI job states, by their enum names."""
+
+    ACTIVE = frozenset(
+        {
+            "JOB_STATE_QUEUED",
+            "JOB_STATE_PENDING",
+            "JOB_STATE_RUNNING",
+            "JOB_STATE_CANCELLING",
+            "JOB_STATE_PAUSED",
+            "JOB_STATE_UPDATING",
+        }
+    )
+    SUCCEEDED = "JOB_STATE_SUCCEEDED"
+    CANCELLED = "JOB_STATE_CANCELLED"
+    FAILED_LIKE = frozenset({"JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
+
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """What Tunedrop needs to know of a Vertex AI tuning job."""
+
+    name: str
+    state: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    create_time: datetime | None = None
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    tuned_model: str = ""
+    endpoint: str = ""
+    error_code: int = 0
+    error_message: str = ""
+    stats: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def terminal_state(self) -> JobState | None:
+        if self.state == RemoteState.SUCCEEDED:
+            return JobState.SUCCEEDED
+        if self.state == RemoteState.CANCELLED:
+            return JobState.CANCELLED
+        if self.state in RemoteState.FAILED_LIKE:
+            return JobState.FAILED
+        return None
+
+
+class QuotaExhausted(TransientError):
+    """Vertex AI refused a create because the concurrent tuning-job quota is full."""
+
+
+class TuningUnavailable(TransientError):
+    """Vertex AI did not answer, or answered with a retryable error."""
+
+
+class TuningRejected(PermanentError):
+    """Vertex AI refused the request for good (invalid argument, permission, not found)."""
+
+
+class TuningService(abc.ABC):
+    @abc.abstractmethod
+    def create(self, request: TuningRequest) -> RemoteJob: ...
+
+    @abc.abstractmethod
+    def get(self, name: str) -> RemoteJob: ...
+
+    @abc.abstractmethod
+    def find(self, job_id: str, attempt: int) -> RemoteJob | None:
+        """The Vertex job created for this job id and attempt, found by its labels."""
+
+    @abc.abstractmethod
+    def cancel(self, name: str) -> None: ...
+
+
+class ObjectMissing(PermanentError):
+    """The object (at that generation) is not in the bucket."""
+
+
+class BlobStore(abc.ABC):
+    @abc.abstractmethod
+    def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
+        """A buffered binary reader of the object; raises ObjectMissing."""
+
+    @abc.abstractmethod
+    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+        """Write an object Tunedrop owns (a report); returns its gs:// URI."""

@@ -1,0 +1,55 @@
+"""Publishing completion events once in effect: record first, publish, then mark published."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from shared import logs
+from shared.config import Settings
+from shared.events import completion_event
+from shared.jobs import Job
+from shared.ports import JobStore, Publisher
+
+
+class CompletionNotifier:
+    def __init__(self, store: JobStore, publisher: Publisher, settings: Settings) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._settings = settings
+
+    def publish(self, job: Job) -> None:
+        """Publish the job's completion event, then clear its pending mark.
+
+        A crash anywhere in between leaves the mark set, and the next attempt publishes the
+        same event (same data, same ce-id) again: subscribers de-duplicate on ce-id.
+        """
+        if not job.completion_pending:
+            return
+        event = completion_event(job, project=self._settings.project)
+        message_id = self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
+        logs.info(
+            "completion event published",
+            job_id=job.job_id,
+            ce_id=job.completion_event_id,
+            ce_type=event.attributes["ce-type"],
+            message_id=message_id,
+        )
+        self._mark_published(job.job_id, job.completion_event_id)
+
+    def _mark_published(self, job_id: str, event_id: str) -> None:
+        for _ in range(10):
+            current = self._store.get(job_id)
+            if current is None or not current.value.completion_pending:
+                return
+            if current.value.completion_event_id != event_id:
+                return  # a newer outcome (a retry) owns the mark now
+            if self._store.replace(replace(current.value, completion_pending=False), current.version):
+                return
+
+    def flush_pending(self) -> int:
+        """Publish every completion that was recorded but not published (crash recovery)."""
+        published = 0
+        for pending in self._store.completion_pending():
+            self.publish(pending.value)
+            published += 1
+        return published

@@ -1,0 +1,92 @@
+"""Poller: read active jobs' states from Vertex AI, record them, announce outcomes, free slots."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+
+from shared import logs
+from shared.clock import Clock
+from shared.config import Settings
+from shared.jobs import Job, JobState
+from shared.ports import JobStore, Publisher, RemoteJob, TuningService, TuningUnavailable, Versioned
+from shared.services.completions import CompletionNotifier
+from shared.services.slots import SlotLedger
+
+POLL_CONCURRENCY = 8
+
+
+class Poller:
+    def __init__(
+        self,
+        store: JobStore,
+        tuning: TuningService,
+        ledger: SlotLedger,
+        completions: CompletionNotifier,
+        publisher: Publisher,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._tuning = tuning
+        self._ledger = ledger
+        self._completions = completions
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+
+    def poll(self) -> list[str]:
+        """One tick; returns the ids of jobs that reached a terminal state."""
+        self._completions.flush_pending()
+        active = self._store.in_states([JobState.RUNNING])
+        finished: list[str] = []
+        if active:
+            with ThreadPoolExecutor(max_workers=min(POLL_CONCURRENCY, len(active))) as pool:
+                for job_id in pool.map(self._poll_one, active):
+                    if job_id:
+                        finished.append(job_id)
+        if finished:
+            self._publisher.publish(
+                self._settings.dispatch_topic,
+                json.dumps({"reason": "slot freed", "job_ids": finished}).encode(),
+                {},
+            )
+        return finished
+
+    def _poll_one(self, current: Versioned[Job]) -> str | None:
+        job = current.value
+        with logs.log_context(job_id=job.job_id):
+            try:
+                remote = self._tuning.get(job.vertex_job_name)
+            except TuningUnavailable as exc:
+                logs.warning("could not read the tuning job; will try next tick", error=str(exc))
+                return None
+            outcome = remote.terminal_state
+            if outcome is None:
+                if remote.state != job.vertex_state:
+                    self._store.replace(replace(job, vertex_state=remote.state), current.version)
+                return None
+            finished = job.moved_to(outcome, self._clock(), f"Vertex AI reports {remote.state}", **_results(remote))
+            if not self._store.replace(finished, current.version):
+                return None  # another poller recorded it first and publishes its event
+            logs.info("job finished", state=outcome.value, vertex_job=remote.name)
+            self._ledger.release(job.job_id)
+            self._completions.publish(finished)
+            return job.job_id
+
+
+def _results(remote: RemoteJob) -> dict[str, object]:
+    results: dict[str, object] = {
+        "vertex_state": remote.state,
+        "ended_at": remote.end_time,
+        "tuned_model": remote.tuned_model,
+        "endpoint": remote.endpoint,
+    }
+    if remote.start_time:
+        results["started_at"] = remote.start_time
+    if remote.error_code or remote.error_message:
+        results["error"] = {"code": remote.error_code, "message": remote.error_message}
+    if remote.stats:
+        results["tuning_stats"] = dict(remote.stats)
+    return results
