@@ -46,7 +46,7 @@ def assemble(
 ) -> App:
     """Wire services onto the given ports (tests pass in-memory fakes here)."""
     ledger = SlotLedger(store, clock)
-    completions = CompletionNotifier(store, publisher, settings)
+    completions = CompletionNotifier(store, publisher, settings, clock)
     return App(
         settings=settings,
         store=store,

@@ -51,7 +51,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from tunedrop_local.demo import run_demo
 
-    return run_demo(timeout=args.timeout)
+    return int(run_demo(timeout=args.timeout))
 
 
 def _format_row(values: Sequence[Any], widths: Sequence[int]) -> str:
@@ -72,8 +72,10 @@ def _cmd_jobs(args: argparse.Namespace) -> int:
         print(json.dumps([j.to_document() for j in jobs], default=str, indent=2))
         return 0
     header = ("JOB ID", "STATE", "PRIORITY", "BASE MODEL", "CREATED", "DATASET")
-    rows = [(j.job_id, j.state.value, j.priority, j.base_model, j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-             j.dataset_uri) for j in jobs]
+    rows = [
+        (j.job_id, j.state.value, j.priority, j.base_model, j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.dataset_uri)
+        for j in jobs
+    ]
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     print(_format_row(header, widths))
     for row in rows:
@@ -94,15 +96,22 @@ def _cmd_job(args: argparse.Namespace) -> int:
         print(json.dumps(job.to_document(), default=str, indent=2))
         return 0
     print(f"{job.job_id}  {job.state.value}  (attempt {job.attempt})")
-    for label, value in (("dataset", job.dataset_uri), ("base model", job.base_model),
-                         ("report", job.report_uri), ("vertex job", job.vertex_job_name),
-                         ("tuned model", job.tuned_model), ("endpoint", job.endpoint),
-                         ("error", json.dumps(job.error) if job.error else "")):
+    for label, value in (
+        ("dataset", job.dataset_uri),
+        ("base model", job.base_model),
+        ("report", job.report_uri),
+        ("vertex job", job.vertex_job_name),
+        ("tuned model", job.tuned_model),
+        ("endpoint", job.endpoint),
+        ("error", json.dumps(job.error) if job.error else ""),
+    ):
         if value:
             print(f"  {label:<12} {value}")
     print("  history:")
     for entry in job.history:
-        print(f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.from_state or '-':>10} -> {entry.to_state:<10}  {entry.reason}")
+        print(
+            f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.from_state or '-':>10} -> {entry.to_state:<10}  {entry.reason}"
+        )
     return 0
 
 

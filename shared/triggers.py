@@ -19,17 +19,22 @@ PUBSUB_MESSAGE_PUBLISHED = "google.cloud.pubsub.topic.v1.messagePublished"
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 
 
-def _object_from_resource(resource: Mapping[str, Any], event_id: str) -> UploadedObject:
-    try:
-        return UploadedObject(
-            bucket=str(resource["bucket"]),
-            name=str(resource["name"]),
-            generation=str(resource["generation"]),
-            metadata={str(k): str(v) for k, v in (resource.get("metadata") or {}).items()},
-            event_id=event_id,
-        )
-    except KeyError as exc:
-        raise PermanentError(f"storage event lacks the object's {exc.args[0]!r}") from exc
+def _object_from_resource(resource: Any, event_id: str) -> UploadedObject:
+    if not isinstance(resource, Mapping):
+        raise PermanentError("storage event data is not a JSON object resource")
+    for key in ("bucket", "name", "generation"):
+        if resource.get(key) in (None, ""):
+            raise PermanentError(f"storage event lacks the object's {key!r}")
+    metadata = resource.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise PermanentError("storage event's object metadata is not a JSON object")
+    return UploadedObject(
+        bucket=str(resource["bucket"]),
+        name=str(resource["name"]),
+        generation=str(resource["generation"]),
+        metadata={str(k): str(v) for k, v in metadata.items()},
+        event_id=event_id,
+    )
 
 
 def pubsub_message(data: Any) -> tuple[dict[str, str], bytes]:
@@ -62,7 +67,9 @@ def uploaded_object(event: Any) -> UploadedObject | None:
         resource = json.loads(payload)
     except ValueError as exc:
         raise PermanentError("bucket notification payload is not JSON") from exc
-    resource.setdefault("bucket", attributes.get("bucketId"))
-    resource.setdefault("name", attributes.get("objectId"))
-    resource.setdefault("generation", attributes.get("objectGeneration"))
+    if not isinstance(resource, dict):
+        raise PermanentError("bucket notification payload is not a JSON object resource")
+    for key, attribute in (("bucket", "bucketId"), ("name", "objectId"), ("generation", "objectGeneration")):
+        if resource.get(key) in (None, "") and attributes.get(attribute):
+            resource[key] = attributes[attribute]
     return _object_from_resource(resource, event_id)

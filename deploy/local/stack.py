@@ -108,7 +108,10 @@ def gcloud_sdk_root() -> Path:
     try:
         out = subprocess.run(
             [gcloud, "info", "--format=value(installation.sdk_root)"],
-            capture_output=True, text=True, timeout=60, check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
         ).stdout.strip()
     except (subprocess.SubprocessError, OSError) as exc:
         raise StackError(f"gcloud does not run ({exc}): reinstall the Google Cloud CLI.") from exc
@@ -121,15 +124,18 @@ def check_prerequisites() -> None:
         raise StackError("Java is not installed: install a Java 11+ runtime (e.g. apt-get install openjdk-17-jre).")
     missing = [
         component
-        for component, folder in (("pubsub-emulator", "pubsub-emulator"),
-                                  ("cloud-firestore-emulator", "cloud-firestore-emulator"))
+        for component, folder in (
+            ("pubsub-emulator", "pubsub-emulator"),
+            ("cloud-firestore-emulator", "cloud-firestore-emulator"),
+        )
         if not (root / "platform" / folder).is_dir()
     ]
     if missing:
         raise StackError(
             f"The gcloud emulator component(s) {', '.join(missing)} are missing: run "
             f"`gcloud components install {' '.join(missing)}` (or apt-get install "
-            + " ".join(f"google-cloud-cli-{m}" for m in missing) + ")."
+            + " ".join(f"google-cloud-cli-{m}" for m in missing)
+            + ")."
         )
     try:
         fake_gcs_binary()
@@ -297,19 +303,63 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
 
     say("Starting the Pub/Sub and Firestore emulators, fake-gcs-server and the Vertex AI emulator ...")
-    _spawn(stack, "pubsub", [gcloud, "beta", "emulators", "pubsub", "start", f"--host-port={env['PUBSUB_EMULATOR_HOST']}",
-                             f"--project={PROJECT}", f"--data-dir={stack.state_dir / 'pubsub-data'}"], child_env)
-    _spawn(stack, "firestore", [gcloud, "emulators", "firestore", "start",
-                                f"--host-port={env['FIRESTORE_EMULATOR_HOST']}"], child_env)
-    _spawn(stack, "gcs", [
-        str(fake_gcs_binary()), "-scheme", "http", "-host", "127.0.0.1", "-port", str(ports["gcs"]),
-        "-backend", "memory", "-external-url", env["STORAGE_EMULATOR_HOST"],
-        "-event.pubsub-project-id", PROJECT, "-event.pubsub-topic", TOPICS["TUNEDROP_UPLOADS_TOPIC"],
-        "-event.bucket", BUCKET, "-event.object-prefix", "incoming/", "-event.list", "finalize",
-        "-log-level", "warn",
-    ], child_env)
-    _spawn(stack, "vertex", [sys.executable, "-m", "tunedrop_local.vertex_emulator", "--host", "127.0.0.1",
-                             "--port", str(ports["vertex"])], child_env)
+    _spawn(
+        stack,
+        "pubsub",
+        [
+            gcloud,
+            "beta",
+            "emulators",
+            "pubsub",
+            "start",
+            f"--host-port={env['PUBSUB_EMULATOR_HOST']}",
+            f"--project={PROJECT}",
+            f"--data-dir={stack.state_dir / 'pubsub-data'}",
+        ],
+        child_env,
+    )
+    _spawn(
+        stack,
+        "firestore",
+        [gcloud, "emulators", "firestore", "start", f"--host-port={env['FIRESTORE_EMULATOR_HOST']}"],
+        child_env,
+    )
+    _spawn(
+        stack,
+        "gcs",
+        [
+            str(fake_gcs_binary()),
+            "-scheme",
+            "http",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(ports["gcs"]),
+            "-backend",
+            "memory",
+            "-external-url",
+            env["STORAGE_EMULATOR_HOST"],
+            "-event.pubsub-project-id",
+            PROJECT,
+            "-event.pubsub-topic",
+            TOPICS["TUNEDROP_UPLOADS_TOPIC"],
+            "-event.bucket",
+            BUCKET,
+            "-event.object-prefix",
+            "incoming/",
+            "-event.list",
+            "finalize",
+            "-log-level",
+            "warn",
+        ],
+        child_env,
+    )
+    _spawn(
+        stack,
+        "vertex",
+        [sys.executable, "-m", "tunedrop_local.vertex_emulator", "--host", "127.0.0.1", "--port", str(ports["vertex"])],
+        child_env,
+    )
     _wait(stack, "pubsub", lambda: _tcp_open(env["PUBSUB_EMULATOR_HOST"]), deadline)
     _wait(stack, "firestore", lambda: _http_ok(f"http://{env['FIRESTORE_EMULATOR_HOST']}/"), deadline)
     _wait(stack, "gcs", lambda: _http_ok(f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b"), deadline)
@@ -322,9 +372,24 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
     source = repo_root() / "functions" / "main.py"
     functions_framework = str(Path(sys.executable).with_name("functions-framework"))
     for name, (target, _) in FUNCTIONS.items():
-        _spawn(stack, name, [functions_framework, "--source", str(source), "--target", target,
-                             "--signature-type", "cloudevent", "--host", "127.0.0.1", "--port", str(ports[name])],
-               child_env)
+        _spawn(
+            stack,
+            name,
+            [
+                functions_framework,
+                "--source",
+                str(source),
+                "--target",
+                target,
+                "--signature-type",
+                "cloudevent",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports[name]),
+            ],
+            child_env,
+        )
     _spawn(stack, "scheduler", [sys.executable, "-m", "tunedrop_local.scheduler"], child_env)
     for name in FUNCTIONS:
         _wait(stack, name, lambda name=name: _http_ok(f"http://127.0.0.1:{ports[name]}/"), deadline)  # type: ignore[misc]

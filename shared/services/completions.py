@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 
 from shared import logs
+from shared.clock import Clock
 from shared.config import Settings
 from shared.events import completion_event
 from shared.jobs import Job
 from shared.ports import JobStore, Publisher
 
+FLUSH_GRACE = timedelta(seconds=20)
+
 
 class CompletionNotifier:
-    def __init__(self, store: JobStore, publisher: Publisher, settings: Settings) -> None:
+    def __init__(self, store: JobStore, publisher: Publisher, settings: Settings, clock: Clock) -> None:
         self._store = store
         self._publisher = publisher
         self._settings = settings
+        self._clock = clock
 
     def publish(self, job: Job) -> None:
         """Publish the job's completion event, then clear its pending mark.
@@ -46,10 +51,15 @@ class CompletionNotifier:
             if self._store.replace(replace(current.value, completion_pending=False), current.version):
                 return
 
-    def flush_pending(self) -> int:
-        """Publish every completion that was recorded but not published (crash recovery)."""
+    def flush_pending(self, grace: timedelta = FLUSH_GRACE) -> int:
+        """Publish completions recorded at least `grace` ago but still not published (crash recovery).
+
+        The grace leaves a live publisher time to finish, so the safety net rarely duplicates it.
+        """
+        cutoff = self._clock() - grace
         published = 0
         for pending in self._store.completion_pending():
-            self.publish(pending.value)
-            published += 1
+            if pending.value.updated_at <= cutoff:
+                self.publish(pending.value)
+                published += 1
         return published

@@ -142,7 +142,7 @@ class UploadService:
                 ended_at=now,
                 error={
                     "code": "INVALID_DATASET",
-                    "message": f"{report.error_count} problems in {job.dataset_uri}; see {report_uri}",
+                    "message": f"{_plural(report.error_count, 'problem')} in {job.dataset_uri}; see {report_uri}",
                     "first_errors": report.first_errors(),
                 },
             )
@@ -192,3 +192,7 @@ def _metadata_issues(metadata: dict[str, str]) -> list[Issue]:
             )
         ]
     return []
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -1,0 +1,155 @@
+"""`make demo`: drop the sample datasets into the local stack and watch them become tuning jobs.
+
+It uses only the public surfaces a user has: uploads with the Cloud Storage client, completion
+events from a subscription of its own; job states are read from Firestore to show progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from tunedrop_local import stack as local_stack
+
+SAMPLES = Path(__file__).resolve().parent / "samples"
+TERMINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"}
+_COLORS = {
+    "QUEUED": "33",
+    "SUBMITTING": "36",
+    "RUNNING": "34",
+    "SUCCEEDED": "32",
+    "FAILED": "31",
+    "REJECTED": "31",
+    "CANCELLED": "35",
+    "VALIDATING": "37",
+}
+
+
+def _paint(text: str, state: str) -> str:
+    if not sys.stdout.isatty():
+        return text
+    return f"\033[{_COLORS.get(state, '0')}m{text}\033[0m"
+
+
+def expected_outcomes() -> dict[str, str]:
+    return dict(json.loads((SAMPLES / "expected.json").read_text()))
+
+
+def run_demo(timeout: float = 110.0) -> int:
+    started = time.monotonic()
+    state_dir = local_stack.default_state_dir()
+    reuse = local_stack.is_running(local_stack.Stack(state_dir))
+    stack = local_stack.up(state_dir)
+    try:
+        os.environ.update(stack.env)
+        return _drive(stack.env, started, timeout)
+    finally:
+        if not reuse:
+            local_stack.down(state_dir)
+
+
+def _drive(env: dict[str, str], started: float, timeout: float) -> int:
+    from google.api_core import exceptions as gexc
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import firestore, pubsub_v1, storage
+
+    from shared.jobs import job_id_for
+
+    project, bucket_name = env["GOOGLE_CLOUD_PROJECT"], env["TUNEDROP_BUCKET"]
+    subscriber = pubsub_v1.SubscriberClient()
+    # A fresh subscription of our own: it sees every completion event published from now on.
+    subscription = subscriber.subscription_path(project, f"demo-{uuid.uuid4().hex[:8]}")
+    subscriber.create_subscription(
+        name=subscription, topic=subscriber.topic_path(project, env["TUNEDROP_COMPLETIONS_TOPIC"])
+    )
+    bucket = storage.Client(project=project, credentials=AnonymousCredentials()).bucket(bucket_name)  # type: ignore[no-untyped-call]
+    jobs = firestore.Client(project=project).collection("tunedrop_jobs")
+
+    expected = expected_outcomes()
+    print(
+        f"\nUploading {len(expected)} sample datasets to gs://{bucket_name}/incoming/ "
+        f"(quota {env['TUNEDROP_QUOTA']} concurrent tuning job(s)):"
+    )
+    names: dict[str, str] = {}
+    for file_name, outcome in expected.items():
+        blob = bucket.blob(f"incoming/{file_name}")
+        blob.upload_from_filename(str(SAMPLES / file_name), content_type="application/jsonl")
+        job_id = job_id_for(bucket_name, blob.name, str(blob.generation))
+        names[job_id] = file_name.removesuffix(".jsonl")
+        print(f"  {file_name:<24} -> job {job_id}  (expect {outcome})")
+    print()
+
+    width = max(len(n) for n in names.values())
+    seen: dict[str, str] = {}
+    events: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            for job_id, short in names.items():
+                snap = jobs.document(job_id).get()
+                state = (snap.to_dict() or {}).get("state", "") if snap.exists else ""
+                if state and seen.get(job_id) != state:
+                    arrow = f"{seen.get(job_id, 'uploaded')} -> {state}"
+                    print(f"  [{time.monotonic() - started:5.1f}s] {short:<{width}}  {_paint(arrow, state)}")
+                    seen[job_id] = state
+            try:
+                response = subscriber.pull(subscription=subscription, max_messages=20, timeout=1.0)
+            except (gexc.DeadlineExceeded, gexc.RetryError):
+                response = None
+            if response and response.received_messages:
+                for received in response.received_messages:
+                    attrs = dict(received.message.attributes)
+                    data = json.loads(received.message.data)
+                    if attrs.get("ce-subject") in names and attrs["ce-id"] not in {e["ce-id"] for e in events.values()}:
+                        events[attrs["ce-subject"]] = {**attrs, "data": data}
+                        _print_event(attrs, data, time.monotonic() - started)
+                subscriber.acknowledge(
+                    subscription=subscription, ack_ids=[r.ack_id for r in response.received_messages]
+                )
+            if len(events) == len(names) and all(seen.get(j) in TERMINAL for j in names):
+                break
+            time.sleep(0.3)
+    finally:
+        subscriber.delete_subscription(subscription=subscription)
+    return _summary(names, expected, seen, events, time.monotonic() - started)
+
+
+def _print_event(attrs: dict[str, str], data: dict[str, Any], elapsed: float) -> None:
+    state = data.get("state", "")
+    print(_paint(f"  [{elapsed:5.1f}s] event {attrs['ce-type']}  ce-id={attrs['ce-id']}", state))
+    if data.get("tuned_model"):
+        print(f"           tuned model {data['tuned_model']}")
+        print(f"           endpoint    {data['endpoint']}")
+    if data.get("error"):
+        error = data["error"]
+        print(f"           error       {error.get('message', '')}")
+        for first in (error.get("first_errors") or [])[:3]:
+            print(f"             line {first['line']}: [{first['code']}] {first['message']}")
+    if data.get("report_uri"):
+        print(f"           report      {data['report_uri']}")
+
+
+def _summary(
+    names: dict[str, str],
+    expected: dict[str, str],
+    seen: dict[str, str],
+    events: dict[str, dict[str, Any]],
+    elapsed: float,
+) -> int:
+    print("\nSummary:")
+    ok = True
+    for job_id, short in names.items():
+        want = expected[f"{short}.jsonl"]
+        got = seen.get(job_id, "?")
+        event = events.get(job_id, {}).get("ce-type", "no event")
+        good = got == want and job_id in events
+        ok = ok and good
+        mark = "ok  " if good else "FAIL"
+        print(f"  {mark} {short:<20} {got:<10} (expected {want}; {event})")
+    print(f"\nDemo {'passed' if ok else 'FAILED'} in {elapsed:.1f}s.")
+    return 0 if ok else 1
