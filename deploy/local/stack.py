@@ -10,6 +10,7 @@ two stacks (a developer's and a test run's) never collide.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -413,17 +414,15 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         for topic in TOPICS.values():
-            try:
+            with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
-            except gexc.AlreadyExists:
-                pass
         for function, (_, topic_keys) in FUNCTIONS.items():
             for key in topic_keys:
                 topic = TOPICS[key]
                 topic_path = publisher.topic_path(PROJECT, topic)
                 # The topic in the URL path lets functions-framework name the event's source.
                 endpoint = f"http://127.0.0.1:{ports[function]}/{topic_path}"
-                try:
+                with contextlib.suppress(gexc.AlreadyExists):
                     subscriber.create_subscription(
                         request={
                             "name": subscriber.subscription_path(PROJECT, f"{topic}-to-{function}"),
@@ -432,8 +431,6 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
                             "ack_deadline_seconds": 600,
                         }
                     )
-                except gexc.AlreadyExists:
-                    pass
         storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(BUCKET)  # type: ignore[no-untyped-call]
     finally:
         for key, value in saved.items():
@@ -448,19 +445,15 @@ def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
     stack = Stack(state_dir=state_dir or default_state_dir())
     pids = running_pids(stack)
     for pid in pids.values():
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
         time.sleep(0.1)
     for pid in pids.values():
         if _alive(pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     for name in pids:
         (stack.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         child = _children.pop(name, None)
