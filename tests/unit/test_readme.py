@@ -1,0 +1,38 @@
+"""The README's configuration table is the settings the code reads, no more and no less."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from shared.config import SETTINGS
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def _table_rows() -> dict[str, tuple[str, str]]:
+    text = README.read_text()
+    block = text.split("<!-- settings-table:start", 1)[1].split("<!-- settings-table:end", 1)[0]
+    rows = {}
+    for line in block.splitlines():
+        match = re.match(r"^\| `([A-Z_]+)` \| (.*?) \| (.*?) \|$", line)
+        if match:
+            rows[match.group(1)] = (match.group(2), match.group(3))
+    return rows
+
+
+def _shown_default(default: str | None) -> str:
+    if default is None:
+        return "(required)"
+    return f"`{default}`" if default else "(empty)"
+
+
+def test_readme_settings_table_matches_the_code() -> None:
+    expected = {s.name: (_shown_default(s.default), s.doc) for s in SETTINGS}
+    assert _table_rows() == expected
+
+
+def test_readme_quickstart_has_exactly_the_two_commands() -> None:
+    quickstart = README.read_text().split("## Quickstart", 1)[1].split("##", 1)[0]
+    commands = re.findall(r"^(make \w+)", quickstart, flags=re.MULTILINE)
+    assert commands == ["make demo", "make test"]
