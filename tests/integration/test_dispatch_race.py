@@ -1,0 +1,230 @@
+"""The dispatcher on real emulators: Firestore for state, the Vertex AI emulator for jobs.
+
+Several dispatchers race; Vertex AI must never see more jobs at once than the quota, no job
+may be created twice, and a dispatcher that dies mid-submission leaves nothing stuck.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from google.cloud import firestore
+
+from shared.adapters.firestore_store import FirestoreJobStore
+from shared.bootstrap import App, assemble
+from shared.config import Settings
+from shared.jobs import JobState, new_job
+from shared.ports import BlobStore, Publisher, RemoteJob, TuningRequest, TuningService
+from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
+
+pytestmark = pytest.mark.integration
+
+
+class ListPublisher(Publisher):
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        with self._lock:
+            self.messages.append((topic, data, dict(attributes)))
+            return str(len(self.messages))
+
+
+class NoBlobs(BlobStore):
+    def open(self, bucket, name, generation=None):  # type: ignore[no-untyped-def]
+        raise AssertionError("the dispatcher reads no objects")
+
+    def write(self, bucket, name, data, content_type):  # type: ignore[no-untyped-def]
+        raise AssertionError("the dispatcher writes no objects")
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+def _settings(prefix: str, quota: int) -> Settings:
+    return Settings.from_env(
+        {
+            "GOOGLE_CLOUD_PROJECT": "itest",
+            "TUNEDROP_BUCKET": "b",
+            "TUNEDROP_QUOTA": str(quota),
+            "TUNEDROP_COLLECTION_PREFIX": prefix,
+            "TUNEDROP_SUBMIT_LEASE_SECONDS": "60",
+        }
+    )
+
+
+def _app(
+    env: Mapping[str, str],
+    prefix: str,
+    quota: int,
+    tuning: TuningService,
+    publisher: Publisher | None = None,
+    clock: MovableClock | None = None,
+) -> App:
+    store = FirestoreJobStore(firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"]), prefix)
+    return assemble(
+        _settings(prefix, quota),
+        store=store,
+        publisher=publisher or ListPublisher(),
+        blobs=NoBlobs(),
+        tuning=tuning,
+        clock=clock or MovableClock(),
+    )
+
+
+def _queue(app: App, count: int) -> list[str]:
+    now = datetime.now(UTC)
+    ids = []
+    for n in range(count):
+        job = new_job(
+            job_id=f"job-{n:03d}",
+            bucket="b",
+            object_name=f"incoming/{n}.jsonl",
+            generation="1",
+            base_model="gemini-2.5-flash",
+            now=now,
+        )
+        at = now + timedelta(milliseconds=n)
+        assert app.store.create(job.moved_to(JobState.QUEUED, at, "validation passed", enqueued_at=at))
+        ids.append(job.job_id)
+    return ids
+
+
+def test_eight_dispatchers_over_fifty_jobs_never_exceed_quota_three(emulator_env: dict[str, str]) -> None:
+    prefix = f"race{uuid.uuid4().hex[:6]}"
+    emulator = WatchedEmulator(quota=50, job_seconds=0.4, seed=1)
+    with vertex_emulator(emulator) as host:
+        apps = [_app(emulator_env, prefix, 3, vertex_tuning(host)) for _ in range(9)]
+        dispatchers, poller = apps[:8], apps[8]
+        job_ids = _queue(poller, 50)
+        done = threading.Event()
+        peak_slots = 0
+        errors: list[BaseException] = []
+
+        def run(step) -> None:  # type: ignore[no-untyped-def]
+            while not done.is_set():
+                try:
+                    step()
+                except BaseException as exc:
+                    errors.append(exc)
+                    done.set()
+
+        def watch_slots() -> None:
+            nonlocal peak_slots
+            while not done.is_set():
+                peak_slots = max(peak_slots, len(poller.ledger.holders()))
+
+        threads = [threading.Thread(target=run, args=(app.dispatcher.dispatch,)) for app in dispatchers]
+        threads += [threading.Thread(target=run, args=(poller.poller.poll,)), threading.Thread(target=watch_slots)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 240
+        try:
+            while time.monotonic() < deadline and not done.is_set():
+                states = Counter(v.value.state for v in poller.store.in_states(list(JobState)))
+                if states[JobState.SUCCEEDED] == 50:
+                    break
+                time.sleep(0.5)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join()
+
+        assert not errors, errors
+        final = {v.value.job_id: v.value for v in poller.store.in_states(list(JobState))}
+        assert {j.state for j in final.values()} == {JobState.SUCCEEDED}
+        assert emulator.peak_active == 3, "Vertex AI saw at most (and, busy, exactly) three jobs at once"
+        assert peak_slots <= 3
+        created = Counter(
+            j.labels["tunedrop_job"]
+            for j in emulator.list_tuning_jobs("projects/itest/locations/us-central1", page_size=1000).tuning_jobs
+        )
+        assert created == Counter(dict.fromkeys(job_ids, 1)), "one Vertex job per Tunedrop job"
+        assert dict(poller.ledger.holders()) == {}
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the service catches it."""
+
+
+class DiesAfterCreate(TuningService):
+    def __init__(self, inner: TuningService) -> None:
+        self.inner = inner
+
+    def create(self, request: TuningRequest) -> RemoteJob:
+        self.inner.create(request)
+        raise Killed
+
+    def get(self, name: str) -> RemoteJob:
+        return self.inner.get(name)
+
+    def find(self, job_id: str, attempt: int) -> RemoteJob | None:
+        return self.inner.find(job_id, attempt)
+
+    def cancel(self, name: str) -> None:
+        self.inner.cancel(name)
+
+
+def test_dispatcher_killed_between_create_and_record_leaves_no_duplicate_and_no_stuck_slot(
+    emulator_env: dict[str, str],
+) -> None:
+    prefix = f"kill{uuid.uuid4().hex[:6]}"
+    emulator = WatchedEmulator(quota=10, job_seconds=0.5, seed=2)
+    with vertex_emulator(emulator) as host:
+        clock = MovableClock()
+        doomed = _app(emulator_env, prefix, 1, DiesAfterCreate(vertex_tuning(host)), clock=clock)
+        (job_id,) = _queue(doomed, 1)
+        with pytest.raises(Killed):
+            doomed.dispatcher.dispatch()
+        stuck = doomed.store.get(job_id)
+        assert stuck is not None and stuck.value.state is JobState.SUBMITTING
+        assert list(doomed.ledger.holders()) == [job_id]
+
+        survivor = _app(emulator_env, prefix, 1, vertex_tuning(host), clock=clock)
+        assert survivor.dispatcher.dispatch() == [], "within the lease nobody touches the claim"
+        clock.offset = timedelta(seconds=61)
+        survivor.dispatcher.dispatch()
+        recovered = survivor.store.get(job_id)
+        assert recovered is not None and recovered.value.state is JobState.RUNNING
+        labels = [
+            j.labels["tunedrop_job"]
+            for j in emulator.list_tuning_jobs("projects/itest/locations/us-central1").tuning_jobs
+        ]
+        assert labels == [job_id], "the existing Vertex job was adopted, not created again"
+
+        time.sleep(0.6)
+        assert survivor.poller.poll() == [job_id]
+        assert dict(survivor.ledger.holders()) == {}
+
+
+def test_claim_without_a_slot_is_requeued_after_its_lease(emulator_env: dict[str, str]) -> None:
+    prefix = f"lease{uuid.uuid4().hex[:6]}"
+    emulator = WatchedEmulator(quota=10, job_seconds=0.5, seed=3)
+    with vertex_emulator(emulator) as host:
+        clock = MovableClock()
+        app = _app(emulator_env, prefix, 1, vertex_tuning(host), clock=clock)
+        (job_id,) = _queue(app, 1)
+        # A dispatcher that died right after claiming the job, before taking a slot.
+        queued = app.store.get(job_id)
+        assert queued is not None
+        claimed = queued.value.moved_to(JobState.SUBMITTING, clock(), "slot free", submit_claimed_at=clock())
+        assert app.store.replace(claimed, queued.version)
+        clock.offset = timedelta(seconds=61)
+        assert app.dispatcher.dispatch() == [job_id]
+        labels = [
+            j.labels["tunedrop_job"]
+            for j in emulator.list_tuning_jobs("projects/itest/locations/us-central1").tuning_jobs
+        ]
+        assert labels == [job_id]
