@@ -47,6 +47,7 @@ PASSTHROUGH = (
     "TUNEDROP_EMULATOR_UNAVAILABLE_RATE",
     "TUNEDROP_EMULATOR_SEED",
     "TUNEDROP_BASE_MODEL",
+    "TUNEDROP_LOCAL_DUPLICATE_UPLOADS",
 )
 START_TIMEOUT_SECONDS = 90
 
@@ -402,7 +403,11 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
 
 
 def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
-    """Create the bucket, the topics and one push subscription per (topic, function)."""
+    """Create the bucket, the topics and one push subscription per (topic, function).
+
+    With TUNEDROP_LOCAL_DUPLICATE_UPLOADS=1 a second subscription feeds the upload function, so
+    every bucket notification arrives twice, as Pub/Sub's at-least-once delivery allows.
+    """
     from google.api_core import exceptions as gexc
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import pubsub_v1, storage
@@ -416,21 +421,23 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
         for topic in TOPICS.values():
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
-        for function, (_, topic_keys) in FUNCTIONS.items():
-            for key in topic_keys:
-                topic = TOPICS[key]
-                topic_path = publisher.topic_path(PROJECT, topic)
-                # The topic in the URL path lets functions-framework name the event's source.
-                endpoint = f"http://127.0.0.1:{ports[function]}/{topic_path}"
-                with contextlib.suppress(gexc.AlreadyExists):
-                    subscriber.create_subscription(
-                        request={
-                            "name": subscriber.subscription_path(PROJECT, f"{topic}-to-{function}"),
-                            "topic": topic_path,
-                            "push_config": {"push_endpoint": endpoint},
-                            "ack_deadline_seconds": 600,
-                        }
-                    )
+        feeds = [(function, key, "") for function, (_, keys) in FUNCTIONS.items() for key in keys]
+        if env.get("TUNEDROP_LOCAL_DUPLICATE_UPLOADS") == "1":
+            feeds.append(("upload", "TUNEDROP_UPLOADS_TOPIC", "-again"))
+        for function, key, suffix in feeds:
+            topic = TOPICS[key]
+            topic_path = publisher.topic_path(PROJECT, topic)
+            # The topic in the URL path lets functions-framework name the event's source.
+            endpoint = f"http://127.0.0.1:{ports[function]}/{topic_path}"
+            with contextlib.suppress(gexc.AlreadyExists):
+                subscriber.create_subscription(
+                    request={
+                        "name": subscriber.subscription_path(PROJECT, f"{topic}-to-{function}{suffix}"),
+                        "topic": topic_path,
+                        "push_config": {"push_endpoint": endpoint},
+                        "ack_deadline_seconds": 600,
+                    }
+                )
         storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(BUCKET)  # type: ignore[no-untyped-call]
     finally:
         for key, value in saved.items():
