@@ -5,6 +5,7 @@ Nothing here runs at import time; entry points call `get_app()` on their first e
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Mapping
@@ -62,7 +63,7 @@ def assemble(
     )
 
 
-def vertex_client(settings: Settings) -> object:
+def vertex_client(settings: Settings, region: str) -> object:
     from google.cloud import aiplatform_v1
 
     if settings.vertex_emulator_host:
@@ -74,7 +75,7 @@ def vertex_client(settings: Settings) -> object:
         channel = grpc.insecure_channel(settings.vertex_emulator_host)
         return aiplatform_v1.GenAiTuningServiceClient(transport=GenAiTuningServiceGrpcTransport(channel=channel))
     return aiplatform_v1.GenAiTuningServiceClient(
-        client_options={"api_endpoint": f"{settings.region}-aiplatform.googleapis.com"}
+        client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"}
     )
 
 
@@ -104,7 +105,12 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
         ),
         publisher=PubSubPublisher(PublisherClient(), settings.project),
         blobs=GcsBlobStore(gcs),
-        tuning=VertexTuning(vertex_client(settings), settings.project, settings.region),  # type: ignore[arg-type]
+        tuning=VertexTuning(
+            functools.cache(lambda region: vertex_client(settings, region)),  # type: ignore[arg-type]
+            settings.project,
+            settings.region,
+            settings.quota_regions,
+        ),
     )
 
 

@@ -33,6 +33,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TUNEDROP_POLL_TOPIC", "tunedrop-poll", "Topic of the scheduler's poll ticks."),
     Setting("TUNEDROP_COMPLETIONS_TOPIC", "tunedrop-completions", "Topic of completion events."),
     Setting("TUNEDROP_QUOTA", "1", "Concurrent tuning jobs Tunedrop may run (the project's global quota)."),
+    Setting(
+        "TUNEDROP_QUOTA_REGIONS",
+        "",
+        "Comma-separated regions whose active tuning jobs, Tunedrop's or not, count against the quota "
+        "(always includes TUNEDROP_REGION).",
+    ),
     Setting("TUNEDROP_BASE_MODEL", "gemini-2.5-flash", "Base model when the upload's metadata names none."),
     Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
     Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
@@ -59,6 +65,7 @@ class Settings:
     firestore_database: str
     submit_lease_seconds: int
     vertex_emulator_host: str = ""
+    quota_regions: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -105,7 +112,11 @@ class Settings:
             firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
             submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 10, 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
+            quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
         )
+        for region in settings.quota_regions:
+            if not _REGION.match(region):
+                problems.append(f"TUNEDROP_QUOTA_REGIONS has {region!r}, which is not a region like europe-west4")
         if settings.region and not _REGION.match(settings.region):
             problems.append(f"TUNEDROP_REGION={settings.region!r} is not a region like us-central1")
         if problems:

@@ -35,7 +35,7 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 # so no message can move a job backwards or out of a terminal state.
 # FAILED -> QUEUED is the operator's explicit retry, which starts a new attempt.
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED}),
+    JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED, JobState.CANCELLED}),
     JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED}),
     JobState.SUBMITTING: frozenset(
         {JobState.RUNNING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED, JobState.SUCCEEDED}
@@ -106,6 +106,8 @@ class Job:
     vertex_state: str = ""
     submit_claimed_at: datetime | None = None
     submit_errors: int = 0
+    # An operator asked to cancel while the job was being validated or submitted.
+    cancel_requested: bool = False
     started_at: datetime | None = None
     ended_at: datetime | None = None
     tuned_model: str = ""

@@ -28,9 +28,15 @@ class Versioned(Generic[T]):
 
 @dataclass(frozen=True)
 class SlotTable:
-    """Who holds the concurrent tuning-job slots: job id -> when it claimed its slot."""
+    """Who holds the concurrent tuning-job slots: job id -> when it claimed its slot.
+
+    After Vertex AI answers RESOURCE_EXHAUSTED, dispatch pauses until `backoff_until`, and each
+    further refusal doubles the pause (`backoff_level`); a successful create resets both.
+    """
 
     holders: Mapping[str, datetime] = field(default_factory=dict)
+    backoff_until: datetime | None = None
+    backoff_level: int = 0
 
 
 class JobStore(abc.ABC):
@@ -55,6 +61,10 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
         """Terminal jobs whose completion event is not yet known to be published."""
+
+    def count(self, state: JobState) -> int:
+        """How many jobs are in `state` (adapters override this with a server-side count)."""
+        return len(self.in_states([state], limit=100_000))
 
     @abc.abstractmethod
     def read_slots(self) -> Versioned[SlotTable]:
@@ -107,6 +117,8 @@ class RemoteJob:
 
     name: str
     state: str
+    job_id: str = ""  # the Tunedrop job it was created for ("" for jobs made elsewhere)
+    attempt: int = 0  # and that job's attempt
     labels: Mapping[str, str] = field(default_factory=dict)
     create_time: datetime | None = None
     start_time: datetime | None = None
@@ -153,6 +165,11 @@ class TuningService(abc.ABC):
 
     @abc.abstractmethod
     def cancel(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def active_jobs(self) -> list[RemoteJob]:
+        """Every tuning job of the project that holds a quota slot now, in the regions Tunedrop watches,
+        whoever created it."""
 
 
 class ObjectMissing(PermanentError):

@@ -79,6 +79,13 @@ class FirestoreJobStore(JobStore):
         query = self._jobs.where(filter=FieldFilter("completion_pending", "==", True)).limit(limit)
         return self._run(query)
 
+    def count(self, state: JobState) -> int:
+        query: Any = self._jobs.where(filter=FieldFilter("state", "==", state.value)).count()
+        try:
+            return int(query.get()[0][0].value)
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore count failed: {exc}") from exc
+
     def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
         query: Any = self._jobs
         if state is not None:
@@ -92,10 +99,20 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore read failed: {exc}") from exc
         if not snap.exists:
             return Versioned(SlotTable(), None)
-        return Versioned(SlotTable(holders=dict((snap.to_dict() or {}).get("holders", {}))), snap.update_time)
+        data = snap.to_dict() or {}
+        table = SlotTable(
+            holders=dict(data.get("holders", {})),
+            backoff_until=data.get("backoff_until"),
+            backoff_level=int(data.get("backoff_level", 0)),
+        )
+        return Versioned(table, snap.update_time)
 
     def write_slots(self, slots: SlotTable, version: Any) -> bool:
-        data = {"holders": dict(slots.holders)}
+        data = {
+            "holders": dict(slots.holders),
+            "backoff_until": slots.backoff_until,
+            "backoff_level": slots.backoff_level,
+        }
         try:
             if version is None:
                 self._slots.create(data)

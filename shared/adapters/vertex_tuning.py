@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -76,6 +76,8 @@ def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
     return RemoteJob(
         name=job.name,
         state=job.state.name,
+        job_id=job.labels.get(JOB_LABEL, ""),
+        attempt=int(job.labels[ATTEMPT_LABEL]) if job.labels.get(ATTEMPT_LABEL, "").isdigit() else 0,
         labels=dict(job.labels),
         create_time=_time(job, "create_time"),
         start_time=_time(job, "start_time"),
@@ -101,9 +103,30 @@ def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHype
     return params
 
 
+# Server-side filter for jobs that hold a slot of the concurrent tuning-job quota.
+ACTIVE_FILTER = " AND ".join(
+    f"state!={s}" for s in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
+)
+
+
 class VertexTuning(TuningService):
-    def __init__(self, client: aiplatform_v1.GenAiTuningServiceClient, project: str, region: str) -> None:
-        self._client = client
+    """Tuning jobs are created in `region`; `quota_regions` are where active jobs are counted.
+
+    Vertex AI serves each region from its own endpoint, hence one client per region.
+    """
+
+    def __init__(
+        self,
+        client_for: Callable[[str], aiplatform_v1.GenAiTuningServiceClient],
+        project: str,
+        region: str,
+        quota_regions: Sequence[str] = (),
+    ) -> None:
+        self._client_for = client_for
+        self._project = project
+        self._region = region
+        self._quota_regions = tuple(dict.fromkeys([region, *quota_regions]))
+        self._client = client_for(region)
         self._parent = f"projects/{project}/locations/{region}"
 
     def create(self, request: TuningRequest) -> RemoteJob:
@@ -138,3 +161,15 @@ class VertexTuning(TuningService):
 
     def cancel(self, name: str) -> None:
         _call(f"cancelling {name}", self._client.cancel_tuning_job, name=name)
+
+    def active_jobs(self) -> list[RemoteJob]:
+        active: list[RemoteJob] = []
+        for region in self._quota_regions:
+            client = self._client_for(region)
+            pages = _call(
+                f"listing active tuning jobs in {region}",
+                client.list_tuning_jobs,
+                request={"parent": f"projects/{self._project}/locations/{region}", "filter": ACTIVE_FILTER},
+            )
+            active.extend(to_remote(job) for job in pages)
+        return active

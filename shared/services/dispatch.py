@@ -45,9 +45,16 @@ class Dispatcher:
     def dispatch(self) -> list[str]:
         """Submit as many queued jobs as there are free slots; returns the submitted job ids."""
         self._sweep_slots()
+        paused = self._ledger.paused_until()
+        if paused is not None:
+            logs.info("dispatch paused after RESOURCE_EXHAUSTED", until=paused.isoformat())
+            return []
+        if not self._store.queued(limit=1):
+            return []  # nothing waits: no call to Vertex AI at all
         submitted: list[str] = []
+        limit = self._slot_limit(submitted)
         while True:
-            free = self._settings.quota - len(self._ledger.holders())
+            free = limit - len(self._ledger.holders())
             if free <= 0:
                 break
             candidates = self._store.queued(limit=free)
@@ -55,19 +62,63 @@ class Dispatcher:
                 break
             progressed = False
             for candidate in candidates:
-                outcome = self._take(candidate)
+                outcome = self._take(candidate, limit)
                 if outcome == "full":
                     return submitted
                 if outcome == "submitted":
                     submitted.append(candidate.value.job_id)
                     progressed = True
+                elif outcome == "failed":
+                    progressed = True  # its slot is free again and the queue moved on
                 elif outcome == "stop":
                     return submitted
             if not progressed:
                 break
         return submitted
 
-    def _take(self, candidate: Versioned[Job]) -> str:
+    def _slot_limit(self, adopted: list[str]) -> int:
+        """The quota less the active jobs Tunedrop does not hold a slot for (made by hand, by other
+        tools, or orphaned): they take slots of the same global quota."""
+        holders = self._ledger.holders()
+        try:
+            active = self._tuning.active_jobs()
+        except TuningUnavailable as exc:
+            logs.warning("could not list active tuning jobs; counting only our own", error=str(exc))
+            return self._settings.quota
+        foreign: list[str] = []
+        for job in active:
+            if job.job_id in holders:
+                continue
+            if self._adopt(job):
+                adopted.append(job.job_id)
+            else:
+                foreign.append(job.name)
+        if foreign:
+            logs.info("active tuning jobs outside Tunedrop's slots take quota", jobs=foreign)
+        return max(0, self._settings.quota - len(foreign))
+
+    def _adopt(self, remote: RemoteJob) -> bool:
+        """Take back a live Vertex job whose Tunedrop job went back to the queue (say, the create
+        answered UNAVAILABLE yet went through). True when it is ours again."""
+        if not remote.job_id:
+            return False
+        current = self._store.get(remote.job_id)
+        if current is None or current.value.state is not JobState.QUEUED:
+            return False
+        if remote.attempt != current.value.attempt:
+            return False
+        now = self._clock()
+        claimed = current.value.moved_to(JobState.SUBMITTING, now, "its Vertex job is running", submit_claimed_at=now)
+        if not self._store.replace(claimed, current.version):
+            return False
+        # The job holds a Vertex slot already, so its claim may not be refused.
+        self._ledger.claim(remote.job_id, limit=len(self._ledger.holders()) + 1)
+        with logs.log_context(job_id=remote.job_id):
+            logs.info("adopting a running Vertex job of a queued job", vertex_job=remote.name)
+            self._submit(remote.job_id)
+        return True
+
+    def _take(self, candidate: Versioned[Job], limit: int) -> str:
         """Claim the job, then a slot, then submit. Returns submitted, lost, full or stop."""
         job = candidate.value
         now = self._clock()
@@ -78,7 +129,7 @@ class Dispatcher:
         # The job first: once it is SUBMITTING no other dispatcher can take it.
         if not self._store.replace(claimed, candidate.version):
             return "lost"
-        if not self._ledger.claim(job.job_id, self._settings.quota):
+        if not self._ledger.claim(job.job_id, limit):
             self._requeue(job.job_id, "all slots taken by another dispatcher")
             return "full"
         with logs.log_context(job_id=job.job_id):
@@ -98,7 +149,12 @@ class Dispatcher:
             else:
                 logs.info("tuning job found from an earlier attempt", vertex_job=remote.name)
         except QuotaExhausted as exc:
-            logs.warning("Vertex AI quota full; job goes back to the head of the queue", error=str(exc))
+            until = self._ledger.back_off()
+            logs.warning(
+                "Vertex AI quota full; job goes back to the head of the queue",
+                error=str(exc),
+                paused_until=until.isoformat(),
+            )
             self._requeue(job.job_id, "Vertex AI answered RESOURCE_EXHAUSTED", release=True)
             return "stop"
         except TuningUnavailable as exc:
@@ -112,6 +168,7 @@ class Dispatcher:
         except TuningRejected as exc:
             self._fail(current, {"code": "SUBMIT_REJECTED", "message": str(exc)})
             return "failed"
+        self._ledger.clear_backoff()
         self._record_running(job.job_id, remote)
         return "submitted"
 

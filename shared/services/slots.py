@@ -10,7 +10,8 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.errors import TransientError
@@ -23,6 +24,29 @@ class SlotContention(TransientError):
     """Too many concurrent writers on the slot table; the delivery is retried."""
 
 
+@dataclass
+class _Draft:
+    """A mutable copy of the slot table that one compare-and-set attempt edits."""
+
+    holders: dict[str, datetime]
+    backoff_until: datetime | None
+    backoff_level: int
+
+    def table(self) -> SlotTable:
+        return SlotTable(dict(self.holders), self.backoff_until, self.backoff_level)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How long dispatch pauses after Vertex AI says the quota is full: base * 2**(n-1), capped."""
+
+    base: timedelta = field(default=timedelta(seconds=5))
+    cap: timedelta = field(default=timedelta(minutes=5))
+
+    def pause(self, level: int) -> timedelta:
+        return min(self.cap, self.base * int(2 ** max(0, level - 1)))
+
+
 class SlotLedger:
     def __init__(
         self,
@@ -31,47 +55,52 @@ class SlotLedger:
         *,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
+        backoff: Backoff | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._sleep = sleep
         self._rng = rng or random.Random()
+        self._backoff = backoff or Backoff()
+
+    def table(self) -> SlotTable:
+        return self._store.read_slots().value
 
     def holders(self) -> dict[str, datetime]:
-        return dict(self._store.read_slots().value.holders)
+        return dict(self.table().holders)
 
-    def _update(self, change: Callable[[dict[str, datetime]], bool]) -> bool:
-        """Apply `change` to the holders with compare-and-set; `change` returns False to give up."""
+    def _update(self, change: Callable[[_Draft], bool]) -> bool:
+        """Apply `change` to the table with compare-and-set; `change` returns False to give up."""
         for attempt in range(MAX_CAS_ATTEMPTS):
             current = self._store.read_slots()
-            holders = dict(current.value.holders)
-            if not change(holders):
+            draft = _Draft(dict(current.value.holders), current.value.backoff_until, current.value.backoff_level)
+            if not change(draft):
                 return False
-            if self._store.write_slots(SlotTable(holders=holders), current.version):
+            if self._store.write_slots(draft.table(), current.version):
                 return True
             # Lost the race: back off a little, with jitter, and read again.
             self._sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * self._rng.random())
         raise SlotContention("could not update the slot table: too much contention")
 
-    def claim(self, job_id: str, quota: int) -> bool:
-        """Take a slot for the job; False when all slots are held.
+    def claim(self, job_id: str, limit: int) -> bool:
+        """Take a slot for the job; False when `limit` slots are held already.
 
         A claim by a job already holding a slot still rewrites the table, which moves its
         version: a concurrent sweep that read the old table then fails its conditional write.
         """
         now = self._clock()
 
-        def add(holders: dict[str, datetime]) -> bool:
-            if job_id not in holders and len(holders) >= quota:
+        def add(draft: _Draft) -> bool:
+            if job_id not in draft.holders and len(draft.holders) >= limit:
                 return False
-            holders[job_id] = now
+            draft.holders[job_id] = now
             return True
 
         return self._update(add)
 
     def release(self, job_id: str) -> bool:
-        def remove(holders: dict[str, datetime]) -> bool:
-            return holders.pop(job_id, None) is not None
+        def remove(draft: _Draft) -> bool:
+            return draft.holders.pop(job_id, None) is not None
 
         return self._update(remove)
 
@@ -79,11 +108,37 @@ class SlotLedger:
         """Free the slots of holders that no longer hold one (e.g. after a crash)."""
         freed: list[str] = []
 
-        def drop(holders: dict[str, datetime]) -> bool:
+        def drop(draft: _Draft) -> bool:
             freed.clear()
-            freed.extend(job_id for job_id in holders if is_stale(job_id))
+            freed.extend(job_id for job_id in draft.holders if is_stale(job_id))
             for job_id in freed:
-                del holders[job_id]
+                del draft.holders[job_id]
             return bool(freed)
 
         return freed if self._update(drop) else []
+
+    def back_off(self) -> datetime:
+        """Record one more RESOURCE_EXHAUSTED: pause dispatch, longer each time; returns until when."""
+        until: list[datetime] = []
+
+        def pause(draft: _Draft) -> bool:
+            draft.backoff_level += 1
+            draft.backoff_until = self._clock() + self._backoff.pause(draft.backoff_level)
+            until[:] = [draft.backoff_until]
+            return True
+
+        self._update(pause)
+        return until[0]
+
+    def clear_backoff(self) -> None:
+        def reset(draft: _Draft) -> bool:
+            if draft.backoff_level == 0 and draft.backoff_until is None:
+                return False
+            draft.backoff_level, draft.backoff_until = 0, None
+            return True
+
+        self._update(reset)
+
+    def paused_until(self) -> datetime | None:
+        until = self.table().backoff_until
+        return until if until is not None and until > self._clock() else None
