@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
 from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
+from shared.services.operations import Operations
 from shared.services.poll import Poller
 from shared.services.slots import SlotLedger
 from shared.services.upload import UploadService
@@ -34,6 +35,7 @@ class App:
     uploads: UploadService
     dispatcher: Dispatcher
     poller: Poller
+    operations: Operations
 
 
 def assemble(
@@ -60,6 +62,7 @@ def assemble(
         uploads=UploadService(store, blobs, publisher, completions, settings, clock),
         dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock),
         poller=Poller(store, tuning, ledger, completions, publisher, settings, clock),
+        operations=Operations(store, tuning, ledger, completions, publisher, settings, clock),
     )
 
 

@@ -115,6 +115,58 @@ def _cmd_job(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    job = get_app().operations.cancel(args.job_id)
+    if job.state.terminal:
+        print(f"{job.job_id}: {job.state.value} (it had not been submitted)")
+    else:
+        print(f"{job.job_id}: cancel requested on Vertex AI; `tunedrop job {job.job_id}` shows when it ends")
+    return 0
+
+
+def _cmd_retry(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    job = get_app().operations.retry(args.job_id)
+    print(f"{job.job_id}: QUEUED as attempt {job.attempt}")
+    return 0
+
+
+def _cmd_quota(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    status = get_app().operations.quota()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "limit": status.limit,
+                    "in_use": status.in_use,
+                    "held": status.held,
+                    "foreign": status.foreign,
+                    "queued": status.queued,
+                    "paused_until": status.paused_until.isoformat() if status.paused_until else None,
+                }
+            )
+        )
+        return 0
+    print(f"limit   {status.limit} concurrent tuning jobs (TUNEDROP_QUOTA)")
+    print(f"in use  {status.in_use}: {len(status.held)} by Tunedrop, {len(status.foreign)} by others")
+    for name in status.held:
+        print(f"          tunedrop  {name}")
+    for name in status.foreign:
+        print(f"          other     {name}")
+    print(f"queued  {status.queued}")
+    if status.paused_until:
+        print(f"paused  until {status.paused_until:%H:%M:%S} after Vertex AI answered RESOURCE_EXHAUSTED")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunedrop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,6 +190,22 @@ def build_parser() -> argparse.ArgumentParser:
     job.add_argument("job_id")
     job.add_argument("--json", action="store_true")
     job.set_defaults(func=_cmd_job)
+
+    cancel = sub.add_parser("cancel", help="cancel a job: dequeue it, or cancel its Vertex AI job")
+    cancel.add_argument("job_id")
+    cancel.set_defaults(func=_cmd_cancel)
+
+    retry = sub.add_parser("retry", help="re-queue a FAILED job as a new attempt")
+    retry.add_argument("job_id")
+    retry.set_defaults(func=_cmd_retry)
+
+    quota = sub.add_parser("quota", help="the concurrent tuning-job quota: limit, in use, queued")
+    quota.add_argument("--json", action="store_true")
+    quota.set_defaults(func=_cmd_quota)
+
+    from shared.validation.cli import add_parser as add_validate_parser
+
+    add_validate_parser(sub)
     return parser
 
 

@@ -10,7 +10,15 @@ from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
 from shared.jobs import Job, JobState
-from shared.ports import JobStore, Publisher, RemoteJob, TuningService, TuningUnavailable, Versioned
+from shared.ports import (
+    JobStore,
+    Publisher,
+    RemoteJob,
+    TuningRejected,
+    TuningService,
+    TuningUnavailable,
+    Versioned,
+)
 from shared.services.completions import CompletionNotifier
 from shared.services.slots import SlotLedger
 
@@ -63,6 +71,13 @@ class Poller:
                 logs.warning("could not read the tuning job; will try next tick", error=str(exc))
                 return None
             outcome = remote.terminal_state
+            if outcome is None and job.cancel_requested and remote.state != "JOB_STATE_CANCELLING":
+                # Asked for while the job was being submitted: cancel it now that it runs.
+                try:
+                    self._tuning.cancel(remote.name)
+                    logs.info("cancelled on Vertex AI as an operator asked", vertex_job=remote.name)
+                except (TuningUnavailable, TuningRejected) as exc:
+                    logs.warning("cancel on Vertex AI failed; will try next tick", error=str(exc))
             if outcome is None:
                 if remote.state != job.vertex_state:
                     self._store.replace(replace(job, vertex_state=remote.state), current.version)

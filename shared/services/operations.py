@@ -1,0 +1,124 @@
+"""What operators do by hand: cancel a job, retry a failed one, see the quota."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from shared import logs
+from shared.clock import Clock
+from shared.config import Settings
+from shared.errors import PermanentError, TransientError
+from shared.jobs import Job, JobState
+from shared.ports import JobStore, Publisher, TuningService, TuningUnavailable
+from shared.services.completions import CompletionNotifier
+from shared.services.slots import SlotLedger
+
+
+class JobNotFound(PermanentError):
+    pass
+
+
+class NotAllowed(PermanentError):
+    """The job's state does not allow what was asked."""
+
+
+@dataclass(frozen=True)
+class QuotaStatus:
+    limit: int
+    held: list[str]  # Tunedrop jobs holding a slot
+    foreign: list[str]  # active Vertex jobs Tunedrop holds no slot for
+    queued: int
+    paused_until: datetime | None
+
+    @property
+    def in_use(self) -> int:
+        return len(self.held) + len(self.foreign)
+
+
+class Operations:
+    def __init__(
+        self,
+        store: JobStore,
+        tuning: TuningService,
+        ledger: SlotLedger,
+        completions: CompletionNotifier,
+        publisher: Publisher,
+        settings: Settings,
+        clock: Clock,
+    ) -> None:
+        self._store = store
+        self._tuning = tuning
+        self._ledger = ledger
+        self._completions = completions
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+
+    def cancel(self, job_id: str) -> Job:
+        """Queued (or still validating): dequeued and reported CANCELLED now. Submitting or running:
+        cancelled on Vertex AI; the poller records CANCELLED once Vertex AI reports it."""
+        for _ in range(10):
+            current = self._store.get(job_id)
+            if current is None:
+                raise JobNotFound(f"no job {job_id}")
+            job = current.value
+            now = self._clock()
+            if job.state in (JobState.QUEUED, JobState.VALIDATING):
+                cancelled = job.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
+                if self._store.replace(cancelled, current.version):
+                    logs.info("job cancelled before submission", job_id=job_id)
+                    self._completions.publish(cancelled)
+                    return cancelled
+                continue
+            if job.state in (JobState.SUBMITTING, JobState.RUNNING):
+                if job.state is JobState.RUNNING and job.vertex_job_name:
+                    try:
+                        self._tuning.cancel(job.vertex_job_name)
+                    except TuningUnavailable as exc:
+                        raise TransientError(f"Vertex AI did not take the cancel, try again: {exc}") from exc
+                flagged = replace(job, cancel_requested=True, updated_at=now)
+                if self._store.replace(flagged, current.version):
+                    logs.info("cancel requested", job_id=job_id, vertex_job=job.vertex_job_name)
+                    return flagged
+                continue
+            raise NotAllowed(f"job {job_id} is {job.state.value} already; only active jobs can be cancelled")
+        raise TransientError(f"job {job_id} kept changing; try again")
+
+    def retry(self, job_id: str) -> Job:
+        """A FAILED job goes back to the queue as a new attempt (a new Vertex job, a new event id)."""
+        for _ in range(10):
+            current = self._store.get(job_id)
+            if current is None:
+                raise JobNotFound(f"no job {job_id}")
+            job = current.value
+            if job.state is not JobState.FAILED:
+                raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
+            if job.completion_pending:
+                self._completions.publish(job)  # the failure is announced before the retry starts
+                continue
+            now = self._clock()
+            retried = job.moved_to(
+                JobState.QUEUED, now, f"retried by an operator as attempt {job.attempt + 1}",
+                attempt=job.attempt + 1, enqueued_at=now, vertex_job_name="", vertex_state="",
+                submit_claimed_at=None, submit_errors=0, started_at=None, ended_at=None, tuned_model="",
+                endpoint="", error=None, tuning_stats={}, cancel_requested=False, completion_event_id="",
+            )
+            if self._store.replace(retried, current.version):
+                self._publisher.publish(
+                    self._settings.dispatch_topic, json.dumps({"reason": "retried", "job_id": job_id}).encode(), {}
+                )
+                return retried
+        raise TransientError(f"job {job_id} kept changing; try again")
+
+    def quota(self) -> QuotaStatus:
+        holders = self._ledger.holders()
+        active = self._tuning.active_jobs()
+        return QuotaStatus(
+            limit=self._settings.quota,
+            held=sorted(holders),
+            foreign=sorted(j.name for j in active if j.job_id not in holders),
+            queued=self._store.count(JobState.QUEUED),
+            paused_until=self._ledger.paused_until(),
+        )
