@@ -16,6 +16,7 @@ from shared.config import Settings
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
 from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
+from shared.services.lifecycle import LifecycleEvents
 from shared.services.operations import Operations
 from shared.services.poll import Poller
 from shared.services.slots import SlotLedger
@@ -36,6 +37,7 @@ class App:
     dispatcher: Dispatcher
     poller: Poller
     operations: Operations
+    lifecycle: LifecycleEvents
 
 
 def assemble(
@@ -49,7 +51,8 @@ def assemble(
 ) -> App:
     """Wire services onto the given ports (tests pass in-memory fakes here)."""
     ledger = SlotLedger(store, clock)
-    completions = CompletionNotifier(store, publisher, settings, clock)
+    lifecycle = LifecycleEvents(publisher, settings)
+    completions = CompletionNotifier(store, publisher, settings, clock, lifecycle)
     return App(
         settings=settings,
         store=store,
@@ -59,10 +62,11 @@ def assemble(
         clock=clock,
         ledger=ledger,
         completions=completions,
-        uploads=UploadService(store, blobs, publisher, completions, settings, clock),
-        dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock),
-        poller=Poller(store, tuning, ledger, completions, publisher, settings, clock),
+        uploads=UploadService(store, blobs, publisher, completions, settings, clock, lifecycle),
+        dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock, lifecycle),
+        poller=Poller(store, tuning, ledger, completions, publisher, settings, clock, lifecycle),
         operations=Operations(store, tuning, ledger, completions, publisher, settings, clock),
+        lifecycle=lifecycle,
     )
 
 

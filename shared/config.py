@@ -32,6 +32,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TUNEDROP_DISPATCH_TOPIC", "tunedrop-dispatch", "Topic that wakes the dispatcher."),
     Setting("TUNEDROP_POLL_TOPIC", "tunedrop-poll", "Topic of the scheduler's poll ticks."),
     Setting("TUNEDROP_COMPLETIONS_TOPIC", "tunedrop-completions", "Topic of completion events."),
+    Setting(
+        "TUNEDROP_EVENTS_TOPIC", "", "Optional topic of lifecycle events (queued, submitted, running, stuck, finished)."
+    ),
+    Setting(
+        "TUNEDROP_STUCK_SECONDS", "3600", "A job still pending on Vertex AI after this long raises a stuck warning."
+    ),
+    Setting("TUNEDROP_MAX_RUNNING_SECONDS", "172800", "A job running longer than this raises a stuck warning."),
     Setting("TUNEDROP_QUOTA", "1", "Concurrent tuning jobs Tunedrop may run (the project's global quota)."),
     Setting(
         "TUNEDROP_QUOTA_REGIONS",
@@ -64,6 +71,9 @@ class Settings:
     collection_prefix: str
     firestore_database: str
     submit_lease_seconds: int
+    events_topic: str = ""
+    stuck_seconds: int = 3600
+    max_running_seconds: int = 172_800
     vertex_emulator_host: str = ""
     quota_regions: tuple[str, ...] = ()
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -111,6 +121,9 @@ class Settings:
             collection_prefix=get("TUNEDROP_COLLECTION_PREFIX"),
             firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
             submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 10, 86_400),
+            events_topic=get_topic("TUNEDROP_EVENTS_TOPIC"),
+            stuck_seconds=get_int("TUNEDROP_STUCK_SECONDS", 60, 30 * 86_400),
+            max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
             quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
         )

@@ -28,7 +28,7 @@ class OutgoingEvent:
     attributes: dict[str, str]
 
 
-def _iso(value: datetime | None) -> str | None:
+def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -56,13 +56,24 @@ def completion_data(job: Job) -> dict[str, Any]:
         "tuned_model": job.tuned_model or None,
         "endpoint": job.endpoint or None,
         "error": job.error,
-        "created_at": _iso(job.created_at),
-        "enqueued_at": _iso(job.enqueued_at),
-        "started_at": _iso(job.started_at),
-        "ended_at": _iso(ended),
+        "checkpoints": job.checkpoints,
+        "tuning_stats": job.tuning_stats or None,
+        "estimated_billable_tokens": _estimated_billable_tokens(job),
+        "billable_tokens": job.tuning_stats.get("billable_token_count") if job.tuning_stats else None,
+        "warnings": job.warnings,
+        "created_at": iso(job.created_at),
+        "enqueued_at": iso(job.enqueued_at),
+        "started_at": iso(job.started_at),
+        "ended_at": iso(ended),
         "duration_seconds": round((ended - job.started_at).total_seconds(), 3) if job.started_at else None,
     }
     return data
+
+
+def _estimated_billable_tokens(job: Job) -> int | None:
+    """What validation estimated the job would bill (tokens times epochs), when it estimated it."""
+    value = (job.validation or {}).get("stats", {}).get("billable_tokens")
+    return int(value) if isinstance(value, int | float) else None
 
 
 def completion_event(job: Job, *, project: str) -> OutgoingEvent:
@@ -73,7 +84,7 @@ def completion_event(job: Job, *, project: str) -> OutgoingEvent:
         "ce-id": job.completion_event_id,
         "ce-source": f"//tunedrop/projects/{project}",
         "ce-type": EVENT_TYPES[job.state],
-        "ce-time": _iso(_terminal_time(job)) or "",
+        "ce-time": iso(_terminal_time(job)) or "",
         "ce-subject": job.job_id,
         "content-type": "application/json",
         # Plain attributes so subscriptions can filter, e.g. attributes.state = "FAILED".

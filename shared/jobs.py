@@ -114,6 +114,9 @@ class Job:
     endpoint: str = ""
     error: dict[str, Any] | None = None
     tuning_stats: dict[str, Any] = field(default_factory=dict)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    # Warnings raised once each (e.g. "stuck_pending", "running_too_long").
+    warnings: list[str] = field(default_factory=list)
     # Set when a terminal state is recorded; cleared once its completion event is published.
     completion_pending: bool = False
     completion_event_id: str = ""

@@ -128,6 +128,7 @@ class RemoteJob:
     error_code: int = 0
     error_message: str = ""
     stats: Mapping[str, Any] = field(default_factory=dict)
+    checkpoints: Sequence[Mapping[str, Any]] = ()
 
     @property
     def terminal_state(self) -> JobState | None:

@@ -87,6 +87,10 @@ def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
         error_code=job.error.code if "error" in job else 0,
         error_message=job.error.message if "error" in job else "",
         stats=stats,
+        checkpoints=[
+            {"checkpoint_id": c.checkpoint_id, "epoch": int(c.epoch), "step": int(c.step), "endpoint": c.endpoint}
+            for c in (job.tuned_model.checkpoints if "tuned_model" in job else [])
+        ],
     )
 
 

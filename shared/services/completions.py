@@ -11,16 +11,20 @@ from shared.config import Settings
 from shared.events import completion_event
 from shared.jobs import Job
 from shared.ports import JobStore, Publisher
+from shared.services.lifecycle import LifecycleEvents
 
 FLUSH_GRACE = timedelta(seconds=20)
 
 
 class CompletionNotifier:
-    def __init__(self, store: JobStore, publisher: Publisher, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, store: JobStore, publisher: Publisher, settings: Settings, clock: Clock, lifecycle: LifecycleEvents
+    ) -> None:
         self._store = store
         self._publisher = publisher
         self._settings = settings
         self._clock = clock
+        self._lifecycle = lifecycle
 
     def publish(self, job: Job) -> None:
         """Publish the job's completion event, then clear its pending mark.
@@ -40,6 +44,7 @@ class CompletionNotifier:
             message_id=message_id,
         )
         self._mark_published(job.job_id, job.completion_event_id)
+        self._lifecycle.emit(job, "finished", event_type=event.attributes["ce-type"])
 
     def _mark_published(self, job_id: str, event_id: str) -> None:
         for _ in range(10):

@@ -20,6 +20,7 @@ from shared.ports import (
     Versioned,
 )
 from shared.services.completions import CompletionNotifier
+from shared.services.lifecycle import LifecycleEvents
 from shared.services.slots import SlotLedger
 
 MAX_SUBMIT_ERRORS = 5
@@ -34,7 +35,9 @@ class Dispatcher:
         completions: CompletionNotifier,
         settings: Settings,
         clock: Clock,
+        lifecycle: LifecycleEvents,
     ) -> None:
+        self._lifecycle = lifecycle
         self._store = store
         self._tuning = tuning
         self._ledger = ledger
@@ -198,6 +201,7 @@ class Dispatcher:
                 started_at=remote.start_time or remote.create_time or self._clock(),
             )
             if self._store.replace(running, current.version):
+                self._lifecycle.emit(running, "submitted", vertex_state=remote.state)
                 return
 
     def _requeue(self, job_id: str, reason: str, *, release: bool = False, **changes: object) -> None:

@@ -20,6 +20,7 @@ from shared.ports import (
     Versioned,
 )
 from shared.services.completions import CompletionNotifier
+from shared.services.lifecycle import LifecycleEvents
 from shared.services.slots import SlotLedger
 
 POLL_CONCURRENCY = 8
@@ -35,7 +36,9 @@ class Poller:
         publisher: Publisher,
         settings: Settings,
         clock: Clock,
+        lifecycle: LifecycleEvents,
     ) -> None:
+        self._lifecycle = lifecycle
         self._store = store
         self._tuning = tuning
         self._ledger = ledger
@@ -79,8 +82,7 @@ class Poller:
                 except (TuningUnavailable, TuningRejected) as exc:
                     logs.warning("cancel on Vertex AI failed; will try next tick", error=str(exc))
             if outcome is None:
-                if remote.state != job.vertex_state:
-                    self._store.replace(replace(job, vertex_state=remote.state), current.version)
+                self._record_progress(current, remote)
                 return None
             finished = job.moved_to(outcome, self._clock(), f"Vertex AI reports {remote.state}", **_results(remote))
             if not self._store.replace(finished, current.version):
@@ -89,6 +91,36 @@ class Poller:
             self._ledger.release(job.job_id)
             self._completions.publish(finished)
             return job.job_id
+
+    def _record_progress(self, current: Versioned[Job], remote: RemoteJob) -> None:
+        """Note a new Vertex state, and warn once when a job waits or runs far too long."""
+        job = current.value
+        now = self._clock()
+        warning = ""
+        if remote.state == "JOB_STATE_RUNNING":
+            since = remote.start_time or job.started_at or job.updated_at
+            if (now - since).total_seconds() > self._settings.max_running_seconds:
+                warning = "running_too_long"
+        else:
+            since = remote.create_time or job.started_at or job.updated_at
+            if (now - since).total_seconds() > self._settings.stuck_seconds:
+                warning = "stuck_pending"
+        new_warning = bool(warning) and warning not in job.warnings
+        if remote.state == job.vertex_state and not new_warning:
+            return
+        changes: dict[str, object] = {"vertex_state": remote.state}
+        if remote.start_time and not job.started_at:
+            changes["started_at"] = remote.start_time
+        if new_warning:
+            changes["warnings"] = [*job.warnings, warning]
+        updated = replace(job, **changes)  # type: ignore[arg-type]
+        if not self._store.replace(updated, current.version):
+            return  # another poller recorded it; it emits the events
+        if remote.state == "JOB_STATE_RUNNING" and job.vertex_state != remote.state:
+            self._lifecycle.emit(updated, "running", vertex_state=remote.state)
+        if new_warning:
+            logs.warning("job stuck", warning=warning, vertex_state=remote.state, since=since.isoformat())
+            self._lifecycle.emit(updated, "stuck", reason=warning, vertex_state=remote.state)
 
 
 def _results(remote: RemoteJob) -> dict[str, object]:
@@ -104,4 +136,6 @@ def _results(remote: RemoteJob) -> dict[str, object]:
         results["error"] = {"code": remote.error_code, "message": remote.error_message}
     if remote.stats:
         results["tuning_stats"] = dict(remote.stats)
+    if remote.checkpoints:
+        results["checkpoints"] = [dict(c) for c in remote.checkpoints]
     return results

@@ -1,0 +1,61 @@
+"""Lifecycle events: every step of a job (queued, submitted, running, stuck, finished) on an
+optional events topic, for those who want more than completions.
+
+They are best effort: a failed publish is logged, not retried, because the state change it
+describes is already recorded (the job's history keeps every step). Completion events, not
+these, are the exactly-once-in-effect contract.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from shared import logs
+from shared.config import Settings
+from shared.events import SPEC_VERSION, iso
+from shared.jobs import Job
+from shared.ports import Publisher
+
+KINDS = ("queued", "submitted", "running", "stuck", "finished")
+
+
+class LifecycleEvents:
+    def __init__(self, publisher: Publisher, settings: Settings) -> None:
+        self._publisher = publisher
+        self._settings = settings
+
+    def emit(self, job: Job, kind: str, reason: str = "", **details: Any) -> None:
+        if not self._settings.events_topic:
+            return
+        if kind not in KINDS:
+            raise ValueError(f"unknown lifecycle event kind {kind!r}")
+        at = job.updated_at
+        attributes = {
+            "ce-specversion": SPEC_VERSION,
+            "ce-id": f"{job.job_id}/{job.attempt}/{kind}",
+            "ce-source": f"//tunedrop/projects/{self._settings.project}",
+            "ce-type": f"tunedrop.job.v1.lifecycle.{kind}",
+            "ce-time": iso(at) or "",
+            "ce-subject": job.job_id,
+            "content-type": "application/json",
+            "kind": kind,
+            "state": job.state.value,
+            "job_id": job.job_id,
+        }
+        data = {
+            "job_id": job.job_id,
+            "attempt": job.attempt,
+            "kind": kind,
+            "state": job.state.value,
+            "reason": reason,
+            "at": iso(at),
+            "dataset_uri": job.dataset_uri,
+            "vertex_job_name": job.vertex_job_name or None,
+            **details,
+        }
+        body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+        try:
+            self._publisher.publish(self._settings.events_topic, body, attributes)
+        except Exception as exc:  # best effort by design; see the module docstring
+            logs.warning("lifecycle event not published", kind=kind, job_id=job.job_id, error=str(exc))
