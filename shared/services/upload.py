@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
@@ -15,12 +16,14 @@ from shared.errors import TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
 from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
+from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, ValidationReport, validate_stream
 
 # Custom metadata keys a user can set on the uploaded object (gsutil -h x-goog-meta-KEY:VALUE).
 BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
 PRIORITY_KEYS = ("priority", "tunedrop-priority")
 VALIDATION_LEASE = timedelta(minutes=15)
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 class UploadOutcome(StrEnum):
@@ -48,7 +51,9 @@ class UploadService:
         completions: CompletionNotifier,
         settings: Settings,
         clock: Clock,
+        lifecycle: LifecycleEvents,
     ) -> None:
+        self._lifecycle = lifecycle
         self._store = store
         self._blobs = blobs
         self._publisher = publisher
@@ -93,7 +98,8 @@ class UploadService:
             upload_event_id=obj.event_id,
             now=now,
         )
-        if self._store.create(fresh):
+        created = self._store.create(fresh)
+        if created:
             logs.info("job created", state=JobState.VALIDATING.value, dataset_uri=fresh.dataset_uri)
         current = self._store.get(job_id)
         if current is None:
@@ -105,7 +111,7 @@ class UploadService:
             logs.info("duplicate upload notification", state=job.state.value)
             return None
         same_delivery = bool(obj.event_id) and job.upload_event_id == obj.event_id
-        if not same_delivery and now - job.updated_at < VALIDATION_LEASE:
+        if not created and not same_delivery and now - job.updated_at < VALIDATION_LEASE:
             # Another delivery is validating this upload; if it dies, ours takes over later.
             raise TransientError(f"job {job_id} is being validated by another delivery")
         return current
@@ -150,6 +156,7 @@ class UploadService:
             raise TransientError(f"job {job.job_id} changed while it was being validated")
         logs.info("job validated", state=moved.state.value, errors=report.error_count, examples=report.example_count)
         if moved.state is JobState.QUEUED:
+            self._lifecycle.emit(moved, "queued", reason="validation passed")
             self._publisher.publish(
                 self._settings.dispatch_topic,
                 json.dumps({"reason": "queued", "job_id": job.job_id}).encode(),
@@ -174,15 +181,14 @@ def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:
 
 def _priority(metadata: dict[str, str]) -> int:
     raw = _first(metadata, PRIORITY_KEYS)
-    try:
-        return max(-1000, min(1000, int(raw))) if raw else 0
-    except ValueError:
-        return 0  # reported as a metadata problem by _metadata_issues
+    if not _WHOLE_NUMBER.fullmatch(raw):
+        return 0  # when set, reported as a metadata problem by _metadata_issues
+    return max(-1000, min(1000, int(raw)))
 
 
 def _metadata_issues(metadata: dict[str, str]) -> list[Issue]:
     raw = _first(metadata, PRIORITY_KEYS)
-    if raw and not raw.lstrip("+-").isdigit():
+    if raw and not _WHOLE_NUMBER.fullmatch(raw):
         return [
             Issue(
                 0,
