@@ -1,0 +1,57 @@
+"""Every completion event the services publish validates against the published JSON Schema."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.jobs import JobState
+from tests.eventschema import assert_valid_completion
+from tests.fakes import Harness
+
+
+def _events(h: Harness) -> list[tuple[dict[str, str], dict]]:
+    return [(dict(p.attributes), json.loads(p.data)) for p in h.completions()]
+
+
+def test_succeeded_failed_cancelled_and_rejected_events_match_the_schema(make_app) -> None:  # type: ignore[no-untyped-def]
+    h: Harness = make_app(quota=3)
+    ok = h.upload("ok.jsonl")
+    bad_run = h.upload("fails.jsonl")
+    cancelled = h.upload("cancelled.jsonl")
+    rejected = h.upload("rejected.jsonl", data=b"{not json\n")
+    h.app.dispatcher.dispatch()
+    h.tuning.succeed(h.job(ok).vertex_job_name)
+    h.tuning.set_state(h.job(bad_run).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="boom")
+    h.app.operations.cancel(cancelled)
+    h.app.poller.poll()
+    assert {h.job(j).state for j in (ok, bad_run, cancelled, rejected)} == {
+        JobState.SUCCEEDED,
+        JobState.FAILED,
+        JobState.CANCELLED,
+        JobState.REJECTED,
+    }
+    events = _events(h)
+    assert {data["state"] for _, data in events} == {"SUCCEEDED", "FAILED", "CANCELLED", "REJECTED"}
+    for attributes, data in events:
+        assert_valid_completion(attributes, data)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda d: d.pop("job_id"),
+        lambda d: d.update(state="DONE"),
+        lambda d: d.update(attempt=0),
+        lambda d: d.update(unexpected=True),
+        lambda d: d.update(dataset_uri="s3://x/y"),
+    ],
+)
+def test_the_schema_rejects_malformed_data(harness: Harness, mutate) -> None:  # type: ignore[no-untyped-def]
+    harness.upload("rejected.jsonl", data=b"{not json\n")
+    ((attributes, data),) = _events(harness)
+    assert_valid_completion(attributes, data)
+    mutate(data)
+    with pytest.raises(AssertionError):
+        assert_valid_completion(attributes, data)
