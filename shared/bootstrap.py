@@ -21,6 +21,7 @@ from shared.services.operations import Operations
 from shared.services.poll import Poller
 from shared.services.slots import SlotLedger
 from shared.services.upload import UploadService
+from shared.validation import GcsUriChecker, TokenCounter, UriChecker, VertexTokenCounter
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ def assemble(
     blobs: BlobStore,
     tuning: TuningService,
     clock: Clock = system_clock,
+    token_counter: TokenCounter | None = None,
+    uri_checker: UriChecker | None = None,
 ) -> App:
     """Wire services onto the given ports (tests pass in-memory fakes here)."""
     ledger = SlotLedger(store, clock)
@@ -62,7 +65,17 @@ def assemble(
         clock=clock,
         ledger=ledger,
         completions=completions,
-        uploads=UploadService(store, blobs, publisher, completions, settings, clock, lifecycle),
+        uploads=UploadService(
+            store,
+            blobs,
+            publisher,
+            completions,
+            settings,
+            clock,
+            lifecycle,
+            token_counter=token_counter,
+            uri_checker=uri_checker,
+        ),
         dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock, lifecycle),
         poller=Poller(store, tuning, ledger, completions, publisher, settings, clock, lifecycle),
         operations=Operations(store, tuning, ledger, completions, publisher, settings, clock),
@@ -118,6 +131,9 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
             settings.region,
             settings.quota_regions,
         ),
+        # Only examples whose UTF-8 size could exceed the token limit are counted exactly.
+        token_counter=VertexTokenCounter(settings.project, settings.region, host=settings.vertex_emulator_host),
+        uri_checker=GcsUriChecker(gcs),
     )
 
 

@@ -46,6 +46,8 @@ def completion_data(job: Job) -> dict[str, Any]:
         "attempt": job.attempt,
         "state": job.state.value,
         "dataset_uri": job.dataset_uri,
+        "validation_dataset_uri": job.validation_uri or None,
+        "manifest_uri": job.manifest_uri or None,
         "base_model": job.base_model,
         "hyper_parameters": job.hyper_parameters,
         "display_name": job.display_name,

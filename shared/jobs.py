@@ -100,6 +100,10 @@ class Job:
     display_name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     upload_event_id: str = ""
+    # Where the datasets are: the upload itself, or what a manifest upload names.
+    training_uri: str = ""
+    validation_uri: str = ""
+    manifest_uri: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     report_uri: str = ""
     vertex_job_name: str = ""
@@ -123,8 +127,13 @@ class Job:
     history: tuple[HistoryEntry, ...] = ()
 
     @property
-    def dataset_uri(self) -> str:
+    def upload_uri(self) -> str:
         return f"gs://{self.bucket}/{self.object_name}"
+
+    @property
+    def dataset_uri(self) -> str:
+        """The training dataset: the uploaded file, or the one its manifest names."""
+        return self.training_uri or self.upload_uri
 
     def moved_to(self, target: JobState, now: datetime, reason: str, **changes: Any) -> Job:
         """The job after a guarded transition; raises TransitionRefused when not allowed."""

@@ -11,6 +11,15 @@ against it unchanged:
 Implemented RPCs: CreateTuningJob, GetTuningJob, ListTuningJobs, CancelTuningJob. Anything else
 (e.g. RebaseTunedModel) answers UNIMPLEMENTED.
 
+The same server also answers CountTokens, so that the dataset validator can count tokens
+locally: as ``google.cloud.aiplatform.v1.PredictionService/CountTokens`` (where older clients call
+it) and as ``google.cloud.aiplatform.v1.LlmUtilityService/CountTokens`` (where the installed
+``aiplatform_v1.LlmUtilityServiceClient.count_tokens`` calls it). It does not have Gemini's tokenizer; it uses a
+deterministic approximation (see :func:`approximate_tokens`): each run of word characters costs
+one token per started 5 characters, every other non-space character one token, and each
+``fileData`` part 258 tokens (Gemini's figure for one image). Like the real tokenizer it never
+gives more tokens than the text has UTF-8 bytes. Other RPCs of those services answer UNIMPLEMENTED.
+
 Job states are computed lazily from an injectable clock, so tests drive simulated time instead
 of sleeping: PENDING at create, RUNNING after ``min(10% of job_seconds, 1 s)``, and SUCCEEDED
 (or FAILED for a seeded share of jobs) at ``create + job_seconds``.
@@ -60,17 +69,22 @@ from grpc_status import rpc_status
 
 __all__ = [
     "API_SERVICE",
+    "LLM_UTILITY_SERVICE_NAME",
+    "PREDICTION_SERVICE_NAME",
     "QUOTA_METRIC",
     "SERVICE_NAME",
     "ConfigError",
     "EmulatorError",
     "VertexEmulator",
+    "approximate_tokens",
     "main",
     "project_number",
     "serve",
 ]
 
 SERVICE_NAME: Final = "google.cloud.aiplatform.v1.GenAiTuningService"
+PREDICTION_SERVICE_NAME: Final = "google.cloud.aiplatform.v1.PredictionService"
+LLM_UTILITY_SERVICE_NAME: Final = "google.cloud.aiplatform.v1.LlmUtilityService"
 API_SERVICE: Final = "aiplatform.googleapis.com"
 # The real quota is global across regions (one counter per project, not per location).
 QUOTA_METRIC: Final = "aiplatform.googleapis.com/global_concurrent_tuning_jobs"
@@ -118,6 +132,17 @@ _OUTPUT_ONLY_FIELDS: Final = (
 
 _PARENT_RE: Final = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)$")
 _NAME_RE: Final = re.compile(r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/tuningJobs/(?P<job>[^/]+)$")
+_MODEL_RE: Final = re.compile(r"^projects/[^/]+/locations/[^/]+/(publishers/[^/]+/models/[^/]+|endpoints/[^/]+)$")
+_WORD_RE: Final = re.compile(r"\w+|[^\w\s]")
+TOKENS_PER_FILE: Final = 258  # Gemini's token count for one image up to 384x384 px
+CHARS_PER_WORD_TOKEN: Final = 5
+
+
+def approximate_tokens(text: str) -> int:
+    """Deterministic stand-in for Gemini's tokenizer: at most one token per UTF-8 byte."""
+    return sum(
+        -(-len(m) // CHARS_PER_WORD_TOKEN) if m[0].isalnum() or m[0] == "_" else 1 for m in _WORD_RE.findall(text)
+    )
 
 
 class ConfigError(ValueError):
@@ -566,6 +591,33 @@ class VertexEmulator:
                 },
             )
 
+    def count_tokens(self, request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.CountTokensResponse:
+        target = request.endpoint or request.model
+        if not _MODEL_RE.match(target):
+            raise EmulatorError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Invalid endpoint {target!r}: expected projects/{{project}}/locations/{{location}}/publishers/google/"
+                "models/{model}.",
+            )
+        if not request.contents:
+            raise EmulatorError(grpc.StatusCode.INVALID_ARGUMENT, "contents is required: give at least one Content.")
+        turns = list(request.contents)
+        if request.system_instruction.parts:
+            turns.append(request.system_instruction)
+        tokens = 0
+        characters = 0
+        for turn in turns:
+            for part in turn.parts:
+                if part.text:
+                    tokens += approximate_tokens(part.text)
+                    characters += sum(1 for c in part.text if not c.isspace())
+                elif part.file_data.file_uri:
+                    tokens += TOKENS_PER_FILE
+                elif part.function_call.name or part.function_response.name:
+                    call = part.function_call if part.function_call.name else part.function_response
+                    tokens += approximate_tokens(call.name) + 1
+        return aiplatform_v1.CountTokensResponse(total_tokens=tokens, total_billable_characters=characters)
+
     # ---- helpers for tests and operators
 
     def active_job_count(self) -> int:
@@ -842,6 +894,24 @@ class _Servicer:
 
         return self._run("CancelTuningJob", context, {"job": request.name}, call)
 
+    def count_tokens(self, request: aiplatform_v1.CountTokensRequest, context: grpc.ServicerContext) -> Any:
+        return self._run(
+            "CountTokens", context, {"endpoint": request.endpoint}, lambda: self._emulator.count_tokens(request)
+        )
+
+
+def _count_tokens_handler(servicer: _Servicer, service: str) -> grpc.GenericRpcHandler:
+    return grpc.method_handlers_generic_handler(
+        service,
+        {
+            "CountTokens": grpc.unary_unary_rpc_method_handler(
+                servicer.count_tokens,
+                request_deserializer=aiplatform_v1.CountTokensRequest.deserialize,
+                response_serializer=aiplatform_v1.CountTokensResponse.serialize,
+            ),
+        },
+    )
+
 
 def _generic_handler(servicer: _Servicer) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(
@@ -884,7 +954,14 @@ def serve(
     """
     state = emulator if emulator is not None else VertexEmulator()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="vertex-emulator"))
-    server.add_generic_rpc_handlers((_generic_handler(_Servicer(state)),))
+    servicer = _Servicer(state)
+    server.add_generic_rpc_handlers(
+        (
+            _generic_handler(servicer),
+            _count_tokens_handler(servicer, PREDICTION_SERVICE_NAME),
+            _count_tokens_handler(servicer, LLM_UTILITY_SERVICE_NAME),
+        )
+    )
     address = f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(address)

@@ -181,6 +181,7 @@ class Dispatcher:
             attempt=job.attempt,
             base_model=job.base_model,
             training_dataset_uri=job.dataset_uri,
+            validation_dataset_uri=job.validation_uri,
             display_name=job.display_name or job.job_id,
             hyper_parameters=job.hyper_parameters,
             labels=job.labels,

@@ -4,24 +4,27 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
-from typing import Any
+from typing import IO, Any
 
 from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
+from shared.manifest import MAX_MANIFEST_BYTES, is_manifest, parse_manifest
 from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
-from shared.validation import Issue, ValidationReport, validate_stream
+from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
 
 # Custom metadata keys a user can set on the uploaded object (gsutil -h x-goog-meta-KEY:VALUE).
 BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
 PRIORITY_KEYS = ("priority", "tunedrop-priority")
+HYPER_PARAMETER_KEYS = ("epochs", "adapter_size", "learning_rate_multiplier")
 VALIDATION_LEASE = timedelta(minutes=15)
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
@@ -52,8 +55,13 @@ class UploadService:
         settings: Settings,
         clock: Clock,
         lifecycle: LifecycleEvents,
+        *,
+        token_counter: TokenCounter | None = None,
+        uri_checker: UriChecker | None = None,
     ) -> None:
         self._lifecycle = lifecycle
+        self._token_counter = token_counter
+        self._uri_checker = uri_checker
         self._store = store
         self._blobs = blobs
         self._publisher = publisher
@@ -69,8 +77,8 @@ class UploadService:
         if not obj.name.startswith(prefix):
             return f"{obj.name} is not under {prefix}"
         rest = obj.name[len(prefix) :]
-        if "/" in rest or not rest.endswith(".jsonl"):
-            return f"{obj.name} is not a .jsonl file directly under {prefix}"
+        if "/" in rest or not (rest.endswith(".jsonl") or is_manifest(rest)):
+            return f"{obj.name} is not a .jsonl dataset or a .json/.yaml manifest directly under {prefix}"
         return None
 
     def handle(self, obj: UploadedObject) -> UploadOutcome:
@@ -116,43 +124,98 @@ class UploadService:
             raise TransientError(f"job {job_id} is being validated by another delivery")
         return current
 
-    def _validate(self, current: Versioned[Job], obj: UploadedObject) -> UploadOutcome:
-        job = current.value
+    def _plan(self, obj: UploadedObject) -> _Plan:
+        """What to validate and tune: the uploaded dataset, or what the uploaded manifest names."""
+        metadata = obj.metadata
+        base_model = _first(metadata, BASE_MODEL_KEYS) or self._settings.base_model
+        if not is_manifest(obj.name):
+            hyper = {key: metadata[key].strip() for key in HYPER_PARAMETER_KEYS if metadata.get(key, "").strip()}
+            return _Plan(
+                training_uri=f"gs://{obj.bucket}/{obj.name}",
+                training_generation=obj.generation,
+                base_model=base_model,
+                hyper_parameters=hyper,
+                display_name=metadata.get("display_name", "").strip()[:128],
+                priority=_priority(metadata),
+                issues=_metadata_issues(metadata),
+            )
+        manifest_uri = f"gs://{obj.bucket}/{obj.name}"
         try:
             with self._blobs.open(obj.bucket, obj.name, obj.generation) as reader:
-                report = validate_stream(reader, file=job.dataset_uri)
+                raw = reader.read(MAX_MANIFEST_BYTES + 1)
         except ObjectMissing as exc:
-            report = ValidationReport(file=job.dataset_uri)
-            report.add(Issue(0, "object_missing", f"{exc} It was deleted or replaced before validation."))
-        for issue in _metadata_issues(obj.metadata):
+            missing = Issue(0, "object_missing", f"{exc} It was deleted or replaced before validation.")
+            return _Plan(training_uri="", manifest_uri=manifest_uri, base_model=base_model, issues=[missing])
+        manifest, issues = parse_manifest(raw, name=obj.name, bucket=obj.bucket)
+        return _Plan(
+            training_uri=manifest.training_uri,
+            validation_uri=manifest.validation_uri,
+            manifest_uri=manifest_uri,
+            base_model=manifest.base_model or base_model,
+            hyper_parameters=manifest.hyper_parameters,
+            display_name=manifest.display_name,
+            labels=manifest.labels,
+            priority=manifest.priority,
+            issues=[replace(i, file=manifest_uri) for i in issues],
+        )
+
+    def _validate(self, current: Versioned[Job], obj: UploadedObject) -> UploadOutcome:
+        job = current.value
+        plan = self._plan(obj)
+        with ExitStack() as stack:
+            train = self._open(stack, plan.training_uri, plan.training_generation, plan.issues)
+            validation = self._open(stack, plan.validation_uri, None, plan.issues)
+            if train is not None:
+                report = validate_dataset(
+                    train,
+                    file=plan.training_uri,
+                    model=plan.base_model,
+                    validation=validation,
+                    validation_file=plan.validation_uri,
+                    hyper_parameters=plan.hyper_parameters,
+                    token_counter=self._token_counter,
+                    uri_checker=self._uri_checker,
+                    region=self._settings.region,
+                )
+            else:
+                report = ValidationReport(file=plan.training_uri or plan.manifest_uri)
+        for issue in plan.issues:
             report.add(issue)
-        report_uri = self._write_report(job, report)
+        report_uri = self._write_reports(job, report)
         now = self._clock()
-        summary: dict[str, Any] = report.summary()
+        planned: dict[str, Any] = {
+            "validation": report.summary(),
+            "report_uri": report_uri,
+            "training_uri": plan.training_uri,
+            "validation_uri": plan.validation_uri,
+            "manifest_uri": plan.manifest_uri,
+            "base_model": plan.base_model,
+            "hyper_parameters": _typed_hyper_parameters(plan.hyper_parameters),
+            "display_name": plan.display_name,
+            "labels": plan.labels,
+            "priority": plan.priority,
+        }
         if report.valid:
-            moved = job.moved_to(
-                JobState.QUEUED,
-                now,
-                "validation passed",
-                validation=summary,
-                report_uri=report_uri,
-                enqueued_at=now,
-            )
+            moved = job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
         else:
+            problems = _plural(report.error_count, "problem")
+            where = plan.training_uri or plan.manifest_uri
             moved = job.moved_to(
                 JobState.REJECTED,
                 now,
-                f"validation found {report.error_count} errors",
-                validation=summary,
-                report_uri=report_uri,
+                f"validation found {problems}",
                 ended_at=now,
                 error={
                     "code": "INVALID_DATASET",
-                    "message": f"{_plural(report.error_count, 'problem')} in {job.dataset_uri}; see {report_uri}",
+                    "message": f"{problems} in {where}; see {report_uri}",
                     "first_errors": report.first_errors(),
                 },
+                **planned,
             )
         if not self._store.replace(moved, current.version):
+            latest = self._store.get(job.job_id)
+            if latest is not None and latest.value.state is not JobState.VALIDATING:
+                return UploadOutcome.DUPLICATE  # cancelled, or finished by another delivery meanwhile
             raise TransientError(f"job {job.job_id} changed while it was being validated")
         logs.info("job validated", state=moved.state.value, errors=report.error_count, examples=report.example_count)
         if moved.state is JobState.QUEUED:
@@ -166,10 +229,50 @@ class UploadService:
         self._completions.publish(moved)
         return UploadOutcome.REJECTED
 
-    def _write_report(self, job: Job, report: ValidationReport) -> str:
-        name = f"{self._settings.reports_prefix}{job.job_id}.json"
-        body = json.dumps({"job_id": job.job_id, **report.to_dict()}, indent=2).encode()
-        return self._blobs.write(self._settings.bucket, name, body, "application/json")
+    def _open(self, stack: ExitStack, uri: str, generation: str | None, issues: list[Issue]) -> IO[bytes] | None:
+        """A reader of a gs:// dataset of the bucket, or None with the reason added to `issues`."""
+        if not uri:
+            return None
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        try:
+            return stack.enter_context(self._blobs.open(bucket, name, generation))
+        except ObjectMissing as exc:
+            issues.append(Issue(0, "object_missing", f"{exc} Upload it, or fix the path that names it.", file=uri))
+            return None
+
+    def _write_reports(self, job: Job, report: ValidationReport) -> str:
+        """reports/<job_id>.json for programs and reports/<job_id>.md for people; returns the JSON's URI."""
+        stem = f"{self._settings.reports_prefix}{job.job_id}"
+        body = json.dumps({"job_id": job.job_id, **report.to_dict()}, indent=2, default=str).encode()
+        uri = self._blobs.write(self._settings.bucket, f"{stem}.json", body, "application/json")
+        markdown = render_markdown(report).encode()
+        self._blobs.write(self._settings.bucket, f"{stem}.md", markdown, "text/markdown; charset=utf-8")
+        return uri
+
+
+@dataclass(frozen=True)
+class _Plan:
+    training_uri: str
+    base_model: str
+    training_generation: str | None = None
+    validation_uri: str = ""
+    manifest_uri: str = ""
+    hyper_parameters: dict[str, Any] = field(default_factory=dict)
+    display_name: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    priority: int = 0
+    issues: list[Issue] = field(default_factory=list)
+
+
+def _typed_hyper_parameters(raw: dict[str, Any]) -> dict[str, Any]:
+    """Hyper-parameters as numbers (metadata arrives as text); validation has vouched for them."""
+    typed: dict[str, Any] = {}
+    for key, value in raw.items():
+        try:
+            typed[key] = float(value) if key == "learning_rate_multiplier" else int(value)
+        except (TypeError, ValueError):
+            typed[key] = value
+    return typed
 
 
 def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:

@@ -1,6 +1,36 @@
-"""Dataset validation: stream a JSONL dataset once and report every problem with its line."""
+"""Dataset validation: stream a JSONL dataset once and report every problem with its line.
 
-from shared.validation.report import Issue, ValidationReport
-from shared.validation.stream import validate_stream
+The upload service calls :func:`validate_dataset`; :func:`render_markdown` and
+``ValidationReport.to_dict()`` give the two report forms.
+"""
 
-__all__ = ["Issue", "ValidationReport", "validate_stream"]
+from shared.validation.engine import DEFAULT_MODEL, validate_dataset, validate_stream
+from shared.validation.markdown import render_markdown
+from shared.validation.registry import ModelSpec, get_model, registry
+from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
+from shared.validation.tokens import (
+    SentencePieceTokenCounter,
+    TokenCounter,
+    TokenCountUnavailable,
+    VertexTokenCounter,
+)
+from shared.validation.uris import GcsUriChecker, UriChecker
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "MAX_ISSUES_PER_CODE",
+    "GcsUriChecker",
+    "Issue",
+    "ModelSpec",
+    "SentencePieceTokenCounter",
+    "TokenCountUnavailable",
+    "TokenCounter",
+    "UriChecker",
+    "ValidationReport",
+    "VertexTokenCounter",
+    "get_model",
+    "registry",
+    "render_markdown",
+    "validate_dataset",
+    "validate_stream",
+]

@@ -11,6 +11,8 @@ MAX_ISSUES_PER_CODE = 100
 
 @dataclass(frozen=True)
 class Issue:
+    """One problem. ``line`` is 1-based in ``file``; 0 means the dataset as a whole."""
+
     line: int
     code: str
     message: str
@@ -28,32 +30,60 @@ class Issue:
 
 @dataclass
 class ValidationReport:
-    """Keeps the first MAX_ISSUES_PER_CODE issues of each code and counts them all."""
+    """Keeps the first MAX_ISSUES_PER_CODE issues (and warnings) of each code and counts them all."""
 
     file: str
     example_count: int = 0
     byte_count: int = 0
     issues: list[Issue] = field(default_factory=list)
     counts: Counter[str] = field(default_factory=Counter)
+    warnings: list[Issue] = field(default_factory=list)
+    warning_counts: Counter[str] = field(default_factory=Counter)
+    model: str = ""
+    validation_file: str = ""
+    validation_example_count: int = 0
+    validation_byte_count: int = 0
+    hyper_parameters: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
 
     def add(self, issue: Issue) -> None:
         self.counts[issue.code] += 1
         if self.counts[issue.code] <= MAX_ISSUES_PER_CODE:
             self.issues.append(issue)
 
+    def warn(self, issue: Issue) -> None:
+        """Something to look at that does not stop the tuning job."""
+        self.warning_counts[issue.code] += 1
+        if self.warning_counts[issue.code] <= MAX_ISSUES_PER_CODE:
+            self.warnings.append(issue)
+
     @property
     def error_count(self) -> int:
         return sum(self.counts.values())
 
     @property
+    def warning_count(self) -> int:
+        return sum(self.warning_counts.values())
+
+    @property
     def valid(self) -> bool:
         return self.error_count == 0
 
+    def _order(self, issue: Issue) -> tuple[int, int, int]:
+        # Dataset-level issues first, then the training file's lines, then the validation file's.
+        return (0 if issue.line == 0 else 1, 0 if issue.file in ("", self.file) else 1, issue.line)
+
+    def sorted_issues(self) -> list[Issue]:
+        return sorted(self.issues, key=self._order)
+
     def first_errors(self, limit: int = 10) -> list[dict[str, Any]]:
-        return [i.to_dict() for i in sorted(self.issues, key=lambda i: i.line)[:limit]]
+        return [i.to_dict() for i in self.sorted_issues()[:limit]]
 
     def summary(self) -> dict[str, Any]:
-        return {
+        """The short form kept on the job document."""
+        out: dict[str, Any] = {
             "valid": self.valid,
             "file": self.file,
             "example_count": self.example_count,
@@ -61,6 +91,32 @@ class ValidationReport:
             "error_count": self.error_count,
             "error_counts": dict(self.counts),
         }
+        if self.model:
+            out["model"] = self.model
+        if self.validation_file:
+            out["validation_file"] = self.validation_file
+            out["validation_example_count"] = self.validation_example_count
+        if self.warning_counts:
+            out["warning_count"] = self.warning_count
+        tokens = self.stats.get("tokens_per_example")
+        if tokens:
+            out["tokens_per_example"] = {k: tokens[k] for k in ("min", "median", "p95", "max") if k in tokens}
+        if self.cost.get("estimated_cost_usd") is not None:
+            out["estimated_cost_usd"] = self.cost["estimated_cost_usd"]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.summary(), "errors": [i.to_dict() for i in sorted(self.issues, key=lambda i: i.line)]}
+        out = {**self.summary(), "errors": [i.to_dict() for i in self.sorted_issues()]}
+        out["warnings"] = [i.to_dict() for i in sorted(self.warnings, key=self._order)]
+        out["warning_counts"] = dict(self.warning_counts)
+        if self.validation_file:
+            out["validation_byte_count"] = self.validation_byte_count
+        if self.hyper_parameters:
+            out["hyper_parameters"] = dict(self.hyper_parameters)
+        if self.stats:
+            out["stats"] = self.stats
+        if self.cost:
+            out["cost"] = self.cost
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out

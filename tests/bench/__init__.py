@@ -1,1 +1,9 @@
-"""Benchmarks, run by `make bench`."""
+"""Benchmarks, run by `make bench` (python -m tests.bench).
+
+Each benchmark is a module in this package listed in BENCHMARKS, exposing ``main(argv) -> int``
+that prints its own Markdown section. Add yours to the list.
+"""
+
+BENCHMARKS: list[str] = [
+    "tests.bench.validator",
+]

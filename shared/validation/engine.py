@@ -1,0 +1,695 @@
+"""Streaming dataset validation: read each line once, check it, keep numbers, move on.
+
+Memory stays bounded whatever the file size: one line at a time, the first 100 issues of each
+code, a 64-bit hash per training example (for duplicates), fixed-size histograms and a sample of
+at most SAMPLE_SIZE small examples for the cost estimate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgspec
+
+from shared.validation.registry import ModelSpec, get_model, registry
+from shared.validation.report import Issue, ValidationReport
+from shared.validation.schema import (
+    FAST_DECODER,
+    MESSAGES_DECODER,
+    TEXT_DECODER,
+    ExampleChecker,
+    LineError,
+    Shape,
+    decode_line,
+    fast_check,
+    messages_shape,
+    text_bound,
+    text_shape,
+    to_request,
+)
+from shared.validation.stats import HISTOGRAM_GROWTH, LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
+from shared.validation.tokens import TokenCounter, TokenCountUnavailable
+from shared.validation.uris import UriChecker, check_all
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+SAMPLE_SIZE = 64
+SAMPLE_MAX_LINE_BYTES = 256 * 1024  # larger examples are counted only when they near the limit
+MAX_TRACKED_URIS = 1_000_000
+MAX_EXACT_COUNTS = 2_000  # CountTokens calls for over-bound examples, per run
+CHARS_PER_TOKEN = 4.0  # rule of thumb when nothing can count exactly
+PROGRESS_BYTES = 8 * 1024 * 1024
+_COUNT_WORKERS = 8
+
+Progress = Callable[[int], None]
+
+_ADAPTER_NAMES = {"ONE": 1, "TWO": 2, "FOUR": 4, "EIGHT": 8, "SIXTEEN": 16, "THIRTY_TWO": 32}
+_HP_KEYS = {
+    "epochs": ("epoch_count", "epochCount", "epochs"),
+    "adapter_size": ("adapter_size", "adapterSize"),
+    "learning_rate_multiplier": ("learning_rate_multiplier", "learningRateMultiplier"),
+}
+
+
+class _Counting:
+    """Tries each token counter in order; one that fails is not asked again during the run."""
+
+    def __init__(self, counters: Sequence[TokenCounter], model: str) -> None:
+        self.counters = list(counters)
+        self.model = model
+        self.failures: dict[str, str] = {}
+        self.used: set[str] = set()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    @property
+    def available(self) -> bool:
+        return any(c.name not in self.failures for c in self.counters)
+
+    def count(self, request: Mapping[str, Any], media_tokens: int) -> tuple[int, str] | None:
+        for counter in self.counters:
+            if counter.name in self.failures:
+                continue
+            try:
+                tokens = counter.count(request, self.model)
+            except TokenCountUnavailable as exc:
+                with self._lock:
+                    self.failures.setdefault(counter.name, str(exc))
+                continue
+            with self._lock:
+                self.calls += 1
+                self.used.add(counter.name)
+            return tokens + (0 if counter.counts_media else media_tokens), counter.name
+        return None
+
+
+class _Validation:
+    def __init__(
+        self,
+        spec: ModelSpec,
+        report: ValidationReport,
+        counting: _Counting,
+        label_files: bool,
+    ) -> None:
+        self.spec = spec
+        self.report = report
+        self.counting = counting
+        self.label_files = label_files
+        self.checker = ExampleChecker(spec)
+        self.train_hashes: set[int] = set()
+        self.validation_hashes: set[int] = set()
+        self.est_hist = LogHistogram()  # size units of examples not counted exactly
+        self.exact_hist = LogHistogram()  # tokens of examples counted exactly
+        self.turns_counts: dict[int, int] = {}
+        self.est_units = 0
+        self.exact_tokens = 0
+        self.chars = 0
+        self.media_parts = 0
+        self.multimodal_examples = 0
+        self.sample: Reservoir[tuple[bytes, int, int]] = Reservoir(SAMPLE_SIZE)
+        self.uris: dict[str, tuple[str, int, str]] = {}
+        self.uris_dropped = 0
+        self.bytes_done = 0
+
+    # ---- one file
+
+    def scan(self, lines: Iterable[bytes], file: str, *, training: bool, progress: Progress | None) -> tuple[int, int]:
+        """(examples, bytes) of one file; every issue goes into the report."""
+        report = self.report
+        spec = self.spec
+        label = file if self.label_files else ""
+        legacy = spec.format == "messages"
+        first_decode = (MESSAGES_DECODER if legacy else TEXT_DECODER).decode
+        first_shape = messages_shape if legacy else text_shape
+        full_decode = FAST_DECODER.decode
+        limit = spec.max_tokens_per_example
+        seen = self.train_hashes if training else self.validation_hashes
+        train_hashes = self.train_hashes
+        sample = self.sample
+        # The size histogram is updated inline: this loop runs once per example.
+        est_buckets = self.est_hist.buckets
+        inv_log = 1.0 / math.log(HISTOGRAM_GROWTH)
+        log = math.log
+        est_low, est_high, est_units, est_count = self.est_hist.low, self.est_hist.high, 0, 0
+        turns_counts = self.turns_counts
+        chars = 0
+        examples = 0
+        size_total = 0
+        next_progress = self.bytes_done + PROGRESS_BYTES
+        for number, raw in enumerate(lines, start=1):
+            size = len(raw)
+            size_total += size
+            obj: dict[str, Any] | None = None
+            shape: Shape | None
+            try:
+                shape = first_shape(first_decode(raw))  # type: ignore[arg-type]
+            except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec.ValidationError is a DecodeError
+                try:
+                    shape = fast_check(full_decode(raw), spec)
+                except (msgspec.DecodeError, UnicodeDecodeError):
+                    shape = None
+            if shape is None:
+                precise = self._precise(raw, number, label)
+                if precise is None:
+                    continue
+                examples += 1
+                shape, obj = precise
+                if obj is None:
+                    continue  # an example, but with errors: nothing more to learn from it
+            else:
+                examples += 1
+
+            digest = hash(raw)
+            if digest in seen:
+                report.warn(
+                    Issue(
+                        number,
+                        "duplicate_example",
+                        "Example repeats an earlier line exactly: remove the copy.",
+                        file=label,
+                    )
+                )
+            else:
+                seen.add(digest)
+                if not training and digest in train_hashes:
+                    report.add(
+                        Issue(
+                            number,
+                            "train_validation_overlap",
+                            "Validation example is also in the training file: remove it from one of them, "
+                            "or validation metrics will look better than they are.",
+                            file=label,
+                        )
+                    )
+
+            media_tokens = shape.media_tokens
+            units = shape.chars + int(CHARS_PER_TOKEN * media_tokens)
+            exact: int | None = None
+            if size + media_tokens > limit:
+                exact = self._token_limit(raw, obj, shape, number, label)
+            if exact is None:
+                bucket = int(log(units) * inv_log) if units >= 1 else -1
+                est_buckets[bucket] = est_buckets.get(bucket, 0) + 1
+                est_units += units
+                est_count += 1
+                if units < est_low:
+                    est_low = units
+                if units > est_high:
+                    est_high = units
+                if training and size <= SAMPLE_MAX_LINE_BYTES:
+                    if sample.wants():
+                        sample.offer((raw, units, media_tokens))
+                    else:
+                        sample.skip()
+            else:
+                self.exact_hist.add(exact)
+                self.exact_tokens += exact
+            turns_counts[shape.turns] = turns_counts.get(shape.turns, 0) + 1
+            chars += shape.chars
+            if shape.media:
+                self.media_parts += shape.media
+                self.multimodal_examples += 1
+                for uri, path in shape.uris:
+                    if uri not in self.uris:
+                        if len(self.uris) < MAX_TRACKED_URIS:
+                            self.uris[uri] = (label, number, path)
+                        else:
+                            self.uris_dropped += 1
+            if progress is not None and self.bytes_done + size_total >= next_progress:
+                progress(self.bytes_done + size_total)
+                next_progress += PROGRESS_BYTES
+        hist = self.est_hist
+        hist.low, hist.high = est_low, est_high
+        hist.count += est_count
+        hist.total += est_units
+        self.est_units += est_units
+        self.chars += chars
+        self.bytes_done += size_total
+        if progress is not None:
+            progress(self.bytes_done)
+        return examples, size_total
+
+    def _precise(self, raw: bytes, number: int, label: str) -> tuple[Shape, dict[str, Any] | None] | None:
+        """Check a line the slow, exact way. None: not an example; obj None: an example with errors."""
+        try:
+            obj = decode_line(raw)
+        except LineError as exc:
+            self.report.add(Issue(number, exc.problem.code, exc.problem.message, exc.problem.path, label))
+            return None
+        problems, shape = self.checker.check(obj)
+        failed = False
+        for problem in problems:
+            issue = Issue(number, problem.code, problem.message, problem.path, label)
+            if problem.warning:
+                self.report.warn(issue)
+            else:
+                failed = True
+                self.report.add(issue)
+        return shape, (None if failed else obj)
+
+    def _token_limit(self, raw: bytes, obj: dict[str, Any] | None, shape: Shape, number: int, label: str) -> int | None:
+        """Check an example whose line is longer than the token limit; its exact count when one was made."""
+        spec = self.spec
+        limit = spec.max_tokens_per_example
+        request = to_request(obj if obj is not None else json.loads(raw), spec)
+        bound = text_bound(request) + shape.media_tokens
+        if bound <= limit:
+            return None
+        counted = self.counting.count(request, shape.media_tokens) if self.counting.calls < MAX_EXACT_COUNTS else None
+        if counted is None:
+            media = f" and {shape.media_tokens:,} estimated for its media" if shape.media_tokens else ""
+            self.report.add(
+                Issue(
+                    number,
+                    "too_many_tokens",
+                    f"Example may have more than the {limit:,} tokens {spec.name} accepts per example: its upper "
+                    f"bound is {bound:,} tokens (UTF-8 bytes of its text plus turn markers{media}) and no token "
+                    "counter was available to count it exactly. Shorten or split it, or validate with a token "
+                    "counter (--tokenizer or Vertex AI CountTokens).",
+                    "$",
+                    label,
+                )
+            )
+            return None
+        tokens, counter = counted
+        if tokens > limit:
+            self.report.add(
+                Issue(
+                    number,
+                    "too_many_tokens",
+                    f"Example has {tokens:,} tokens (counted with {counter}); {spec.name} accepts at most {limit:,} "
+                    "per example: shorten it or split the conversation into several examples.",
+                    "$",
+                    label,
+                )
+            )
+        return tokens
+
+    # ---- after both files
+
+    def check_uris(self, checker: UriChecker) -> None:
+        results = check_all(self.uris, checker)
+        failures = 0
+        for uri, result in results.items():
+            label, number, path = self.uris[uri]
+            if result is True:
+                continue
+            if isinstance(result, Exception):
+                failures += 1
+                self.report.warn(
+                    Issue(
+                        number,
+                        "uri_check_failed",
+                        f"Could not check that {uri} exists ({type(result).__name__}: {result}).",
+                        path,
+                        label,
+                    )
+                )
+            else:
+                self.report.add(
+                    Issue(
+                        number,
+                        "missing_file",
+                        f"{uri} does not exist or cannot be read: upload it, or fix the fileUri.",
+                        path,
+                        label,
+                    )
+                )
+        if self.uris_dropped:
+            self.report.notes.append(
+                f"Only the first {MAX_TRACKED_URIS:,} distinct gs:// URIs were checked; "
+                f"{self.uris_dropped:,} more were not."
+            )
+
+    def statistics(self, report: ValidationReport, epochs: int | None) -> None:
+        spec = self.spec
+        estimate = self._sample_ratio()
+        if estimate is not None:
+            ratio = estimate.ratio
+            counters = ", ".join(sorted(self.counting.used))
+            method = (
+                f"exact counts ({counters}) of a uniform random sample of {estimate.sample_size} examples, "
+                "scaled to the rest by text length"
+            )
+        else:
+            ratio = 1.0 / CHARS_PER_TOKEN
+            method = "rule of thumb: about 4 characters per token (no token counter was available)"
+        estimated = ratio * self.est_units
+        total_tokens = self.exact_tokens + estimated
+        points = self.exact_hist.weighted() + self.est_hist.weighted(ratio)
+        count = self.exact_hist.count + self.est_hist.count
+        tokens: dict[str, Any] = {"method": method}
+        if count:
+            low = min(
+                self.exact_hist.low if self.exact_hist.count else math.inf,
+                self.est_hist.low * ratio if self.est_hist.count else math.inf,
+            )
+            high = max(
+                self.exact_hist.high if self.exact_hist.count else -math.inf,
+                self.est_hist.high * ratio if self.est_hist.count else -math.inf,
+            )
+            median, p95 = quantiles(points, (0.5, 0.95))
+            tokens.update(
+                min=round(low),
+                median=round(median),
+                p95=round(p95),
+                max=round(high),
+                mean=round(total_tokens / count, 1),
+                histogram=_histogram(points, low, high),
+            )
+        checked = sum(self.turns_counts.values())
+        turns = sum(t * n for t, n in self.turns_counts.items())
+        report.stats = {
+            "examples": report.example_count,
+            "examples_checked": checked,
+            "multimodal_examples": self.multimodal_examples,
+            "media_parts": self.media_parts,
+            "characters": self.chars,
+            "turns": {
+                "total": turns,
+                "mean": round(turns / checked, 2) if checked else 0,
+                "max": max(self.turns_counts, default=0),
+            },
+            "tokens_per_example": tokens,
+            "training_tokens": round(total_tokens),
+            "exactly_counted_examples": self.exact_hist.count,
+            "token_counters": sorted(self.counting.used),
+        }
+        report.cost = _cost(spec, total_tokens, estimate, self.est_units, epochs, method)
+
+    def _sample_ratio(self) -> RatioEstimate | None:
+        items = self.sample.items
+        if not items or not self.counting.available:
+            return None
+
+        def one(item: tuple[bytes, int, int]) -> tuple[float, float] | None:
+            raw, units, media_tokens = item
+            request = to_request(json.loads(raw), self.spec)
+            counted = self.counting.count(request, media_tokens)
+            return None if counted is None else (float(units), float(counted[0]))
+
+        with ThreadPoolExecutor(max_workers=_COUNT_WORKERS, thread_name_prefix="count-tokens") as pool:
+            pairs = [p for p in pool.map(one, items) if p is not None]
+        if len(pairs) < 2:
+            return None
+        return ratio_estimate(pairs, self.sample.seen)
+
+
+def _histogram(points: list[tuple[float, int]], low: float, high: float, bins: int = 12) -> list[dict[str, Any]]:
+    """Log-spaced bins from min to max: [{"from", "to", "count"}]."""
+    if not points:
+        return []
+    low = max(1.0, low)
+    high = max(low, high)
+    if high <= low * 1.0001:
+        return [{"from": round(low), "to": round(high), "count": sum(n for _, n in points)}]
+    step = (math.log(high) - math.log(low)) / bins
+    edges = [math.exp(math.log(low) + i * step) for i in range(bins + 1)]
+    counts = [0] * bins
+    for value, n in points:
+        index = 0 if value <= low else min(bins - 1, int((math.log(value) - math.log(low)) / step))
+        counts[index] += n
+    return [{"from": round(edges[i]), "to": round(edges[i + 1]), "count": counts[i]} for i in range(bins)]
+
+
+def _cost(
+    spec: ModelSpec,
+    total_tokens: float,
+    estimate: RatioEstimate | None,
+    est_units: int,
+    epochs: int | None,
+    method: str,
+) -> dict[str, Any]:
+    runs = epochs or 1
+    billable = total_tokens * runs
+    out: dict[str, Any] = {
+        "model": spec.name,
+        "training_tokens": round(total_tokens),
+        "epochs": runs,
+        "billable_tokens": round(billable),
+        "method": method,
+    }
+    if epochs is None:
+        out["epochs_note"] = "no epoch count given: figures are for one epoch; Vertex AI picks the default count"
+    if estimate is not None and math.isfinite(estimate.standard_error):
+        half = 1.96 * estimate.standard_error * est_units * runs
+        out["billable_tokens_ci95"] = [round(max(0.0, billable - half)), round(billable + half)]
+        out["uncertainty"] = (
+            f"95% interval from the sample's spread (ratio estimator, n={estimate.sample_size}); "
+            "media token counts are estimates unless counted by Vertex AI"
+        )
+    else:
+        out["uncertainty"] = (
+            "not measured: no exact sample count; the 4-characters-per-token rule is often off by 25% or more, "
+            "more for code and non-English text"
+        )
+    price = spec.price_per_million_tokens_usd
+    if price is None:
+        out["estimated_cost_usd"] = None
+        out["price_note"] = f"no confirmed tuning price is recorded for {spec.name}"
+        return out
+    out["price_per_million_tokens_usd"] = price
+    out["price_date"] = spec.price_date
+    out["price_confirmed"] = not any("price" in u for u in spec.unconfirmed)
+    out["estimated_cost_usd"] = round(billable / 1e6 * price, 2)
+    if "billable_tokens_ci95" in out:
+        low, high = out["billable_tokens_ci95"]
+        out["estimated_cost_ci95_usd"] = [round(low / 1e6 * price, 2), round(high / 1e6 * price, 2)]
+    return out
+
+
+def _hp_value(hp: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
+    for key in _HP_KEYS[name]:
+        if key in hp and hp[key] is not None:
+            return key, hp[key]
+    return None
+
+
+def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: ValidationReport) -> int | None:
+    """Checks epochs, adapter size and learning-rate multiplier; returns the epoch count when valid."""
+    known = {k for keys in _HP_KEYS.values() for k in keys}
+    for key in hp:
+        if key not in known:
+            report.warn(
+                Issue(
+                    0,
+                    "unknown_hyper_parameter",
+                    f'Hyper-parameter "{key}" is not checked by Tunedrop: use epoch_count, adapter_size or '
+                    "learning_rate_multiplier.",
+                    f"hyper_parameters.{key}",
+                )
+            )
+    epochs: int | None = None
+    found = _hp_value(hp, "epochs")
+    if found:
+        key, value = found
+        number = _as_int(value)
+        if number is None or not spec.epochs.contains(number):
+            report.add(
+                Issue(
+                    0,
+                    "bad_epochs",
+                    f"Epoch count {value!r} is not allowed for {spec.name}: use a whole number "
+                    f"{spec.epochs.describe()}.",
+                    f"hyper_parameters.{key}",
+                )
+            )
+        else:
+            epochs = number
+    found = _hp_value(hp, "adapter_size")
+    if found:
+        key, value = found
+        size = _adapter_size(value)
+        if size not in spec.adapter_sizes:
+            allowed = ", ".join(str(s) for s in spec.adapter_sizes)
+            default = f" (default {spec.default_adapter_size})" if spec.default_adapter_size else ""
+            report.add(
+                Issue(
+                    0,
+                    "bad_adapter_size",
+                    f"Adapter size {value!r} is not supported by {spec.name}: use one of {allowed}{default}.",
+                    f"hyper_parameters.{key}",
+                )
+            )
+    found = _hp_value(hp, "learning_rate_multiplier")
+    if found:
+        key, value = found
+        number_f = _as_float(value)
+        if number_f is None or not spec.learning_rate_multiplier.contains(number_f):
+            report.add(
+                Issue(
+                    0,
+                    "bad_learning_rate_multiplier",
+                    f"Learning-rate multiplier {value!r} is not allowed for {spec.name}: use a number "
+                    f"{spec.learning_rate_multiplier.describe()}.",
+                    f"hyper_parameters.{key}",
+                )
+            )
+    return epochs
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
+        return int(value.strip())
+    return None
+
+
+def _as_float(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _adapter_size(value: Any) -> int | None:
+    if isinstance(value, str):
+        name = value.strip().upper().removeprefix("ADAPTER_SIZE_")
+        if name in _ADAPTER_NAMES:
+            return _ADAPTER_NAMES[name]
+    return _as_int(value)
+
+
+def _counters(token_counter: TokenCounter | Sequence[TokenCounter] | None) -> list[TokenCounter]:
+    if token_counter is None:
+        return []
+    if isinstance(token_counter, TokenCounter):
+        return [token_counter]
+    return list(token_counter)
+
+
+def validate_dataset(
+    train: Iterable[bytes],
+    *,
+    file: str,
+    model: str | ModelSpec | None = None,
+    validation: Iterable[bytes] | None = None,
+    validation_file: str = "",
+    hyper_parameters: Mapping[str, Any] | None = None,
+    file_size: int | None = None,
+    validation_file_size: int | None = None,
+    token_counter: TokenCounter | Sequence[TokenCounter] | None = None,
+    uri_checker: UriChecker | None = None,
+    region: str | None = None,
+    progress: Progress | None = None,
+) -> ValidationReport:
+    """Validate a training file (and optionally a validation file) for one base model.
+
+    ``model`` is a name or alias from the registry (default gemini-2.5-flash), or a ModelSpec.
+
+    ``train`` and ``validation`` are binary line iterables (an open file or a BufferedReader on a
+    blob). Nothing is raised for a bad dataset: every problem is in the report.
+    """
+    spec: ModelSpec | None
+    if isinstance(model, ModelSpec):
+        name, spec = model.name, model
+    else:
+        name = (model or DEFAULT_MODEL).strip()
+        spec = get_model(name)
+    report = ValidationReport(file=file, validation_file=validation_file if validation is not None else "")
+    if spec is None:
+        known = ", ".join(registry().names())
+        report.add(
+            Issue(0, "unknown_model", f'Base model "{name}" cannot be tuned by Tunedrop: use one of {known}.', "model")
+        )
+        fallback = get_model(DEFAULT_MODEL)
+        assert fallback is not None, "the registry must hold the default model"
+        spec = fallback
+        report.notes.append(f"The examples were checked against the rules of {spec.name}.")
+    report.model = spec.name
+    if hyper_parameters:
+        report.hyper_parameters = dict(hyper_parameters)
+    epochs = _check_hyper_parameters(hyper_parameters or {}, spec, report)
+    if region and region not in spec.regions:
+        report.add(
+            Issue(
+                0,
+                "unsupported_region",
+                f"{spec.name} cannot be tuned in {region}: use one of {', '.join(sorted(spec.regions))}.",
+                "region",
+            )
+        )
+    counting = _Counting(_counters(token_counter), spec.name)
+    run = _Validation(spec, report, counting, label_files=validation is not None)
+
+    report.example_count, report.byte_count = run.scan(train, file, training=True, progress=progress)
+    _check_file_size(report, spec, file, file_size if file_size is not None else report.byte_count)
+    if report.example_count == 0 and report.error_count == 0:
+        report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
+    elif 0 < report.example_count < spec.min_examples:
+        report.add(
+            Issue(
+                0,
+                "too_few_examples",
+                f"The training file has {report.example_count} examples; {spec.name} needs at least "
+                f"{spec.min_examples}.",
+            )
+        )
+    multimodal = run.multimodal_examples > 0
+    most = spec.max_examples_multimodal if multimodal else spec.max_examples_text
+    if most is not None and report.example_count > most:
+        kind = "multimodal" if multimodal else "text-only"
+        report.add(
+            Issue(
+                0,
+                "too_many_examples",
+                f"The training file has {report.example_count:,} examples; {spec.name} accepts at most {most:,} "
+                f"{kind} examples: sample or split the dataset.",
+            )
+        )
+
+    if validation is not None:
+        count, size = run.scan(validation, validation_file, training=False, progress=progress)
+        report.validation_example_count, report.validation_byte_count = count, size
+        _check_file_size(
+            report, spec, validation_file, validation_file_size if validation_file_size is not None else size
+        )
+        if count > spec.max_validation_examples:
+            report.add(
+                Issue(
+                    0,
+                    "validation_too_large",
+                    f"The validation file has {count:,} examples; {spec.name} accepts at most "
+                    f"{spec.max_validation_examples:,}: keep a random subset.",
+                    file=validation_file,
+                )
+            )
+        elif count == 0:
+            report.add(Issue(0, "empty_dataset", "The validation file holds no examples.", file=validation_file))
+
+    if uri_checker is not None and run.uris:
+        run.check_uris(uri_checker)
+    run.statistics(report, epochs)
+    for counter_name, reason in counting.failures.items():
+        report.notes.append(f"Token counter {counter_name} was unavailable: {reason}")
+    return report
+
+
+def _check_file_size(report: ValidationReport, spec: ModelSpec, file: str, size: int) -> None:
+    if size > spec.max_file_bytes:
+        report.add(
+            Issue(
+                0,
+                "file_too_large",
+                f"{file} is {size / 2**30:.2f} GiB; {spec.name} accepts JSONL files up to "
+                f"{spec.max_file_bytes / 2**30:.0f} GiB: split or sample the dataset.",
+                file=file if report.validation_file else "",
+            )
+        )
+
+
+def validate_stream(lines: Iterable[bytes], *, file: str, model: str | None = None) -> ValidationReport:
+    """The first validator's entry point, kept for callers: validate_dataset on one file."""
+    return validate_dataset(lines, file=file, model=model)

@@ -1,0 +1,829 @@
+"""Checking one example: a fast typed path for clean lines and a precise path for everything else.
+
+The fast path decodes a line straight into msgspec Structs and only answers "clean, and here are
+its numbers" or "not sure". Any doubt sends the line to the precise path, which decodes it again
+with the standard library and reports every problem with its JSON path. The precise path is the
+authority; the fast path must never call a line clean that the precise path would not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from shared.validation.registry import ModelSpec
+
+# Part kinds a tuning example may use; each part holds exactly one. Proto JSON accepts both spellings.
+TEXT_KEYS = ("text",)
+FILE_KEYS = ("fileData", "file_data")
+CALL_KEYS = ("functionCall", "function_call")
+RESPONSE_KEYS = ("functionResponse", "function_response")
+PART_KINDS = frozenset(TEXT_KEYS + FILE_KEYS + CALL_KEYS + RESPONSE_KEYS)
+PART_MODIFIERS = frozenset({"videoMetadata", "video_metadata"})  # qualifies a fileData part, not a kind
+SYSTEM_KEYS = ("systemInstruction", "system_instruction")
+TOP_LEVEL_KEYS = frozenset({"contents", "messages", "tools", *SYSTEM_KEYS})
+CONTENT_ROLES = ("user", "model")
+URI_SCHEMES = ("gs://", "https://", "http://")
+# Tokens a turn may add beyond its text (role and turn markers); every turn's JSON is longer than this.
+TURN_OVERHEAD_TOKENS = 8
+
+
+# --------------------------------------------------------------------------------------------
+# Fast path: typed Structs. Unknown fields are forbidden so that anything unexpected falls back.
+
+
+class FileData(msgspec.Struct, forbid_unknown_fields=True):
+    mimeType: str | None = None
+    mime_type: str | None = None
+    fileUri: str | None = None
+    file_uri: str | None = None
+    displayName: str | None = None
+    display_name: str | None = None
+
+
+class Part(msgspec.Struct, forbid_unknown_fields=True):
+    text: str | None = None
+    fileData: FileData | None = None
+    file_data: FileData | None = None
+    functionCall: msgspec.Raw | None = None
+    function_call: msgspec.Raw | None = None
+    functionResponse: msgspec.Raw | None = None
+    function_response: msgspec.Raw | None = None
+    videoMetadata: msgspec.Raw | None = None
+    video_metadata: msgspec.Raw | None = None
+
+
+class Content(msgspec.Struct, forbid_unknown_fields=True):
+    role: str | None = None
+    parts: list[Part] | None = None
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True):
+    role: str | None = None
+    content: str | None = None
+
+
+class Example(msgspec.Struct, forbid_unknown_fields=True):
+    contents: list[Content] | None = None
+    messages: list[Message] | None = None
+    systemInstruction: Content | None = None
+    system_instruction: Content | None = None
+    tools: msgspec.Raw | None = None
+
+
+FAST_DECODER = msgspec.json.Decoder(Example)
+
+# The fastest path, for the common text-only example: the decoder itself enforces roles, non-empty
+# lists and non-empty text, so only the turn order is left to check in Python. gc=False because
+# these objects never form cycles, and tracking millions of them would cost time.
+NonEmptyText = Annotated[str, msgspec.Meta(min_length=1)]
+
+
+class TextPart(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    text: NonEmptyText
+
+
+class TextTurn(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    role: Literal["user", "model"]
+    parts: Annotated[list[TextPart], msgspec.Meta(min_length=1)]
+
+
+class TextSystem(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    parts: Annotated[list[TextPart], msgspec.Meta(min_length=1)]
+    role: str | None = None
+
+
+class TextExample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    contents: Annotated[list[TextTurn], msgspec.Meta(min_length=1)]
+    systemInstruction: TextSystem | None = None
+
+
+class TextMessage(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    role: Literal["system", "user", "model"]
+    content: NonEmptyText
+
+
+class MessagesExample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    messages: Annotated[list[TextMessage], msgspec.Meta(min_length=1)]
+
+
+TEXT_DECODER = msgspec.json.Decoder(TextExample)
+MESSAGES_DECODER = msgspec.json.Decoder(MessagesExample)
+
+
+def text_shape(ex: TextExample) -> Shape | None:
+    """Shape of a decoded text-only example; None when its turns do not alternate or end with model."""
+    chars = 0
+    previous = ""
+    contents = ex.contents
+    for turn in contents:
+        role = turn.role
+        if role == previous:
+            return None
+        previous = role
+        for part in turn.parts:
+            chars += len(part.text)
+    if previous != "model":
+        return None
+    system = ex.systemInstruction
+    if system is not None:
+        for part in system.parts:
+            chars += len(part.text)
+    return Shape(len(contents), chars)
+
+
+def messages_shape(ex: MessagesExample) -> Shape | None:
+    """Shape of a decoded legacy example; None unless system comes first only and turns alternate to model."""
+    chars = 0
+    previous = ""
+    messages = ex.messages
+    for i, message in enumerate(messages):
+        role = message.role
+        chars += len(message.content)
+        if role == "system" and i == 0:
+            continue
+        if role == previous or role == "system":
+            return None
+        previous = role
+    if previous != "model":
+        return None
+    return Shape(len(messages), chars)
+
+
+class Shape:
+    """What the statistics need from one example (a plain slotted class: one is made per line)."""
+
+    __slots__ = ("chars", "media", "media_tokens", "turns", "uris")
+
+    def __init__(
+        self,
+        turns: int = 0,
+        chars: int = 0,
+        media_tokens: int = 0,
+        media: int = 0,
+        uris: list[tuple[str, str]] | None = None,
+    ) -> None:
+        self.turns = turns
+        self.chars = chars
+        self.media_tokens = media_tokens  # estimated tokens of its media parts
+        self.media = media
+        self.uris = uris if uris is not None else []  # (gs:// URI, JSON path)
+
+
+def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
+    """The example's shape when it is clean for ``spec``; None when the precise path must decide."""
+    if spec.format == "messages":
+        return _fast_messages(ex)
+    contents = ex.contents
+    if not contents or ex.messages is not None:
+        return None
+    chars = 0
+    media = 0
+    media_tokens = 0
+    uris: list[tuple[str, str]] = []
+    per_kind: dict[str, int] | None = None
+    previous = ""
+    for t, turn in enumerate(contents):
+        role = turn.role
+        if role == previous or (role != "user" and role != "model"):
+            return None
+        previous = role
+        parts = turn.parts
+        if not parts:
+            return None
+        for p, part in enumerate(parts):
+            text = part.text
+            data = part.fileData
+            if data is None:
+                data = part.file_data
+            elif part.file_data is not None:
+                return None
+            if text is not None:
+                if not text or data is not None or _has_call(part) or _has_modifier(part):
+                    return None
+                chars += len(text)
+                continue
+            if data is not None:
+                if _has_call(part):
+                    return None
+                mime = data.mimeType if data.mimeType is not None else data.mime_type
+                uri = data.fileUri if data.fileUri is not None else data.file_uri
+                if not mime or not uri or (data.mimeType is not None and data.mime_type is not None):
+                    return None
+                if data.fileUri is not None and data.file_uri is not None:
+                    return None
+                rule = spec.media_kind(mime)
+                if rule is None or not uri.startswith(URI_SCHEMES) or not uri.partition("://")[2]:
+                    return None
+                if per_kind is None:
+                    per_kind = {}
+                seen = per_kind[rule.kind] = per_kind.get(rule.kind, 0) + 1
+                if rule.max_per_example is not None and seen > rule.max_per_example:
+                    return None
+                media += 1
+                media_tokens += rule.token_estimate
+                if uri.startswith("gs://"):
+                    uris.append((uri, f"$.contents[{t}].parts[{p}]"))
+                continue
+            if _has_modifier(part):
+                return None
+            # A function call or response: exactly one of them, shaped like {"name": ...}.
+            raws = [
+                r for r in (part.functionCall, part.function_call, part.functionResponse, part.function_response) if r
+            ]
+            if len(raws) != 1 or not _named_object(raws[0]):
+                return None
+    if previous != "model":
+        return None
+    system = ex.systemInstruction
+    if system is not None and ex.system_instruction is not None:
+        return None
+    system = system or ex.system_instruction
+    if system is not None:
+        if not system.parts:
+            return None
+        for part in system.parts:
+            if not part.text or part.fileData or part.file_data or _has_call(part) or _has_modifier(part):
+                return None
+            chars += len(part.text)
+    return Shape(turns=len(contents), chars=chars, media_tokens=media_tokens, media=media, uris=uris)
+
+
+def _fast_messages(ex: Example) -> Shape | None:
+    messages = ex.messages
+    if not messages or ex.contents is not None or ex.systemInstruction or ex.system_instruction or ex.tools:
+        return None
+    chars = 0
+    previous = ""
+    for i, message in enumerate(messages):
+        role = message.role
+        text = message.content
+        if not text:
+            return None
+        chars += len(text)
+        if role == "system" and i == 0:
+            continue
+        if role == previous or (role != "user" and role != "model"):
+            return None
+        previous = role
+    if previous != "model":
+        return None
+    return Shape(turns=len(messages), chars=chars)
+
+
+def _has_call(part: Part) -> bool:
+    return bool(part.functionCall or part.function_call or part.functionResponse or part.function_response)
+
+
+def _has_modifier(part: Part) -> bool:
+    return bool(part.videoMetadata or part.video_metadata)
+
+
+_NAMED = msgspec.json.Decoder(dict[str, Any])
+
+
+def _named_object(raw: msgspec.Raw) -> bool:
+    try:
+        value = _NAMED.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    name = value.get("name")
+    return isinstance(name, str) and bool(name)
+
+
+# --------------------------------------------------------------------------------------------
+# Precise path: plain Python objects, every problem with its path.
+
+
+@dataclass(frozen=True)
+class Problem:
+    code: str
+    message: str
+    path: str = ""
+    warning: bool = False
+
+
+class LineError(Exception):
+    """The line is not a JSON object; carries the one problem that says why."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_BOM = "\ufeff"
+
+
+def decode_line(raw: bytes) -> Any:
+    """Decode one line precisely, raising LineError for blank, non-UTF-8, non-JSON or trailing data."""
+    stripped = raw.strip()
+    if not stripped:
+        raise LineError(Problem("empty_line", "Blank line: remove it; every line must be one example."))
+    try:
+        text = stripped.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = len(raw) - len(raw.lstrip()) + exc.start
+        raise LineError(
+            Problem(
+                "not_utf8",
+                f"Line is not UTF-8 (invalid byte 0x{stripped[exc.start]:02x} at byte {offset + 1}): "
+                "save the file as UTF-8.",
+            )
+        ) from None
+    if text.startswith(_BOM):
+        raise LineError(
+            Problem("not_json", "Line starts with a byte order mark (U+FEFF): save the file as UTF-8 without BOM.")
+        )
+    try:
+        value, end = _DECODER.raw_decode(text)
+    except json.JSONDecodeError as exc:
+        raise LineError(Problem("not_json", f"Line is not valid JSON: {exc.msg} at column {exc.colno}.")) from None
+    except ValueError as exc:  # NaN or Infinity, refused by parse_constant
+        raise LineError(Problem("not_json", f"Line is not valid JSON: {exc}; use a number or a string.")) from None
+    except RecursionError:
+        raise LineError(Problem("not_json", "Line nests JSON too deeply to read: flatten the structure.")) from None
+    if end != len(text):
+        column = end + 1
+        raise LineError(
+            Problem(
+                "trailing_data",
+                f"Line has more data after the JSON object at column {column}: "
+                "put one example per line and nothing after it.",
+            )
+        )
+    if not isinstance(value, dict):
+        raise LineError(
+            Problem("not_object", f'Line must be a JSON object like {{"contents": [...]}}, not {_kind(value)}.')
+        )
+    return value
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    return "a number"
+
+
+def _nonempty_str(value: Any) -> bool:
+    return isinstance(value, str) and bool(value)
+
+
+def _pick(obj: dict[str, Any], keys: tuple[str, ...], path: str, problems: list[Problem]) -> tuple[str, Any]:
+    """(key, value) of the first present spelling; reports both spellings given at once."""
+    present = [k for k in keys if k in obj]
+    if len(present) > 1:
+        problems.append(
+            Problem("duplicate_field", f"Both {' and '.join(present)} are set: keep only {present[0]}.", path)
+        )
+    if not present:
+        return keys[0], None
+    return present[0], obj[present[0]]
+
+
+class ExampleChecker:
+    """The precise checks for one model; one instance serves a whole file."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        self.spec = spec
+
+    def check(self, obj: dict[str, Any]) -> tuple[list[Problem], Shape]:
+        problems: list[Problem] = []
+        shape = Shape()
+        for key in obj:
+            if key not in TOP_LEVEL_KEYS:
+                problems.append(
+                    Problem(
+                        "unknown_field",
+                        f'Field "{key}" is not part of a tuning example and is ignored: remove it.',
+                        f"$.{key}",
+                        warning=True,
+                    )
+                )
+        if self.spec.format == "messages":
+            self._messages(obj, problems, shape)
+        else:
+            self._contents(obj, problems, shape)
+        return problems, shape
+
+    # ---- Gemini format
+
+    def _contents(self, obj: dict[str, Any], problems: list[Problem], shape: Shape) -> None:
+        contents = obj.get("contents")
+        if "messages" in obj:
+            if contents is None:
+                problems.append(
+                    Problem(
+                        "missing_contents",
+                        f'{self.spec.name} expects {{"contents": [{{"role": "user", "parts": [...]}}, ...]}}; '
+                        '"messages" is the legacy gemini-1.0-pro-002 format: convert each message to a turn.',
+                        "$.contents",
+                    )
+                )
+                return
+            problems.append(
+                Problem("unknown_field", '"messages" is ignored next to "contents": remove it.', "$.messages", True)
+            )
+        if not isinstance(contents, list) or not contents:
+            problems.append(
+                Problem("missing_contents", 'Example needs a non-empty "contents" list of turns.', "$.contents")
+            )
+        else:
+            self._turns(contents, problems, shape)
+        key, system = _pick(obj, SYSTEM_KEYS, "$", problems)
+        if system is not None:
+            self._system(system, f"$.{key}", problems, shape)
+
+    def _turns(self, contents: list[Any], problems: list[Problem], shape: Shape) -> None:
+        shape.turns = len(contents)
+        previous = ""
+        last_role = ""
+        per_kind: dict[str, int] = {}
+        for t, turn in enumerate(contents):
+            path = f"$.contents[{t}]"
+            if not isinstance(turn, dict):
+                problems.append(
+                    Problem(
+                        "bad_turn", f'Turn must be an object {{"role": ..., "parts": [...]}}, not {_kind(turn)}.', path
+                    )
+                )
+                previous = last_role = ""
+                continue
+            for key in turn:
+                if key not in ("role", "parts"):
+                    problems.append(
+                        Problem(
+                            "unknown_field",
+                            f'Field "{key}" is not part of a turn and is ignored.',
+                            f"{path}.{key}",
+                            True,
+                        )
+                    )
+            role = turn.get("role")
+            if role not in CONTENT_ROLES:
+                problems.append(Problem("bad_role", _role_message(role), f"{path}.role"))
+            elif role == previous:
+                problems.append(
+                    Problem(
+                        "role_order",
+                        f'Turn {t + 1} repeats role "{role}": turns must alternate user and model; '
+                        "merge the two turns' parts into one turn.",
+                        f"{path}.role",
+                    )
+                )
+            previous = role if isinstance(role, str) else ""
+            last_role = previous
+            parts = turn.get("parts")
+            if not isinstance(parts, list) or not parts:
+                problems.append(
+                    Problem(
+                        "missing_parts", 'Turn needs a non-empty "parts" list, e.g. [{"text": "..."}].', f"{path}.parts"
+                    )
+                )
+                continue
+            for p, part in enumerate(parts):
+                self._part(part, f"{path}.parts[{p}]", problems, shape, per_kind)
+        if last_role != "model" and last_role in CONTENT_ROLES:
+            problems.append(
+                Problem(
+                    "last_turn_not_model",
+                    f'The last turn has role "{last_role}": end each example with the "model" turn you want the '
+                    "model to learn.",
+                    f"$.contents[{len(contents) - 1}].role",
+                )
+            )
+
+    def _part(self, part: Any, path: str, problems: list[Problem], shape: Shape, per_kind: dict[str, int]) -> None:
+        if not isinstance(part, dict):
+            problems.append(
+                Problem("bad_part", f'Part must be an object like {{"text": "..."}}, not {_kind(part)}.', path)
+            )
+            return
+        kinds = [k for k in part if k in PART_KINDS]
+        others = [k for k in part if k not in PART_KINDS and k not in PART_MODIFIERS]
+        for key in others:
+            if key in ("inlineData", "inline_data"):
+                message = (
+                    "inlineData is not accepted in tuning datasets: upload the file to Cloud Storage and "
+                    'reference it with {"fileData": {"mimeType": ..., "fileUri": "gs://..."}}.'
+                )
+            else:
+                message = (
+                    f'Unknown part kind "{key}": a part holds exactly one of text, fileData, functionCall or '
+                    "functionResponse."
+                )
+            problems.append(Problem("bad_part", message, f"{path}.{key}"))
+        if not kinds:
+            if not others:
+                problems.append(Problem("bad_part", 'Part is empty: give it one of "text" or "fileData".', path))
+            return
+        if len(kinds) > 1:
+            problems.append(
+                Problem(
+                    "bad_part",
+                    f"Part has {' and '.join(kinds)}: a part holds exactly one kind; split it into separate parts.",
+                    path,
+                )
+            )
+        kind = kinds[0]
+        value = part[kind]
+        if kind in TEXT_KEYS:
+            if not _nonempty_str(value):
+                problems.append(Problem("bad_text", _text_message(value), f"{path}.text"))
+            else:
+                shape.chars += len(value)
+        elif kind in FILE_KEYS:
+            self._file(value, f"{path}.{kind}", problems, shape, per_kind, path)
+        elif not isinstance(value, dict) or not _nonempty_str(value.get("name")):
+            problems.append(
+                Problem(
+                    "bad_part",
+                    f'{kind} must be an object with a "name", e.g. {{"name": "get_weather", ...}}.',
+                    f"{path}.{kind}",
+                )
+            )
+        if any(k in PART_MODIFIERS for k in part) and kind not in FILE_KEYS:
+            problems.append(Problem("bad_part", "videoMetadata only applies to a fileData part.", path))
+
+    def _file(
+        self, data: Any, path: str, problems: list[Problem], shape: Shape, per_kind: dict[str, int], part_path: str
+    ) -> None:
+        spec = self.spec
+        if not spec.multimodal:
+            problems.append(
+                Problem(
+                    "media_not_supported",
+                    f"{spec.name} tunes on text only: remove the fileData part or pick a multimodal model.",
+                    path,
+                )
+            )
+            return
+        if not isinstance(data, dict):
+            problems.append(
+                Problem("bad_file_data", 'fileData must be an object {"mimeType": ..., "fileUri": ...}.', path)
+            )
+            return
+        for key in data:
+            if key not in ("mimeType", "mime_type", "fileUri", "file_uri", "displayName", "display_name"):
+                problems.append(
+                    Problem(
+                        "unknown_field", f'Field "{key}" is not part of fileData and is ignored.', f"{path}.{key}", True
+                    )
+                )
+        mime_key, mime = _pick(data, ("mimeType", "mime_type"), path, problems)
+        uri_key, uri = _pick(data, ("fileUri", "file_uri"), path, problems)
+        rule = None
+        if not _nonempty_str(mime):
+            problems.append(
+                Problem(
+                    "bad_file_data", 'fileData needs a "mimeType" string such as "image/jpeg".', f"{path}.{mime_key}"
+                )
+            )
+        else:
+            rule = spec.media_kind(mime)
+            if rule is None:
+                allowed = ", ".join(sorted(spec.mime_types))
+                problems.append(
+                    Problem(
+                        "unsupported_mime_type",
+                        f'MIME type "{mime}" is not supported by {spec.name} for tuning; use one of: {allowed}.',
+                        f"{path}.{mime_key}",
+                    )
+                )
+        if not _nonempty_str(uri):
+            problems.append(
+                Problem(
+                    "bad_file_uri", 'fileData needs a "fileUri" such as "gs://bucket/image.jpg".', f"{path}.{uri_key}"
+                )
+            )
+        elif not uri.startswith(URI_SCHEMES) or len(uri.split("://", 1)[1]) == 0:
+            problems.append(
+                Problem(
+                    "bad_file_uri",
+                    f'fileUri "{_clip(uri)}" is not a gs:// or https:// URI: upload the file to Cloud Storage '
+                    "and use its gs://bucket/object URI.",
+                    f"{path}.{uri_key}",
+                )
+            )
+        elif uri.startswith("gs://"):
+            shape.uris.append((uri, part_path))
+        if rule is None:
+            return
+        seen = per_kind[rule.kind] = per_kind.get(rule.kind, 0) + 1
+        if rule.max_per_example is not None and seen == rule.max_per_example + 1:
+            problems.append(
+                Problem(
+                    "too_many_media",
+                    f"Example has more than {rule.max_per_example} {rule.kind} file(s), the most {spec.name} "
+                    f"accepts per example: split it into several examples.",
+                    part_path,
+                )
+            )
+        shape.media += 1
+        shape.media_tokens += rule.token_estimate
+
+    def _system(self, system: Any, path: str, problems: list[Problem], shape: Shape) -> None:
+        bad = 'systemInstruction must be {"parts": [{"text": "..."}]} (its role is ignored).'
+        if not isinstance(system, dict):
+            problems.append(Problem("bad_system_instruction", bad, path))
+            return
+        parts = system.get("parts")
+        if not isinstance(parts, list) or not parts:
+            problems.append(Problem("bad_system_instruction", bad, f"{path}.parts"))
+            return
+        for key in system:
+            if key not in ("role", "parts"):
+                problems.append(
+                    Problem("unknown_field", f'Field "{key}" is not part of systemInstruction.', f"{path}.{key}", True)
+                )
+        for p, part in enumerate(parts):
+            ppath = f"{path}.parts[{p}]"
+            if not isinstance(part, dict) or set(part) != {"text"}:
+                problems.append(Problem("bad_system_instruction", "A systemInstruction part holds only text.", ppath))
+            elif not _nonempty_str(part["text"]):
+                problems.append(Problem("bad_text", _text_message(part["text"]), f"{ppath}.text"))
+            else:
+                shape.chars += len(part["text"])
+
+    # ---- legacy gemini-1.0-pro-002 format
+
+    def _messages(self, obj: dict[str, Any], problems: list[Problem], shape: Shape) -> None:
+        messages = obj.get("messages")
+        if not isinstance(messages, list) or not messages:
+            if "contents" in obj:
+                message = (
+                    f'{self.spec.name} uses the legacy format {{"messages": [{{"role": ..., "content": ...}}]}}, '
+                    'not "contents": convert the turns, or tune a Gemini 1.5 or later model.'
+                )
+            else:
+                message = 'Example needs a non-empty "messages" list of {"role": ..., "content": ...} objects.'
+            problems.append(Problem("missing_contents", message, "$.messages"))
+            return
+        for key in ("contents", *SYSTEM_KEYS, "tools"):
+            if key in obj:
+                problems.append(
+                    Problem(
+                        "unknown_field", f'"{key}" is not used by {self.spec.name} and is ignored.', f"$.{key}", True
+                    )
+                )
+        shape.turns = len(messages)
+        previous = ""
+        for i, message in enumerate(messages):
+            path = f"$.messages[{i}]"
+            if not isinstance(message, dict):
+                problems.append(
+                    Problem(
+                        "bad_turn", f'Message must be {{"role": ..., "content": "..."}}, not {_kind(message)}.', path
+                    )
+                )
+                previous = ""
+                continue
+            for key in message:
+                if key not in ("role", "content"):
+                    problems.append(
+                        Problem("unknown_field", f'Field "{key}" is not part of a message.', f"{path}.{key}", True)
+                    )
+            role = message.get("role")
+            if role == "system" and i == 0:
+                pass
+            elif role == "system":
+                problems.append(
+                    Problem(
+                        "bad_role",
+                        'Only the first message may have role "system": move it to the front.',
+                        f"{path}.role",
+                    )
+                )
+            elif role not in CONTENT_ROLES:
+                problems.append(Problem("bad_role", _role_message(role, legacy=True), f"{path}.role"))
+            elif role == previous:
+                problems.append(
+                    Problem(
+                        "role_order",
+                        f'Message {i + 1} repeats role "{role}": messages must alternate user and model.',
+                        f"{path}.role",
+                    )
+                )
+            if role in CONTENT_ROLES:
+                previous = role
+            content = message.get("content")
+            if isinstance(content, str) and content:
+                shape.chars += len(content)
+            else:
+                problems.append(Problem("bad_text", _text_message(content, "content"), f"{path}.content"))
+        if previous and previous != "model":
+            problems.append(
+                Problem(
+                    "last_turn_not_model",
+                    f'The last message has role "{previous}": end each example with the "model" message to learn.',
+                    f"$.messages[{len(messages) - 1}].role",
+                )
+            )
+
+
+def _role_message(role: Any, legacy: bool = False) -> str:
+    allowed = '"system" (first message only), "user" or "model"' if legacy else '"user" or "model"'
+    if role is None:
+        return f"Turn has no role: set it to {allowed}."
+    hint = ""
+    if role == "assistant":
+        hint = ' Gemini calls the assistant "model".'
+    elif role == "system" and not legacy:
+        hint = ' Put system text in the example\'s "systemInstruction" instead.'
+    shown = json.dumps(role)[:40]
+    return f"Role {shown} is not allowed: use {allowed}.{hint}"
+
+
+def _text_message(value: Any, field_name: str = "text") -> str:
+    if isinstance(value, str):
+        return f"{field_name} is empty: write the text, or remove the part."
+    return f"{field_name} must be a string, not {_kind(value)}."
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def text_bound(request: dict[str, Any]) -> int:
+    """A proven upper bound of the text tokens in a request (see tokens.py): UTF-8 bytes plus overhead."""
+    total = 0
+    turns = request.get("contents") or []
+    system = request.get("systemInstruction")
+    for turn in [*turns, *([system] if system else [])]:
+        total += TURN_OVERHEAD_TOKENS
+        for part in turn.get("parts") or []:
+            text = part.get("text")
+            if isinstance(text, str):
+                # +1: SentencePiece may prepend one whitespace marker to each text segment.
+                total += len(text.encode("utf-8")) + 1
+    return total
+
+
+def to_request(obj: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
+    """The example as a CountTokens-shaped request: camelCase contents (+ systemInstruction)."""
+    if spec.format == "messages":
+        contents: list[dict[str, Any]] = []
+        system: dict[str, Any] | None = None
+        for message in obj.get("messages") or []:
+            if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+                continue
+            if message.get("role") == "system":
+                system = {"parts": [{"text": message["content"]}]}
+            else:
+                contents.append({"role": message.get("role"), "parts": [{"text": message["content"]}]})
+        request: dict[str, Any] = {"contents": contents}
+        if system:
+            request["systemInstruction"] = system
+        return request
+    request = {"contents": [_camel_turn(t) for t in obj.get("contents") or [] if isinstance(t, dict)]}
+    system_value = obj.get("systemInstruction", obj.get("system_instruction"))
+    if isinstance(system_value, dict):
+        request["systemInstruction"] = _camel_turn(system_value)
+    return request
+
+
+_CAMEL = {
+    "file_data": "fileData",
+    "mime_type": "mimeType",
+    "file_uri": "fileUri",
+    "function_call": "functionCall",
+    "function_response": "functionResponse",
+    "video_metadata": "videoMetadata",
+    "display_name": "displayName",
+}
+
+
+def _camel_turn(turn: dict[str, Any]) -> dict[str, Any]:
+    parts = []
+    for part in turn.get("parts") or []:
+        if isinstance(part, dict):
+            parts.append({_CAMEL.get(k, k): _camel_value(v) for k, v in part.items()})
+    out: dict[str, Any] = {"parts": parts}
+    if isinstance(turn.get("role"), str):
+        out["role"] = turn["role"]
+    return out
+
+
+def _camel_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {_CAMEL.get(k, k): v for k, v in value.items()}
+    return value
+
+
+def estimate_tokens(chars: int, media_tokens: int, chars_per_token: float = 4.0) -> int:
+    """Rule-of-thumb tokens: about four characters of text per token, plus the media estimate."""
+    return math.ceil(chars / chars_per_token) + media_tokens

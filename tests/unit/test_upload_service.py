@@ -1,0 +1,217 @@
+"""Upload service: one uploaded dataset becomes one job, QUEUED or REJECTED, exactly once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from shared.errors import TransientError
+from shared.jobs import JobState, job_id_for
+from shared.services.upload import VALIDATION_LEASE, UploadedObject, UploadOutcome
+from tests.fakes import INVALID_DATASET, VALID_DATASET, Harness, jsonl
+
+
+def job_id(obj: UploadedObject) -> str:
+    return job_id_for(obj.bucket, obj.name, obj.generation)
+
+
+def test_valid_dataset_is_queued_and_wakes_the_dispatcher(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl", VALID_DATASET)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
+
+    job = harness.job(job_id(obj))
+    assert job.state is JobState.QUEUED
+    assert [h.to_state for h in job.history] == ["VALIDATING", "QUEUED"]
+    assert job.enqueued_at == harness.clock.now
+    assert job.base_model == "gemini-2.5-flash"
+    assert job.priority == 0
+    assert job.generation == obj.generation
+    assert job.upload_event_id == obj.event_id
+    assert job.validation["valid"] is True and job.validation["example_count"] == 3
+    assert not job.completion_pending
+
+    assert [m.json() for m in harness.dispatch_messages()] == [{"reason": "queued", "job_id": job.job_id}]
+    assert harness.completions() == []
+    assert len(harness.publisher.messages) == 1
+    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
+    assert job.report_uri == f"gs://ds/reports/{job.job_id}.json"
+    assert report["valid"] is True and report["errors"] == []
+
+
+def test_invalid_dataset_is_rejected_with_a_report_and_one_event(harness: Harness) -> None:
+    obj = harness.put_dataset("bad.jsonl", INVALID_DATASET)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+
+    job = harness.job(job_id(obj))
+    assert job.state is JobState.REJECTED
+    assert job.ended_at == harness.clock.now
+    assert job.error is not None and job.error["code"] == "INVALID_DATASET"
+    assert [(e["line"], e["code"]) for e in job.error["first_errors"]] == [(2, "not_json"), (3, "missing_contents")]
+
+    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
+    assert report["job_id"] == job.job_id
+    assert report["valid"] is False
+    assert report["error_count"] == 2
+    assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "not_json"), (3, "missing_contents")]
+
+    events = harness.completions()
+    assert len(events) == 1
+    assert events[0].attributes["ce-type"] == "tunedrop.job.v1.rejected"
+    assert events[0].attributes["ce-id"] == f"{job.job_id}/1/rejected"
+    assert events[0].json()["report_uri"] == job.report_uri
+    assert harness.dispatch_messages() == []
+    assert not job.completion_pending  # marked published
+
+
+@pytest.mark.parametrize("data", [VALID_DATASET, INVALID_DATASET])
+def test_duplicate_notification_changes_nothing(harness: Harness, data: bytes) -> None:
+    obj = harness.put_dataset("a.jsonl", data)
+    first = harness.app.uploads.handle(obj)
+    stored = harness.store.get(job_id(obj))
+    messages = list(harness.publisher.messages)
+    opens = harness.blobs.opens
+
+    harness.clock.advance(3600)
+    # The same message redelivered, and the same upload announced by a second route (new id).
+    assert harness.app.uploads.handle(obj) is UploadOutcome.DUPLICATE
+    assert harness.app.uploads.handle(replace(obj, event_id="another-route")) is UploadOutcome.DUPLICATE
+
+    assert first in (UploadOutcome.QUEUED, UploadOutcome.REJECTED)
+    assert harness.store.get(job_id(obj)) == stored  # same version: not even rewritten
+    assert len(harness.store.jobs()) == 1
+    assert harness.publisher.messages == messages
+    assert harness.blobs.opens == opens  # not validated again
+
+
+def test_a_new_generation_of_the_same_name_is_a_new_job(harness: Harness) -> None:
+    harness.app.uploads.handle(harness.put_dataset("a.jsonl"))
+    harness.app.uploads.handle(harness.put_dataset("a.jsonl"))
+    assert len(harness.store.jobs()) == 2
+    assert len(harness.dispatch_messages()) == 2
+
+
+def test_rejection_event_survives_a_failed_publish(harness: Harness) -> None:
+    obj = harness.put_dataset("bad.jsonl", INVALID_DATASET)
+    harness.publisher.fail_next(topic=harness.settings.completions_topic)
+    with pytest.raises(TransientError):
+        harness.app.uploads.handle(obj)  # recorded REJECTED, event not published: redelivered
+    assert harness.job(job_id(obj)).completion_pending
+    assert harness.completions() == []
+
+    assert harness.app.uploads.handle(obj) is UploadOutcome.DUPLICATE
+    assert len(harness.completions()) == 1
+    assert not harness.job(job_id(obj)).completion_pending
+    harness.app.uploads.handle(obj)
+    assert len(harness.completions()) == 1
+
+
+def test_object_metadata_sets_base_model_and_priority(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl", metadata={"base_model": "gemini-2.0-flash-001", "priority": "7"})
+    harness.app.uploads.handle(obj)
+    job = harness.job(job_id(obj))
+    assert (job.base_model, job.priority) == ("gemini-2.0-flash-001", 7)
+
+
+@pytest.mark.parametrize(
+    ("metadata", "base_model", "priority"),
+    [
+        ({"base-model": "gemini-2.0-flash-001", "tunedrop-priority": "-3"}, "gemini-2.0-flash-001", -3),
+        ({"tunedrop-base-model": " gemini-2.5-pro ", "priority": "+4"}, "gemini-2.5-pro", 4),
+        ({"base_model": "  ", "priority": "99999"}, "gemini-2.5-flash", 1000),
+        ({"priority": "-99999"}, "gemini-2.5-flash", -1000),
+        ({"unrelated": "x"}, "gemini-2.5-flash", 0),
+    ],
+)
+def test_metadata_keys_and_limits(harness: Harness, metadata: dict[str, str], base_model: str, priority: int) -> None:
+    obj = harness.put_dataset("a.jsonl", metadata=metadata)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
+    job = harness.job(job_id(obj))
+    assert (job.base_model, job.priority) == (base_model, priority)
+
+
+@pytest.mark.parametrize("priority", ["high", "1.5", "--5", "²"])
+def test_bad_priority_metadata_rejects_the_upload(harness: Harness, priority: str) -> None:
+    obj = harness.put_dataset("a.jsonl", metadata={"priority": priority})
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id(obj))
+    assert job.validation["error_counts"] == {"bad_metadata": 1}
+    assert job.error is not None and "priority" in job.error["first_errors"][0]["message"]
+
+
+def test_object_gone_before_validation_is_rejected(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl")
+    harness.blobs.put("ds", obj.name, VALID_DATASET)  # replaced: that generation no longer exists
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id(obj))
+    assert job.validation["error_counts"] == {"object_missing": 1}
+    assert len(harness.completions()) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["incoming/a.txt", "incoming/a.jsonl.tmp", "incoming/sub/a.jsonl", "other/a.jsonl", "a.jsonl", "reports/x.jsonl"],
+)
+def test_objects_that_are_not_uploads_are_ignored(harness: Harness, name: str) -> None:
+    obj = UploadedObject(bucket="ds", name=name, generation="1", event_id="e")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.IGNORED
+    assert harness.store.jobs() == []
+    assert harness.publisher.messages == []
+    assert harness.blobs.opens == 0
+
+
+def test_other_buckets_are_ignored(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl", bucket="someone-elses")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.IGNORED
+    assert harness.store.jobs() == []
+
+
+def test_custom_incoming_prefix(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_INCOMING_PREFIX": "drop/"})
+    assert h.app.uploads.handle(h.put_dataset("drop/a.jsonl")) is UploadOutcome.QUEUED
+    assert h.app.uploads.handle(h.put_dataset("incoming/a.jsonl")) is UploadOutcome.IGNORED
+
+
+def test_a_concurrent_delivery_waits_for_the_validating_one(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl")
+    harness.blobs.fail_open(TransientError("storage hiccup"))
+    with pytest.raises(TransientError):
+        harness.app.uploads.handle(obj)  # the first delivery dies while VALIDATING
+    assert harness.job(job_id(obj)).state is JobState.VALIDATING
+
+    other = replace(obj, event_id="eventarc-route")
+    with pytest.raises(TransientError, match="being validated"):
+        harness.app.uploads.handle(other)  # another route: backs off while the lease is fresh
+
+    # Pub/Sub redelivers the first message: it is the same delivery, so it carries on at once.
+    assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
+    assert len(harness.store.jobs()) == 1
+    assert len(harness.dispatch_messages()) == 1
+
+
+def test_an_abandoned_validation_is_taken_over_after_the_lease(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl")
+    harness.blobs.fail_open(TransientError("storage hiccup"))
+    with pytest.raises(TransientError):
+        harness.app.uploads.handle(obj)
+    harness.clock.advance(VALIDATION_LEASE.total_seconds() + 1)
+    assert harness.app.uploads.handle(replace(obj, event_id="other")) is UploadOutcome.QUEUED
+
+
+def test_a_notification_without_an_event_id_still_creates_and_validates(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl", event_id="")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
+    assert harness.job(job_id(obj)).state is JobState.QUEUED
+
+
+def test_many_lines_many_errors(harness: Harness) -> None:
+    data = jsonl(*[{"contents": []}] * 150)
+    obj = harness.put_dataset("big.jsonl", data)
+    harness.app.uploads.handle(obj)
+    job = harness.job(job_id(obj))
+    assert job.validation["error_count"] == 150
+    assert len(job.error["first_errors"]) == 10  # type: ignore[index]
+    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
+    assert len(report["errors"]) == 100 and report["error_counts"] == {"missing_contents": 150}

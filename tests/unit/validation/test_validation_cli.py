@@ -1,0 +1,140 @@
+"""`tunedrop validate` through the CLI's main(): exit status, JSON report, lines of every error kind."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.cli import main
+
+DATASETS = Path(__file__).resolve().parents[2] / "fixtures" / "datasets"
+EVERY_ERROR = DATASETS / "every-error.jsonl"
+EVERY_ERROR_VALIDATION = DATASETS / "every-error-validation.jsonl"
+
+# every-error.jsonl holds one error of every line-level kind, each on its own line (see the file).
+EXPECTED_TRAIN = {
+    2: "empty_line",
+    3: "not_utf8",
+    4: "not_json",
+    5: "trailing_data",
+    6: "not_object",
+    7: "missing_contents",
+    8: "bad_turn",
+    9: "bad_role",
+    10: "role_order",
+    11: "last_turn_not_model",
+    12: "missing_parts",
+    13: "bad_part",
+    14: "bad_text",
+    15: "bad_system_instruction",
+    16: "bad_file_data",
+    17: "unsupported_mime_type",
+    18: "bad_file_uri",
+    19: "too_many_media",
+    20: "too_many_tokens",
+    21: "duplicate_field",
+}
+
+
+def validate(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", *args])
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+def as_json(out: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(out)
+    return doc
+
+
+def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = validate(
+        capsys,
+        str(EVERY_ERROR),
+        "--validation",
+        str(EVERY_ERROR_VALIDATION),
+        "--model",
+        "gemini-1.5-flash-002",
+        "--epochs",
+        "0",
+        "--adapter-size",
+        "2",
+        "--learning-rate-multiplier",
+        "-1",
+        "--region",
+        "mars-west1",
+        "--json",
+    )
+    assert code == 1
+    doc = as_json(out)
+    assert doc["valid"] is False
+    assert doc["example_count"] == 17  # lines that are JSON objects
+    errors = doc["errors"]
+    assert doc["error_count"] == len(errors) == 4 + len(EXPECTED_TRAIN) + 2
+    train = {e["line"]: e["code"] for e in errors if e.get("file") == str(EVERY_ERROR)}
+    assert train == EXPECTED_TRAIN
+    validation = [(e["line"], e["code"]) for e in errors if e.get("file") == str(EVERY_ERROR_VALIDATION)]
+    assert validation == [(1, "train_validation_overlap"), (2, "not_json")]
+    dataset = {e["code"] for e in errors if e["line"] == 0}
+    assert dataset == {"bad_epochs", "bad_adapter_size", "bad_learning_rate_multiplier", "unsupported_region"}
+    assert all({"line", "code", "message"} <= set(e) for e in errors)
+    assert [(w["line"], w["code"]) for w in doc["warnings"]] == [(22, "duplicate_example")]
+
+
+def test_a_valid_file_exits_zero_with_a_readable_report(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = validate(capsys, str(DATASETS / "valid.jsonl"))
+    assert code == 0
+    assert out.startswith("# Dataset validation: ✅ valid")
+    assert "Tokens per example" in out
+    assert "validating [" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_json_top_level_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = validate(capsys, str(DATASETS / "valid.jsonl"), "--json", "--model", "gemini-2.0-flash")
+    doc = as_json(out)
+    assert code == 0
+    assert (doc["valid"], doc["example_count"], doc["error_count"], doc["errors"]) == (True, 3, 0, [])
+    assert doc["model"] == "gemini-2.0-flash-001"
+    assert doc["stats"]["multimodal_examples"] == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        [],
+        ["--epochs", "many", "x.jsonl"],
+        ["does-not-exist.jsonl"],
+        ["gs://only-a-bucket"],
+        ["--count-tokens", "x.jsonl"],
+    ],
+)
+def test_usage_errors_exit_two(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
+    code, out, err = validate(capsys, *args)
+    assert code == 2
+    assert out == ""
+    assert err
+
+
+def test_progress_bar_draws_on_a_terminal(tmp_path: Path) -> None:
+    import io
+
+    from shared.validation.cli import _ProgressBar
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = _ProgressBar(1000, stream)
+    bar(500)
+    bar(1000)
+    bar.close()
+    text = stream.getvalue()
+    assert "validating [" in text and "100.0%" in text and "MB/s" in text

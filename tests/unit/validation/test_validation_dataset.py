@@ -1,0 +1,329 @@
+"""Dataset-level rules, token limits through the counter port, and gs:// checks through the URI port."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+from typing import Any
+
+import pytest
+
+from shared.validation import SentencePieceTokenCounter, TokenCountUnavailable, get_model, validate_dataset
+from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
+from shared.validation.uris import GcsUriChecker, check_all, split_gs_uri
+from tests.unit.validation.helpers import (
+    FILE,
+    GOOD,
+    FakeCounter,
+    FakeObjects,
+    body,
+    codes,
+    example,
+    file_part,
+    run,
+    text_chars,
+    turn,
+    warnings,
+)
+
+VAL = "gs://ds/incoming/val.jsonl"
+
+
+def spec(name: str = "gemini-2.5-flash", **changes: Any) -> Any:
+    found = get_model(name)
+    assert found is not None
+    return dataclasses.replace(found, **changes)
+
+
+def long_example(chars: int) -> dict[str, Any]:
+    return example(turn("user", "x" * chars), turn("model", "ok"))
+
+
+# ---- file and dataset sizes
+
+
+def test_file_size_from_the_caller_or_counted() -> None:
+    report = run(GOOD, model=spec(max_file_bytes=100))
+    assert codes(report) == [(0, "file_too_large")]
+    assert "GiB" in report.issues[0].message
+    assert run(GOOD, file_size=2**30 + 1).counts == {"file_too_large": 1}
+    assert run(GOOD, file_size=2**30).valid
+
+
+def test_example_count_limits_depend_on_media() -> None:
+    small = spec(max_examples_text=2, max_examples_multimodal=1)
+    assert run(GOOD, GOOD, model=small).valid
+    assert codes(run(GOOD, GOOD, GOOD, model=small)) == [(0, "too_many_examples")]
+    media = example({"role": "user", "parts": [file_part()]}, turn("model", "a cat"))
+    report = run(GOOD, media, model=small)
+    assert codes(report) == [(0, "too_many_examples")] and "multimodal" in report.issues[0].message
+
+
+def test_too_few_examples() -> None:
+    assert codes(run(GOOD, model=spec(min_examples=2))) == [(0, "too_few_examples")]
+
+
+def test_validation_set_size_overlap_and_labels() -> None:
+    train = body(GOOD, example(turn("user", "a"), turn("model", "b")))
+    validation = body(example(turn("user", "c"), turn("model", "d")), GOOD, b"oops", GOOD)
+    report = validate_dataset(
+        io.BytesIO(train),
+        file=FILE,
+        validation=io.BytesIO(validation),
+        validation_file=VAL,
+        model=spec(max_validation_examples=2),
+    )
+    assert [(i.file, i.line, i.code) for i in report.sorted_issues()] == [
+        (VAL, 0, "validation_too_large"),
+        (VAL, 2, "train_validation_overlap"),
+        (VAL, 3, "not_json"),
+    ]
+    assert [(w.file, w.line, w.code) for w in report.warnings] == [(VAL, 4, "duplicate_example")]
+    assert report.validation_example_count == 3 and report.validation_byte_count == len(validation)
+    doc = report.to_dict()
+    assert doc["validation_file"] == VAL and all(e["file"] == VAL for e in doc["errors"])
+
+
+def test_an_empty_validation_file_is_an_error() -> None:
+    report = validate_dataset(io.BytesIO(body(GOOD)), file=FILE, validation=io.BytesIO(b""), validation_file=VAL)
+    assert [(i.file, i.code) for i in report.issues] == [(VAL, "empty_dataset")]
+
+
+def test_duplicates_within_the_training_file_are_warnings() -> None:
+    report = run(GOOD, GOOD, example(turn("user", "a"), turn("model", "b")), GOOD)
+    assert report.valid
+    assert warnings(report) == [(2, "duplicate_example"), (4, "duplicate_example")]
+
+
+def test_unknown_model_is_reported_and_lines_are_still_checked() -> None:
+    report = run(GOOD, b"{", model="gpt-4")
+    assert codes(report) == [(0, "unknown_model"), (2, "not_json")]
+    assert "gemini-2.5-flash" in report.issues[0].message
+    assert report.notes
+
+
+def test_model_names_resolve_aliases_and_resource_names() -> None:
+    assert run(GOOD, model="gemini-2.0-flash").model == "gemini-2.0-flash-001"
+    assert run(GOOD, model="projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro").model == (
+        "gemini-2.5-pro"
+    )
+
+
+# ---- hyper-parameters and region
+
+
+@pytest.mark.parametrize(
+    ("hyper", "code"),
+    [
+        ({"epoch_count": 0}, "bad_epochs"),
+        ({"epochCount": "three"}, "bad_epochs"),
+        ({"epochs": 2.5}, "bad_epochs"),
+        ({"adapter_size": 3}, "bad_adapter_size"),
+        ({"adapterSize": "ADAPTER_SIZE_THIRTY_TWO"}, "bad_adapter_size"),
+        ({"learning_rate_multiplier": 0}, "bad_learning_rate_multiplier"),
+        ({"learningRateMultiplier": "fast"}, "bad_learning_rate_multiplier"),
+        ({"learning_rate_multiplier": float("nan")}, "bad_learning_rate_multiplier"),
+    ],
+)
+def test_bad_hyper_parameters(hyper: dict[str, Any], code: str) -> None:
+    report = run(GOOD, hyper_parameters=hyper)
+    assert codes(report) == [(0, code)]
+    assert report.issues[0].path.startswith("hyper_parameters.")
+
+
+def test_good_hyper_parameters_and_named_adapter_sizes() -> None:
+    hyper = {"epoch_count": 3, "adapter_size": "ADAPTER_SIZE_FOUR", "learning_rate_multiplier": 0.5, "batch": 8}
+    report = run(GOOD, hyper_parameters=hyper)
+    assert report.valid
+    assert warnings(report) == [(0, "unknown_hyper_parameter")]
+    assert report.cost["epochs"] == 3
+
+
+def test_region() -> None:
+    assert run(GOOD, region="us-central1").valid
+    assert codes(run(GOOD, region="mars-west1")) == [(0, "unsupported_region")]
+
+
+# ---- token limit
+
+
+def test_short_lines_are_never_counted() -> None:
+    counter = FakeCounter(text_chars)
+    report = run(*[GOOD] * 5, token_counter=counter)
+    sample_calls = len(counter.calls)
+    assert report.valid and report.stats["exactly_counted_examples"] == 0
+    assert sample_calls == 5  # only the cost sample, never the limit check
+
+
+def test_escapes_make_a_line_long_but_the_text_bound_short() -> None:
+    # 20,000 newlines: 40,000 bytes of JSON, 20,000 bytes of text: under the 32,000-token bound.
+    counter = FakeCounter(text_chars)
+    report = run(
+        example(turn("user", "\n" * 20_000), turn("model", "ok")), model="gemini-1.5-flash-002", token_counter=counter
+    )
+    assert report.valid
+    assert report.stats["exactly_counted_examples"] == 0
+
+
+def test_over_the_bound_is_counted_exactly() -> None:
+    counter = FakeCounter(lambda request: text_chars(request) // 10)
+    report = run(GOOD, long_example(40_000), model="gemini-1.5-pro-002", token_counter=counter)
+    assert report.valid  # 4,000 tokens
+    assert report.stats["exactly_counted_examples"] == 1
+    assert report.stats["tokens_per_example"]["max"] == 4_000
+
+
+def test_over_the_limit_with_an_exact_count() -> None:
+    counter = FakeCounter(lambda request: 32_001)
+    report = run(GOOD, long_example(40_000), model="gemini-1.5-pro-002", token_counter=counter)
+    assert codes(report) == [(2, "too_many_tokens")]
+    assert "32,001 tokens (counted with fake)" in report.issues[0].message
+    assert "32,000" in report.issues[0].message
+
+
+def test_without_a_counter_the_bound_is_reported_as_the_estimate() -> None:
+    report = run(GOOD, long_example(40_000), model="gemini-1.5-pro-002")
+    assert codes(report) == [(2, "too_many_tokens")]
+    message = report.issues[0].message
+    assert "upper bound is 40,0" in message and "no token counter" in message
+
+
+def test_a_failing_counter_falls_back_to_the_next_one_and_is_noted() -> None:
+    down = FakeCounter(lambda request: 1, name="down", fail=True)
+    spare = FakeCounter(lambda request: 40_000, name="spare")
+    report = run(long_example(40_000), long_example(40_001), model="gemini-1.5-pro-002", token_counter=[down, spare])
+    assert codes(report) == [(1, "too_many_tokens"), (2, "too_many_tokens")]
+    assert "counted with spare" in report.issues[0].message
+    assert len(down.calls) == 1  # not asked again after it failed
+    assert any("down was unavailable" in note for note in report.notes)
+
+
+def test_media_estimates_are_added_when_the_counter_counts_text_only() -> None:
+    text_only = FakeCounter(text_chars, counts_media=False)
+    parts = [file_part(f"gs://b/{i}.png") for i in range(30)]
+    # 30 images x 258 tokens = 7,740 estimated; with 25,000 characters the bound passes 32,000.
+    report = run(
+        example({"role": "user", "parts": [*parts, {"text": "y" * 25_000}]}, turn("model", "ok")),
+        model="gemini-1.5-flash-002",
+        token_counter=text_only,
+    )
+    assert codes(report) == [(1, "too_many_tokens")]
+    assert "32,742 tokens" in report.issues[0].message
+
+
+def test_sentencepiece_counter_is_optional() -> None:
+    def missing(name: str) -> Any:
+        raise ImportError(name)
+
+    with pytest.raises(TokenCountUnavailable, match="not installed"):
+        SentencePieceTokenCounter.load("gemini.spm", importer=missing)
+
+    class Processor:
+        def __init__(self, model_file: str) -> None:
+            if model_file != "gemini.spm":
+                raise OSError("no such file")
+
+        def encode(self, text: str) -> list[int]:
+            return [1] * len(text.split())
+
+    class Module:
+        SentencePieceProcessor = Processor
+
+    counter = SentencePieceTokenCounter.load("gemini.spm", importer=lambda name: Module)
+    request = {"contents": [turn("user", "one two three")], "systemInstruction": {"parts": [{"text": "four"}]}}
+    assert counter.count(request, "gemini-2.5-flash") == 4
+    with pytest.raises(TokenCountUnavailable, match="cannot load"):
+        SentencePieceTokenCounter.load("other.spm", importer=lambda name: Module)
+
+
+# ---- gs:// objects
+
+
+def media_example(*uris: str) -> dict[str, Any]:
+    return example({"role": "user", "parts": [file_part(u) for u in uris]}, turn("model", "pictures"))
+
+
+def test_missing_objects_are_reported_at_their_first_reference_and_each_uri_checked_once() -> None:
+    objects = FakeObjects({"gs://b/1.png", "gs://b/2.png"})
+    report = run(
+        media_example("gs://b/1.png", "gs://b/2.png"),
+        media_example("gs://b/3.png", "https://example.com/4.png"),
+        media_example("gs://b/3.png", "gs://b/1.png"),
+        uri_checker=objects,
+    )
+    assert codes(report) == [(2, "missing_file")]
+    assert report.issues[0].path == "$.contents[0].parts[0]"
+    assert "gs://b/3.png" in report.issues[0].message
+    assert sorted(objects.calls) == ["gs://b/1.png", "gs://b/2.png", "gs://b/3.png"]
+
+
+def test_a_check_that_fails_is_a_warning() -> None:
+    report = run(media_example("gs://b/secret.png"), uri_checker=FakeObjects(broken={"gs://b/secret.png"}))
+    assert report.valid
+    assert warnings(report) == [(1, "uri_check_failed")]
+    assert "PermissionError" in report.warnings[0].message
+
+
+def test_checks_run_concurrently_but_bounded() -> None:
+    objects = FakeObjects({f"gs://b/{i}" for i in range(40)}, delay=0.01)
+    results = check_all([f"gs://b/{i}" for i in range(40)] * 2, objects, max_workers=4)
+    assert len(results) == 40 and all(v is True for v in results.values())
+    assert len(objects.calls) == 40
+    assert 1 < objects.most_active <= 4
+
+
+def test_gcs_checker_uses_the_storage_client() -> None:
+    class Blob:
+        def __init__(self, found: bool) -> None:
+            self.found = found
+
+        def exists(self) -> bool:
+            return self.found
+
+    class Bucket:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def blob(self, name: str) -> Blob:
+            return Blob(f"{self.name}/{name}" == "b/dir/x.png")
+
+    class Client:
+        def bucket(self, name: str) -> Bucket:
+            return Bucket(name)
+
+    checker = GcsUriChecker(Client())
+    assert checker("gs://b/dir/x.png") is True
+    assert checker("gs://b/dir/y.png") is False
+    assert checker("gs://only-bucket") is False
+    assert split_gs_uri("gs://b/dir/x.png") == ("b", "dir/x.png")
+
+
+# ---- the report
+
+
+def test_issues_are_capped_per_code_but_all_counted() -> None:
+    report = run(*([b"nope"] * (MAX_ISSUES_PER_CODE + 25)), b"\n")
+    assert report.counts["not_json"] == MAX_ISSUES_PER_CODE + 25
+    assert report.error_count == MAX_ISSUES_PER_CODE + 26
+    assert len([i for i in report.issues if i.code == "not_json"]) == MAX_ISSUES_PER_CODE
+    assert [i.line for i in report.issues if i.code == "empty_line"] == [MAX_ISSUES_PER_CODE + 26]
+
+
+def test_report_document_is_sorted_and_serializable() -> None:
+    report = ValidationReport(file="f")
+    report.add(Issue(9, "b", "later"))
+    report.add(Issue(0, "object_missing", "whole file"))
+    report.add(Issue(2, "a", "earlier", path="$.x"))
+    doc = report.to_dict()
+    assert [e["line"] for e in doc["errors"]] == [0, 2, 9]
+    assert doc["errors"][1] == {"line": 2, "code": "a", "message": "earlier", "path": "$.x"}
+    assert [e["line"] for e in report.first_errors(limit=2)] == [0, 2]
+    json.dumps(doc)
+
+
+def test_summary_keeps_the_upload_service_keys() -> None:
+    summary = run(GOOD, b"{").summary()
+    assert {"valid", "file", "example_count", "byte_count", "error_count", "error_counts"} <= set(summary)
+    assert summary["valid"] is False and summary["error_counts"] == {"not_json": 1}
+    json.dumps(run(GOOD).to_dict())

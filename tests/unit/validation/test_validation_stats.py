@@ -1,0 +1,114 @@
+"""Statistics in bounded memory, the sampled cost estimate, and the Markdown report."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+
+import pytest
+
+from shared.validation import render_markdown
+from shared.validation.stats import LogHistogram, Reservoir, quantiles, ratio_estimate
+from tests.unit.validation.helpers import GOOD, FakeCounter, example, run, text_chars, turn
+
+
+def test_histogram_quantiles_are_within_two_percent() -> None:
+    rng = random.Random(7)
+    values = [rng.lognormvariate(6, 1.2) for _ in range(20_000)]
+    hist = LogHistogram()
+    for v in values:
+        hist.add(v)
+    exact = sorted(values)
+    for q in (0.5, 0.95):
+        (got,) = quantiles(hist.weighted(), [q])
+        want = exact[math.ceil(q * len(exact)) - 1]
+        assert got == pytest.approx(want, rel=0.02)
+    assert (hist.low, hist.high, hist.count) == (exact[0], exact[-1], len(values))
+    assert len(hist.buckets) < 1_000  # bounded, whatever the number of values
+
+
+def test_reservoir_keeps_a_uniform_sample() -> None:
+    kept: Counter[int] = Counter()
+    for seed in range(400):
+        sample: Reservoir[int] = Reservoir(10, seed=seed)
+        for i in range(100):
+            if sample.wants():
+                sample.offer(i)
+            else:
+                sample.skip()
+        assert len(sample.items) == 10 and sample.seen == 100 and len(set(sample.items)) == 10
+        kept.update(sample.items)
+    # Each item is kept with probability 10/100: 40 times in 400 runs on average.
+    assert min(kept[i] for i in range(100)) > 15
+    assert max(kept[i] for i in range(100)) < 70
+    assert sum(kept[i] for i in range(50)) == pytest.approx(sum(kept[i] for i in range(50, 100)), rel=0.15)
+
+
+def test_ratio_estimate_is_exact_for_proportional_data_and_wider_for_noisy_data() -> None:
+    exact = ratio_estimate([(100.0, 25.0), (400.0, 100.0), (40.0, 10.0)], population=1000)
+    assert exact is not None and exact.ratio == pytest.approx(0.25) and exact.standard_error == pytest.approx(0)
+    noisy = ratio_estimate([(100.0, 20.0), (400.0, 120.0), (40.0, 8.0), (200.0, 60.0)], population=1000)
+    assert noisy is not None and noisy.standard_error > 0
+    assert ratio_estimate([], population=10) is None
+
+
+def test_tokens_per_example_and_cost_from_an_exact_sample() -> None:
+    examples = [example(turn("user", "x" * (10 * i)), turn("model", "y" * 10)) for i in range(1, 101)]
+    counter = FakeCounter(lambda request: text_chars(request) // 5)
+    report = run(*examples, token_counter=counter, hyper_parameters={"epoch_count": 3})
+    tokens = report.stats["tokens_per_example"]
+    assert "uniform random sample of 64 examples" in tokens["method"]
+    assert tokens["min"] == pytest.approx(4, abs=1)
+    assert tokens["max"] == pytest.approx(202, rel=0.02)
+    assert tokens["median"] == pytest.approx(102, rel=0.03)
+    assert tokens["p95"] == pytest.approx(192, rel=0.03)
+    assert sum(b["count"] for b in tokens["histogram"]) == 100
+    total = sum((10 * i + 10) / 5 for i in range(1, 101))
+    cost = report.cost
+    assert cost["training_tokens"] == pytest.approx(total, rel=0.01)
+    assert cost["billable_tokens"] == pytest.approx(3 * total, rel=0.01)
+    assert cost["estimated_cost_usd"] == round(cost["billable_tokens"] / 1e6 * 5.0, 2)
+    assert cost["price_date"] == "2025-09" and cost["price_confirmed"] is False
+    low, high = cost["billable_tokens_ci95"]
+    assert low <= cost["billable_tokens"] <= high
+
+
+def test_cost_without_a_counter_says_it_is_a_rule_of_thumb() -> None:
+    report = run(example(turn("user", "x" * 400), turn("model", "y" * 400)))
+    assert report.cost["training_tokens"] == 200
+    assert report.cost["epochs"] == 1 and "epochs_note" in report.cost
+    assert "rule of thumb" in report.cost["method"] and "not measured" in report.cost["uncertainty"]
+    assert "billable_tokens_ci95" not in report.cost
+
+
+def test_models_without_a_confirmed_price_give_no_cost() -> None:
+    report = run(GOOD, model="gemini-1.5-pro-002")
+    assert report.cost["estimated_cost_usd"] is None and "price_note" in report.cost
+
+
+def test_statistics_count_turns_characters_and_media() -> None:
+    report = run(
+        example(turn("user", "abc"), turn("model", "de"), turn("user", "f"), turn("model", "g")),
+        example(
+            {"role": "user", "parts": [{"fileData": {"mimeType": "image/png", "fileUri": "gs://b/x"}}]},
+            turn("model", "cat"),
+        ),
+    )
+    stats = report.stats
+    assert stats["turns"] == {"total": 6, "mean": 3.0, "max": 4}
+    assert stats["characters"] == 10
+    assert (stats["multimodal_examples"], stats["media_parts"]) == (1, 1)
+
+
+def test_markdown_report_reads_well() -> None:
+    examples = [example(turn("user", "q" * (5 * i)), turn("model", "a")) for i in range(1, 40)]
+    report = run(*examples, b"{oops", example(turn("user", "only")), GOOD, GOOD)
+    text = render_markdown(report)
+    assert text.startswith("# Dataset validation: ❌ invalid: 2 problem(s)")
+    assert "| `not_json` | 1 |" in text and "| 40 | `not_json` |" in text
+    assert "| 41 | `last_turn_not_model` | `$.contents[0].role` |" in text
+    assert "## Warnings" in text and "`duplicate_example`" in text
+    assert "Tokens per example:" in text and "```text" in text and "█" in text
+    assert "## Training cost estimate" in text and "$" in text
+    assert render_markdown(run(GOOD)).startswith("# Dataset validation: ✅ valid")
