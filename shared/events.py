@@ -74,7 +74,7 @@ def completion_data(job: Job) -> dict[str, Any]:
 
 def _estimated_billable_tokens(job: Job) -> int | None:
     """What validation estimated the job would bill (tokens times epochs), when it estimated it."""
-    value = (job.validation or {}).get("stats", {}).get("billable_tokens")
+    value = (job.validation or {}).get("estimated_billable_tokens")
     return int(value) if isinstance(value, int | float) else None
 
 

@@ -101,6 +101,8 @@ class ValidationReport:
         tokens = self.stats.get("tokens_per_example")
         if tokens:
             out["tokens_per_example"] = {k: tokens[k] for k in ("min", "median", "p95", "max") if k in tokens}
+        if self.cost.get("billable_tokens") is not None:
+            out["estimated_billable_tokens"] = self.cost["billable_tokens"]
         if self.cost.get("estimated_cost_usd") is not None:
             out["estimated_cost_usd"] = self.cost["estimated_cost_usd"]
         return out

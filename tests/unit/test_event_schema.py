@@ -55,3 +55,22 @@ def test_the_schema_rejects_malformed_data(harness: Harness, mutate) -> None:  #
     mutate(data)
     with pytest.raises(AssertionError):
         assert_valid_completion(attributes, data)
+
+
+def test_events_carry_estimated_and_actual_billable_tokens(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    estimated = harness.job(job_id).validation["estimated_billable_tokens"]
+    assert isinstance(estimated, int) and estimated > 0
+    harness.app.dispatcher.dispatch()
+    harness.tuning.set_state(
+        harness.job(job_id).vertex_job_name,
+        "JOB_STATE_SUCCEEDED",
+        tuned_model="projects/1/locations/us-central1/models/9@1",
+        endpoint="projects/1/locations/us-central1/endpoints/9",
+        stats={"example_count": 3, "billable_token_count": 777, "truncated_example_count": 0},
+    )
+    harness.app.poller.poll()
+    ((attributes, data),) = _events(harness)
+    assert_valid_completion(attributes, data)
+    assert (data["estimated_billable_tokens"], data["billable_tokens"]) == (estimated, 777)
+    assert data["tuning_stats"]["truncated_example_count"] == 0
