@@ -100,10 +100,25 @@ class Operations:
                 continue
             now = self._clock()
             retried = job.moved_to(
-                JobState.QUEUED, now, f"retried by an operator as attempt {job.attempt + 1}",
-                attempt=job.attempt + 1, enqueued_at=now, vertex_job_name="", vertex_state="",
-                submit_claimed_at=None, submit_errors=0, started_at=None, ended_at=None, tuned_model="",
-                endpoint="", error=None, tuning_stats={}, cancel_requested=False, completion_event_id="",
+                JobState.QUEUED,
+                now,
+                f"retried by an operator as attempt {job.attempt + 1}",
+                attempt=job.attempt + 1,
+                enqueued_at=now,
+                vertex_job_name="",
+                vertex_state="",
+                submit_claimed_at=None,
+                submit_errors=0,
+                started_at=None,
+                ended_at=None,
+                tuned_model="",
+                endpoint="",
+                error=None,
+                tuning_stats={},
+                cancel_requested=False,
+                completion_event_id="",
+                checkpoints=[],
+                warnings=[],
             )
             if self._store.replace(retried, current.version):
                 self._publisher.publish(
