@@ -6,4 +6,5 @@ that prints its own Markdown section. Add yours to the list.
 
 BENCHMARKS: list[str] = [
     "tests.bench.validator",
+    "tests.bench.queue",
 ]

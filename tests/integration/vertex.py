@@ -39,4 +39,4 @@ def vertex_tuning(host: str, project: str = "itest", region: str = "us-central1"
     client = aiplatform_v1.GenAiTuningServiceClient(
         transport=GenAiTuningServiceGrpcTransport(channel=grpc.insecure_channel(host))
     )
-    return VertexTuning(client, project, region)
+    return VertexTuning(lambda _region: client, project, region)
