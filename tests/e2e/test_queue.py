@@ -39,7 +39,8 @@ def tight_vertex_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
     settings = {
         "TUNEDROP_QUOTA": "3",
         "TUNEDROP_EMULATOR_QUOTA": "3",
-        "TUNEDROP_EMULATOR_JOB_SECONDS": "4",
+        # Long enough that the burst is validated and dispatched while the hand-made job still runs.
+        "TUNEDROP_EMULATOR_JOB_SECONDS": "8",
         "TUNEDROP_POLL_SECONDS": "1",
     }
     with running_stack(tmp_path_factory.mktemp("tight"), settings) as env:

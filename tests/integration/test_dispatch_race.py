@@ -176,6 +176,9 @@ class DiesAfterCreate(TuningService):
     def cancel(self, name: str) -> None:
         self.inner.cancel(name)
 
+    def active_jobs(self) -> list[RemoteJob]:
+        return self.inner.active_jobs()
+
 
 def test_dispatcher_killed_between_create_and_record_leaves_no_duplicate_and_no_stuck_slot(
     emulator_env: dict[str, str],
