@@ -46,6 +46,7 @@ lint: $(STAMP)
 	@$(BIN)/ruff check .
 	@$(BIN)/ruff format --check .
 	@$(BIN)/mypy
+	@$(BIN)/checkov --quiet --compact --skip-download --framework terraform -d deploy/terraform
 
 clean: down
 	rm -rf $(VENV) .tunedrop

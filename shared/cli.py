@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     from shared.validation.cli import add_parser as add_validate_parser
 
     add_validate_parser(sub)
+
+    from shared.dlq import register_cli as add_dlq_parser
+
+    add_dlq_parser(sub)
     return parser
 
 

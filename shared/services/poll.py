@@ -52,9 +52,16 @@ class Poller:
         self._completions.flush_pending()
         active = self._store.in_states([JobState.RUNNING])
         finished: list[str] = []
+        errors: list[Exception] = []
         if active:
             with ThreadPoolExecutor(max_workers=min(POLL_CONCURRENCY, len(active))) as pool:
-                for job_id in pool.map(self._poll_one, active):
+                # Every job is polled even when another one fails (Executor.map would cancel the rest).
+                for future in [pool.submit(self._poll_one, job) for job in active]:
+                    try:
+                        job_id = future.result()
+                    except Exception as exc:
+                        errors.append(exc)
+                        continue
                     if job_id:
                         finished.append(job_id)
         if finished:
@@ -63,6 +70,8 @@ class Poller:
                 json.dumps({"reason": "slot freed", "job_ids": finished}).encode(),
                 {},
             )
+        if errors:
+            raise errors[0]
         return finished
 
     def _poll_one(self, current: Versioned[Job]) -> str | None:
@@ -72,6 +81,10 @@ class Poller:
                 remote = self._tuning.get(job.vertex_job_name)
             except TuningUnavailable as exc:
                 logs.warning("could not read the tuning job; will try next tick", error=str(exc))
+                return None
+            except TuningRejected as exc:
+                # Not this job's problem alone to stop the tick: the other jobs are polled on.
+                logs.error("Vertex AI refuses to read the tuning job", error=str(exc), vertex_job=job.vertex_job_name)
                 return None
             outcome = remote.terminal_state
             if outcome is None and job.cancel_requested and remote.state != "JOB_STATE_CANCELLING":

@@ -1,0 +1,94 @@
+variable "project_id" {
+  description = "Project to deploy Tunedrop into."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, scheduler and buckets."
+  type        = string
+  default     = "us-central1"
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a region like us-central1."
+  }
+}
+
+variable "tuning_region" {
+  description = "Vertex AI region of the tuning jobs; null means var.region."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.tuning_region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.tuning_region))
+    error_message = "tuning_region must be a region like us-central1."
+  }
+}
+
+variable "tuning_quota" {
+  description = "Concurrent tuning jobs; equal to the project's global_concurrent_tuning_jobs quota."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.tuning_quota >= 1 && var.tuning_quota <= 1000 && floor(var.tuning_quota) == var.tuning_quota
+    error_message = "tuning_quota must be a whole number in 1..1000."
+  }
+}
+
+variable "quota_regions" {
+  description = "Other regions whose active tuning jobs count against the global quota."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.quota_regions : can(regex("^[a-z]+-[a-z]+[0-9]+$", r))])
+    error_message = "quota_regions must be regions like europe-west4."
+  }
+}
+
+variable "default_base_model" {
+  description = "Base model when an upload names none."
+  type        = string
+  default     = "gemini-2.5-flash"
+  validation {
+    condition     = length(trimspace(var.default_base_model)) > 0
+    error_message = "default_base_model must not be empty."
+  }
+}
+
+variable "poll_interval_minutes" {
+  description = "Minutes between poll ticks."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.poll_interval_minutes >= 1 && var.poll_interval_minutes <= 59 && floor(var.poll_interval_minutes) == var.poll_interval_minutes
+    error_message = "poll_interval_minutes must be a whole number in 1..59."
+  }
+}
+
+variable "notification_channels" {
+  description = "Notification channels (projects/P/notificationChannels/ID) for the alerts."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "Each notification channel must look like projects/PROJECT/notificationChannels/123."
+  }
+}
+
+variable "source_archive_path" {
+  description = "Zipped function source; null means build/function-source.zip at the repository root."
+  type        = string
+  default     = null
+}
+
+variable "reports_retention_days" {
+  description = "Days validation reports are kept; null keeps them."
+  type        = number
+  default     = 90
+  validation {
+    condition     = var.reports_retention_days == null || try(var.reports_retention_days >= 1, false)
+    error_message = "reports_retention_days must be null or at least 1."
+  }
+}

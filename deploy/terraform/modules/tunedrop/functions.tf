@@ -1,0 +1,95 @@
+locals {
+  # The three entry points of functions/main.py (tests/unit/deploy checks both directions).
+  #
+  # upload validates one dataset per request: 2 GiB and a whole vCPU per instance, concurrency 1.
+  # Reading is streamed (16 MiB range reads behind a 1 MiB buffer), so memory does not grow with the
+  # file; time does. A 1 GB dataset streams in about 7 s at ~150 MB/s; checking it is CPU-bound and
+  # measured at ~265 MB/s for valid lines and ~70 MB/s when every line is invalid (the slow path) on
+  # a developer machine, so even at a third of that speed 1 GB takes under a minute. 540 s leaves
+  # ample room for slow reads, retried range requests and a cold start, and stays under the 600 s
+  # push acknowledgement deadline, so a slow validation is not delivered a second time meanwhile.
+  functions = {
+    upload = {
+      entry_point     = "on_upload"
+      description     = "Validates a dataset dropped under incoming/ and records a QUEUED or REJECTED job."
+      memory          = "2Gi"
+      cpu             = "1"
+      timeout_seconds = 540
+      concurrency     = 1
+      max_instances   = var.upload_max_instances
+    }
+    dispatch = {
+      entry_point     = "on_dispatch"
+      description     = "Submits queued jobs to Vertex AI tuning within the concurrent-job quota."
+      memory          = "1Gi"
+      cpu             = "1"
+      timeout_seconds = 300
+      concurrency     = 1
+      max_instances   = 3
+    }
+    poll = {
+      entry_point     = "on_poll"
+      description     = "Reads running jobs' states from Vertex AI, records outcomes, publishes completion events."
+      memory          = "1Gi"
+      cpu             = "1"
+      timeout_seconds = 300
+      concurrency     = 1
+      max_instances   = 2
+    }
+  }
+
+  # Every setting of shared/config.py SETTINGS except the local-stack-only emulator host. Topic and
+  # bucket names are set explicitly so the code never falls back to a default that does not exist.
+  function_environment = {
+    GOOGLE_CLOUD_PROJECT          = var.project_id
+    TUNEDROP_REGION               = local.tuning_region
+    TUNEDROP_BUCKET               = google_storage_bucket.datasets.name
+    TUNEDROP_INCOMING_PREFIX      = local.incoming_prefix
+    TUNEDROP_REPORTS_PREFIX       = local.reports_prefix
+    TUNEDROP_UPLOADS_TOPIC        = google_pubsub_topic.this["uploads"].name
+    TUNEDROP_DISPATCH_TOPIC       = google_pubsub_topic.this["dispatch"].name
+    TUNEDROP_POLL_TOPIC           = google_pubsub_topic.this["poll"].name
+    TUNEDROP_COMPLETIONS_TOPIC    = google_pubsub_topic.this["completions"].name
+    TUNEDROP_EVENTS_TOPIC         = google_pubsub_topic.this["lifecycle"].name
+    TUNEDROP_QUOTA                = tostring(var.tuning_quota)
+    TUNEDROP_QUOTA_REGIONS        = join(",", var.quota_regions)
+    TUNEDROP_BASE_MODEL           = var.default_base_model
+    TUNEDROP_COLLECTION_PREFIX    = var.collection_prefix
+    TUNEDROP_FIRESTORE_DATABASE   = var.firestore_database
+    TUNEDROP_SUBMIT_LEASE_SECONDS = tostring(var.submit_lease_seconds)
+    TUNEDROP_STUCK_SECONDS        = tostring(var.stuck_pending_minutes * 60)
+    TUNEDROP_MAX_RUNNING_SECONDS  = tostring(var.max_running_hours * 3600)
+  }
+}
+
+module "function" {
+  source   = "../function"
+  for_each = local.functions
+
+  project_id                 = var.project_id
+  region                     = var.region
+  name                       = "${local.prefix}-${each.key}"
+  description                = each.value.description
+  entry_point                = each.value.entry_point
+  runtime                    = var.runtime
+  source_bucket              = google_storage_bucket.sources.name
+  source_object              = google_storage_bucket_object.source.name
+  build_service_account_id   = google_service_account.build.id
+  docker_repository          = google_artifact_registry_repository.functions.id
+  memory                     = each.value.memory
+  cpu                        = each.value.cpu
+  timeout_seconds            = each.value.timeout_seconds
+  concurrency                = each.value.concurrency
+  min_instances              = 0
+  max_instances              = each.value.max_instances
+  environment                = local.function_environment
+  pubsub_service_agent_email = google_project_service_identity.pubsub.email
+  labels                     = merge(local.labels, { function = each.key })
+
+  depends_on = [
+    google_project_service.this,
+    google_project_iam_member.build,
+    google_artifact_registry_repository_iam_member.build_writer,
+    google_storage_bucket_iam_member.build_source_reader,
+  ]
+}

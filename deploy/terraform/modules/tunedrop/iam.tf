@@ -1,0 +1,120 @@
+# Least privilege: each function has its own runtime service account (modules/function) holding only
+# what its code calls. deploy/README.md tables these grants with the reason for each; a test forbids
+# primitive roles and project-wide admin roles.
+
+locals {
+  firestore_database_condition = "resource.name == \"projects/${var.project_id}/databases/${var.firestore_database}\""
+
+  # Project-level grants, for the services without finer-grained resources to bind on.
+  runtime_project_roles = {
+    "upload-datastore"    = { function = "upload", role = "roles/datastore.user" }
+    "dispatch-datastore"  = { function = "dispatch", role = "roles/datastore.user" }
+    "dispatch-aiplatform" = { function = "dispatch", role = "roles/aiplatform.user" }
+    "poll-datastore"      = { function = "poll", role = "roles/datastore.user" }
+    "poll-aiplatform"     = { function = "poll", role = "roles/aiplatform.user" }
+  }
+
+  # Who publishes where (the code's Publisher calls): queued jobs and freed slots wake the dispatcher;
+  # outcomes go to the completions topic; every step of a job goes to the lifecycle (events) topic.
+  runtime_topic_publishers = {
+    "upload-dispatch"      = { function = "upload", topic = "dispatch" }
+    "upload-completions"   = { function = "upload", topic = "completions" }
+    "upload-lifecycle"     = { function = "upload", topic = "lifecycle" }
+    "dispatch-completions" = { function = "dispatch", topic = "completions" }
+    "dispatch-lifecycle"   = { function = "dispatch", topic = "lifecycle" }
+    "poll-dispatch"        = { function = "poll", topic = "dispatch" }
+    "poll-completions"     = { function = "poll", topic = "completions" }
+    "poll-lifecycle"       = { function = "poll", topic = "lifecycle" }
+  }
+}
+
+resource "google_project_iam_member" "runtime" {
+  for_each = local.runtime_project_roles
+  project  = var.project_id
+  role     = each.value.role
+  member   = "serviceAccount:${module.function[each.value.function].runtime_service_account_email}"
+
+  # Firestore grants are limited to Tunedrop's database.
+  dynamic "condition" {
+    for_each = each.value.role == "roles/datastore.user" && var.restrict_firestore_to_database ? [local.firestore_database_condition] : []
+    content {
+      title       = "tunedrop-database-only"
+      description = "Only the Firestore database Tunedrop uses."
+      expression  = condition.value
+    }
+  }
+}
+
+resource "google_pubsub_topic_iam_member" "runtime_publisher" {
+  for_each = local.runtime_topic_publishers
+  project  = var.project_id
+  topic    = google_pubsub_topic.this[each.value.topic].name
+  role     = "roles/pubsub.publisher"
+  member   = "serviceAccount:${module.function[each.value.function].runtime_service_account_email}"
+}
+
+# The upload validator reads datasets (any generation) ...
+resource "google_storage_bucket_iam_member" "upload_reader" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
+}
+
+# ... and writes (and, on a redelivery, overwrites) validation reports, under reports/ only.
+resource "google_storage_bucket_iam_member" "upload_report_writer" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
+  condition {
+    title       = "reports-only"
+    description = "Validation reports under ${local.reports_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
+  }
+}
+
+# Vertex AI reads the training datasets as its service agent.
+resource "google_storage_bucket_iam_member" "vertex_dataset_reader" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
+}
+
+# --------------------------------------------------------------------------- build service account
+
+resource "google_project_iam_member" "build" {
+  for_each = {
+    # Build logs.
+    "log-writer" = { role = "roles/logging.logWriter", condition = null }
+    # Cloud Run functions stages the source in its own gcf-v2-* buckets; the build reads it there.
+    "gcf-staging" = {
+      role      = "roles/storage.objectUser"
+      condition = "resource.name.startsWith(\"projects/_/buckets/gcf-v2-sources-\") || resource.name.startsWith(\"projects/_/buckets/gcf-v2-uploads-\")"
+    }
+  }
+  project = var.project_id
+  role    = each.value.role
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  dynamic "condition" {
+    for_each = each.value.condition == null ? [] : [each.value.condition]
+    content {
+      title       = "gcf-staging-buckets-only"
+      description = "Only the buckets where Cloud Run functions stages function source."
+      expression  = condition.value
+    }
+  }
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_source_reader" {
+  bucket = google_storage_bucket.sources.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${google_service_account.build.email}"
+}

@@ -1,0 +1,275 @@
+variable "project_id" {
+  description = "Project that hosts everything: bucket, topics, functions, Firestore and the tuning jobs."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id (6-30 lowercase letters, digits, dashes)."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the scheduler, the Artifact Registry repository and (by default) the buckets."
+  type        = string
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a region like us-central1."
+  }
+}
+
+variable "tuning_region" {
+  description = "Vertex AI region where tuning jobs run (TUNEDROP_REGION); null means var.region."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.tuning_region == null || can(regex("^[a-z]+-[a-z]+[0-9]+$", var.tuning_region))
+    error_message = "tuning_region must be a region like us-central1."
+  }
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (topics, subscriptions, functions, service accounts)."
+  type        = string
+  default     = "tunedrop"
+  validation {
+    # Keeps the longest service account id ("<prefix>-dispatch-inv") within 30 characters.
+    condition     = can(regex("^[a-z][a-z0-9-]{1,12}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-14 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "tuning_quota" {
+  description = "Concurrent tuning jobs Tunedrop may run (TUNEDROP_QUOTA); match the project's global_concurrent_tuning_jobs quota."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.tuning_quota >= 1 && var.tuning_quota <= 1000 && floor(var.tuning_quota) == var.tuning_quota
+    error_message = "tuning_quota must be a whole number in 1..1000 (the range shared/config.py accepts)."
+  }
+}
+
+variable "quota_regions" {
+  description = "Other regions whose active tuning jobs count against the global quota (TUNEDROP_QUOTA_REGIONS); the tuning region always counts."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for r in var.quota_regions : can(regex("^[a-z]+-[a-z]+[0-9]+$", r))])
+    error_message = "quota_regions must be regions like europe-west4."
+  }
+}
+
+variable "default_base_model" {
+  description = "Base model when an upload's metadata names none (TUNEDROP_BASE_MODEL)."
+  type        = string
+  default     = "gemini-2.5-flash"
+  validation {
+    condition     = length(trimspace(var.default_base_model)) > 0
+    error_message = "default_base_model must not be empty."
+  }
+}
+
+variable "poll_interval_minutes" {
+  description = "Minutes between two scheduler poll ticks."
+  type        = number
+  default     = 1
+  validation {
+    condition     = var.poll_interval_minutes >= 1 && var.poll_interval_minutes <= 59 && floor(var.poll_interval_minutes) == var.poll_interval_minutes
+    error_message = "poll_interval_minutes must be a whole number in 1..59."
+  }
+}
+
+variable "submit_lease_seconds" {
+  description = "How long a SUBMITTING claim holds before it is recovered (TUNEDROP_SUBMIT_LEASE_SECONDS)."
+  type        = number
+  default     = 300
+  validation {
+    condition     = var.submit_lease_seconds >= 10 && var.submit_lease_seconds <= 86400
+    error_message = "submit_lease_seconds must be 10..86400."
+  }
+}
+
+variable "stuck_pending_minutes" {
+  description = "A job still pending on Vertex AI after this many minutes is reported stuck (TUNEDROP_STUCK_SECONDS)."
+  type        = number
+  default     = 60
+  validation {
+    condition     = var.stuck_pending_minutes >= 1 && var.stuck_pending_minutes <= 43200
+    error_message = "stuck_pending_minutes must be 1..43200 (30 days)."
+  }
+}
+
+variable "max_running_hours" {
+  description = "A job running longer than this many hours is reported stuck (TUNEDROP_MAX_RUNNING_SECONDS)."
+  type        = number
+  default     = 48
+  validation {
+    condition     = var.max_running_hours >= 1 && var.max_running_hours <= 720
+    error_message = "max_running_hours must be 1..720 (30 days)."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channels (projects/P/notificationChannels/ID) that receive the alerts."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[0-9]+$", c))])
+    error_message = "Each notification channel must look like projects/PROJECT/notificationChannels/123."
+  }
+}
+
+variable "source_archive_path" {
+  description = "Path of the zipped function source built by deploy/build_source.py."
+  type        = string
+  validation {
+    condition     = endswith(var.source_archive_path, ".zip")
+    error_message = "source_archive_path must point at a .zip file (python deploy/build_source.py writes build/function-source.zip)."
+  }
+}
+
+variable "runtime" {
+  description = "Cloud Run functions Python runtime (build the source with the same minor Python version)."
+  type        = string
+  default     = "python311"
+  validation {
+    condition     = can(regex("^python3(1[1-9])$", var.runtime))
+    error_message = "runtime must be python311 or later."
+  }
+}
+
+variable "bucket_name" {
+  description = "Datasets bucket name (globally unique); null means <project>-<prefix>-datasets."
+  type        = string
+  default     = null
+}
+
+variable "bucket_location" {
+  description = "Location of the buckets; null means var.region."
+  type        = string
+  default     = null
+}
+
+variable "reports_retention_days" {
+  description = "Delete validation reports under reports/ this many days after they are written; null keeps them."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.reports_retention_days == null || try(var.reports_retention_days >= 1, false)
+    error_message = "reports_retention_days must be null or at least 1."
+  }
+}
+
+variable "noncurrent_dataset_retention_days" {
+  description = "Delete overwritten (noncurrent) dataset versions this many days after they were replaced; null keeps them forever."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.noncurrent_dataset_retention_days == null || try(var.noncurrent_dataset_retention_days >= 1, false)
+    error_message = "noncurrent_dataset_retention_days must be null or at least 1."
+  }
+}
+
+variable "create_firestore_database" {
+  description = "Create the Firestore database; false when the project already has it."
+  type        = bool
+  default     = true
+}
+
+variable "firestore_database" {
+  description = "Firestore database id (TUNEDROP_FIRESTORE_DATABASE)."
+  type        = string
+  default     = "(default)"
+  validation {
+    condition     = var.firestore_database == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.firestore_database))
+    error_message = "firestore_database must be (default) or a valid database id."
+  }
+}
+
+variable "firestore_location" {
+  description = "Firestore location (a region or a multi-region like nam5); null means var.region."
+  type        = string
+  default     = null
+}
+
+variable "restrict_firestore_to_database" {
+  description = "Limit the functions' Firestore role to Tunedrop's database with an IAM condition (false grants it on every database of the project)."
+  type        = bool
+  default     = true
+}
+
+variable "collection_prefix" {
+  description = "Prefix of the Firestore collections (TUNEDROP_COLLECTION_PREFIX)."
+  type        = string
+  default     = "tunedrop"
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9_-]{0,60}$", var.collection_prefix))
+    error_message = "collection_prefix must start with a letter and hold letters, digits, _ or -."
+  }
+}
+
+variable "job_ttl_enabled" {
+  description = "Enable the Firestore TTL policy on the job documents' expire_at field."
+  type        = bool
+  default     = true
+}
+
+variable "upload_max_instances" {
+  description = "Upper bound on upload validator instances (each validates one dataset at a time)."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.upload_max_instances >= 1 && var.upload_max_instances <= 100
+    error_message = "upload_max_instances must be 1..100."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Push deliveries before a message is dead-lettered."
+  type        = number
+  default     = 10
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be 5..100."
+  }
+}
+
+variable "dead_letter_retention_days" {
+  description = "Days dead-lettered messages wait for a replay."
+  type        = number
+  default     = 7
+  validation {
+    condition     = var.dead_letter_retention_days >= 1 && var.dead_letter_retention_days <= 31
+    error_message = "dead_letter_retention_days must be 1..31."
+  }
+}
+
+variable "error_rate_threshold" {
+  description = "Fraction of a function's requests answered 5xx over 5 minutes that raises the error-rate alert."
+  type        = number
+  default     = 0.05
+  validation {
+    condition     = var.error_rate_threshold > 0 && var.error_rate_threshold < 1
+    error_message = "error_rate_threshold must be between 0 and 1."
+  }
+}
+
+variable "stuck_after_minutes" {
+  description = "Age of the oldest unacknowledged message on a function's subscription that raises the jobs-stuck alert."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.stuck_after_minutes >= 5
+    error_message = "stuck_after_minutes must be at least 5."
+  }
+}
+
+variable "enable_apis" {
+  description = "Enable the APIs Tunedrop needs (false when another team manages project services)."
+  type        = bool
+  default     = true
+}
+
+variable "labels" {
+  description = "Labels on every resource that takes labels."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,616 @@
+"""In-memory fakes of Tunedrop's ports (shared/ports.py) and a harness that wires them into an App.
+
+They follow the ports' documented contracts, not the services' expectations: versions are ints,
+every conditional write is a compare-and-set, stored jobs round-trip through their Firestore
+document form, and failures are injected explicitly by the test.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import itertools
+import json
+import threading
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import IO, Any, NamedTuple
+
+from shared.bootstrap import App, assemble
+from shared.clock import Clock, FakeClock
+from shared.config import Settings
+from shared.errors import TransientError
+from shared.jobs import Job, JobState, job_id_for
+from shared.ports import (
+    BlobStore,
+    JobStore,
+    ObjectMissing,
+    Publisher,
+    QuotaExhausted,
+    RemoteJob,
+    RemoteState,
+    SlotTable,
+    TuningRejected,
+    TuningRequest,
+    TuningService,
+    Versioned,
+)
+from shared.services.upload import UploadedObject
+
+# The labels the Vertex adapter puts on every tuning job (shared/adapters/vertex_tuning.py).
+JOB_LABEL = "tunedrop_job"
+ATTEMPT_LABEL = "tunedrop_attempt"
+
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
+
+
+# --------------------------------------------------------------------------------------------
+# JobStore
+# --------------------------------------------------------------------------------------------
+
+
+class InMemoryJobStore(JobStore):
+    """Jobs as documents with integer versions; every write bumps one store-wide counter.
+
+    `reads` counts documents read the way Firestore bills them (a query that matches nothing
+    still costs one read); `calls` counts calls per method.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._docs: dict[str, tuple[dict[str, Any], int]] = {}
+        self._slots: tuple[SlotTable, int] | None = None
+        self._versions = itertools.count(1)
+        self.reads = 0
+        self.writes = 0
+        self.conflicts = 0  # conditional writes refused because someone wrote first
+        self.calls: Counter[str] = Counter()
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _load(self, doc: dict[str, Any], version: int) -> Versioned[Job]:
+        return Versioned(Job.from_document(copy.deepcopy(doc)), version)
+
+    def _query(self, name: str, matches: Sequence[tuple[dict[str, Any], int]], limit: int) -> list[Versioned[Job]]:
+        self.calls[name] += 1
+        found = list(matches)[: max(0, limit)]
+        self.reads += max(1, len(found))
+        return [self._load(doc, version) for doc, version in found]
+
+    # -- JobStore ----------------------------------------------------------------------------
+
+    def create(self, job: Job) -> bool:
+        with self._lock:
+            self.calls["create"] += 1
+            if job.job_id in self._docs:
+                return False
+            self._docs[job.job_id] = (job.to_document(), next(self._versions))
+            self.writes += 1
+            return True
+
+    def get(self, job_id: str) -> Versioned[Job] | None:
+        with self._lock:
+            self.calls["get"] += 1
+            self.reads += 1
+            stored = self._docs.get(job_id)
+            return None if stored is None else self._load(*stored)
+
+    def replace(self, job: Job, version: Any) -> bool:
+        with self._lock:
+            self.calls["replace"] += 1
+            stored = self._docs.get(job.job_id)
+            if stored is None or stored[1] != version:
+                self.conflicts += 1
+                return False
+            self._docs[job.job_id] = (job.to_document(), next(self._versions))
+            self.writes += 1
+            return True
+
+    def queued(self, limit: int) -> list[Versioned[Job]]:
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if d["state"] == JobState.QUEUED.value]
+            # Firestore: priority DESC, then enqueued_at ASC (nulls first), then document id.
+            rows.sort(key=lambda r: (-r[0]["priority"], r[0]["enqueued_at"] or _EARLIEST, r[0]["job_id"]))
+            return self._query("queued", rows, limit)
+
+    def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
+        wanted = {JobState(s).value for s in states}
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if d["state"] in wanted]
+            return self._query("in_states", rows, limit)
+
+    def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if d["completion_pending"]]
+            return self._query("completion_pending", rows, limit)
+
+    def read_slots(self) -> Versioned[SlotTable]:
+        with self._lock:
+            self.calls["read_slots"] += 1
+            self.reads += 1
+            if self._slots is None:
+                return Versioned(SlotTable(), None)
+            table, version = self._slots
+            return Versioned(replace(table, holders=dict(table.holders)), version)
+
+    def write_slots(self, slots: SlotTable, version: Any) -> bool:
+        with self._lock:
+            self.calls["write_slots"] += 1
+            if (version is None and self._slots is not None) or (
+                version is not None and (self._slots is None or self._slots[1] != version)
+            ):
+                self.conflicts += 1
+                return False
+            self._slots = (replace(slots, holders=dict(slots.holders)), next(self._versions))
+            self.writes += 1
+            return True
+
+    # -- test helpers (not part of the port) -------------------------------------------------
+
+    def put(self, job: Job) -> int:
+        """Insert or overwrite a job unconditionally (seeding a scenario); returns its version."""
+        with self._lock:
+            version = next(self._versions)
+            self._docs[job.job_id] = (job.to_document(), version)
+            return version
+
+    def job(self, job_id: str) -> Job:
+        with self._lock:
+            doc, version = self._docs[job_id]
+            return self._load(doc, version).value
+
+    def jobs(self) -> list[Job]:
+        with self._lock:
+            return [self._load(d, v).value for d, v in self._docs.values()]
+
+    def states(self) -> dict[str, JobState]:
+        with self._lock:
+            return {job_id: JobState(d["state"]) for job_id, (d, _) in self._docs.items()}
+
+    def slot_holders(self) -> dict[str, datetime]:
+        with self._lock:
+            return {} if self._slots is None else dict(self._slots[0].holders)
+
+    def reset_counters(self) -> None:
+        with self._lock:
+            self.reads = 0
+            self.writes = 0
+            self.conflicts = 0
+            self.calls.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# Publisher
+# --------------------------------------------------------------------------------------------
+
+
+class Published(NamedTuple):
+    topic: str
+    data: bytes
+    attributes: dict[str, str]
+
+    def json(self) -> Any:
+        return json.loads(self.data)
+
+
+@dataclass
+class _PublishFailure:
+    remaining: int
+    topic: str | None
+    error: Exception
+    after_send: bool
+
+
+class RecordingPublisher(Publisher):
+    """Keeps every acknowledged message; `fail_next` makes chosen publishes raise.
+
+    With `after_send=True` the message is kept (the server got it) but the call still raises,
+    as when the acknowledgement is lost: the caller cannot tell, and will publish again.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.messages: list[Published] = []
+        self.attempts = 0
+        self._failures: list[_PublishFailure] = []
+        self._ids = itertools.count(1)
+
+    def fail_next(
+        self,
+        times: int = 1,
+        *,
+        topic: str | None = None,
+        error: Exception | None = None,
+        after_send: bool = False,
+    ) -> None:
+        failure = error or TransientError("injected: publish failed")
+        self._failures.append(_PublishFailure(times, topic, failure, after_send))
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        with self._lock:
+            self.attempts += 1
+            assert isinstance(data, bytes), "Pub/Sub data must be bytes"
+            assert all(isinstance(k, str) and isinstance(v, str) for k, v in attributes.items())
+            message = Published(topic, data, dict(attributes))
+            for failure in self._failures:
+                if failure.remaining > 0 and failure.topic in (None, topic):
+                    failure.remaining -= 1
+                    if failure.after_send:
+                        self.messages.append(message)
+                    raise failure.error
+            self.messages.append(message)
+            return str(next(self._ids))
+
+    def on(self, topic: str) -> list[Published]:
+        with self._lock:
+            return [m for m in self.messages if m.topic == topic]
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# TuningService
+# --------------------------------------------------------------------------------------------
+
+
+class FakeTuningService(TuningService):
+    """Vertex AI tuning jobs in a dict.
+
+    * `quota`: concurrent active jobs allowed (None: unlimited); a create beyond it raises
+      QuotaExhausted, like RESOURCE_EXHAUSTED.
+    * `fail(method, error, times)`: the next calls of `create`/`get`/`find`/`cancel` raise.
+    * `script(name, *steps)`: each later `get(name)` first applies the next step, a state
+      name or a (state, changes) pair; `set_state`/`succeed` change a job right away.
+    """
+
+    def __init__(
+        self,
+        *,
+        quota: int | None = None,
+        clock: Clock | None = None,
+        parent: str = "projects/demo/locations/us-central1",
+        initial_state: str = "JOB_STATE_PENDING",
+    ) -> None:
+        self._lock = threading.Lock()
+        self.quota = quota
+        self._clock = clock or FakeClock()
+        self._parent = parent
+        self.initial_state = initial_state
+        self.jobs: dict[str, RemoteJob] = {}
+        self.requests: list[TuningRequest] = []
+        self.calls: Counter[str] = Counter()
+        self._failures: dict[str, deque[Exception]] = {
+            m: deque() for m in ("create", "get", "find", "cancel", "active_jobs")
+        }
+        self._scripts: dict[str, deque[str | tuple[str, Mapping[str, Any]]]] = {}
+        self._ids = itertools.count(1000)
+
+    @property
+    def creates(self) -> int:
+        """Tuning jobs actually created."""
+        return len(self.jobs)
+
+    # -- scripting ---------------------------------------------------------------------------
+
+    def fail(self, method: str, error: Exception, times: int = 1) -> None:
+        self._failures[method].extend([error] * times)
+
+    def script(self, name: str, *steps: str | tuple[str, Mapping[str, Any]]) -> None:
+        self._scripts.setdefault(name, deque()).extend(steps)
+
+    def set_state(self, name: str, state: str, **changes: Any) -> RemoteJob:
+        with self._lock:
+            return self._apply(name, state, changes)
+
+    def succeed(self, name: str) -> RemoteJob:
+        return self.set_state(
+            name,
+            RemoteState.SUCCEEDED,
+            tuned_model=f"{name.replace('tuningJobs', 'models')}@1",
+            endpoint=f"{self._parent}/endpoints/{name.rsplit('/', 1)[-1]}",
+        )
+
+    def add(self, remote: RemoteJob) -> RemoteJob:
+        """Seed a job as if it had been created earlier (before a crash, or by hand elsewhere).
+
+        A job carrying Tunedrop's labels gets the job id and attempt the adapter reads from them.
+        """
+        if not remote.job_id and remote.labels.get(JOB_LABEL):
+            remote = replace(
+                remote, job_id=remote.labels[JOB_LABEL], attempt=int(remote.labels.get(ATTEMPT_LABEL) or 0)
+            )
+        with self._lock:
+            self.jobs[remote.name] = remote
+            return remote
+
+    def for_job(self, job_id: str, attempt: int | None = None) -> list[RemoteJob]:
+        with self._lock:
+            return [j for j in self.jobs.values() if j.job_id == job_id and (attempt is None or j.attempt == attempt)]
+
+    def _apply(self, name: str, state: str, changes: Mapping[str, Any]) -> RemoteJob:
+        current = self.jobs[name]
+        extra: dict[str, Any] = {}
+        now = self._clock()
+        if state == "JOB_STATE_RUNNING" and current.start_time is None:
+            extra["start_time"] = now
+        if state not in RemoteState.ACTIVE and current.end_time is None:
+            extra["end_time"] = now
+        updated = replace(current, state=state, **{**extra, **changes})
+        self.jobs[name] = updated
+        return updated
+
+    def _maybe_fail(self, method: str) -> None:
+        self.calls[method] += 1
+        if self._failures[method]:
+            raise self._failures[method].popleft()
+
+    # -- TuningService -----------------------------------------------------------------------
+
+    def create(self, request: TuningRequest) -> RemoteJob:
+        with self._lock:
+            self._maybe_fail("create")
+            active = sum(1 for j in self.jobs.values() if j.state in RemoteState.ACTIVE)
+            if self.quota is not None and active >= self.quota:
+                raise QuotaExhausted(
+                    f"RESOURCE_EXHAUSTED: quota global_concurrent_tuning_jobs ({self.quota}) is in use"
+                )
+            self.requests.append(request)
+            name = f"{self._parent}/tuningJobs/{next(self._ids)}"
+            remote = RemoteJob(
+                name=name,
+                state=self.initial_state,
+                job_id=request.job_id,
+                attempt=request.attempt,
+                labels={**request.labels, JOB_LABEL: request.job_id, ATTEMPT_LABEL: str(request.attempt)},
+                create_time=self._clock(),
+            )
+            self.jobs[name] = remote
+            return remote
+
+    def get(self, name: str) -> RemoteJob:
+        with self._lock:
+            self._maybe_fail("get")
+            if name not in self.jobs:
+                raise TuningRejected(f"NOT_FOUND: {name}")
+            script = self._scripts.get(name)
+            if script:
+                step = script.popleft()
+                state, changes = (step, {}) if isinstance(step, str) else step
+                return self._apply(name, state, changes)
+            return self.jobs[name]
+
+    def find(self, job_id: str, attempt: int) -> RemoteJob | None:
+        with self._lock:
+            self._maybe_fail("find")
+        found = self.for_job(job_id, attempt)
+        return found[0] if found else None
+
+    def cancel(self, name: str) -> None:
+        with self._lock:
+            self._maybe_fail("cancel")
+            if name not in self.jobs:
+                raise TuningRejected(f"NOT_FOUND: {name}")
+            self._apply(name, RemoteState.CANCELLED, {})
+
+    def active_jobs(self) -> list[RemoteJob]:
+        """Every job holding a quota slot now, Tunedrop's or not."""
+        with self._lock:
+            self._maybe_fail("active_jobs")
+            # Like the adapter, name the Tunedrop job from the labels.
+            return [
+                replace(
+                    j,
+                    job_id=j.labels.get(JOB_LABEL, j.job_id),
+                    attempt=int(j.labels.get(ATTEMPT_LABEL, j.attempt)),
+                )
+                for j in self.jobs.values()
+                if j.state in RemoteState.ACTIVE
+            ]
+
+
+# --------------------------------------------------------------------------------------------
+# BlobStore
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    bucket: str
+    name: str
+    generation: str
+    data: bytes
+    content_type: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    def resource(self) -> dict[str, Any]:
+        """The JSON API object resource, as a bucket notification or Eventarc event carries it."""
+        return {
+            "kind": "storage#object",
+            "id": f"{self.bucket}/{self.name}#{self.generation}",
+            "name": self.name,
+            "bucket": self.bucket,
+            "generation": self.generation,
+            "metageneration": "1",
+            "contentType": self.content_type,
+            "size": str(len(self.data)),
+            "metadata": dict(self.metadata),
+        }
+
+
+class InMemoryBlobStore(BlobStore):
+    """Objects by (bucket, name, generation), without object versioning: writing an object
+    again gives it a new generation and the old generation is gone."""
+
+    FIRST_GENERATION = 1795266321404665
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.objects: dict[tuple[str, str, str], StoredObject] = {}
+        self._live: dict[tuple[str, str], str] = {}
+        self._generations = itertools.count(self.FIRST_GENERATION)
+        self._open_failures: deque[Exception] = deque()
+        self.opens = 0
+
+    def put(
+        self,
+        bucket: str,
+        name: str,
+        data: bytes | str,
+        *,
+        content_type: str = "application/jsonl",
+        metadata: Mapping[str, str] | None = None,
+        generation: str | int | None = None,
+    ) -> StoredObject:
+        raw = data.encode() if isinstance(data, str) else bytes(data)
+        with self._lock:
+            gen = str(generation if generation is not None else next(self._generations))
+            old = self._live.get((bucket, name))
+            if old is not None:
+                del self.objects[(bucket, name, old)]
+            stored = StoredObject(bucket, name, gen, raw, content_type, dict(metadata or {}))
+            self.objects[(bucket, name, gen)] = stored
+            self._live[(bucket, name)] = gen
+            return stored
+
+    def delete(self, bucket: str, name: str) -> None:
+        with self._lock:
+            gen = self._live.pop((bucket, name))
+            del self.objects[(bucket, name, gen)]
+
+    def get(self, bucket: str, name: str, generation: str | None = None) -> StoredObject:
+        with self._lock:
+            gen = generation or self._live.get((bucket, name))
+            stored = self.objects.get((bucket, name, str(gen)))
+            if stored is None:
+                at = f" at generation {generation}" if generation else ""
+                raise ObjectMissing(f"gs://{bucket}/{name}{at} does not exist.")
+            return stored
+
+    def read(self, bucket: str, name: str) -> bytes:
+        return self.get(bucket, name).data
+
+    def fail_open(self, error: Exception, times: int = 1) -> None:
+        self._open_failures.extend([error] * times)
+
+    # -- BlobStore ---------------------------------------------------------------------------
+
+    def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
+        with self._lock:
+            self.opens += 1
+            if self._open_failures:
+                raise self._open_failures.popleft()
+        return io.BufferedReader(io.BytesIO(self.get(bucket, name, generation).data))
+
+    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+        self.put(bucket, name, data, content_type=content_type)
+        return f"gs://{bucket}/{name}"
+
+
+# --------------------------------------------------------------------------------------------
+# Harness: an App on the fakes
+# --------------------------------------------------------------------------------------------
+
+PROJECT = "demo"
+BUCKET = "ds"
+BASE_ENV: dict[str, str] = {"GOOGLE_CLOUD_PROJECT": PROJECT, "TUNEDROP_BUCKET": BUCKET}
+
+VALID_EXAMPLE = {
+    "contents": [
+        {"role": "user", "parts": [{"text": "What is the capital of France?"}]},
+        {"role": "model", "parts": [{"text": "Paris."}]},
+    ]
+}
+
+
+def jsonl(*examples: Any) -> bytes:
+    """A JSONL file body: one compact JSON document per line."""
+    return b"".join(json.dumps(e, separators=(",", ":")).encode() + b"\n" for e in examples)
+
+
+VALID_DATASET = jsonl(VALID_EXAMPLE, VALID_EXAMPLE, VALID_EXAMPLE)
+INVALID_DATASET = jsonl(VALID_EXAMPLE) + b"{not json\n" + jsonl({"contents": []})
+
+
+def make_settings(**env: str) -> Settings:
+    return Settings.from_env({**BASE_ENV, **env})
+
+
+@dataclass
+class Harness:
+    app: App
+    store: InMemoryJobStore
+    publisher: RecordingPublisher
+    blobs: InMemoryBlobStore
+    tuning: FakeTuningService
+    clock: FakeClock
+
+    @property
+    def settings(self) -> Settings:
+        return self.app.settings
+
+    def put_dataset(
+        self,
+        name: str = "a.jsonl",
+        data: bytes | str = VALID_DATASET,
+        *,
+        metadata: Mapping[str, str] | None = None,
+        bucket: str | None = None,
+        event_id: str | None = None,
+    ) -> UploadedObject:
+        """Write a dataset into the bucket (names without a '/' go under the incoming prefix)
+        and return the notification the upload service would receive for it."""
+        object_name = name if "/" in name else f"{self.settings.incoming_prefix}{name}"
+        stored = self.blobs.put(bucket or self.settings.bucket, object_name, data, metadata=metadata)
+        return UploadedObject(
+            bucket=stored.bucket,
+            name=stored.name,
+            generation=stored.generation,
+            metadata=dict(stored.metadata),
+            event_id=event_id if event_id is not None else f"evt-{stored.generation}",
+        )
+
+    def upload(self, name: str = "a.jsonl", data: bytes | str = VALID_DATASET, **kwargs: Any) -> str:
+        """Put a dataset and run the upload service on it; returns the job id."""
+        obj = self.put_dataset(name, data, **kwargs)
+        self.app.uploads.handle(obj)
+        return job_id_for(obj.bucket, obj.name, obj.generation)
+
+    def job(self, job_id: str) -> Job:
+        return self.store.job(job_id)
+
+    def completions(self) -> list[Published]:
+        return self.publisher.on(self.settings.completions_topic)
+
+    def dispatch_messages(self) -> list[Published]:
+        return self.publisher.on(self.settings.dispatch_topic)
+
+
+def make_harness(
+    env: Mapping[str, str] | None = None,
+    *,
+    quota: int = 1,
+    vertex_quota: int | None = None,
+    clock: FakeClock | None = None,
+) -> Harness:
+    """An App assembled on fresh fakes; `quota` is TUNEDROP_QUOTA, `vertex_quota` Vertex AI's own."""
+    clock = clock or FakeClock()
+    settings = make_settings(TUNEDROP_QUOTA=str(quota), **dict(env or {}))
+    store = InMemoryJobStore()
+    publisher = RecordingPublisher()
+    blobs = InMemoryBlobStore()
+    tuning = FakeTuningService(quota=vertex_quota, clock=clock)
+    app = assemble(settings, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
+    return Harness(app=app, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
+
+
+def seed_job(store: InMemoryJobStore, job: Job, states: Iterable[JobState], now: datetime, **changes: Any) -> Job:
+    """Walk a new job through `states` (each a legal transition) and store the result."""
+    for state in states:
+        job = job.moved_to(state, now, f"seeded {state.value}")
+    job = replace(job, **changes)
+    store.put(job)
+    return job

@@ -1,0 +1,76 @@
+"""The composite indexes in deploy/terraform/firestore_indexes.json are exactly those the store's queries need."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.unit.deploy import infra
+
+FIRESTORE_TF = infra.TERRAFORM / "modules" / "tunedrop" / "firestore.tf"
+
+
+def test_the_store_queries_are_found() -> None:
+    queries = {q.where.split(":")[0] for q in infra.store_queries()}
+    assert {
+        "FirestoreJobStore.queued",
+        "FirestoreJobStore.in_states",
+        "FirestoreJobStore.completion_pending",
+    } <= queries
+
+
+def test_the_queued_query_needs_its_composite_index() -> None:
+    (queued,) = [q for q in infra.store_queries() if q.where.startswith("FirestoreJobStore.queued:")]
+    assert queued.collection == "jobs"
+    assert queued.composite_index() == (
+        ("state", "ASCENDING"),
+        ("priority", "DESCENDING"),
+        ("enqueued_at", "ASCENDING"),
+    )
+
+
+def test_declared_indexes_match_the_queries() -> None:
+    assert infra.index_mismatches() == []
+
+
+def test_a_query_without_its_index_is_reported(tmp_path: Path) -> None:
+    store = tmp_path / "firestore_store.py"
+    store.write_text(
+        infra.STORE.read_text().replace(
+            "    def completion_pending(",
+            "    def oldest_rejected(self) -> list[Versioned[Job]]:\n"
+            '        query = self._jobs.where(filter=FieldFilter("state", "==", "REJECTED")).order_by("created_at")\n'
+            "        return self._run(query)\n\n"
+            "    def completion_pending(",
+        )
+    )
+    problems = infra.index_mismatches(store)
+    assert len(problems) == 1
+    assert "oldest_rejected" in problems[0] and "[('state', 'ASCENDING'), ('created_at', 'ASCENDING')]" in problems[0]
+
+
+def test_an_index_no_query_needs_is_reported(tmp_path: Path) -> None:
+    catalog = json.loads(infra.INDEXES.read_text())
+    catalog["indexes"].append(
+        {
+            "collection": "jobs",
+            "fields": [{"field_path": "state", "order": "ASCENDING"}, {"field_path": "x", "order": "ASCENDING"}],
+        }
+    )
+    path = tmp_path / "firestore_indexes.json"
+    path.write_text(json.dumps(catalog))
+    problems = infra.index_mismatches(catalog=path)
+    unused = [("state", "ASCENDING"), ("x", "ASCENDING")]
+    assert problems == [f"firestore_indexes.json declares jobs: {unused}, which no query of firestore_store.py needs"]
+
+
+def test_terraform_reads_the_catalog_and_declares_the_ttl() -> None:
+    text = FIRESTORE_TF.read_text()
+    assert 'jsondecode(file("${path.module}/../../firestore_indexes.json"))' in text
+    module = infra.load_module(FIRESTORE_TF.parent)
+    assert "google_firestore_index" in module.resources and "google_firestore_field" in module.resources
+    ttl = module.resources["google_firestore_field"]["ttl"]
+    assert "ttl_config" in ttl
+    assert infra.load_index_catalog()["ttl_fields"] == [{"collection": "jobs", "field_path": "expire_at"}]
+    database = module.resources["google_firestore_database"]["this"]
+    assert infra.one(database["type"]) == "FIRESTORE_NATIVE"

@@ -1,0 +1,92 @@
+"""Every environment variable the code reads is set by Terraform, defaulted, or local-stack-only."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from shared.config import SETTINGS
+from tests.unit.deploy import infra
+
+
+def copy_code(tmp_path: Path) -> tuple[list[Path], Path]:
+    for name in ("shared", "functions"):
+        shutil.copytree(infra.ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    return [tmp_path / "shared", tmp_path / "functions"], tmp_path / "shared" / "config.py"
+
+
+def test_settings_read_with_ast_are_the_settings() -> None:
+    assert infra.settings_declared() == {s.name: s.default for s in SETTINGS}
+
+
+def test_the_scan_finds_every_setting_and_the_emulator_switches() -> None:
+    reads = infra.env_reads(infra.CODE_DIRS)
+    assert {s.name for s in SETTINGS} <= set(reads)
+    assert "STORAGE_EMULATOR_HOST" in reads  # shared/bootstrap.py's env.get(...)
+
+
+def test_every_variable_the_code_reads_is_available_in_production() -> None:
+    assert infra.terraform_environment(), "no function environment found in the Terraform"
+    assert infra.undeclared_environment() == []
+
+
+def test_terraform_passes_every_setting() -> None:
+    assert infra.unpassed_settings() == []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        'os.environ["TUNEDROP_NEW_KNOB"]',
+        'os.environ.get("TUNEDROP_NEW_KNOB", "")',
+        'os.getenv("TUNEDROP_NEW_KNOB")',
+        'env.get("TUNEDROP_NEW_KNOB")',
+    ],
+)
+def test_an_undeclared_variable_is_reported(tmp_path: Path, snippet: str) -> None:
+    code_dirs, config = copy_code(tmp_path)
+    (tmp_path / "shared" / "knob.py").write_text(f"import os\n\nenv = os.environ\nVALUE = {snippet}\n")
+    problems = infra.undeclared_environment(code_dirs, config)
+    assert problems, "the new variable went unnoticed"
+    assert all("TUNEDROP_NEW_KNOB (read at shared/knob.py:4)" in p for p in problems)
+    assert len(problems) == 3  # one per deployed function
+
+
+def test_a_new_required_setting_is_reported(tmp_path: Path) -> None:
+    code_dirs, config = copy_code(tmp_path)
+    text = config.read_text()
+    config.write_text(
+        text.replace(
+            "SETTINGS: tuple[Setting, ...] = (",
+            'SETTINGS: tuple[Setting, ...] = (\n    Setting("TUNEDROP_TOKEN", None, "x"),',
+            1,
+        )
+    )
+    assert any("TUNEDROP_TOKEN" in p and "no default" in p for p in infra.undeclared_environment(code_dirs, config))
+    assert any("TUNEDROP_TOKEN" in p for p in infra.unpassed_settings(config))
+
+
+def test_a_typo_in_the_terraform_environment_is_reported(tmp_path: Path) -> None:
+    copy = tmp_path / "terraform"
+    shutil.copytree(infra.TERRAFORM, copy)
+    functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
+    functions_tf.write_text(functions_tf.read_text().replace("TUNEDROP_BASE_MODEL ", "TUNEDROP_BASE_MODLE "))
+    problems = infra.undeclared_environment(root=copy)
+    assert any("sets TUNEDROP_BASE_MODLE, which is not in shared/config.py SETTINGS" in p for p in problems)
+    assert any("does not set TUNEDROP_BASE_MODEL" in p for p in infra.unpassed_settings(root=copy))
+
+
+def test_local_only_variables_are_an_explicit_list() -> None:
+    for name in (
+        "PUBSUB_EMULATOR_HOST",
+        "FIRESTORE_EMULATOR_HOST",
+        "STORAGE_EMULATOR_HOST",
+        "TUNEDROP_VERTEX_EMULATOR_HOST",
+        "TUNEDROP_STATE_DIR",
+        "TUNEDROP_EMULATOR_QUOTA",
+    ):
+        assert infra.local_only(name), name
+    for name in ("TUNEDROP_QUOTA", "TUNEDROP_BUCKET", "GOOGLE_CLOUD_PROJECT", "TUNEDROP_EMULATOR"):
+        assert not infra.local_only(name), name

@@ -1,0 +1,76 @@
+"""No primitive roles, no project-wide admin roles, nothing public; every grant is documented."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from tests.unit.deploy import infra
+
+README = infra.ROOT / "deploy" / "README.md"
+
+
+def test_no_primitive_admin_or_public_grant() -> None:
+    assert infra.grants(), "no IAM grant found"
+    assert infra.role_problems() == []
+
+
+def test_a_primitive_or_admin_role_is_reported(tmp_path: Path) -> None:
+    copy = tmp_path / "terraform"
+    shutil.copytree(infra.TERRAFORM, copy)
+    iam = copy / "modules" / "tunedrop" / "iam.tf"
+    text = iam.read_text()
+    text = text.replace('function = "poll", role = "roles/aiplatform.user"', 'function = "poll", role = "roles/editor"')
+    text = text.replace('role = "roles/logging.logWriter"', 'role = "roles/storage.admin"')
+    iam.write_text(text)
+    problems = infra.role_problems(copy)
+    assert any("primitive role roles/editor" in p for p in problems)
+    assert any("admin role roles/storage.admin on the whole project" in p for p in problems)
+
+
+def test_a_public_invoker_is_reported(tmp_path: Path) -> None:
+    copy = tmp_path / "terraform"
+    shutil.copytree(infra.TERRAFORM, copy)
+    function = copy / "modules" / "function" / "main.tf"
+    function.write_text(
+        function.read_text().replace(
+            'member   = "serviceAccount:${google_service_account.invoker.email}"', 'member   = "allUsers"'
+        )
+    )
+    assert any("allUsers" in p for p in infra.role_problems(copy))
+
+
+def runtime_grants() -> set[tuple[str, str]]:
+    """(function, role) granted to a function's runtime service account."""
+    found = set()
+    for grant in infra.grants():
+        match = re.search(r'module\.function\["(\w+)"\]\.runtime_service_account_email', grant.member)
+        if match:
+            found.add((match.group(1), grant.role))
+    return found
+
+
+def test_each_runtime_service_account_holds_only_what_its_code_calls() -> None:
+    assert runtime_grants() == {
+        ("upload", "roles/datastore.user"),
+        ("upload", "roles/pubsub.publisher"),
+        ("upload", "roles/storage.objectViewer"),
+        ("upload", "roles/storage.objectUser"),
+        ("dispatch", "roles/datastore.user"),
+        ("dispatch", "roles/aiplatform.user"),
+        ("dispatch", "roles/pubsub.publisher"),
+        ("poll", "roles/datastore.user"),
+        ("poll", "roles/aiplatform.user"),
+        ("poll", "roles/pubsub.publisher"),
+    }
+
+
+def test_the_readme_tables_every_runtime_grant() -> None:
+    rows = [line for line in README.read_text().splitlines() if line.startswith("|")]
+    missing = [
+        f"tunedrop-{function} {role}"
+        for function, role in sorted(runtime_grants())
+        if not any(f"`tunedrop-{function}`" in row and f"`{role}`" in row for row in rows)
+    ]
+    assert missing == []

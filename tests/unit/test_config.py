@@ -1,0 +1,115 @@
+"""Settings: defaults, required values, and one clear message naming every bad setting."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import SETTINGS, Settings
+from shared.errors import ConfigError
+
+REQUIRED = {"GOOGLE_CLOUD_PROJECT": "demo", "TUNEDROP_BUCKET": "ds"}
+
+
+def test_defaults() -> None:
+    s = Settings.from_env(REQUIRED)
+    assert (s.project, s.bucket) == ("demo", "ds")
+    assert s.region == "us-central1"
+    assert s.incoming_prefix == "incoming/"
+    assert s.reports_prefix == "reports/"
+    assert s.uploads_topic == "tunedrop-uploads"
+    assert s.dispatch_topic == "tunedrop-dispatch"
+    assert s.poll_topic == "tunedrop-poll"
+    assert s.completions_topic == "tunedrop-completions"
+    assert s.quota == 1
+    assert s.base_model == "gemini-2.5-flash"
+    assert s.collection_prefix == "tunedrop"
+    assert s.firestore_database == "(default)"
+    assert s.submit_lease_seconds == 300
+    assert s.vertex_emulator_host == ""
+    assert s.topic_path(s.completions_topic) == "projects/demo/topics/tunedrop-completions"
+
+
+def test_every_setting_with_a_default_is_documented_with_it() -> None:
+    s = Settings.from_env(REQUIRED)
+    documented = {x.name: x.default for x in SETTINGS}
+    assert documented["TUNEDROP_QUOTA"] == str(s.quota)
+    assert documented["TUNEDROP_REGION"] == s.region
+    assert {name for name, default in documented.items() if default is None} == set(REQUIRED)
+
+
+def test_values_from_the_environment_win_and_are_stripped() -> None:
+    s = Settings.from_env(
+        {
+            **REQUIRED,
+            "TUNEDROP_REGION": "europe-west4",
+            "TUNEDROP_QUOTA": " 7 ",
+            "TUNEDROP_SUBMIT_LEASE_SECONDS": "60",
+            "TUNEDROP_COMPLETIONS_TOPIC": "done.events",
+            "TUNEDROP_VERTEX_EMULATOR_HOST": " 127.0.0.1:8089 ",
+            "TUNEDROP_BASE_MODEL": "   ",  # blank falls back to the default
+        }
+    )
+    assert (s.region, s.quota, s.submit_lease_seconds) == ("europe-west4", 7, 60)
+    assert s.completions_topic == "done.events"
+    assert s.vertex_emulator_host == "127.0.0.1:8089"
+    assert s.base_model == "gemini-2.5-flash"
+
+
+def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "from-env")
+    monkeypatch.setenv("TUNEDROP_BUCKET", "bucket-env")
+    monkeypatch.delenv("TUNEDROP_QUOTA", raising=False)
+    assert Settings.from_env().project == "from-env"
+
+
+def test_missing_required_settings_are_named_together() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({})
+    message = str(caught.value)
+    assert "GOOGLE_CLOUD_PROJECT is not set" in message
+    assert "TUNEDROP_BUCKET is not set" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("TUNEDROP_QUOTA", "two", "TUNEDROP_QUOTA='two' is not a whole number"),
+        ("TUNEDROP_QUOTA", "1.5", "TUNEDROP_QUOTA='1.5' is not a whole number"),
+        ("TUNEDROP_QUOTA", "0", "TUNEDROP_QUOTA=0 is outside 1..1000"),
+        ("TUNEDROP_QUOTA", "1001", "TUNEDROP_QUOTA=1001 is outside 1..1000"),
+        ("TUNEDROP_SUBMIT_LEASE_SECONDS", "5", "TUNEDROP_SUBMIT_LEASE_SECONDS=5 is outside 10..86400"),
+        ("TUNEDROP_REGION", "US Central", "TUNEDROP_REGION='US Central' is not a region like us-central1"),
+        ("TUNEDROP_UPLOADS_TOPIC", "9uploads", "TUNEDROP_UPLOADS_TOPIC='9uploads' is not a valid Pub/Sub topic id"),
+        ("TUNEDROP_DISPATCH_TOPIC", "a b", "TUNEDROP_DISPATCH_TOPIC='a b' is not a valid Pub/Sub topic id"),
+        ("TUNEDROP_POLL_TOPIC", "ab", "TUNEDROP_POLL_TOPIC='ab' is not a valid Pub/Sub topic id"),
+        ("TUNEDROP_COMPLETIONS_TOPIC", "x/y", "TUNEDROP_COMPLETIONS_TOPIC='x/y' is not a valid Pub/Sub topic id"),
+    ],
+)
+def test_one_malformed_setting(name: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**REQUIRED, name: value})
+    assert str(caught.value) == f"Tunedrop configuration is invalid: {expected}."
+
+
+def test_all_problems_are_reported_in_one_message() -> None:
+    env = {
+        "TUNEDROP_BUCKET": "ds",
+        "TUNEDROP_QUOTA": "lots",
+        "TUNEDROP_SUBMIT_LEASE_SECONDS": "-1",
+        "TUNEDROP_REGION": "moon",
+        "TUNEDROP_POLL_TOPIC": "poll topic",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert message.count("Tunedrop configuration is invalid") == 1
+    for name in (
+        "GOOGLE_CLOUD_PROJECT",
+        "TUNEDROP_QUOTA",
+        "TUNEDROP_SUBMIT_LEASE_SECONDS",
+        "TUNEDROP_REGION",
+        "TUNEDROP_POLL_TOPIC",
+    ):
+        assert message.count(name) == 1, name
+    assert "TUNEDROP_BUCKET" not in message
+    assert "\n" not in message
