@@ -10,6 +10,7 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 
 from shared.clock import Clock, system_clock
 from shared.config import Settings
@@ -122,6 +123,7 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
         store=FirestoreJobStore(
             firestore.Client(project=settings.project, database=settings.firestore_database),
             settings.collection_prefix,
+            retention=timedelta(days=settings.retention_days),
         ),
         publisher=PubSubPublisher(PublisherClient(), settings.project),
         blobs=GcsBlobStore(gcs),

@@ -49,6 +49,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TUNEDROP_BASE_MODEL", "gemini-2.5-flash", "Base model when the upload's metadata names none."),
     Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
     Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
+    Setting(
+        "TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."
+    ),
     Setting("TUNEDROP_SUBMIT_LEASE_SECONDS", "300", "How long a SUBMITTING claim holds before it is recovered."),
     Setting("TUNEDROP_VERTEX_EMULATOR_HOST", "", "host:port of the local Vertex AI emulator (local stack only)."),
 )
@@ -72,6 +75,7 @@ class Settings:
     firestore_database: str
     submit_lease_seconds: int
     events_topic: str = ""
+    retention_days: int = 365
     stuck_seconds: int = 3600
     max_running_seconds: int = 172_800
     vertex_emulator_host: str = ""
@@ -102,7 +106,7 @@ class Settings:
 
         def get_topic(name: str) -> str:
             value = get(name)
-            if value and not _TOPIC_NAME.match(value):
+            if value and (not _TOPIC_NAME.match(value) or value.lower().startswith("goog")):
                 problems.append(f"{name}={value!r} is not a valid Pub/Sub topic id")
             return value
 
@@ -122,6 +126,7 @@ class Settings:
             firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
             submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 10, 86_400),
             events_topic=get_topic("TUNEDROP_EVENTS_TOPIC"),
+            retention_days=get_int("TUNEDROP_RETENTION_DAYS", 1, 3650),
             stuck_seconds=get_int("TUNEDROP_STUCK_SECONDS", 60, 30 * 86_400),
             max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),

@@ -153,6 +153,10 @@ class TuningRejected(PermanentError):
     """Vertex AI refused the request for good (invalid argument, permission, not found)."""
 
 
+class TuningJobMissing(TuningRejected):
+    """The tuning job does not exist (any more): NOT_FOUND."""
+
+
 class TuningService(abc.ABC):
     @abc.abstractmethod
     def create(self, request: TuningRequest) -> RemoteJob: ...

@@ -32,6 +32,7 @@ TOPICS = {
     "TUNEDROP_DISPATCH_TOPIC": "tunedrop-dispatch",
     "TUNEDROP_POLL_TOPIC": "tunedrop-poll",
     "TUNEDROP_COMPLETIONS_TOPIC": "tunedrop-completions",
+    "TUNEDROP_EVENTS_TOPIC": "tunedrop-events",
 }
 # Each function: (entry point, topics whose push subscriptions feed it).
 FUNCTIONS = {

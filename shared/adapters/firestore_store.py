@@ -7,6 +7,7 @@ contention on Firestore and on its emulator alike.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -22,19 +23,26 @@ _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServe
 
 
 class FirestoreJobStore(JobStore):
-    def __init__(self, client: firestore.Client, collection_prefix: str) -> None:
+    def __init__(self, client: firestore.Client, collection_prefix: str, retention: timedelta | None = None) -> None:
         self._client = client
+        self._retention = retention
         self._jobs = client.collection(f"{collection_prefix}_jobs")
         self._slots = client.collection(f"{collection_prefix}_state").document(SLOTS_DOCUMENT)
 
     def create(self, job: Job) -> bool:
         try:
-            self._jobs.document(job.job_id).create(job.to_document())
+            self._jobs.document(job.job_id).create(self._document(job))
         except gexc.Conflict:
             return False
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore create failed: {exc}") from exc
         return True
+
+    def _document(self, job: Job) -> dict[str, Any]:
+        """The stored form; a finished job gets `expire_at`, the field of the collection's TTL policy."""
+        doc = job.to_document()
+        doc["expire_at"] = job.updated_at + self._retention if job.state.terminal and self._retention else None
+        return doc
 
     def get(self, job_id: str) -> Versioned[Job] | None:
         try:
@@ -48,7 +56,7 @@ class FirestoreJobStore(JobStore):
     def replace(self, job: Job, version: Any) -> bool:
         option = self._client.write_option(last_update_time=version)
         try:
-            self._jobs.document(job.job_id).update(job.to_document(), option=option)
+            self._jobs.document(job.job_id).update(self._document(job), option=option)
         except (gexc.FailedPrecondition, gexc.NotFound):
             return False
         except _TRANSIENT as exc:

@@ -12,6 +12,7 @@ from google.cloud import aiplatform_v1
 from shared.ports import (
     QuotaExhausted,
     RemoteJob,
+    TuningJobMissing,
     TuningRejected,
     TuningRequest,
     TuningService,
@@ -52,6 +53,8 @@ def _call(description: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except gexc.ResourceExhausted as exc:
         raise QuotaExhausted(f"{description}: {exc.message}") from exc
+    except gexc.NotFound as exc:
+        raise TuningJobMissing(f"{description}: {exc}") from exc
     except _TRANSIENT as exc:
         raise TuningUnavailable(f"{description}: {exc}") from exc
     except _PERMANENT as exc:

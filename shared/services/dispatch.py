@@ -221,6 +221,7 @@ class Dispatcher:
         job = current.value
         failed = job.moved_to(JobState.FAILED, self._clock(), error["message"], error=error, ended_at=self._clock())
         if self._store.replace(failed, current.version):
+            logs.error("job finished", state=JobState.FAILED.value, error=error["message"])
             self._ledger.release(job.job_id)
             self._completions.publish(failed)
 

@@ -14,6 +14,7 @@ from shared.ports import (
     JobStore,
     Publisher,
     RemoteJob,
+    TuningJobMissing,
     TuningRejected,
     TuningService,
     TuningUnavailable,
@@ -82,6 +83,9 @@ class Poller:
             except TuningUnavailable as exc:
                 logs.warning("could not read the tuning job; will try next tick", error=str(exc))
                 return None
+            except TuningJobMissing as exc:
+                # The Vertex job is gone: the job can never finish, so it fails (and frees its slot).
+                return self._finish_missing(current, str(exc))
             except TuningRejected as exc:
                 # Not this job's problem alone to stop the tick: the other jobs are polled on.
                 logs.error("Vertex AI refuses to read the tuning job", error=str(exc), vertex_job=job.vertex_job_name)
@@ -104,6 +108,18 @@ class Poller:
             self._ledger.release(job.job_id)
             self._completions.publish(finished)
             return job.job_id
+
+    def _finish_missing(self, current: Versioned[Job], message: str) -> str | None:
+        job = current.value
+        now = self._clock()
+        error = {"code": "VERTEX_JOB_NOT_FOUND", "message": f"{job.vertex_job_name} no longer exists: {message}"}
+        failed = job.moved_to(JobState.FAILED, now, "its Vertex AI job no longer exists", error=error, ended_at=now)
+        if not self._store.replace(failed, current.version):
+            return None
+        logs.error("job finished", state=JobState.FAILED.value, vertex_job=job.vertex_job_name, error=message)
+        self._ledger.release(job.job_id)
+        self._completions.publish(failed)
+        return job.job_id
 
     def _record_progress(self, current: Versioned[Job], remote: RemoteJob) -> None:
         """Note a new Vertex state, and warn once when a job waits or runs far too long."""

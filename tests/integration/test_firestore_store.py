@@ -114,3 +114,22 @@ def test_concurrent_compare_and_set_has_exactly_one_winner(firestore_store: Fire
     assert len(wins) == 1
     final = firestore_store.get("race")
     assert final is not None and final.value.priority == wins[0]
+
+
+def test_finished_jobs_carry_the_ttl_field_and_active_ones_do_not(emulator_env: dict[str, str]) -> None:
+    import uuid
+
+    from google.cloud import firestore
+
+    client = firestore.Client(project=emulator_env["GOOGLE_CLOUD_PROJECT"])
+    prefix = f"ttl{uuid.uuid4().hex[:6]}"
+    store = FirestoreJobStore(client, prefix, retention=timedelta(days=30))
+    queued = _job("live")
+    store.create(queued)
+    assert client.collection(f"{prefix}_jobs").document("live").get().get("expire_at") is None
+    current = store.get("live")
+    assert current is not None
+    done = current.value.moved_to(JobState.CANCELLED, T0 + timedelta(hours=1), "cancelled")
+    assert store.replace(done, current.version)
+    expire_at = client.collection(f"{prefix}_jobs").document("live").get().get("expire_at")
+    assert expire_at == T0 + timedelta(hours=1, days=30)

@@ -113,3 +113,14 @@ def test_all_problems_are_reported_in_one_message() -> None:
         assert message.count(name) == 1, name
     assert "TUNEDROP_BUCKET" not in message
     assert "\n" not in message
+
+
+def test_topic_ids_may_not_start_with_goog() -> None:
+    import pytest
+
+    from shared.config import Settings
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="TUNEDROP_COMPLETIONS_TOPIC='google-done' is not a valid Pub/Sub topic id"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b",
+                           "TUNEDROP_COMPLETIONS_TOPIC": "google-done"})

@@ -215,3 +215,19 @@ def test_one_failing_job_does_not_stop_the_others_being_recorded(make_app: MakeA
 
     tick(h)
     assert sorted(e.attributes["ce-id"] for e in h.completions()) == sorted(f"{j}/1/succeeded" for j in jobs)
+
+
+def test_a_vertex_job_that_no_longer_exists_fails_the_job_and_frees_its_slot() -> None:
+    from shared.ports import TuningJobMissing
+    from tests.fakes import make_harness
+
+    h = make_harness()
+    job_id = h.upload("a.jsonl")
+    h.app.dispatcher.dispatch()
+    h.tuning.fail("get", TuningJobMissing("NOT_FOUND: projects/demo/locations/us-central1/tuningJobs/1000"))
+    assert h.app.poller.poll() == [job_id]
+    job = h.job(job_id)
+    assert job.state is JobState.FAILED
+    assert job.error is not None and job.error["code"] == "VERTEX_JOB_NOT_FOUND"
+    assert h.store.slot_holders() == {}
+    assert [p.attributes["ce-type"] for p in h.completions()] == ["tunedrop.job.v1.failed"]

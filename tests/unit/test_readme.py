@@ -15,9 +15,10 @@ def _table_rows() -> dict[str, tuple[str, str]]:
     block = text.split("<!-- settings-table:start", 1)[1].split("<!-- settings-table:end", 1)[0]
     rows = {}
     for line in block.splitlines():
-        match = re.match(r"^\| `([A-Z_]+)` \| (.*?) \| (.*?) \|$", line)
-        if match:
-            rows[match.group(1)] = (match.group(2), match.group(3))
+        cells = [cell.strip() for cell in line.strip().strip("|").split(" | ")]
+        match = re.fullmatch(r"`([A-Z_]+)`", cells[0])
+        if match and len(cells) == 4:
+            rows[match.group(1)] = (cells[1], cells[2])
     return rows
 
 

@@ -648,26 +648,6 @@ def unknown_log_messages(terraform_text: str, code_dirs: Iterable[Path] = CODE_D
     return [m for m in filter_messages(terraform_text) if not any(p.fullmatch(m) for p in patterns)]
 
 
-# ============================================================================ documentation
-
-
-def default_cell(default: str | None) -> str:
-    if default is None:
-        return "*(required)*"
-    return "*(empty)*" if default == "" else f"`{default}`"
-
-
-def settings_table(config_py: Path = CONFIG) -> str:
-    """The Variable | Default | Meaning columns of the README configuration table, from SETTINGS."""
-    tree = ast.parse(config_py.read_text(), filename=str(config_py))
-    rows = ["| Variable | Default | Meaning |", "|---|---|---|"]
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Setting":
-            name, default, doc = (ast.literal_eval(a) for a in node.args[:3])
-            rows.append(f"| `{name}` | {default_cell(default)} | {doc} |")
-    return "\n".join(rows)
-
-
 # ============================================================================ references (offline validate)
 
 

@@ -54,6 +54,7 @@ def runtime_grants() -> set[tuple[str, str]]:
 def test_each_runtime_service_account_holds_only_what_its_code_calls() -> None:
     assert runtime_grants() == {
         ("upload", "roles/datastore.user"),
+        ("upload", "roles/aiplatform.user"),  # CountTokens for examples near the token limit
         ("upload", "roles/pubsub.publisher"),
         ("upload", "roles/storage.objectViewer"),
         ("upload", "roles/storage.objectUser"),

@@ -57,6 +57,7 @@ locals {
     TUNEDROP_COLLECTION_PREFIX    = var.collection_prefix
     TUNEDROP_FIRESTORE_DATABASE   = var.firestore_database
     TUNEDROP_SUBMIT_LEASE_SECONDS = tostring(var.submit_lease_seconds)
+    TUNEDROP_RETENTION_DAYS       = tostring(var.job_retention_days)
     TUNEDROP_STUCK_SECONDS        = tostring(var.stuck_pending_minutes * 60)
     TUNEDROP_MAX_RUNNING_SECONDS  = tostring(var.max_running_hours * 3600)
   }

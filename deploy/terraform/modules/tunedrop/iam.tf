@@ -8,6 +8,7 @@ locals {
   # Project-level grants, for the services without finer-grained resources to bind on.
   runtime_project_roles = {
     "upload-datastore"    = { function = "upload", role = "roles/datastore.user" }
+    "upload-aiplatform"   = { function = "upload", role = "roles/aiplatform.user" }
     "dispatch-datastore"  = { function = "dispatch", role = "roles/datastore.user" }
     "dispatch-aiplatform" = { function = "dispatch", role = "roles/aiplatform.user" }
     "poll-datastore"      = { function = "poll", role = "roles/datastore.user" }

@@ -87,6 +87,16 @@ variable "submit_lease_seconds" {
   }
 }
 
+variable "job_retention_days" {
+  description = "Days after which a finished job record expires through the Firestore TTL on expire_at (TUNEDROP_RETENTION_DAYS)."
+  type        = number
+  default     = 365
+  validation {
+    condition     = var.job_retention_days >= 1 && var.job_retention_days <= 3650
+    error_message = "job_retention_days must be 1..3650."
+  }
+}
+
 variable "stuck_pending_minutes" {
   description = "A job still pending on Vertex AI after this many minutes is reported stuck (TUNEDROP_STUCK_SECONDS)."
   type        = number
