@@ -71,6 +71,9 @@ def _drive(env: dict[str, str], started: float, timeout: float) -> int:
     jobs = firestore.Client(project=project).collection("tunedrop_jobs")
 
     expected = expected_outcomes()
+    # Datasets a manifest names live outside incoming/, so they make no job by themselves.
+    for path in sorted((SAMPLES / "datasets").glob("*.jsonl")):
+        bucket.blob(f"datasets/{path.name}").upload_from_filename(str(path), content_type="application/jsonl")
     print(
         f"\nUploading {len(expected)} sample datasets to gs://{bucket_name}/incoming/ "
         f"(quota {env['TUNEDROP_QUOTA']} concurrent tuning job(s)):"
@@ -78,9 +81,10 @@ def _drive(env: dict[str, str], started: float, timeout: float) -> int:
     names: dict[str, str] = {}
     for file_name, outcome in expected.items():
         blob = bucket.blob(f"incoming/{file_name}")
-        blob.upload_from_filename(str(SAMPLES / file_name), content_type="application/jsonl")
+        kind = "application/jsonl" if file_name.endswith(".jsonl") else "application/yaml"
+        blob.upload_from_filename(str(SAMPLES / file_name), content_type=kind)
         job_id = job_id_for(bucket_name, blob.name, str(blob.generation))
-        names[job_id] = file_name.removesuffix(".jsonl")
+        names[job_id] = file_name.rsplit(".", 1)[0]
         print(f"  {file_name:<24} -> job {job_id}  (expect {outcome})")
     print()
 
@@ -144,7 +148,7 @@ def _summary(
     print("\nSummary:")
     ok = True
     for job_id, short in names.items():
-        want = expected[f"{short}.jsonl"]
+        want = next(outcome for name, outcome in expected.items() if name.rsplit(".", 1)[0] == short)
         got = seen.get(job_id, "?")
         event = events.get(job_id, {}).get("ce-type", "no event")
         good = got == want and job_id in events
