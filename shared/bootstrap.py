@@ -15,6 +15,7 @@ from datetime import timedelta
 from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
+from shared.services.base import JobContext
 from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
 from shared.services.lifecycle import LifecycleEvents
@@ -57,6 +58,7 @@ def assemble(
     ledger = SlotLedger(store, clock)
     lifecycle = LifecycleEvents(publisher, settings)
     completions = CompletionNotifier(store, publisher, settings, clock, lifecycle)
+    context = JobContext(store, tuning, ledger, completions, publisher, lifecycle, settings, clock)
     return App(
         settings=settings,
         store=store,
@@ -77,9 +79,9 @@ def assemble(
             token_counter=token_counter,
             uri_checker=uri_checker,
         ),
-        dispatcher=Dispatcher(store, tuning, ledger, completions, settings, clock, lifecycle),
-        poller=Poller(store, tuning, ledger, completions, publisher, settings, clock, lifecycle),
-        operations=Operations(store, tuning, ledger, completions, publisher, settings, clock),
+        dispatcher=Dispatcher(context),
+        poller=Poller(context),
+        operations=Operations(context),
         lifecycle=lifecycle,
     )
 

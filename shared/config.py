@@ -49,9 +49,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TUNEDROP_BASE_MODEL", "gemini-2.5-flash", "Base model when the upload's metadata names none."),
     Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
     Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
-    Setting(
-        "TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."
-    ),
+    Setting("TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."),
     Setting("TUNEDROP_SUBMIT_LEASE_SECONDS", "300", "How long a SUBMITTING claim holds before it is recovered."),
     Setting("TUNEDROP_VERTEX_EMULATOR_HOST", "", "host:port of the local Vertex AI emulator (local stack only)."),
 )

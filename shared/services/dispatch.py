@@ -6,45 +6,21 @@ from dataclasses import replace
 from datetime import timedelta
 
 from shared import logs
-from shared.clock import Clock
-from shared.config import Settings
 from shared.jobs import Job, JobState, TransitionRefused
 from shared.ports import (
-    JobStore,
     QuotaExhausted,
     RemoteJob,
     TuningRejected,
     TuningRequest,
-    TuningService,
     TuningUnavailable,
     Versioned,
 )
-from shared.services.completions import CompletionNotifier
-from shared.services.lifecycle import LifecycleEvents
-from shared.services.slots import SlotLedger
+from shared.services.base import JobService
 
 MAX_SUBMIT_ERRORS = 5
 
 
-class Dispatcher:
-    def __init__(
-        self,
-        store: JobStore,
-        tuning: TuningService,
-        ledger: SlotLedger,
-        completions: CompletionNotifier,
-        settings: Settings,
-        clock: Clock,
-        lifecycle: LifecycleEvents,
-    ) -> None:
-        self._lifecycle = lifecycle
-        self._store = store
-        self._tuning = tuning
-        self._ledger = ledger
-        self._completions = completions
-        self._settings = settings
-        self._clock = clock
-
+class Dispatcher(JobService):
     def dispatch(self) -> list[str]:
         """Submit as many queued jobs as there are free slots; returns the submitted job ids."""
         self._sweep_slots()

@@ -7,13 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shared import logs
-from shared.clock import Clock
-from shared.config import Settings
 from shared.errors import PermanentError, TransientError
 from shared.jobs import Job, JobState
-from shared.ports import JobStore, Publisher, TuningService, TuningUnavailable
-from shared.services.completions import CompletionNotifier
-from shared.services.slots import SlotLedger
+from shared.ports import TuningUnavailable
+from shared.services.base import JobService
 
 
 class JobNotFound(PermanentError):
@@ -37,25 +34,7 @@ class QuotaStatus:
         return len(self.held) + len(self.foreign)
 
 
-class Operations:
-    def __init__(
-        self,
-        store: JobStore,
-        tuning: TuningService,
-        ledger: SlotLedger,
-        completions: CompletionNotifier,
-        publisher: Publisher,
-        settings: Settings,
-        clock: Clock,
-    ) -> None:
-        self._store = store
-        self._tuning = tuning
-        self._ledger = ledger
-        self._completions = completions
-        self._publisher = publisher
-        self._settings = settings
-        self._clock = clock
-
+class Operations(JobService):
     def cancel(self, job_id: str) -> Job:
         """Queued (or still validating): dequeued and reported CANCELLED now. Submitting or running:
         cancelled on Vertex AI; the poller records CANCELLED once Vertex AI reports it."""

@@ -7,47 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 from shared import logs
-from shared.clock import Clock
-from shared.config import Settings
 from shared.jobs import Job, JobState
 from shared.ports import (
-    JobStore,
-    Publisher,
     RemoteJob,
     TuningJobMissing,
     TuningRejected,
-    TuningService,
     TuningUnavailable,
     Versioned,
 )
-from shared.services.completions import CompletionNotifier
-from shared.services.lifecycle import LifecycleEvents
-from shared.services.slots import SlotLedger
+from shared.services.base import JobService
 
 POLL_CONCURRENCY = 8
 
 
-class Poller:
-    def __init__(
-        self,
-        store: JobStore,
-        tuning: TuningService,
-        ledger: SlotLedger,
-        completions: CompletionNotifier,
-        publisher: Publisher,
-        settings: Settings,
-        clock: Clock,
-        lifecycle: LifecycleEvents,
-    ) -> None:
-        self._lifecycle = lifecycle
-        self._store = store
-        self._tuning = tuning
-        self._ledger = ledger
-        self._completions = completions
-        self._publisher = publisher
-        self._settings = settings
-        self._clock = clock
-
+class Poller(JobService):
     def poll(self) -> list[str]:
         """One tick; returns the ids of jobs that reached a terminal state."""
         self._completions.flush_pending()

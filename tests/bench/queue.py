@@ -24,12 +24,10 @@ from typing import Any
 from google.cloud import firestore
 
 from shared.adapters.firestore_store import FirestoreJobStore
-from shared.bootstrap import assemble
-from shared.config import Settings
 from shared.jobs import JobState, new_job
 from shared.ports import JobStore, SlotTable, Versioned
 from tests.e2e.scenarios import upload_burst
-from tests.integration.test_dispatch_race import ListPublisher, NoBlobs
+from tests.integration.apps import emulator_app
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 from tests.stackfixture import running_stack
 
@@ -103,20 +101,8 @@ def dispatch_cost(env: dict[str, str], queue_sizes: Sequence[int] = (10, 10_000)
         fill_seconds = time.monotonic() - started
         with vertex_emulator(WatchedEmulator(quota=50, job_seconds=600, seed=size)) as host:
             store = CountingStore(FirestoreJobStore(client, prefix))
-            settings = Settings.from_env(
-                {
-                    "GOOGLE_CLOUD_PROJECT": "bench",
-                    "TUNEDROP_BUCKET": "b",
-                    "TUNEDROP_QUOTA": str(quota),
-                    "TUNEDROP_COLLECTION_PREFIX": prefix,
-                }
-            )
-            app = assemble(
-                settings,
-                store=store,
-                publisher=ListPublisher(),
-                blobs=NoBlobs(),
-                tuning=vertex_tuning(host, project="bench"),
+            app = emulator_app(
+                env, prefix, vertex_tuning(host, project=env["GOOGLE_CLOUD_PROJECT"]), quota=quota, store=store
             )
             for label in ("slots free", "quota full"):
                 store.reads = 0

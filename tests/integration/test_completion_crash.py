@@ -15,16 +15,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from google.api_core import exceptions as gexc
-from google.cloud import firestore, pubsub_v1
+from google.cloud import pubsub_v1
 
-from shared.adapters.firestore_store import FirestoreJobStore
 from shared.adapters.pubsub_publisher import PubSubPublisher
-from shared.bootstrap import App, assemble
-from shared.config import Settings
+from shared.bootstrap import App
 from shared.jobs import JobState, new_job
 from shared.ports import Publisher
 from tests.eventschema import assert_valid_completion
-from tests.integration.test_dispatch_race import Killed, MovableClock, NoBlobs
+from tests.integration.apps import Killed, MovableClock, emulator_app
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 
 pytestmark = pytest.mark.integration
@@ -48,23 +46,14 @@ class DiesAroundCompletions(Publisher):
 
 
 def _app(env: Mapping[str, str], prefix: str, host: str, publisher: Publisher, clock: MovableClock) -> App:
-    settings = Settings.from_env(
-        {
-            "GOOGLE_CLOUD_PROJECT": env["GOOGLE_CLOUD_PROJECT"],
-            "TUNEDROP_BUCKET": "b",
-            "TUNEDROP_QUOTA": "5",
-            "TUNEDROP_COLLECTION_PREFIX": prefix,
-            "TUNEDROP_COMPLETIONS_TOPIC": env["TUNEDROP_COMPLETIONS_TOPIC"],
-        }
-    )
-    store = FirestoreJobStore(firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"]), prefix)
-    return assemble(
-        settings,
-        store=store,
+    return emulator_app(
+        env,
+        prefix,
+        vertex_tuning(host, project=env["GOOGLE_CLOUD_PROJECT"]),
+        quota=5,
         publisher=publisher,
-        blobs=NoBlobs(),
-        tuning=vertex_tuning(host, project=env["GOOGLE_CLOUD_PROJECT"]),
         clock=clock,
+        settings={"TUNEDROP_COMPLETIONS_TOPIC": env["TUNEDROP_COMPLETIONS_TOPIC"]},
     )
 
 

@@ -12,76 +12,21 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
-from google.cloud import firestore
 
-from shared.adapters.firestore_store import FirestoreJobStore
-from shared.bootstrap import App, assemble
-from shared.config import Settings
+from shared.bootstrap import App
 from shared.jobs import JobState, new_job
-from shared.ports import BlobStore, Publisher, RemoteJob, TuningRequest, TuningService
+from shared.ports import RemoteJob, TuningRequest, TuningService
+from tests.integration.apps import Killed, MovableClock, emulator_app
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 
 pytestmark = pytest.mark.integration
 
 
-class ListPublisher(Publisher):
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
-        self._lock = threading.Lock()
-
-    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
-        with self._lock:
-            self.messages.append((topic, data, dict(attributes)))
-            return str(len(self.messages))
-
-
-class NoBlobs(BlobStore):
-    def open(self, bucket, name, generation=None):  # type: ignore[no-untyped-def]
-        raise AssertionError("the dispatcher reads no objects")
-
-    def write(self, bucket, name, data, content_type):  # type: ignore[no-untyped-def]
-        raise AssertionError("the dispatcher writes no objects")
-
-
-class MovableClock:
-    def __init__(self) -> None:
-        self.offset = timedelta()
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
-
-
-def _settings(prefix: str, quota: int) -> Settings:
-    return Settings.from_env(
-        {
-            "GOOGLE_CLOUD_PROJECT": "itest",
-            "TUNEDROP_BUCKET": "b",
-            "TUNEDROP_QUOTA": str(quota),
-            "TUNEDROP_COLLECTION_PREFIX": prefix,
-            "TUNEDROP_SUBMIT_LEASE_SECONDS": "60",
-        }
-    )
-
-
-def _app(
-    env: Mapping[str, str],
-    prefix: str,
-    quota: int,
-    tuning: TuningService,
-    publisher: Publisher | None = None,
-    clock: MovableClock | None = None,
-) -> App:
-    store = FirestoreJobStore(firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"]), prefix)
-    return assemble(
-        _settings(prefix, quota),
-        store=store,
-        publisher=publisher or ListPublisher(),
-        blobs=NoBlobs(),
-        tuning=tuning,
-        clock=clock or MovableClock(),
-    )
+def _app(env: Mapping[str, str], prefix: str, quota: int, tuning: TuningService, **kwargs: Any) -> App:
+    return emulator_app(env, prefix, tuning, quota=quota, **kwargs)
 
 
 def _queue(app: App, count: int) -> list[str]:
@@ -153,10 +98,6 @@ def test_eight_dispatchers_over_fifty_jobs_never_exceed_quota_three(emulator_env
         )
         assert created == Counter(dict.fromkeys(job_ids, 1)), "one Vertex job per Tunedrop job"
         assert dict(poller.ledger.holders()) == {}
-
-
-class Killed(BaseException):
-    """Stands for the process dying: not an Exception, so nothing in the service catches it."""
 
 
 class DiesAfterCreate(TuningService):

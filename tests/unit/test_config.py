@@ -122,5 +122,6 @@ def test_topic_ids_may_not_start_with_goog() -> None:
     from shared.errors import ConfigError
 
     with pytest.raises(ConfigError, match="TUNEDROP_COMPLETIONS_TOPIC='google-done' is not a valid Pub/Sub topic id"):
-        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b",
-                           "TUNEDROP_COMPLETIONS_TOPIC": "google-done"})
+        Settings.from_env(
+            {"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b", "TUNEDROP_COMPLETIONS_TOPIC": "google-done"}
+        )

@@ -11,11 +11,14 @@ reported, so the modules stay checkable.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import hcl2
@@ -213,22 +216,19 @@ def deployed_functions(root: Path = TERRAFORM) -> list[DeployedFunction]:
     return found
 
 
+def load_builder() -> ModuleType:
+    """deploy/build_source.py, a script rather than a package module, loaded by path."""
+    spec = importlib.util.spec_from_file_location("build_source", ROOT / "deploy" / "build_source.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["build_source"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
 def code_entry_points(main_py: Path = FUNCTIONS_MAIN) -> set[str]:
-    """Module-level functions registered with a functions_framework decorator."""
-    tree = ast.parse(main_py.read_text(), filename=str(main_py))
-    names: set[str] = set()
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        for decorator in node.decorator_list:
-            target = decorator.func if isinstance(decorator, ast.Call) else decorator
-            if (
-                isinstance(target, ast.Attribute)
-                and isinstance(target.value, ast.Name)
-                and target.value.id == "functions_framework"
-            ):
-                names.add(node.name)
-    return names
+    """Module-level functions registered with a functions_framework decorator (the builder's own finder)."""
+    return set(load_builder().entry_points(main_py))
 
 
 def entry_point_mismatches(main_py: Path = FUNCTIONS_MAIN, root: Path = TERRAFORM) -> list[str]:

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import tomllib
 import zipfile
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from tests.unit.deploy import infra
 
-
-def load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_source", infra.ROOT / "deploy" / "build_source.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["build_source"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-build_source = load_builder()
+build_source = infra.load_builder()
 
 
 @pytest.fixture(scope="module")

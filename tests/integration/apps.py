@@ -1,0 +1,80 @@
+"""Apps for integration tests and benchmarks: the real Firestore adapter on the emulator, the given
+tuning service, and small stand-ins for what a test does not exercise."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import IO
+
+from google.cloud import firestore
+
+from shared.adapters.firestore_store import FirestoreJobStore
+from shared.bootstrap import App, assemble
+from shared.config import Settings
+from shared.ports import BlobStore, JobStore, Publisher, TuningService
+
+
+class ListPublisher(Publisher):
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes, dict[str, str]]] = []
+        self._lock = threading.Lock()
+
+    def publish(self, topic: str, data: bytes, attributes: Mapping[str, str]) -> str:
+        with self._lock:
+            self.messages.append((topic, data, dict(attributes)))
+            return str(len(self.messages))
+
+
+class NoBlobs(BlobStore):
+    def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
+        raise AssertionError("this test reads no objects")
+
+    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+        raise AssertionError("this test writes no objects")
+
+
+class MovableClock:
+    def __init__(self) -> None:
+        self.offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+
+class Killed(BaseException):
+    """Stands for the process dying: not an Exception, so nothing in the services catches it."""
+
+
+def emulator_app(
+    env: Mapping[str, str],
+    prefix: str,
+    tuning: TuningService,
+    *,
+    quota: int = 1,
+    publisher: Publisher | None = None,
+    clock: MovableClock | None = None,
+    settings: Mapping[str, str] | None = None,
+    store: JobStore | None = None,
+) -> App:
+    """An App on the Firestore emulator, in collections named by `prefix`."""
+    config = Settings.from_env(
+        {
+            "GOOGLE_CLOUD_PROJECT": env["GOOGLE_CLOUD_PROJECT"],
+            "TUNEDROP_BUCKET": "b",
+            "TUNEDROP_QUOTA": str(quota),
+            "TUNEDROP_COLLECTION_PREFIX": prefix,
+            "TUNEDROP_SUBMIT_LEASE_SECONDS": "60",
+            **dict(settings or {}),
+        }
+    )
+    store = store or FirestoreJobStore(firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"]), prefix)
+    return assemble(
+        config,
+        store=store,
+        publisher=publisher or ListPublisher(),
+        blobs=NoBlobs(),
+        tuning=tuning,
+        clock=clock or MovableClock(),
+    )
