@@ -122,7 +122,8 @@ class Settings:
             base_model=get("TUNEDROP_BASE_MODEL"),
             collection_prefix=get("TUNEDROP_COLLECTION_PREFIX"),
             firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
-            submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 10, 86_400),
+            # Longer than two Vertex AI call deadlines (30 s each), so a live submitter is never overtaken.
+            submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 60, 86_400),
             events_topic=get_topic("TUNEDROP_EVENTS_TOPIC"),
             retention_days=get_int("TUNEDROP_RETENTION_DAYS", 1, 3650),
             stuck_seconds=get_int("TUNEDROP_STUCK_SECONDS", 60, 30 * 86_400),

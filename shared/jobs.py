@@ -48,6 +48,9 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 }
 
 
+MAX_HISTORY = 200
+
+
 class TransitionRefused(Exception):
     """The job is not in a state from which this move is allowed."""
 
@@ -110,6 +113,8 @@ class Job:
     vertex_state: str = ""
     submit_claimed_at: datetime | None = None
     submit_errors: int = 0
+    last_submit_error: str = ""
+    submit_retry_at: datetime | None = None
     # An operator asked to cancel while the job was being validated or submitted.
     cancel_requested: bool = False
     started_at: datetime | None = None
@@ -139,12 +144,16 @@ class Job:
         """The job after a guarded transition; raises TransitionRefused when not allowed."""
         if not can_transition(self.state, target):
             raise TransitionRefused(f"job {self.job_id}: {self.state} -> {target} is not allowed")
-        entry = HistoryEntry(at=now, from_state=self.state.value, to_state=target.value, reason=reason)
+        entry = HistoryEntry(at=now, from_state=self.state.value, to_state=target.value, reason=reason[:500])
         extra: dict[str, Any] = {}
         if target.terminal:
             extra["completion_pending"] = True
             extra["completion_event_id"] = completion_event_id(self.job_id, self.attempt, target)
-        return replace(self, state=target, updated_at=now, history=(*self.history, entry), **{**extra, **changes})
+        history = (*self.history, entry)
+        if len(history) > MAX_HISTORY:
+            # Keep the document far below Firestore's 1 MiB: the first entry and the latest ones.
+            history = (history[0], *history[-(MAX_HISTORY - 1) :])
+        return replace(self, state=target, updated_at=now, history=history, **{**extra, **changes})
 
     def to_document(self) -> dict[str, Any]:
         doc = asdict(self)

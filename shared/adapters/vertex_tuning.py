@@ -12,6 +12,7 @@ from google.cloud import aiplatform_v1
 from shared.ports import (
     QuotaExhausted,
     RemoteJob,
+    RemoteState,
     TuningJobMissing,
     TuningRejected,
     TuningRequest,
@@ -47,15 +48,21 @@ _PERMANENT = (
 )
 
 
+# Every call gets a deadline, so a hung call cannot outlive the dispatcher's submission lease.
+CALL_TIMEOUT_SECONDS = 30.0
+
+
 def _call(description: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run one API call, turning Google API errors into Tunedrop's retry decisions."""
+    """Run one API call (reading every page of a list), turning Google API errors into Tunedrop's
+    retry decisions."""
     try:
-        return fn(*args, **kwargs)
+        result = fn(*args, timeout=CALL_TIMEOUT_SECONDS, **kwargs)
+        return list(result) if hasattr(result, "pages") else result
     except gexc.ResourceExhausted as exc:
         raise QuotaExhausted(f"{description}: {exc.message}") from exc
     except gexc.NotFound as exc:
         raise TuningJobMissing(f"{description}: {exc}") from exc
-    except _TRANSIENT as exc:
+    except (*_TRANSIENT, gexc.RetryError, gexc.Cancelled) as exc:
         raise TuningUnavailable(f"{description}: {exc}") from exc
     except _PERMANENT as exc:
         raise TuningRejected(f"{description}: {exc}") from exc
@@ -178,5 +185,6 @@ class VertexTuning(TuningService):
                 client.list_tuning_jobs,
                 request={"parent": f"projects/{self._project}/locations/{region}", "filter": ACTIVE_FILTER},
             )
-            active.extend(to_remote(job) for job in pages)
+            # The filter is a first cut; RemoteState decides what holds a slot (PARTIALLY_SUCCEEDED does not).
+            active.extend(remote for remote in map(to_remote, pages) if remote.state in RemoteState.ACTIVE)
         return active

@@ -8,6 +8,7 @@ from datetime import timedelta
 from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
+from shared.errors import TransientError
 from shared.events import completion_event
 from shared.jobs import Job
 from shared.ports import JobStore, Publisher
@@ -65,6 +66,10 @@ class CompletionNotifier:
         published = 0
         for pending in self._store.completion_pending():
             if pending.value.updated_at <= cutoff:
-                self.publish(pending.value)
+                try:
+                    self.publish(pending.value)
+                except TransientError as exc:  # the next tick tries again; the other jobs go on now
+                    logs.warning("completion event not republished", job_id=pending.value.job_id, error=str(exc))
+                    continue
                 published += 1
         return published

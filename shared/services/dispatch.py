@@ -62,8 +62,9 @@ class Dispatcher(JobService):
         try:
             active = self._tuning.active_jobs()
         except TuningUnavailable as exc:
-            logs.warning("could not list active tuning jobs; counting only our own", error=str(exc))
-            return self._settings.quota
+            # Without the list, others' jobs are unknown: dispatching could exceed the quota.
+            logs.warning("could not list active tuning jobs; not dispatching until the next trigger", error=str(exc))
+            return 0
         foreign: list[str] = []
         for job in active:
             if job.job_id in holders:
@@ -94,7 +95,7 @@ class Dispatcher(JobService):
         self._ledger.claim(remote.job_id, limit=len(self._ledger.holders()) + 1)
         with logs.log_context(job_id=remote.job_id):
             logs.info("adopting a running Vertex job of a queued job", vertex_job=remote.name)
-            self._submit(remote.job_id)
+            self._record_running(remote.job_id, remote)
         return True
 
     def _take(self, candidate: Versioned[Job], limit: int) -> str:
@@ -115,13 +116,32 @@ class Dispatcher(JobService):
             return self._submit(job.job_id)
 
     def _submit(self, job_id: str) -> str:
+        """Find-or-create the Vertex job of a SUBMITTING job that holds a slot.
+
+        An unclear failure (UNAVAILABLE, a timeout) may hide a create that went through, so the job
+        keeps its claim and its slot, and a later dispatch retries with find-then-create after a
+        pause. Only RESOURCE_EXHAUSTED, a clear refusal, gives the slot back at once.
+        """
         current = self._store.get(job_id)
         if current is None or current.value.state is not JobState.SUBMITTING:
-            self._ledger.release(job_id)
+            if current is None or not current.value.state.holds_slot:
+                self._ledger.release(job_id)
             return "lost"
         job = current.value
         try:
             remote = self._tuning.find(job.job_id, job.attempt)
+            if remote is None and job.cancel_requested:
+                self._finish(current, JobState.CANCELLED, "cancelled by an operator before submission")
+                return "failed"
+            if remote is None and job.submit_errors >= MAX_SUBMIT_ERRORS:
+                # Vertex AI answered the find: nothing was created, and it kept failing to create.
+                self._finish(
+                    current,
+                    JobState.FAILED,
+                    "Vertex AI kept failing to create the job",
+                    {"code": "SUBMIT_UNAVAILABLE", "message": job.last_submit_error or "unavailable"},
+                )
+                return "failed"
             if remote is None:
                 remote = self._tuning.create(self._request_for(job))
                 logs.info("tuning job created", vertex_job=remote.name, base_model=job.base_model)
@@ -138,18 +158,30 @@ class Dispatcher(JobService):
             return "stop"
         except TuningUnavailable as exc:
             errors = job.submit_errors + 1
-            if errors >= MAX_SUBMIT_ERRORS:
-                self._fail(current, {"code": "SUBMIT_UNAVAILABLE", "message": str(exc)})
-                return "failed"
-            logs.warning("Vertex AI unavailable; job re-queued", error=str(exc), submit_errors=errors)
-            self._requeue(job.job_id, f"Vertex AI unavailable: {exc}", release=True, submit_errors=errors)
+            logs.warning(
+                "Vertex AI unavailable; the job keeps its slot and is retried", error=str(exc), submit_errors=errors
+            )
+            self._note_submit_error(current, errors, str(exc))
             return "stop"
-        except TuningRejected as exc:
-            self._fail(current, {"code": "SUBMIT_REJECTED", "message": str(exc)})
+        except (TuningRejected, ValueError, KeyError, TypeError) as exc:
+            # Refused by Vertex AI, or a request that cannot even be built: retrying cannot help.
+            self._finish(current, JobState.FAILED, str(exc), {"code": "SUBMIT_REJECTED", "message": str(exc)})
             return "failed"
         self._ledger.clear_backoff()
         self._record_running(job.job_id, remote)
         return "submitted"
+
+    def _note_submit_error(self, current: Versioned[Job], errors: int, message: str) -> None:
+        """Count an unclear failure on the claim; `_retry_due` schedules the next try from it."""
+        now = self._clock()
+        noted = replace(
+            current.value,
+            submit_errors=errors,
+            last_submit_error=message[:500],
+            submit_retry_at=now + min(timedelta(minutes=5), timedelta(seconds=5 * 2 ** (errors - 1))),
+            updated_at=now,
+        )
+        self._store.replace(noted, current.version)
 
     def _request_for(self, job: Job) -> TuningRequest:
         return TuningRequest(
@@ -166,7 +198,19 @@ class Dispatcher(JobService):
     def _record_running(self, job_id: str, remote: RemoteJob) -> None:
         for _ in range(10):
             current = self._store.get(job_id)
-            if current is None or current.value.state is not JobState.SUBMITTING:
+            if current is None:
+                return
+            if current.value.state is not JobState.SUBMITTING:
+                recorded = current.value.vertex_job_name
+                if recorded and recorded != remote.name:
+                    # A slow submitter lost its lease and another one created the job too: undo ours.
+                    logs.error(
+                        "cancelling a second Vertex job for one attempt", vertex_job=remote.name, recorded=recorded
+                    )
+                    try:
+                        self._tuning.cancel(remote.name)
+                    except (TuningUnavailable, TuningRejected) as exc:
+                        logs.error("could not cancel the second Vertex job", vertex_job=remote.name, error=str(exc))
                 return
             job = current.value
             running = job.moved_to(
@@ -182,10 +226,14 @@ class Dispatcher(JobService):
                 return
 
     def _requeue(self, job_id: str, reason: str, *, release: bool = False, **changes: object) -> None:
+        """Back to the queue (keeping its place), or CANCELLED if an operator asked for that meanwhile."""
         for _ in range(10):
             current = self._store.get(job_id)
             if current is None or current.value.state is not JobState.SUBMITTING:
                 break
+            if current.value.cancel_requested:
+                self._finish(current, JobState.CANCELLED, "cancelled by an operator before submission")
+                return
             job = current.value
             requeued = job.moved_to(JobState.QUEUED, self._clock(), reason, submit_claimed_at=None, **changes)
             if self._store.replace(requeued, current.version):
@@ -193,16 +241,32 @@ class Dispatcher(JobService):
         if release:
             self._ledger.release(job_id)
 
-    def _fail(self, current: Versioned[Job], error: dict[str, str]) -> None:
-        job = current.value
-        failed = job.moved_to(JobState.FAILED, self._clock(), error["message"], error=error, ended_at=self._clock())
-        if self._store.replace(failed, current.version):
-            logs.error("job finished", state=JobState.FAILED.value, error=error["message"])
-            self._ledger.release(job.job_id)
-            self._completions.publish(failed)
+    def _finish(
+        self, current: Versioned[Job], state: JobState, reason: str, error: dict[str, str] | None = None
+    ) -> None:
+        """End a SUBMITTING job that never got a Vertex job: record, free the slot, announce."""
+        for _ in range(10):
+            job = current.value
+            if job.state is not JobState.SUBMITTING:
+                return
+            now = self._clock()
+            ended = job.moved_to(state, now, reason, error=error, ended_at=now)
+            if self._store.replace(ended, current.version):
+                if state is JobState.FAILED:
+                    logs.error("job finished", state=state.value, error=reason)
+                else:
+                    logs.info("job finished", state=state.value, reason=reason)
+                self._ledger.release(job.job_id)
+                self._completions.publish(ended)
+                return
+            latest = self._store.get(job.job_id)  # written meanwhile (a cancel request): try again
+            if latest is None:
+                return
+            current = latest
 
     def _sweep_slots(self) -> None:
-        """Free slots whose holder no longer needs one; re-queue claims that outlived their lease."""
+        """Free slots whose holder no longer needs one; resume submissions whose lease expired or whose
+        retry is due; re-queue claims that never got a slot."""
         lease = timedelta(seconds=self._settings.submit_lease_seconds)
         now = self._clock()
 
@@ -217,14 +281,16 @@ class Dispatcher(JobService):
         for stuck in self._store.in_states([JobState.SUBMITTING]):
             job = stuck.value
             claimed_at = job.submit_claimed_at or job.updated_at
-            if now - claimed_at < lease:
+            expired = now - claimed_at >= lease
+            retry_due = job.submit_retry_at is not None and now >= job.submit_retry_at
+            if not (expired or (retry_due and job.job_id in holders)):
                 continue
             with logs.log_context(job_id=job.job_id):
                 if job.job_id in holders:
-                    # The dispatcher died after taking the slot: finish its submission (idempotent).
-                    refreshed = replace(job, submit_claimed_at=now)
+                    # A submission that died or failed unclearly: finish it (find first, so never twice).
+                    refreshed = replace(job, submit_claimed_at=now, submit_retry_at=None)
                     if self._store.replace(refreshed, stuck.version):
-                        logs.warning("recovering a submission whose lease expired")
+                        logs.warning("resuming a submission", lease_expired=expired, submit_errors=job.submit_errors)
                         self._submit(job.job_id)
                 else:
                     logs.warning("re-queueing a claim that never got a slot")

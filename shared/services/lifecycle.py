@@ -33,7 +33,9 @@ class LifecycleEvents:
         at = job.updated_at
         attributes = {
             "ce-specversion": SPEC_VERSION,
-            "ce-id": f"{job.job_id}/{job.attempt}/{kind}",
+            # The step's place in the job's history makes the id unique per event, even for a kind that
+            # happens twice (stuck pending, then running too long).
+            "ce-id": f"{job.job_id}/{job.attempt}/{kind}/{len(job.history)}{'-' + reason if kind == 'stuck' else ''}",
             "ce-source": f"//tunedrop/projects/{self._settings.project}",
             "ce-type": f"tunedrop.job.v1.lifecycle.{kind}",
             "ce-time": iso(at) or "",

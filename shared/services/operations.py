@@ -45,6 +45,8 @@ class Operations(JobService):
             job = current.value
             now = self._clock()
             if job.state in (JobState.QUEUED, JobState.VALIDATING):
+                if job.state is JobState.QUEUED:
+                    self._cancel_orphan(job)
                 cancelled = job.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
                 if self._store.replace(cancelled, current.version):
                     logs.info("job cancelled before submission", job_id=job_id)
@@ -64,6 +66,17 @@ class Operations(JobService):
                 continue
             raise NotAllowed(f"job {job_id} is {job.state.value} already; only active jobs can be cancelled")
         raise TransientError(f"job {job_id} kept changing; try again")
+
+    def _cancel_orphan(self, job: Job) -> None:
+        """A queued job may have a live Vertex job (a create answered unclearly, then re-queued):
+        cancel it too, or it would train to the end unrecorded."""
+        try:
+            remote = self._tuning.find(job.job_id, job.attempt)
+            if remote is not None and remote.terminal_state is None:
+                self._tuning.cancel(remote.name)
+                logs.info("cancelled the Vertex job of a queued job", job_id=job.job_id, vertex_job=remote.name)
+        except TuningUnavailable as exc:
+            raise TransientError(f"could not check Vertex AI for a job of {job.job_id}, try again: {exc}") from exc
 
     def retry(self, job_id: str) -> Job:
         """A FAILED job goes back to the queue as a new attempt (a new Vertex job, a new event id)."""
@@ -100,6 +113,7 @@ class Operations(JobService):
                 warnings=[],
             )
             if self._store.replace(retried, current.version):
+                self._lifecycle.emit(retried, "queued", reason="retried by an operator")
                 self._publisher.publish(
                     self._settings.dispatch_topic, json.dumps({"reason": "retried", "job_id": job_id}).encode(), {}
                 )

@@ -20,6 +20,7 @@ from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versione
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
+from shared.validation.engine import adapter_size, as_float, as_int
 
 # Custom metadata keys a user can set on the uploaded object (gsutil -h x-goog-meta-KEY:VALUE).
 BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
@@ -265,13 +266,13 @@ class _Plan:
 
 
 def _typed_hyper_parameters(raw: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters as numbers (metadata arrives as text); validation has vouched for them."""
+    """Hyper-parameters as numbers, parsed the way validation read them (metadata arrives as text,
+    an adapter size may be spelled "four" or "ADAPTER_SIZE_FOUR")."""
+    parse = {"epochs": as_int, "adapter_size": adapter_size, "learning_rate_multiplier": as_float}
     typed: dict[str, Any] = {}
     for key, value in raw.items():
-        try:
-            typed[key] = float(value) if key == "learning_rate_multiplier" else int(value)
-        except (TypeError, ValueError):
-            typed[key] = value
+        number = parse[key](value) if key in parse else None
+        typed[key] = value if number is None else number
     return typed
 
 

@@ -487,7 +487,7 @@ def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: Vali
     found = _hp_value(hp, "epochs")
     if found:
         key, value = found
-        number = _as_int(value)
+        number = as_int(value)
         if number is None or not spec.epochs.contains(number):
             report.add(
                 Issue(
@@ -503,7 +503,7 @@ def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: Vali
     found = _hp_value(hp, "adapter_size")
     if found:
         key, value = found
-        size = _adapter_size(value)
+        size = adapter_size(value)
         if size not in spec.adapter_sizes:
             allowed = ", ".join(str(s) for s in spec.adapter_sizes)
             default = f" (default {spec.default_adapter_size})" if spec.default_adapter_size else ""
@@ -518,7 +518,7 @@ def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: Vali
     found = _hp_value(hp, "learning_rate_multiplier")
     if found:
         key, value = found
-        number_f = _as_float(value)
+        number_f = as_float(value)
         if number_f is None or not spec.learning_rate_multiplier.contains(number_f):
             report.add(
                 Issue(
@@ -532,7 +532,7 @@ def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: Vali
     return epochs
 
 
-def _as_int(value: Any) -> int | None:
+def as_int(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -544,7 +544,7 @@ def _as_int(value: Any) -> int | None:
     return None
 
 
-def _as_float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
     try:
@@ -554,12 +554,13 @@ def _as_float(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _adapter_size(value: Any) -> int | None:
+def adapter_size(value: Any) -> int | None:
+    """An adapter size as a number: 4, "4", "four" and "ADAPTER_SIZE_FOUR" all give 4."""
     if isinstance(value, str):
         name = value.strip().upper().removeprefix("ADAPTER_SIZE_")
         if name in _ADAPTER_NAMES:
             return _ADAPTER_NAMES[name]
-    return _as_int(value)
+    return as_int(value)
 
 
 def _counters(token_counter: TokenCounter | Sequence[TokenCounter] | None) -> list[TokenCounter]:

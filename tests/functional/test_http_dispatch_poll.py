@@ -57,9 +57,10 @@ def test_a_poll_tick_also_wakes_the_dispatcher(world: Harness, functions: Functi
 def test_vertex_unavailable_is_handled_and_acknowledged(world: Harness, functions: Functions) -> None:
     job_id = queued_job(world, functions)
     world.tuning.fail("create", TuningUnavailable("503 UNAVAILABLE"))
-    assert DISPATCH.send(functions.dispatch).status_code == 200  # re-queued by the dispatcher itself
+    assert DISPATCH.send(functions.dispatch).status_code == 200  # retried by the dispatcher itself
     job = world.job(job_id)
-    assert (job.state, job.submit_errors) == (JobState.QUEUED, 1)
+    assert (job.state, job.submit_errors) == (JobState.SUBMITTING, 1)
+    world.clock.advance(5)
     assert DISPATCH.send(functions.dispatch).status_code == 200
     assert world.job(job_id).state is JobState.RUNNING
 

@@ -77,7 +77,7 @@ def test_missing_required_settings_are_named_together() -> None:
         ("TUNEDROP_QUOTA", "1.5", "TUNEDROP_QUOTA='1.5' is not a whole number"),
         ("TUNEDROP_QUOTA", "0", "TUNEDROP_QUOTA=0 is outside 1..1000"),
         ("TUNEDROP_QUOTA", "1001", "TUNEDROP_QUOTA=1001 is outside 1..1000"),
-        ("TUNEDROP_SUBMIT_LEASE_SECONDS", "5", "TUNEDROP_SUBMIT_LEASE_SECONDS=5 is outside 10..86400"),
+        ("TUNEDROP_SUBMIT_LEASE_SECONDS", "5", "TUNEDROP_SUBMIT_LEASE_SECONDS=5 is outside 60..86400"),
         ("TUNEDROP_REGION", "US Central", "TUNEDROP_REGION='US Central' is not a region like us-central1"),
         ("TUNEDROP_UPLOADS_TOPIC", "9uploads", "TUNEDROP_UPLOADS_TOPIC='9uploads' is not a valid Pub/Sub topic id"),
         ("TUNEDROP_DISPATCH_TOPIC", "a b", "TUNEDROP_DISPATCH_TOPIC='a b' is not a valid Pub/Sub topic id"),

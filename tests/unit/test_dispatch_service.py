@@ -21,6 +21,11 @@ def queue(h: Harness, name: str, priority: int = 0, advance: float = 1) -> str:
     return h.upload(name, metadata={"priority": str(priority)} if priority else None)
 
 
+def queue_with(h: Harness, name: str, metadata: dict[str, str]) -> str:
+    h.clock.advance(1)
+    return h.upload(name, metadata=metadata)
+
+
 def state(h: Harness, job_id: str) -> JobState:
     return h.job(job_id).state
 
@@ -105,17 +110,22 @@ def test_quota_exhausted_puts_the_job_back_at_the_head_and_frees_the_slot(make_a
     assert state(h, second) is JobState.QUEUED and state(h, later) is JobState.QUEUED
 
 
-def test_transient_errors_requeue_then_fail_after_the_limit(harness: Harness) -> None:
+def test_unclear_create_failures_keep_the_slot_retry_with_backoff_then_fail(harness: Harness) -> None:
     job_id = queue(harness, "a.jsonl")
     harness.tuning.fail("create", TuningUnavailable("UNAVAILABLE: try again"), times=MAX_SUBMIT_ERRORS)
-    for attempt in range(1, MAX_SUBMIT_ERRORS):
+    for attempt in range(1, MAX_SUBMIT_ERRORS + 1):
         assert harness.app.dispatcher.dispatch() == []
         job = harness.job(job_id)
-        assert job.state is JobState.QUEUED
-        assert job.submit_errors == attempt
-        assert harness.store.slot_holders() == {}
+        # The create may have gone through: the job keeps its claim and its slot.
+        assert (job.state, job.submit_errors) == (JobState.SUBMITTING, attempt)
+        assert list(harness.store.slot_holders()) == [job_id]
         assert harness.completions() == []
+        assert job.submit_retry_at is not None
+        harness.app.dispatcher.dispatch()
+        assert harness.tuning.calls["create"] == attempt, "no retry before the pause is over"
+        harness.clock.advance((job.submit_retry_at - harness.clock.now).total_seconds())
 
+    # The next retry finds no job on Vertex AI (so none was made) and gives up.
     assert harness.app.dispatcher.dispatch() == []
     job = harness.job(job_id)
     assert job.state is JobState.FAILED
@@ -123,17 +133,51 @@ def test_transient_errors_requeue_then_fail_after_the_limit(harness: Harness) ->
     assert harness.store.slot_holders() == {}
     (event,) = harness.completions()
     assert event.attributes["ce-type"] == "tunedrop.job.v1.failed"
-    assert event.json()["error"]["code"] == "SUBMIT_UNAVAILABLE"
     assert harness.tuning.creates == 0
+
+
+def test_an_unclear_failure_whose_create_went_through_is_found_not_repeated(harness: Harness) -> None:
+    job_id = queue(harness, "a.jsonl")
+    harness.tuning.fail("create", TuningUnavailable("DEADLINE_EXCEEDED"))
+    assert harness.app.dispatcher.dispatch() == []
+    # The create reached Vertex AI although the answer was lost.
+    harness.tuning.create(harness.app.dispatcher._request_for(harness.job(job_id)))
+    harness.clock.advance(5)
+    harness.app.dispatcher.dispatch()
+    job = harness.job(job_id)
+    assert job.state is JobState.RUNNING
+    assert harness.tuning.creates == 1
 
 
 def test_a_transient_error_then_success(harness: Harness) -> None:
     job_id = queue(harness, "a.jsonl")
     harness.tuning.fail("find", TuningUnavailable("deadline exceeded"))
     assert harness.app.dispatcher.dispatch() == []
-    assert harness.app.dispatcher.dispatch() == [job_id]
+    harness.clock.advance(5)
+    harness.app.dispatcher.dispatch()
+    assert harness.job(job_id).state is JobState.RUNNING
     assert harness.job(job_id).submit_errors == 1
     assert harness.tuning.creates == 1
+
+
+def test_a_cancel_requested_during_submission_cancels_instead_of_creating(harness: Harness) -> None:
+    job_id = queue(harness, "a.jsonl")
+    harness.tuning.fail("create", TuningUnavailable("UNAVAILABLE"))
+    harness.app.dispatcher.dispatch()
+    harness.app.operations.cancel(job_id)
+    harness.clock.advance(5)
+    harness.app.dispatcher.dispatch()
+    assert harness.job(job_id).state is JobState.CANCELLED
+    assert harness.tuning.creates == 0
+    assert harness.store.slot_holders() == {}
+    assert [p.attributes["ce-type"] for p in harness.completions()] == ["tunedrop.job.v1.cancelled"]
+
+
+def test_adapter_size_spelled_out_is_submitted_as_a_number(harness: Harness) -> None:
+    job_id = queue_with(harness, "a.jsonl", {"adapter_size": "ADAPTER_SIZE_FOUR", "base_model": "gemini-2.5-flash"})
+    assert harness.job(job_id).hyper_parameters == {"adapter_size": 4}
+    assert harness.app.dispatcher.dispatch() == [job_id]
+    assert harness.tuning.requests[0].hyper_parameters == {"adapter_size": 4}
 
 
 def test_permanent_error_fails_the_job_and_the_next_one_goes(harness: Harness) -> None:

@@ -31,7 +31,7 @@ resource "google_logging_metric" "jobs_stuck" {
   project     = var.project_id
   name        = "${local.prefix}-jobs-stuck"
   description = "Jobs pending or running far too long on Vertex AI (the poller's \"job stuck\"), and submissions that outlived their lease."
-  filter      = "${local.functions_log_filter} AND severity>=WARNING AND (jsonPayload.message=\"job stuck\" OR jsonPayload.message=\"recovering a submission whose lease expired\" OR jsonPayload.message=\"re-queueing a claim that never got a slot\")"
+  filter      = "${local.functions_log_filter} AND severity>=WARNING AND (jsonPayload.message=\"job stuck\" OR jsonPayload.message=\"resuming a submission\" OR jsonPayload.message=\"re-queueing a claim that never got a slot\")"
   metric_descriptor {
     metric_kind  = "DELTA"
     value_type   = "INT64"

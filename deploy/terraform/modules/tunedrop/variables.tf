@@ -82,8 +82,8 @@ variable "submit_lease_seconds" {
   type        = number
   default     = 300
   validation {
-    condition     = var.submit_lease_seconds >= 10 && var.submit_lease_seconds <= 86400
-    error_message = "submit_lease_seconds must be 10..86400."
+    condition     = var.submit_lease_seconds >= 60 && var.submit_lease_seconds <= 86400
+    error_message = "submit_lease_seconds must be 60..86400 (longer than two Vertex AI call deadlines)."
   }
 }
 
