@@ -138,7 +138,6 @@ class VertexTuning(TuningService):
     ) -> None:
         self._client_for = client_for
         self._project = project
-        self._region = region
         self._quota_regions = tuple(dict.fromkeys([region, *quota_regions]))
         self._client = client_for(region)
         self._parent = f"projects/{project}/locations/{region}"

@@ -9,7 +9,6 @@ authority; the fast path must never call a line clean that the precise path woul
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -822,8 +821,3 @@ def _camel_value(value: Any) -> Any:
     if isinstance(value, dict):
         return {_CAMEL.get(k, k): v for k, v in value.items()}
     return value
-
-
-def estimate_tokens(chars: int, media_tokens: int, chars_per_token: float = 4.0) -> int:
-    """Rule-of-thumb tokens: about four characters of text per token, plus the media estimate."""
-    return math.ceil(chars / chars_per_token) + media_tokens
