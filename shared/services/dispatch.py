@@ -24,14 +24,15 @@ class Dispatcher(JobService):
     def dispatch(self) -> list[str]:
         """Submit as many queued jobs as there are free slots; returns the submitted job ids."""
         self._sweep_slots()
-        paused = self._ledger.paused_until()
+        table = self._ledger.table()  # read once: the backoff and the slot limit both come from it
+        paused = self._ledger.paused_until(table)
         if paused is not None:
             logs.info("dispatch paused after RESOURCE_EXHAUSTED", until=paused.isoformat())
             return []
         if not self._store.queued(limit=1):
             return []  # nothing waits: no call to Vertex AI at all
         submitted: list[str] = []
-        limit = self._slot_limit(submitted)
+        limit = self._slot_limit(set(table.holders), submitted)
         while True:
             free = limit - len(self._ledger.holders())
             if free <= 0:
@@ -55,10 +56,9 @@ class Dispatcher(JobService):
                 break
         return submitted
 
-    def _slot_limit(self, adopted: list[str]) -> int:
+    def _slot_limit(self, holders: set[str], adopted: list[str]) -> int:
         """The quota less the active jobs Tunedrop does not hold a slot for (made by hand, by other
         tools, or orphaned): they take slots of the same global quota."""
-        holders = self._ledger.holders()
         try:
             active = self._tuning.active_jobs()
         except TuningUnavailable as exc:

@@ -139,6 +139,8 @@ class SlotLedger:
 
         self._update(reset)
 
-    def paused_until(self) -> datetime | None:
-        until = self.table().backoff_until
+    def paused_until(self, table: SlotTable | None = None) -> datetime | None:
+        """Until when dispatch pauses after RESOURCE_EXHAUSTED (None: it does not); reads the table
+        unless the caller has just read it."""
+        until = (table or self.table()).backoff_until
         return until if until is not None and until > self._clock() else None
