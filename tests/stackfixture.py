@@ -15,14 +15,8 @@ def running_stack(state_dir: Path, settings: Mapping[str, str]) -> Iterator[dict
     """Bring a stack up with `settings`, export its variables for the clients, stop it after."""
     environ = {**os.environ, **settings}
     stack = local_stack.up(state_dir, environ=environ, quiet=True)
-    saved = {key: os.environ.get(key) for key in stack.env}
-    os.environ.update(stack.env)
     try:
-        yield dict(stack.env)
+        with local_stack.exported(stack.env):
+            yield dict(stack.env)
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         local_stack.down(state_dir, quiet=True)

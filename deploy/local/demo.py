@@ -7,7 +7,6 @@ events from a subscription of its own; job states are read from Firestore to sho
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import uuid
@@ -46,8 +45,8 @@ def run_demo(timeout: float = 110.0) -> int:
     reuse = local_stack.is_running(local_stack.Stack(state_dir))
     stack = local_stack.up(state_dir)
     try:
-        os.environ.update(stack.env)
-        return _drive(stack.env, started, timeout)
+        with local_stack.exported(stack.env):
+            return _drive(stack.env, started, timeout)
     finally:
         if not reuse:
             local_stack.down(state_dir)

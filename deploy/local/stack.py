@@ -20,7 +20,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -403,6 +404,22 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
     )
 
 
+@contextmanager
+def exported(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (the Google clients read their emulator hosts there),
+    then put back what was there before."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
     """Create the bucket, the topics and one push subscription per (topic, function).
 
@@ -413,10 +430,7 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import pubsub_v1, storage
 
-    saved = {k: os.environ.get(k) for k in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}
-    os.environ["PUBSUB_EMULATOR_HOST"] = env["PUBSUB_EMULATOR_HOST"]
-    os.environ["STORAGE_EMULATOR_HOST"] = env["STORAGE_EMULATOR_HOST"]
-    try:
+    with exported({key: env[key] for key in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}):
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
         for topic in TOPICS.values():
@@ -440,12 +454,6 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
                     }
                 )
         storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(BUCKET)  # type: ignore[no-untyped-call]
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:

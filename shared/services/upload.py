@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import timedelta
 from enum import StrEnum
 from typing import IO, Any
@@ -15,7 +15,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
-from shared.manifest import MAX_MANIFEST_BYTES, is_manifest, parse_manifest
+from shared.manifest import MAX_MANIFEST_BYTES, Manifest, is_manifest, parse_manifest
 from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
@@ -130,56 +130,50 @@ class UploadService:
         metadata = obj.metadata
         base_model = _first(metadata, BASE_MODEL_KEYS) or self._settings.base_model
         if not is_manifest(obj.name):
-            hyper = {key: metadata[key].strip() for key in HYPER_PARAMETER_KEYS if metadata.get(key, "").strip()}
-            return _Plan(
+            # A bare dataset: its object metadata says what a manifest would.
+            settings = Manifest(
                 training_uri=f"gs://{obj.bucket}/{obj.name}",
-                training_generation=obj.generation,
                 base_model=base_model,
-                hyper_parameters=hyper,
+                hyper_parameters={k: metadata[k].strip() for k in HYPER_PARAMETER_KEYS if metadata.get(k, "").strip()},
                 display_name=metadata.get("display_name", "").strip()[:128],
                 priority=_priority(metadata),
-                issues=_metadata_issues(metadata),
             )
+            return _Plan(settings, training_generation=obj.generation, issues=_metadata_issues(metadata))
         manifest_uri = f"gs://{obj.bucket}/{obj.name}"
         try:
             with self._blobs.open(obj.bucket, obj.name, obj.generation) as reader:
                 raw = reader.read(MAX_MANIFEST_BYTES + 1)
         except ObjectMissing as exc:
             missing = Issue(0, "object_missing", f"{exc} It was deleted or replaced before validation.")
-            return _Plan(training_uri="", manifest_uri=manifest_uri, base_model=base_model, issues=[missing])
+            return _Plan(Manifest(base_model=base_model), manifest_uri=manifest_uri, issues=[missing])
         manifest, issues = parse_manifest(raw, name=obj.name, bucket=obj.bucket)
         return _Plan(
-            training_uri=manifest.training_uri,
-            validation_uri=manifest.validation_uri,
+            replace(manifest, base_model=manifest.base_model or base_model),
             manifest_uri=manifest_uri,
-            base_model=manifest.base_model or base_model,
-            hyper_parameters=manifest.hyper_parameters,
-            display_name=manifest.display_name,
-            labels=manifest.labels,
-            priority=manifest.priority,
             issues=[replace(i, file=manifest_uri) for i in issues],
         )
 
     def _validate(self, current: Versioned[Job], obj: UploadedObject) -> UploadOutcome:
         job = current.value
         plan = self._plan(obj)
+        settings = plan.settings
         with ExitStack() as stack:
-            train = self._open(stack, plan.training_uri, plan.training_generation, plan.issues)
-            validation = self._open(stack, plan.validation_uri, None, plan.issues)
+            train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
+            validation = self._open(stack, settings.validation_uri, None, plan.issues)
             if train is not None:
                 report = validate_dataset(
                     train,
-                    file=plan.training_uri,
-                    model=plan.base_model,
+                    file=settings.training_uri,
+                    model=settings.base_model,
                     validation=validation,
-                    validation_file=plan.validation_uri,
-                    hyper_parameters=plan.hyper_parameters,
+                    validation_file=settings.validation_uri,
+                    hyper_parameters=settings.hyper_parameters,
                     token_counter=self._token_counter,
                     uri_checker=self._uri_checker,
                     region=self._settings.region,
                 )
             else:
-                report = ValidationReport(file=plan.training_uri or plan.manifest_uri)
+                report = ValidationReport(file=settings.training_uri or plan.manifest_uri)
         for issue in plan.issues:
             report.add(issue)
         report_uri = self._write_reports(job, report)
@@ -187,20 +181,15 @@ class UploadService:
         planned: dict[str, Any] = {
             "validation": report.summary(),
             "report_uri": report_uri,
-            "training_uri": plan.training_uri,
-            "validation_uri": plan.validation_uri,
             "manifest_uri": plan.manifest_uri,
-            "base_model": plan.base_model,
-            "hyper_parameters": _typed_hyper_parameters(plan.hyper_parameters),
-            "display_name": plan.display_name,
-            "labels": plan.labels,
-            "priority": plan.priority,
+            **asdict(settings),
+            "hyper_parameters": _typed_hyper_parameters(settings.hyper_parameters),
         }
         if report.valid:
             moved = job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
         else:
             problems = _plural(report.error_count, "problem")
-            where = plan.training_uri or plan.manifest_uri
+            where = settings.training_uri or plan.manifest_uri
             moved = job.moved_to(
                 JobState.REJECTED,
                 now,
@@ -253,15 +242,11 @@ class UploadService:
 
 @dataclass(frozen=True)
 class _Plan:
-    training_uri: str
-    base_model: str
-    training_generation: str | None = None
-    validation_uri: str = ""
+    """What a job tunes (a manifest, or its equivalent from a bare upload's metadata), plus where it came from."""
+
+    settings: Manifest
+    training_generation: str | None = None  # a bare upload is read at the notified generation
     manifest_uri: str = ""
-    hyper_parameters: dict[str, Any] = field(default_factory=dict)
-    display_name: str = ""
-    labels: dict[str, str] = field(default_factory=dict)
-    priority: int = 0
     issues: list[Issue] = field(default_factory=list)
 
 

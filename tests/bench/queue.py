@@ -17,17 +17,16 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from google.cloud import firestore
 
 from shared.adapters.firestore_store import FirestoreJobStore
-from shared.jobs import JobState, new_job
 from shared.ports import JobStore, SlotTable, Versioned
 from tests.e2e.scenarios import upload_burst
-from tests.integration.apps import emulator_app
+from tests.integration.apps import emulator_app, queued_jobs
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 from tests.stackfixture import running_stack
 
@@ -71,20 +70,10 @@ class CountingStore(JobStore):
 
 
 def _fill_queue(client: firestore.Client, prefix: str, count: int) -> None:
-    now = datetime.now(UTC)
     jobs = client.collection(f"{prefix}_jobs")
     batch = client.batch()
-    for n in range(count):
-        job = new_job(
-            job_id=f"job-{n:05d}",
-            bucket="b",
-            object_name=f"incoming/{n}.jsonl",
-            generation="1",
-            base_model="gemini-2.5-flash",
-            now=now,
-        )
-        at = now + timedelta(microseconds=n)
-        batch.set(jobs.document(job.job_id), job.moved_to(JobState.QUEUED, at, "bench", enqueued_at=at).to_document())
+    for n, job in enumerate(queued_jobs(count, spacing=timedelta(microseconds=1))):
+        batch.set(jobs.document(job.job_id), job.to_document())
         if n % 400 == 399:
             batch.commit()
             batch = client.batch()

@@ -13,6 +13,7 @@ from google.cloud import firestore
 from shared.adapters.firestore_store import FirestoreJobStore
 from shared.bootstrap import App, assemble
 from shared.config import Settings
+from shared.jobs import Job, JobState, new_job
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
 
 
@@ -41,6 +42,25 @@ class MovableClock:
 
     def __call__(self) -> datetime:
         return datetime.now(UTC) + self.offset
+
+
+def queued_jobs(count: int, *, prefix: str = "job", spacing: timedelta = timedelta(milliseconds=1)) -> list[Job]:
+    """`count` QUEUED jobs, enqueued `spacing` apart in id order, so first in first out is that order."""
+    now = datetime.now(UTC)
+    width = len(str(max(count - 1, 0)))
+    jobs = []
+    for n in range(count):
+        job = new_job(
+            job_id=f"{prefix}-{n:0{width}d}",
+            bucket="b",
+            object_name=f"incoming/{n}.jsonl",
+            generation="1",
+            base_model="gemini-2.5-flash",
+            now=now,
+        )
+        at = now + spacing * n
+        jobs.append(job.moved_to(JobState.QUEUED, at, "validation passed", enqueued_at=at))
+    return jobs
 
 
 class Killed(BaseException):

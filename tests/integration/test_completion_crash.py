@@ -11,7 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from google.api_core import exceptions as gexc
@@ -19,10 +19,10 @@ from google.cloud import pubsub_v1
 
 from shared.adapters.pubsub_publisher import PubSubPublisher
 from shared.bootstrap import App
-from shared.jobs import JobState, new_job
+from shared.jobs import JobState
 from shared.ports import Publisher
 from tests.eventschema import assert_valid_completion
-from tests.integration.apps import Killed, MovableClock, emulator_app
+from tests.integration.apps import Killed, MovableClock, emulator_app, queued_jobs
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 
 pytestmark = pytest.mark.integration
@@ -94,20 +94,10 @@ def test_a_poller_killed_around_publishing_still_yields_one_event_id_per_job(
                 DiesAroundCompletions(real, emulator_env["TUNEDROP_COMPLETIONS_TOPIC"], when),
                 clock,
             )
-            now = datetime.now(UTC)
-            job_ids = []
-            for n in range(3):
-                job = new_job(
-                    job_id=f"crash-{n}",
-                    bucket="b",
-                    object_name=f"incoming/{n}.jsonl",
-                    generation="1",
-                    base_model="gemini-2.5-flash",
-                    now=now,
-                )
-                at = now + timedelta(milliseconds=n)
-                doomed.store.create(job.moved_to(JobState.QUEUED, at, "queued", enqueued_at=at))
-                job_ids.append(job.job_id)
+            jobs = queued_jobs(3, prefix="crash")
+            for job in jobs:
+                doomed.store.create(job)
+            job_ids = [job.job_id for job in jobs]
             assert sorted(doomed.dispatcher.dispatch()) == job_ids
             time.sleep(0.5)
             with pytest.raises(Killed):

@@ -11,15 +11,15 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.bootstrap import App
-from shared.jobs import JobState, new_job
+from shared.jobs import JobState
 from shared.ports import RemoteJob, TuningRequest, TuningService
-from tests.integration.apps import Killed, MovableClock, emulator_app
+from tests.integration.apps import Killed, MovableClock, emulator_app, queued_jobs
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 
 pytestmark = pytest.mark.integration
@@ -30,21 +30,10 @@ def _app(env: Mapping[str, str], prefix: str, quota: int, tuning: TuningService,
 
 
 def _queue(app: App, count: int) -> list[str]:
-    now = datetime.now(UTC)
-    ids = []
-    for n in range(count):
-        job = new_job(
-            job_id=f"job-{n:03d}",
-            bucket="b",
-            object_name=f"incoming/{n}.jsonl",
-            generation="1",
-            base_model="gemini-2.5-flash",
-            now=now,
-        )
-        at = now + timedelta(milliseconds=n)
-        assert app.store.create(job.moved_to(JobState.QUEUED, at, "validation passed", enqueued_at=at))
-        ids.append(job.job_id)
-    return ids
+    jobs = queued_jobs(count)
+    for job in jobs:
+        assert app.store.create(job)
+    return [job.job_id for job in jobs]
 
 
 def test_eight_dispatchers_over_fifty_jobs_never_exceed_quota_three(emulator_env: dict[str, str]) -> None:
