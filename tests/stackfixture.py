@@ -9,14 +9,36 @@ from pathlib import Path
 
 from tunedrop_local import stack as local_stack
 
+# State directories of the stacks running now, so a failing test can show what they logged.
+_RUNNING: list[Path] = []
+
 
 @contextmanager
 def running_stack(state_dir: Path, settings: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """Bring a stack up with `settings`, export its variables for the clients, stop it after."""
     environ = {**os.environ, **settings}
     stack = local_stack.up(state_dir, environ=environ, quiet=True)
+    _RUNNING.append(state_dir)
     try:
         with local_stack.exported(stack.env):
             yield dict(stack.env)
     finally:
+        _RUNNING.remove(state_dir)
         local_stack.down(state_dir, quiet=True)
+
+
+def log_digest(notable: int = 20, last: int = 5) -> str:
+    """For each running stack and process: its last warnings and errors, then its last lines.
+
+    Attached to a failing end-to-end test, so a red CI run says what the stack was doing.
+    """
+    parts: list[str] = []
+    for state_dir in _RUNNING:
+        for log in sorted(local_stack.Stack(state_dir).log_dir.glob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()
+            worrying = [line for line in lines if '"WARNING"' in line or '"ERROR"' in line or "Traceback" in line]
+            shown = [*worrying[-notable:], "...", *lines[-last:]] if worrying else lines[-last:]
+            if shown:
+                parts.append(f"== {state_dir.name}/{log.name} ({len(lines)} lines, {len(worrying)} worrying)")
+                parts.extend(line[:400] for line in shown)
+    return "\n".join(parts) or "(no stack running)"

@@ -33,6 +33,10 @@ Knobs (constructor arguments override the environment):
 * ``TUNEDROP_EMULATOR_UNAVAILABLE_RATE``: share of calls answered UNAVAILABLE (default 0).
 * ``TUNEDROP_EMULATOR_SEED``: seed for ids, failures and unavailability (default 0).
 
+One knob is per job: a label ``tunedrop_emulator_job_seconds`` on the created job (a whole number
+of seconds) overrides the job's duration, so a test can start one long job by hand beside short
+ones. The real service has no such label; it is kept on the job like any other.
+
 Run standalone with ``python -m tunedrop_local.vertex_emulator --host 127.0.0.1 --port 8089``.
 """
 
@@ -75,6 +79,7 @@ __all__ = [
     "SERVICE_NAME",
     "ConfigError",
     "EmulatorError",
+    "JOB_SECONDS_LABEL",
     "VertexEmulator",
     "approximate_tokens",
     "main",
@@ -92,6 +97,8 @@ QUOTA_METRIC: Final = "aiplatform.googleapis.com/global_concurrent_tuning_jobs"
 DEFAULT_PORT: Final = 8089
 DEFAULT_PAGE_SIZE: Final = 100
 MAX_PAGE_SIZE: Final = 1000
+
+JOB_SECONDS_LABEL: Final = "tunedrop_emulator_job_seconds"
 
 _LOGGER_NAME: Final = "tunedrop_local.vertex_emulator"  # not __name__: that is "__main__" under -m
 log = logging.getLogger(_LOGGER_NAME)
@@ -474,6 +481,7 @@ class VertexEmulator:
         number = project_number(project)
         src = aiplatform_v1.TuningJob.pb(tuning_job)
         self._validate(src)
+        secs = self._job_seconds(src)
         with self._lock:
             now = self._clock()
             self._refresh_all(now)
@@ -489,7 +497,6 @@ class VertexEmulator:
             pb.state = JobState.JOB_STATE_PENDING
             _set_time(pb.create_time, now)
             _set_time(pb.update_time, now)
-            secs = self.config.job_seconds
             self._seq += 1
             job = _Job(
                 seq=self._seq,
@@ -686,6 +693,18 @@ class VertexEmulator:
         if len(pb.tuned_model_display_name) > 128:
             raise invalid("tuning_job.tuned_model_display_name must be at most 128 characters.")
         _validate_labels(dict(pb.labels))
+
+    def _job_seconds(self, pb: Any) -> float:
+        """The job's duration: its JOB_SECONDS_LABEL when present, else the configured one."""
+        raw = pb.labels.get(JOB_SECONDS_LABEL)
+        if raw is None:
+            return self.config.job_seconds
+        if not raw.isdigit() or int(raw) == 0:
+            raise EmulatorError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Label {JOB_SECONDS_LABEL} must be a whole number of seconds above 0, got {raw!r}.",
+            )
+        return float(raw)
 
     def _quota_error(self, number: str, active: int) -> EmulatorError:
         quota = self.config.quota

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -80,6 +84,28 @@ def list_tuning_jobs(env: dict[str, str], label_filter: str = "") -> list[aiplat
     parent = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/locations/{env['TUNEDROP_REGION']}"
     request = {"parent": parent, "filter": label_filter} if label_filter else {"parent": parent}
     return list(tuning_client(env).list_tuning_jobs(request=request))
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, every: float = 0.5) -> bool:
+    """Check `condition` until it holds (True) or `timeout` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(every)
+    return True
+
+
+def job_record(env: dict[str, str], job_id: str) -> str:
+    """What `tunedrop job JOB_ID` says of a job (the operators' view), for failure messages."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", "job", job_id],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return f"$ tunedrop job {job_id}\n{done.stdout}{done.stderr}"
 
 
 def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:

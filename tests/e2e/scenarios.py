@@ -12,7 +12,15 @@ from datetime import datetime
 from google.cloud import aiplatform_v1
 
 from shared.jobs import job_id_for
-from tests.e2e.helpers import Completion, CompletionReader, bucket, dataset, list_tuning_jobs, max_overlap
+from tests.e2e.helpers import (
+    Completion,
+    CompletionReader,
+    bucket,
+    dataset,
+    job_record,
+    list_tuning_jobs,
+    max_overlap,
+)
 
 
 @dataclass
@@ -53,21 +61,49 @@ class BurstResult:
         return busy / (quota * (end - start).total_seconds())
 
 
-def upload_burst(env: dict[str, str], count: int, timeout: float = 300, label: str = "burst") -> BurstResult:
-    run = uuid.uuid4().hex[:6]
-    reader = CompletionReader(env)
-    target = bucket(env)
-    body = dataset()
-    job_ids: dict[str, str] = {}
-    started = time.monotonic()
-    try:
-        for n in range(count):
-            blob = target.blob(f"incoming/{label}-{run}-{n:03d}.jsonl")
-            blob.upload_from_string(body, content_type="application/jsonl")
-            job_ids[job_id_for(env["TUNEDROP_BUCKET"], blob.name, str(blob.generation))] = blob.name
-        events = reader.read_until(lambda got: {e.attributes["ce-subject"] for e in got} >= set(job_ids), timeout)
-        seconds = time.monotonic() - started
-    finally:
-        reader.close()
-    tuning_jobs = [t for t in list_tuning_jobs(env) if t.labels.get("tunedrop_job") in job_ids]
-    return BurstResult(job_ids=job_ids, events=events, tuning_jobs=tuning_jobs, seconds=seconds)
+class Burst:
+    """Datasets uploaded at once, with a subscription of our own that reads their completions."""
+
+    def __init__(self, env: dict[str, str], count: int, label: str = "burst") -> None:
+        self.env = env
+        self.job_ids: dict[str, str] = {}  # job id -> object name
+        self._reader = CompletionReader(env)
+        self._started = time.monotonic()
+        run = uuid.uuid4().hex[:6]
+        target = bucket(env)
+        body = dataset()
+        try:
+            for n in range(count):
+                blob = target.blob(f"incoming/{label}-{run}-{n:03d}.jsonl")
+                blob.upload_from_string(body, content_type="application/jsonl")
+                self.job_ids[job_id_for(env["TUNEDROP_BUCKET"], blob.name, str(blob.generation))] = blob.name
+        except BaseException:
+            self._reader.close()
+            raise
+
+    def tuning_jobs(self) -> list[aiplatform_v1.TuningJob]:
+        """The Vertex jobs created for this burst so far."""
+        return [t for t in list_tuning_jobs(self.env) if t.labels.get("tunedrop_job") in self.job_ids]
+
+    def finish(self, timeout: float = 200) -> BurstResult:
+        """Read completion events until each job has one; the timeout stays below pytest's, so a
+        stall fails here, naming the jobs still waiting and what the operators' CLI says of them."""
+        try:
+            events = self._reader.read_until(
+                lambda got: {e.attributes["ce-subject"] for e in got} >= set(self.job_ids), timeout
+            )
+            seconds = time.monotonic() - self._started
+            waiting = sorted(set(self.job_ids) - {e.attributes["ce-subject"] for e in events})
+            if waiting:
+                raise AssertionError(
+                    f"{len(waiting)} of {len(self.job_ids)} jobs had no completion event after {timeout:.0f} s:\n"
+                    + "\n".join(job_record(self.env, job_id) for job_id in waiting)
+                )
+        finally:
+            self._reader.close()
+        return BurstResult(job_ids=self.job_ids, events=events, tuning_jobs=self.tuning_jobs(), seconds=seconds)
+
+
+def upload_burst(env: dict[str, str], count: int, timeout: float = 200, label: str = "burst") -> BurstResult:
+    """Upload `count` valid datasets at once and follow them to their completion events."""
+    return Burst(env, count, label).finish(timeout)

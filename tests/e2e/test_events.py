@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -12,7 +11,7 @@ import pytest
 
 from shared.bootstrap import build_app
 from shared.jobs import job_id_for
-from tests.e2e.helpers import CompletionReader, bucket, dataset
+from tests.e2e.helpers import CompletionReader, bucket, dataset, wait_for
 from tests.eventschema import assert_valid_completion
 from tests.stackfixture import running_stack
 
@@ -54,9 +53,7 @@ def test_every_outcome_is_announced_once_and_matches_the_schema(failing_env: dic
         # The operators' path (`tunedrop cancel`), on the real adapters, once the upload made the job;
         # it is still validating or queued behind the others.
         app = build_app()
-        deadline = time.monotonic() + 30
-        while app.store.get(cancel_id) is None and time.monotonic() < deadline:
-            time.sleep(0.2)
+        assert wait_for(lambda: app.store.get(cancel_id) is not None, timeout=30, every=0.2)
         assert app.operations.cancel(cancel_id).state.value == "CANCELLED"
         events = completions.read_until(lambda got: {e.attributes["ce-subject"] for e in got} >= set(job_ids), 120)
         steps = lifecycle.read_until(lambda got: False, 3)

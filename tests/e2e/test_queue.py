@@ -6,15 +6,17 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
+from tunedrop_local.vertex_emulator import JOB_SECONDS_LABEL
 
-from tests.e2e.helpers import list_tuning_jobs, max_overlap, tuning_client
-from tests.e2e.scenarios import upload_burst
+from shared.bootstrap import build_app
+from tests.e2e.helpers import list_tuning_jobs, max_overlap, tuning_client, wait_for
+from tests.e2e.scenarios import Burst, upload_burst
 from tests.stackfixture import running_stack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def quota_three_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     settings = {
         "TUNEDROP_QUOTA": "3",
@@ -34,13 +36,12 @@ def test_forty_uploads_delivered_twice_run_once_each_within_quota_three(quota_th
     assert result.peak_overlap == 3
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def tight_vertex_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     settings = {
         "TUNEDROP_QUOTA": "3",
         "TUNEDROP_EMULATOR_QUOTA": "3",
-        # Long enough that the burst is validated and dispatched while the hand-made job still runs.
-        "TUNEDROP_EMULATOR_JOB_SECONDS": "8",
+        "TUNEDROP_EMULATOR_JOB_SECONDS": "6",
         "TUNEDROP_POLL_SECONDS": "1",
     }
     with running_stack(tmp_path_factory.mktemp("tight"), settings) as env:
@@ -51,20 +52,36 @@ def test_a_job_started_by_hand_takes_a_slot_and_nothing_fails(tight_vertex_env: 
     from google.cloud import aiplatform_v1
 
     env = tight_vertex_env
+    client = tuning_client(env)
     parent = f"projects/{env['GOOGLE_CLOUD_PROJECT']}/locations/{env['TUNEDROP_REGION']}"
-    by_hand = tuning_client(env).create_tuning_job(
+    by_hand = client.create_tuning_job(
         parent=parent,
         tuning_job=aiplatform_v1.TuningJob(
             base_model="gemini-2.5-flash",
             supervised_tuning_spec=aiplatform_v1.SupervisedTuningSpec(training_dataset_uri="gs://other/data.jsonl"),
-            labels={"owner": "someone-else"},
+            # Runs until the test cancels it, however slow the machine.
+            labels={"owner": "someone-else", JOB_SECONDS_LABEL: "900"},
         ),
     )
-    result = upload_burst(env, 6, label="beside")
+    burst = Burst(env, 6, label="beside")
+    # Tunedrop works on with the two slots left: two of its jobs run to the end beside the hand-made one.
+    ended = wait_for(lambda: sum(1 for t in burst.tuning_jobs() if t.end_time) >= 2, timeout=150)
+    assert ended, "two of Tunedrop's jobs ran to the end while the hand-made job ran"
+    client.cancel_tuning_job(name=by_hand.name)
+    result = burst.finish()
+
     assert result.outcomes == Counter({"tunedrop.job.v1.succeeded": 6}), "no job FAILS because of quota"
+    store = build_app().store
+    refusals = [
+        (job_id, entry.reason)
+        for job_id in result.job_ids
+        for entry in store.get(job_id).value.history  # type: ignore[union-attr]
+        if "RESOURCE_EXHAUSTED" in entry.reason
+    ]
+    assert refusals == [], "Tunedrop counted the hand-made job, so Vertex AI never refused a create"
     (manual,) = [t for t in list_tuning_jobs(env) if t.name == by_hand.name]
     # Tunedrop's jobs clipped to the hand-made job's lifetime.
     window = [(max(s, manual.create_time), min(e, manual.end_time)) for s, e in result.intervals]
     during = [(s, e) for s, e in window if s < e]
-    assert during, "the burst started while the hand-made job was running"
-    assert max_overlap(during) <= 2, "while the hand-made job runs, Tunedrop holds at most two"
+    assert max_overlap(during) == 2, "while the hand-made job runs, Tunedrop holds two slots, never three"
+    assert result.peak_overlap == 3, "once it is cancelled, its slot is Tunedrop's again"

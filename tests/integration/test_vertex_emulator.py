@@ -22,6 +22,7 @@ from google.cloud.aiplatform_v1.services.gen_ai_tuning_service.transports.grpc i
 )
 from google.rpc import error_details_pb2
 from tunedrop_local.vertex_emulator import (
+    JOB_SECONDS_LABEL,
     QUOTA_METRIC,
     ConfigError,
     EmulatorError,
@@ -219,6 +220,26 @@ def test_poll_after_the_end_still_reports_start_time(
     done = client.get_tuning_job(name=created.name)
     assert done.state == State.JOB_STATE_SUCCEEDED
     assert done.create_time < done.start_time < done.end_time
+
+
+def test_a_label_sets_one_jobs_duration(make_client: Factory, clock: FakeClock) -> None:
+    client = make_client(quota=5, job_seconds=5)
+    long = create(client, labels={JOB_SECONDS_LABEL: "60"})
+    short = create(client)
+    clock.advance(5)
+    assert client.get_tuning_job(name=short.name).state == State.JOB_STATE_SUCCEEDED
+    assert client.get_tuning_job(name=long.name).state == State.JOB_STATE_RUNNING
+    clock.advance(55)
+    ended = client.get_tuning_job(name=long.name)
+    assert ended.state == State.JOB_STATE_SUCCEEDED
+    assert ended.end_time.timestamp() - ended.create_time.timestamp() == pytest.approx(60)
+
+
+@pytest.mark.parametrize("value", ["0", "1.5", "soon"])
+def test_a_malformed_duration_label_is_refused(client: aiplatform_v1.GenAiTuningServiceClient, value: str) -> None:
+    with pytest.raises(exceptions.InvalidArgument, match=JOB_SECONDS_LABEL):
+        create(client, labels={JOB_SECONDS_LABEL: value})
+    assert list_names(client) == []
 
 
 def test_fail_rate_one_fails_every_job_with_error(make_client: Factory, clock: FakeClock) -> None:
