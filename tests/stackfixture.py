@@ -9,21 +9,23 @@ from pathlib import Path
 
 from tunedrop_local import stack as local_stack
 
-# State directories of the stacks running now, so a failing test can show what they logged.
-_RUNNING: list[Path] = []
+# The stacks running now (state directory -> exported variables): a failing test shows what they
+# logged, and a stack started while another runs does not inherit that one's settings.
+_RUNNING: dict[Path, frozenset[str]] = {}
 
 
 @contextmanager
 def running_stack(state_dir: Path, settings: Mapping[str, str]) -> Iterator[dict[str, str]]:
     """Bring a stack up with `settings`, export its variables for the clients, stop it after."""
-    environ = {**os.environ, **settings}
+    inherited = frozenset().union(*_RUNNING.values())
+    environ = {**{k: v for k, v in os.environ.items() if k not in inherited}, **settings}
     stack = local_stack.up(state_dir, environ=environ, quiet=True)
-    _RUNNING.append(state_dir)
+    _RUNNING[state_dir] = frozenset(stack.env)
     try:
         with local_stack.exported(stack.env):
             yield dict(stack.env)
     finally:
-        _RUNNING.remove(state_dir)
+        del _RUNNING[state_dir]
         local_stack.down(state_dir, quiet=True)
 
 
