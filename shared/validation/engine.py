@@ -24,12 +24,14 @@ from shared.validation.schema import (
     TEXT_DECODER,
     ExampleChecker,
     LineError,
+    MessagesExample,
     Shape,
+    TextExample,
     decode_line,
     fast_check,
-    messages_shape,
+    messages_chars,
     text_bound,
-    text_shape,
+    text_chars,
     to_request,
 )
 from shared.validation.stats import HISTOGRAM_GROWTH, LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
@@ -44,6 +46,7 @@ MAX_EXACT_COUNTS = 2_000  # CountTokens calls for over-bound examples, per run
 CHARS_PER_TOKEN = 4.0  # rule of thumb when nothing can count exactly
 PROGRESS_BYTES = 8 * 1024 * 1024
 _COUNT_WORKERS = 8
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec.ValidationError is a DecodeError
 
 Progress = Callable[[int], None]
 
@@ -118,53 +121,84 @@ class _Validation:
     # ---- one file
 
     def scan(self, lines: Iterable[bytes], file: str, *, training: bool, progress: Progress | None) -> tuple[int, int]:
-        """(examples, bytes) of one file; every issue goes into the report."""
+        """(examples, bytes) of one file; every issue goes into the report.
+
+        This loop runs once per line, so a clean text-only example costs one typed decode, one pass
+        over its turns and updates of local variables; media, errors and long lines take the general
+        code. Everything used per line is bound to a local name first: attribute lookups add up here.
+        """
         report = self.report
         spec = self.spec
         label = file if self.label_files else ""
         legacy = spec.format == "messages"
-        first_decode = (MESSAGES_DECODER if legacy else TEXT_DECODER).decode
-        first_shape = messages_shape if legacy else text_shape
+        first_decode: Callable[[bytes], TextExample | MessagesExample] = (
+            MESSAGES_DECODER if legacy else TEXT_DECODER
+        ).decode
+        first_chars: Callable[[Any], int] = messages_chars if legacy else text_chars
         full_decode = FAST_DECODER.decode
         limit = spec.max_tokens_per_example
         seen = self.train_hashes if training else self.validation_hashes
+        seen_add = seen.add
         train_hashes = self.train_hashes
         sample = self.sample
-        # The size histogram is updated inline: this loop runs once per example.
+        sample_max = SAMPLE_MAX_LINE_BYTES if training else -1  # only training examples are sampled
+        sample_gap, sample_skipped = sample.gap(), 0  # counted down here rather than asking per line
         est_buckets = self.est_hist.buckets
+        est_buckets_get = est_buckets.get
         inv_log = 1.0 / math.log(HISTOGRAM_GROWTH)
         log = math.log
         est_low, est_high, est_units, est_count = self.est_hist.low, self.est_hist.high, 0, 0
         turns_counts = self.turns_counts
-        chars = 0
+        turns_counts_get = turns_counts.get
+        chars_total = 0
         examples = 0
         size_total = 0
-        next_progress = self.bytes_done + PROGRESS_BYTES
-        for number, raw in enumerate(lines, start=1):
+        number = 0
+        uris: list[tuple[str, str]] = []
+        # Compared with this file's byte count; infinite without a callback, so one test covers both.
+        next_progress: float = PROGRESS_BYTES if progress is not None else math.inf
+        for raw in lines:
+            number += 1
             size = len(raw)
             size_total += size
-            obj: dict[str, Any] | None = None
-            shape: Shape | None
             try:
-                shape = first_shape(first_decode(raw))  # type: ignore[arg-type]
-            except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec.ValidationError is a DecodeError
+                ex = first_decode(raw)
+            except _DECODE_ERRORS:
+                chars = -1
+            else:
+                chars = first_chars(ex)
+            obj: dict[str, Any] | None = None
+            if chars >= 0:
+                turns = len(ex.turns)
+                media = media_tokens = 0
+            else:
+                shape: Shape | None
                 try:
                     shape = fast_check(full_decode(raw), spec)
-                except (msgspec.DecodeError, UnicodeDecodeError):
+                except _DECODE_ERRORS:
                     shape = None
-            if shape is None:
-                precise = self._precise(raw, number, label)
-                if precise is None:
-                    continue
-                examples += 1
-                shape, obj = precise
-                if obj is None:
-                    continue  # an example, but with errors: nothing more to learn from it
-            else:
-                examples += 1
+                if shape is None:
+                    precise = self._precise(raw, number, label)
+                    if precise is None:
+                        continue
+                    shape, obj = precise
+                    if obj is None:
+                        examples += 1
+                        continue  # an example, but with errors: nothing more to learn from it
+                turns, chars, media, media_tokens, uris = (
+                    shape.turns,
+                    shape.chars,
+                    shape.media,
+                    shape.media_tokens,
+                    shape.uris,
+                )
+            examples += 1
 
+            # One set operation per line: the set grows only when the line was not seen before.
             digest = hash(raw)
-            if digest in seen:
+            before = len(seen)
+            seen_add(digest)
+            if len(seen) == before:
                 report.warn(
                     Issue(
                         number,
@@ -173,61 +207,61 @@ class _Validation:
                         file=label,
                     )
                 )
-            else:
-                seen.add(digest)
-                if not training and digest in train_hashes:
-                    report.add(
-                        Issue(
-                            number,
-                            "train_validation_overlap",
-                            "Validation example is also in the training file: remove it from one of them, "
-                            "or validation metrics will look better than they are.",
-                            file=label,
-                        )
+            elif not training and digest in train_hashes:
+                report.add(
+                    Issue(
+                        number,
+                        "train_validation_overlap",
+                        "Validation example is also in the training file: remove it from one of them, "
+                        "or validation metrics will look better than they are.",
+                        file=label,
                     )
+                )
 
-            media_tokens = shape.media_tokens
-            units = shape.chars + int(CHARS_PER_TOKEN * media_tokens)
-            exact: int | None = None
-            if size + media_tokens > limit:
-                exact = self._token_limit(raw, obj, shape, number, label)
+            units = chars + int(CHARS_PER_TOKEN * media_tokens) if media_tokens else chars
+            # Only a line longer than the limit can hold too many tokens (see text_bound).
+            exact = self._token_limit(raw, obj, media_tokens, number, label) if size + media_tokens > limit else None
             if exact is None:
                 bucket = int(log(units) * inv_log) if units >= 1 else -1
-                est_buckets[bucket] = est_buckets.get(bucket, 0) + 1
+                est_buckets[bucket] = est_buckets_get(bucket, 0) + 1
                 est_units += units
                 est_count += 1
                 if units < est_low:
                     est_low = units
                 if units > est_high:
                     est_high = units
-                if training and size <= SAMPLE_MAX_LINE_BYTES:
-                    if sample.wants():
-                        sample.offer((raw, units, media_tokens))
+                if size <= sample_max:
+                    if sample_gap:
+                        sample_gap -= 1
+                        sample_skipped += 1
                     else:
-                        sample.skip()
+                        sample.skip(sample_skipped)
+                        sample.offer((raw, units, media_tokens))
+                        sample_skipped, sample_gap = 0, sample.gap()
             else:
                 self.exact_hist.add(exact)
                 self.exact_tokens += exact
-            turns_counts[shape.turns] = turns_counts.get(shape.turns, 0) + 1
-            chars += shape.chars
-            if shape.media:
-                self.media_parts += shape.media
+            turns_counts[turns] = turns_counts_get(turns, 0) + 1
+            chars_total += chars
+            if media:
+                self.media_parts += media
                 self.multimodal_examples += 1
-                for uri, path in shape.uris:
+                for uri, path in uris:
                     if uri not in self.uris:
                         if len(self.uris) < MAX_TRACKED_URIS:
                             self.uris[uri] = (label, number, path)
                         else:
                             self.uris_dropped += 1
-            if progress is not None and self.bytes_done + size_total >= next_progress:
+            if size_total >= next_progress and progress is not None:
                 progress(self.bytes_done + size_total)
                 next_progress += PROGRESS_BYTES
+        sample.skip(sample_skipped)
         hist = self.est_hist
         hist.low, hist.high = est_low, est_high
         hist.count += est_count
         hist.total += est_units
         self.est_units += est_units
-        self.chars += chars
+        self.chars += chars_total
         self.bytes_done += size_total
         if progress is not None:
             progress(self.bytes_done)
@@ -251,17 +285,19 @@ class _Validation:
                 self.report.add(issue)
         return shape, (None if failed else obj)
 
-    def _token_limit(self, raw: bytes, obj: dict[str, Any] | None, shape: Shape, number: int, label: str) -> int | None:
+    def _token_limit(
+        self, raw: bytes, obj: dict[str, Any] | None, media_tokens: int, number: int, label: str
+    ) -> int | None:
         """Check an example whose line is longer than the token limit; its exact count when one was made."""
         spec = self.spec
         limit = spec.max_tokens_per_example
         request = to_request(obj if obj is not None else json.loads(raw), spec)
-        bound = text_bound(request) + shape.media_tokens
+        bound = text_bound(request) + media_tokens
         if bound <= limit:
             return None
-        counted = self.counting.count(request, shape.media_tokens) if self.counting.calls < MAX_EXACT_COUNTS else None
+        counted = self.counting.count(request, media_tokens) if self.counting.calls < MAX_EXACT_COUNTS else None
         if counted is None:
-            media = f" and {shape.media_tokens:,} estimated for its media" if shape.media_tokens else ""
+            media = f" and {media_tokens:,} estimated for its media" if media_tokens else ""
             self.report.add(
                 Issue(
                     number,

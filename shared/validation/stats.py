@@ -97,9 +97,17 @@ class Reservoir(Generic[T]):
             self.items[self._rng.randrange(self.size)] = item
             self._advance()
 
-    def skip(self) -> None:
-        """Count an item that is not kept (only when ``wants()`` is False)."""
-        self.seen += 1
+    def skip(self, count: int = 1) -> None:
+        """Count ``count`` items that are not kept (at most ``gap()`` of them)."""
+        self.seen += count
+
+    def gap(self) -> int:
+        """How many items will be skipped before the next one is kept.
+
+        A caller offering millions of items can count these down itself instead of asking
+        ``wants()`` for each, then ``skip(gap)`` and ``offer`` the next one.
+        """
+        return 0 if self.seen < self.size else self._next - self.seen
 
     def _advance(self) -> None:
         rng = self._rng
