@@ -34,7 +34,7 @@ from shared.validation.schema import (
     text_chars,
     to_request,
 )
-from shared.validation.stats import HISTOGRAM_GROWTH, LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
+from shared.validation.stats import LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
 from shared.validation.tokens import TokenCounter, TokenCountUnavailable
 from shared.validation.uris import UriChecker, check_all
 
@@ -47,6 +47,9 @@ CHARS_PER_TOKEN = 4.0  # rule of thumb when nothing can count exactly
 PROGRESS_BYTES = 8 * 1024 * 1024
 _COUNT_WORKERS = 8
 _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec.ValidationError is a DecodeError
+# Caps of the per-value count lists in _Validation.scan (list lengths, so memory stays under a megabyte).
+_LISTED_UNITS = 1 << 16
+_LISTED_TURNS = 1 << 10
 
 Progress = Callable[[int], None]
 
@@ -143,13 +146,14 @@ class _Validation:
         sample = self.sample
         sample_max = SAMPLE_MAX_LINE_BYTES if training else -1  # only training examples are sampled
         sample_gap, sample_skipped = sample.gap(), 0  # counted down here rather than asking per line
-        est_buckets = self.est_hist.buckets
-        est_buckets_get = est_buckets.get
-        inv_log = 1.0 / math.log(HISTOGRAM_GROWTH)
-        log = math.log
-        est_low, est_high, est_units, est_count = self.est_hist.low, self.est_hist.high, 0, 0
+        # Per-line statistics are plain counts in lists indexed by the value (unit_counts[units] and
+        # turn_counts[turns]), folded into the histogram and self.turns_counts after the loop: an
+        # increment costs far less than a logarithm, a dict update and min/max per line. The lists
+        # grow on demand up to a cap; larger values go straight to the histogram and the dict.
+        est_hist = self.est_hist
+        unit_counts: list[int] = []
+        turn_counts: list[int] = []
         turns_counts = self.turns_counts
-        turns_counts_get = turns_counts.get
         chars_total = 0
         examples = 0
         size_total = 0
@@ -222,14 +226,14 @@ class _Validation:
             # Only a line longer than the limit can hold too many tokens (see text_bound).
             exact = self._token_limit(raw, obj, media_tokens, number, label) if size + media_tokens > limit else None
             if exact is None:
-                bucket = int(log(units) * inv_log) if units >= 1 else -1
-                est_buckets[bucket] = est_buckets_get(bucket, 0) + 1
-                est_units += units
-                est_count += 1
-                if units < est_low:
-                    est_low = units
-                if units > est_high:
-                    est_high = units
+                try:
+                    unit_counts[units] += 1
+                except IndexError:
+                    if _grown(unit_counts, units, _LISTED_UNITS):
+                        unit_counts[units] += 1
+                    else:
+                        est_hist.add(units)
+                        self.est_units += units
                 if size <= sample_max:
                     if sample_gap:
                         sample_gap -= 1
@@ -241,7 +245,13 @@ class _Validation:
             else:
                 self.exact_hist.add(exact)
                 self.exact_tokens += exact
-            turns_counts[turns] = turns_counts_get(turns, 0) + 1
+            try:
+                turn_counts[turns] += 1
+            except IndexError:
+                if _grown(turn_counts, turns, _LISTED_TURNS):
+                    turn_counts[turns] += 1
+                else:
+                    turns_counts[turns] = turns_counts.get(turns, 0) + 1
             chars_total += chars
             if media:
                 self.media_parts += media
@@ -256,11 +266,13 @@ class _Validation:
                 progress(self.bytes_done + size_total)
                 next_progress += PROGRESS_BYTES
         sample.skip(sample_skipped)
-        hist = self.est_hist
-        hist.low, hist.high = est_low, est_high
-        hist.count += est_count
-        hist.total += est_units
-        self.est_units += est_units
+        for units, count in enumerate(unit_counts):
+            if count:
+                est_hist.add(units, count)
+                self.est_units += units * count
+        for turns, count in enumerate(turn_counts):
+            if count:
+                turns_counts[turns] = turns_counts.get(turns, 0) + count
         self.chars += chars_total
         self.bytes_done += size_total
         if progress is not None:
@@ -433,6 +445,14 @@ class _Validation:
         if len(pairs) < 2:
             return None
         return ratio_estimate(pairs, self.sample.seen)
+
+
+def _grown(counts: list[int], index: int, cap: int) -> bool:
+    """Lengthen ``counts`` to hold ``index`` when that stays under ``cap``; whether it now does."""
+    if index >= cap:
+        return False
+    counts.extend([0] * (index + 1 - len(counts)))
+    return True
 
 
 def _histogram(points: list[tuple[float, int]], low: float, high: float, bins: int = 12) -> list[dict[str, Any]]:

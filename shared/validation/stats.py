@@ -35,11 +35,12 @@ class LogHistogram:
     low: float = math.inf
     high: float = -math.inf
 
-    def add(self, value: float) -> None:
+    def add(self, value: float, count: int = 1) -> None:
+        """Add ``count`` occurrences of ``value``."""
         index = _bucket(value)
-        self.buckets[index] = self.buckets.get(index, 0) + 1
-        self.count += 1
-        self.total += value
+        self.buckets[index] = self.buckets.get(index, 0) + count
+        self.count += count
+        self.total += value * count
         self.low = min(self.low, value)
         self.high = max(self.high, value)
 
