@@ -73,13 +73,13 @@ from grpc_status import rpc_status
 
 __all__ = [
     "API_SERVICE",
+    "JOB_SECONDS_LABEL",
     "LLM_UTILITY_SERVICE_NAME",
     "PREDICTION_SERVICE_NAME",
     "QUOTA_METRIC",
     "SERVICE_NAME",
     "ConfigError",
     "EmulatorError",
-    "JOB_SECONDS_LABEL",
     "VertexEmulator",
     "approximate_tokens",
     "main",
