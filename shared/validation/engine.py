@@ -126,23 +126,21 @@ class _Validation:
     def scan(self, lines: Iterable[bytes], file: str, *, training: bool, progress: Progress | None) -> tuple[int, int]:
         """(examples, bytes) of one file; every issue goes into the report.
 
-        This loop runs once per line, so a clean text-only example costs one typed decode, one pass
-        over its turns and updates of local variables; media, errors and long lines take the general
-        code. Everything used per line is bound to a local name first: attribute lookups add up here.
+        This loop runs once per line. A clean text-only example shorter than the token limit (nearly
+        every line of a real dataset) costs one typed decode, one pass over its turns and updates of
+        local variables; every other line goes to _other_line. Everything used per line is bound to a
+        local name first: attribute lookups add up here.
         """
-        report = self.report
-        spec = self.spec
         label = file if self.label_files else ""
-        legacy = spec.format == "messages"
+        legacy = self.spec.format == "messages"
         first_decode: Callable[[bytes], TextExample | MessagesExample] = (
             MESSAGES_DECODER if legacy else TEXT_DECODER
         ).decode
         first_chars: Callable[[Any], int] = messages_chars if legacy else text_chars
-        full_decode = FAST_DECODER.decode
-        limit = spec.max_tokens_per_example
+        limit = self.spec.max_tokens_per_example
         seen = self.train_hashes if training else self.validation_hashes
         seen_add = seen.add
-        train_hashes = self.train_hashes
+        train_hashes = None if training else self.train_hashes
         sample = self.sample
         sample_max = SAMPLE_MAX_LINE_BYTES if training else -1  # only training examples are sampled
         sample_gap, sample_skipped = sample.gap(), 0  # counted down here rather than asking per line
@@ -150,15 +148,12 @@ class _Validation:
         # turn_counts[turns]), folded into the histogram and self.turns_counts after the loop: an
         # increment costs far less than a logarithm, a dict update and min/max per line. The lists
         # grow on demand up to a cap; larger values go straight to the histogram and the dict.
-        est_hist = self.est_hist
         unit_counts: list[int] = []
         turn_counts: list[int] = []
-        turns_counts = self.turns_counts
         chars_total = 0
         examples = 0
         size_total = 0
         number = 0
-        uris: list[tuple[str, str]] = []
         # Compared with this file's byte count; infinite without a callback, so one test covers both.
         next_progress: float = PROGRESS_BYTES if progress is not None else math.inf
         for raw in lines:
@@ -171,113 +166,131 @@ class _Validation:
                 chars = -1
             else:
                 chars = first_chars(ex)
-            obj: dict[str, Any] | None = None
-            if chars >= 0:
-                turns = len(ex.turns)
-                media = media_tokens = 0
-            else:
-                shape: Shape | None
+            if chars >= 0 and size <= limit:  # see text_bound: a shorter line cannot exceed the limit
+                examples += 1
+                # One set operation per line: the set grows only when the line was not seen before.
+                digest = hash(raw)
+                before = len(seen)
+                seen_add(digest)
+                if len(seen) == before or (train_hashes is not None and digest in train_hashes):
+                    self._repeated(len(seen) == before, number, label)
                 try:
-                    shape = fast_check(full_decode(raw), spec)
-                except _DECODE_ERRORS:
-                    shape = None
-                if shape is None:
-                    precise = self._precise(raw, number, label)
-                    if precise is None:
-                        continue
-                    shape, obj = precise
-                    if obj is None:
-                        examples += 1
-                        continue  # an example, but with errors: nothing more to learn from it
-                turns, chars, media, media_tokens, uris = (
-                    shape.turns,
-                    shape.chars,
-                    shape.media,
-                    shape.media_tokens,
-                    shape.uris,
-                )
-            examples += 1
-
-            # One set operation per line: the set grows only when the line was not seen before.
-            digest = hash(raw)
-            before = len(seen)
-            seen_add(digest)
-            if len(seen) == before:
-                report.warn(
-                    Issue(
-                        number,
-                        "duplicate_example",
-                        "Example repeats an earlier line exactly: remove the copy.",
-                        file=label,
-                    )
-                )
-            elif not training and digest in train_hashes:
-                report.add(
-                    Issue(
-                        number,
-                        "train_validation_overlap",
-                        "Validation example is also in the training file: remove it from one of them, "
-                        "or validation metrics will look better than they are.",
-                        file=label,
-                    )
-                )
-
-            units = chars + int(CHARS_PER_TOKEN * media_tokens) if media_tokens else chars
-            # Only a line longer than the limit can hold too many tokens (see text_bound).
-            exact = self._token_limit(raw, obj, media_tokens, number, label) if size + media_tokens > limit else None
-            if exact is None:
-                try:
-                    unit_counts[units] += 1
+                    unit_counts[chars] += 1
                 except IndexError:
-                    if _grown(unit_counts, units, _LISTED_UNITS):
-                        unit_counts[units] += 1
+                    if _grown(unit_counts, chars, _LISTED_UNITS):
+                        unit_counts[chars] += 1
                     else:
-                        est_hist.add(units)
-                        self.est_units += units
-                if size <= sample_max:
-                    if sample_gap:
-                        sample_gap -= 1
-                        sample_skipped += 1
-                    else:
-                        sample.skip(sample_skipped)
-                        sample.offer((raw, units, media_tokens))
-                        sample_skipped, sample_gap = 0, sample.gap()
-            else:
-                self.exact_hist.add(exact)
-                self.exact_tokens += exact
-            try:
-                turn_counts[turns] += 1
-            except IndexError:
-                if _grown(turn_counts, turns, _LISTED_TURNS):
+                        self.est_hist.add(chars)
+                        self.est_units += chars
+                turns = len(ex.turns)
+                try:
                     turn_counts[turns] += 1
+                except IndexError:
+                    if _grown(turn_counts, turns, _LISTED_TURNS):
+                        turn_counts[turns] += 1
+                    else:
+                        self.turns_counts[turns] = self.turns_counts.get(turns, 0) + 1
+                chars_total += chars
+                units = chars
+                media_tokens = 0
+            else:
+                example, units, media_tokens = self._other_line(raw, number, label, training)
+                if not example:
+                    continue
+                examples += 1
+                if units < 0:
+                    continue
+            if size <= sample_max:
+                if sample_gap:
+                    sample_gap -= 1
+                    sample_skipped += 1
                 else:
-                    turns_counts[turns] = turns_counts.get(turns, 0) + 1
-            chars_total += chars
-            if media:
-                self.media_parts += media
-                self.multimodal_examples += 1
-                for uri, path in uris:
-                    if uri not in self.uris:
-                        if len(self.uris) < MAX_TRACKED_URIS:
-                            self.uris[uri] = (label, number, path)
-                        else:
-                            self.uris_dropped += 1
+                    sample.skip(sample_skipped)
+                    sample.offer((raw, units, media_tokens))
+                    sample_skipped, sample_gap = 0, sample.gap()
             if size_total >= next_progress and progress is not None:
                 progress(self.bytes_done + size_total)
                 next_progress += PROGRESS_BYTES
         sample.skip(sample_skipped)
         for units, count in enumerate(unit_counts):
             if count:
-                est_hist.add(units, count)
+                self.est_hist.add(units, count)
                 self.est_units += units * count
         for turns, count in enumerate(turn_counts):
             if count:
-                turns_counts[turns] = turns_counts.get(turns, 0) + count
+                self.turns_counts[turns] = self.turns_counts.get(turns, 0) + count
         self.chars += chars_total
         self.bytes_done += size_total
         if progress is not None:
             progress(self.bytes_done)
         return examples, size_total
+
+    def _other_line(self, raw: bytes, number: int, label: str, training: bool) -> tuple[bool, int, int]:
+        """Everything scan leaves to the general code: media, problems of any kind, lines over the limit.
+
+        Returns (is an example, size units to offer to the cost sample or -1 for none, media tokens).
+        """
+        spec = self.spec
+        shape: Shape | None
+        obj: dict[str, Any] | None = None
+        try:
+            shape = fast_check(FAST_DECODER.decode(raw), spec)
+        except _DECODE_ERRORS:
+            shape = None
+        if shape is None:
+            precise = self._precise(raw, number, label)
+            if precise is None:
+                return False, -1, 0
+            shape, obj = precise
+            if obj is None:
+                return True, -1, 0  # an example, but with errors: nothing more to learn from it
+
+        seen = self.train_hashes if training else self.validation_hashes
+        digest = hash(raw)
+        before = len(seen)
+        seen.add(digest)
+        if len(seen) == before or (not training and digest in self.train_hashes):
+            self._repeated(len(seen) == before, number, label)
+
+        media_tokens = shape.media_tokens
+        units = shape.chars + int(CHARS_PER_TOKEN * media_tokens)
+        exact: int | None = None
+        if len(raw) + media_tokens > spec.max_tokens_per_example:
+            exact = self._token_limit(raw, obj, media_tokens, number, label)
+        if exact is None:
+            self.est_hist.add(units)
+            self.est_units += units
+        else:
+            self.exact_hist.add(exact)
+            self.exact_tokens += exact
+        self.turns_counts[shape.turns] = self.turns_counts.get(shape.turns, 0) + 1
+        self.chars += shape.chars
+        if shape.media:
+            self.media_parts += shape.media
+            self.multimodal_examples += 1
+            for uri, path in shape.uris:
+                if uri not in self.uris:
+                    if len(self.uris) < MAX_TRACKED_URIS:
+                        self.uris[uri] = (label, number, path)
+                    else:
+                        self.uris_dropped += 1
+        return True, (units if exact is None else -1), media_tokens
+
+    def _repeated(self, duplicate: bool, number: int, label: str) -> None:
+        """Reports a line seen before: in the same file (a duplicate) or in the training file (an overlap)."""
+        if duplicate:
+            message = "Example repeats an earlier line exactly: remove the copy."
+            self.report.warn(Issue(number, "duplicate_example", message, file=label))
+        else:
+            self.report.add(
+                Issue(
+                    number,
+                    "train_validation_overlap",
+                    "Validation example is also in the training file: remove it from one of them, "
+                    "or validation metrics will look better than they are.",
+                    file=label,
+                )
+            )
 
     def _precise(self, raw: bytes, number: int, label: str) -> tuple[Shape, dict[str, Any] | None] | None:
         """Check a line the slow, exact way. None: not an example; obj None: an example with errors."""
