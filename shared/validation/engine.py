@@ -50,6 +50,7 @@ _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec.Validation
 # Caps of the per-value count lists in _Validation.scan (list lengths, so memory stays under a megabyte).
 _LISTED_UNITS = 1 << 16
 _LISTED_TURNS = 1 << 10
+_SETTLE_BYTES = 1 << 20  # clean lines are checked for repeats in runs of about this size (see _settle)
 
 Progress = Callable[[int], None]
 
@@ -138,9 +139,10 @@ class _Validation:
         ).decode
         first_chars: Callable[[Any], int] = messages_chars if legacy else text_chars
         limit = self.spec.max_tokens_per_example
-        seen = self.train_hashes if training else self.validation_hashes
-        seen_add = seen.add
-        train_hashes = None if training else self.train_hashes
+        # Hashes of the clean lines since the last check for repeats: a run of consecutive lines,
+        # checked against earlier lines in bulk every _SETTLE_BYTES and before any other line.
+        pending: list[int] = []
+        pending_add = pending.append
         sample = self.sample
         sample_max = SAMPLE_MAX_LINE_BYTES if training else -1  # only training examples are sampled
         sample_gap, sample_skipped = sample.gap(), 0  # counted down here rather than asking per line
@@ -156,6 +158,7 @@ class _Validation:
         number = 0
         # Compared with this file's byte count; infinite without a callback, so one test covers both.
         next_progress: float = PROGRESS_BYTES if progress is not None else math.inf
+        next_check = min(next_progress, _SETTLE_BYTES)
         for raw in lines:
             number += 1
             size = len(raw)
@@ -168,12 +171,7 @@ class _Validation:
                 chars = first_chars(ex)
             if chars >= 0 and size <= limit:  # see text_bound: a shorter line cannot exceed the limit
                 examples += 1
-                # One set operation per line: the set grows only when the line was not seen before.
-                digest = hash(raw)
-                before = len(seen)
-                seen_add(digest)
-                if len(seen) == before or (train_hashes is not None and digest in train_hashes):
-                    self._repeated(len(seen) == before, number, label)
+                pending_add(hash(raw))
                 try:
                     unit_counts[chars] += 1
                 except IndexError:
@@ -194,6 +192,8 @@ class _Validation:
                 units = chars
                 media_tokens = 0
             else:
+                if pending:  # first, so that issues are reported in line order
+                    self._settle(pending, number - 1, label, training)
                 example, units, media_tokens = self._other_line(raw, number, label, training)
                 if not example:
                     continue
@@ -208,9 +208,15 @@ class _Validation:
                     sample.skip(sample_skipped)
                     sample.offer((raw, units, media_tokens))
                     sample_skipped, sample_gap = 0, sample.gap()
-            if size_total >= next_progress and progress is not None:
-                progress(self.bytes_done + size_total)
-                next_progress += PROGRESS_BYTES
+            if size_total >= next_check:
+                if pending:
+                    self._settle(pending, number, label, training)
+                if size_total >= next_progress and progress is not None:
+                    progress(self.bytes_done + size_total)
+                    next_progress += PROGRESS_BYTES
+                next_check = min(next_progress, size_total + _SETTLE_BYTES)
+        if pending:
+            self._settle(pending, number, label, training)
         sample.skip(sample_skipped)
         for units, count in enumerate(unit_counts):
             if count:
@@ -245,12 +251,7 @@ class _Validation:
             if obj is None:
                 return True, -1, 0  # an example, but with errors: nothing more to learn from it
 
-        seen = self.train_hashes if training else self.validation_hashes
-        digest = hash(raw)
-        before = len(seen)
-        seen.add(digest)
-        if len(seen) == before or (not training and digest in self.train_hashes):
-            self._repeated(len(seen) == before, number, label)
+        self._settle([hash(raw)], number, label, training)
 
         media_tokens = shape.media_tokens
         units = shape.chars + int(CHARS_PER_TOKEN * media_tokens)
@@ -275,6 +276,28 @@ class _Validation:
                     else:
                         self.uris_dropped += 1
         return True, (units if exact is None else -1), media_tokens
+
+    def _settle(self, pending: list[int], last: int, label: str, training: bool) -> None:
+        """Checks the line hashes in ``pending`` (lines ``last - len(pending) + 1`` to ``last``) for repeats.
+
+        The usual case, no line seen before, takes three set operations in C for the whole run instead
+        of several Python steps per line; otherwise the lines are checked one at a time, in order.
+        Empties ``pending``.
+        """
+        seen = self.train_hashes if training else self.validation_hashes
+        before = len(seen)
+        if seen.isdisjoint(pending) and (training or self.train_hashes.isdisjoint(pending)):
+            seen.update(pending)
+            if len(seen) - before == len(pending):
+                pending.clear()
+                return
+            seen.difference_update(pending)  # two lines of the run are the same: undo (all were new), then one by one
+        for number, digest in enumerate(pending, start=last - len(pending) + 1):
+            before = len(seen)
+            seen.add(digest)
+            if len(seen) == before or (not training and digest in self.train_hashes):
+                self._repeated(len(seen) == before, number, label)
+        pending.clear()
 
     def _repeated(self, duplicate: bool, number: int, label: str) -> None:
         """Reports a line seen before: in the same file (a duplicate) or in the training file (an overlap)."""

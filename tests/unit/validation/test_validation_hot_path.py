@@ -159,7 +159,7 @@ def test_the_loop_counts_what_the_precise_path_counts(
     assert run.sample.seen == sampled
 
 
-def test_overlap_between_files_is_found_with_one_set_operation_per_line() -> None:
+def test_overlap_between_files_and_duplicates_within_one() -> None:
     spec = get_model("gemini-2.5-flash")
     assert spec is not None
     good = [_line((2, n, False, False), "gemini-2.5-flash") + b"\n" for n in range(1, 6)]
@@ -183,3 +183,41 @@ def test_progress_is_reported_every_few_megabytes_and_at_the_end() -> None:
     run.scan(io.BytesIO(line * 200), FILE, training=True, progress=seen.append)
     assert len(seen) == 1 + len(line) * 200 // PROGRESS_BYTES
     assert seen == sorted(seen) and seen[-1] == len(line) * 200
+
+
+def test_repeats_are_found_within_and_across_the_bulk_checks() -> None:
+    spec = get_model("gemini-2.5-flash")
+    assert spec is not None
+
+    def clean(i: int) -> bytes:
+        question = {"role": "user", "parts": [{"text": f"question {i} " + "x" * 500}]}
+        return json.dumps({"contents": [question, {"role": "model", "parts": [{"text": "answer"}]}]}).encode()
+
+    other = json.dumps(_contents_example(2, 5, False, True)).encode()  # a warning: not the hot path
+    train = [clean(i) for i in range(3_000)]  # about 1.5 MB: more than one bulk check
+    train[7:7] = [train[5]]  # a repeat in the same run
+    train[2_500:2_500] = [train[20], other, train[2_400], other]  # repeats across runs, around other lines
+    train.append(train[-1])
+    validation = [clean(5), clean(10_000), clean(10_000), other, clean(2_999), clean(10_001)]
+
+    report = ValidationReport(file=FILE)
+    run = _Validation(spec, report, _Counting([], spec.name), label_files=True)
+    run.scan(io.BytesIO(b"".join(x + b"\n" for x in train)), "train", training=True, progress=None)
+    run.scan(io.BytesIO(b"".join(x + b"\n" for x in validation)), "validation", training=False, progress=None)
+
+    def firsts(lines: list[bytes]) -> list[int]:
+        seen: set[bytes] = set()
+        out = []
+        for number, line in enumerate(lines, start=1):
+            if line in seen:
+                out.append(number)
+            seen.add(line)
+        return out
+
+    duplicates = [(i.file, i.line) for i in report.warnings if i.code == "duplicate_example"]
+    assert duplicates == [("train", n) for n in firsts(train)] + [("validation", n) for n in firsts(validation)]
+    assert [(i.file, i.line) for i in report.issues if i.code == "train_validation_overlap"] == [
+        ("validation", 1),
+        ("validation", 4),
+        ("validation", 5),
+    ]
