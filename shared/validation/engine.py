@@ -172,14 +172,6 @@ class _Validation:
             if chars >= 0 and size <= limit:  # see text_bound: a shorter line cannot exceed the limit
                 examples += 1
                 pending_add(hash(raw))
-                try:
-                    unit_counts[chars] += 1
-                except IndexError:
-                    if _grown(unit_counts, chars, _LISTED_UNITS):
-                        unit_counts[chars] += 1
-                    else:
-                        self.est_hist.add(chars)
-                        self.est_units += chars
                 turns = len(ex.turns)
                 try:
                     turn_counts[turns] += 1
@@ -200,6 +192,14 @@ class _Validation:
                 examples += 1
                 if units < 0:
                     continue
+            try:
+                unit_counts[units] += 1
+            except IndexError:
+                if _grown(unit_counts, units, _LISTED_UNITS):
+                    unit_counts[units] += 1
+                else:
+                    self.est_hist.add(units)
+                    self.est_units += units
             if size <= sample_max:
                 if sample_gap:
                     sample_gap -= 1
@@ -234,7 +234,8 @@ class _Validation:
     def _other_line(self, raw: bytes, number: int, label: str, training: bool) -> tuple[bool, int, int]:
         """Everything scan leaves to the general code: media, problems of any kind, lines over the limit.
 
-        Returns (is an example, size units to offer to the cost sample or -1 for none, media tokens).
+        Returns (is an example, size units for the estimate or -1 when counted exactly or not at all,
+        media tokens); scan counts the units.
         """
         spec = self.spec
         shape: Shape | None
@@ -251,17 +252,14 @@ class _Validation:
             if obj is None:
                 return True, -1, 0  # an example, but with errors: nothing more to learn from it
 
-        self._settle([hash(raw)], number, label, training)
+        self._check_repeat(hash(raw), number, label, training)
 
         media_tokens = shape.media_tokens
         units = shape.chars + int(CHARS_PER_TOKEN * media_tokens)
         exact: int | None = None
         if len(raw) + media_tokens > spec.max_tokens_per_example:
             exact = self._token_limit(raw, obj, media_tokens, number, label)
-        if exact is None:
-            self.est_hist.add(units)
-            self.est_units += units
-        else:
+        if exact is not None:
             self.exact_hist.add(exact)
             self.exact_tokens += exact
         self.turns_counts[shape.turns] = self.turns_counts.get(shape.turns, 0) + 1
@@ -293,18 +291,18 @@ class _Validation:
                 return
             seen.difference_update(pending)  # two lines of the run are the same: undo (all were new), then one by one
         for number, digest in enumerate(pending, start=last - len(pending) + 1):
-            before = len(seen)
-            seen.add(digest)
-            if len(seen) == before or (not training and digest in self.train_hashes):
-                self._repeated(len(seen) == before, number, label)
+            self._check_repeat(digest, number, label, training)
         pending.clear()
 
-    def _repeated(self, duplicate: bool, number: int, label: str) -> None:
+    def _check_repeat(self, digest: int, number: int, label: str, training: bool) -> None:
         """Reports a line seen before: in the same file (a duplicate) or in the training file (an overlap)."""
-        if duplicate:
+        seen = self.train_hashes if training else self.validation_hashes
+        before = len(seen)
+        seen.add(digest)
+        if len(seen) == before:
             message = "Example repeats an earlier line exactly: remove the copy."
             self.report.warn(Issue(number, "duplicate_example", message, file=label))
-        else:
+        elif not training and digest in self.train_hashes:
             self.report.add(
                 Issue(
                     number,
