@@ -295,7 +295,8 @@ class _Validation:
         pending.clear()
 
     def _check_repeat(self, digest: int, number: int, label: str, training: bool) -> None:
-        """Reports a line seen before: in the same file (a duplicate) or in the training file (an overlap)."""
+        """Records one line's hash; reports the line if it was seen before in this file (a duplicate) or,
+        for a validation line, in the training file (an overlap)."""
         seen = self.train_hashes if training else self.validation_hashes
         before = len(seen)
         seen.add(digest)
