@@ -155,18 +155,6 @@ def messages_chars(ex: MessagesExample) -> int:
     return chars
 
 
-def text_shape(ex: TextExample) -> Shape | None:
-    """Shape of a decoded text-only example; None when its turns do not alternate or end with model."""
-    chars = text_chars(ex)
-    return None if chars < 0 else Shape(len(ex.turns), chars)
-
-
-def messages_shape(ex: MessagesExample) -> Shape | None:
-    """Shape of a decoded legacy example; None unless system comes first only and turns alternate to model."""
-    chars = messages_chars(ex)
-    return None if chars < 0 else Shape(len(ex.turns), chars)
-
-
 class Shape:
     """What the statistics need from one example (a plain slotted class: one is made per line)."""
 

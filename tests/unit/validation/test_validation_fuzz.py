@@ -15,14 +15,28 @@ from shared.validation.schema import (
     MESSAGES_DECODER,
     TEXT_DECODER,
     ExampleChecker,
+    MessagesExample,
+    Shape,
+    TextExample,
     fast_check,
-    messages_shape,
-    text_shape,
+    messages_chars,
+    text_chars,
 )
 from tests.unit.validation.helpers import FILE, GOOD, LEGACY_GOOD
 
 MODELS = ["gemini-2.5-flash", "gemini-1.0-pro-002", "gemini-1.5-pro-002"]
 GOOD_LINE = json.dumps(GOOD).encode()
+
+
+def text_shape(ex: TextExample) -> Shape | None:
+    """The text fast path's answer as a Shape, to compare with the precise path's."""
+    chars = text_chars(ex)
+    return None if chars < 0 else Shape(len(ex.turns), chars)
+
+
+def messages_shape(ex: MessagesExample) -> Shape | None:
+    chars = messages_chars(ex)
+    return None if chars < 0 else Shape(len(ex.turns), chars)
 
 
 def accounted(data: bytes, model: str) -> None:
