@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError, TunedropError
+from shared.jobs import JobState
+from shared.validation.cli import parse_day
 
 
 def _load_local_env() -> None:
@@ -167,6 +169,59 @@ def _cmd_quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from shared.validation.registry import markdown_table, model_summary, registry
+
+    if args.action == "check":
+        from shared.validation.docs_check import run_check
+
+        return run_check(args.source)
+    models = registry().models
+    if args.markdown:
+        print(markdown_table(models), end="")
+        return 0
+    today = args.on or datetime.now(UTC).date()
+    rows = [model_summary(spec, today) for spec in models.values()]
+    rows.sort(key=lambda row: (row["released"] or "", row["id"]), reverse=True)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = ("MODEL", "STATUS", "STAGE", "RELEASED", "TUNING CLOSES", "RETIRES", "REPLACEMENT", "TOKENS", "MODALITIES")
+    table = [
+        (
+            r["id"],
+            r["status"],
+            "preview" if r["preview"] else "GA",
+            r["released"] or "-",
+            r["tuning_closes"] or "-",
+            r["retires"] or "-",
+            r["replacement"] or "-",
+            f"{r['max_tokens_per_example']:,}",
+            ",".join(r["modalities"]),
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(row[i])) for row in (header, *table)) for i in range(len(header))]
+    print(_format_row(header, widths))
+    for row in table:
+        print(_format_row(row, widths))
+    print(f"(status as of {today}; registry checked {registry().checked})")
+    return 0
+
+
+def _cmd_retune(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    job = get_app().uploads.retune(args.job_id, args.model)
+    print(f"{job.job_id}: {job.state.value} on {job.base_model} (retuned from {job.retuned_from})")
+    if job.error:
+        print(f"  {job.error.get('message', '')}")
+    return 0 if job.state is not JobState.REJECTED else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tunedrop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -202,6 +257,25 @@ def build_parser() -> argparse.ArgumentParser:
     quota = sub.add_parser("quota", help="the concurrent tuning-job quota: limit, in use, queued")
     quota.add_argument("--json", action="store_true")
     quota.set_defaults(func=_cmd_quota)
+
+    models = sub.add_parser("models", help="the base models Tunedrop can tune, with their lifecycle and limits")
+    models.add_argument("action", nargs="?", choices=("check",), help="check: compare the registry with Google's pages")
+    models.add_argument("--json", action="store_true", help="a JSON list of objects, one per model")
+    models.add_argument("--markdown", action="store_true", help="the README's model table")
+    models.add_argument("--on", type=parse_day, metavar="YYYY-MM-DD", help="status as of this day (default: today, UTC)")
+    models.add_argument(
+        "--source",
+        action="append",
+        metavar="URL-or-FILE",
+        help="with check: a page to read (repeatable; default: Google's supervised-tuning, tuning reference and "
+        "model-versions pages as .md.txt)",
+    )
+    models.set_defaults(func=_cmd_models)
+
+    retune = sub.add_parser("retune", help="tune a finished job's datasets again on another base model")
+    retune.add_argument("job_id")
+    retune.add_argument("--model", help="base model to tune on (default: the replacement of the job's model)")
+    retune.set_defaults(func=_cmd_retune)
 
     from shared.validation.cli import add_parser as add_validate_parser
 

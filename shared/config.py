@@ -6,8 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 
 from shared.errors import ConfigError
+from shared.validation.registry import ModelStatus, registry
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")
 _REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -46,7 +48,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Comma-separated regions whose active tuning jobs, Tunedrop's or not, count against the quota "
         "(always includes TUNEDROP_REGION).",
     ),
-    Setting("TUNEDROP_BASE_MODEL", "gemini-2.5-flash", "Base model when the upload's metadata names none."),
+    Setting("TUNEDROP_BASE_MODEL", "gemini-3.5-flash", "Base model when the upload's metadata names none."),
+    Setting(
+        "TUNEDROP_MODEL_RETIRING_DAYS",
+        "30",
+        "Reports and events of a model whose new tuning closes within this many days carry `model_retiring`.",
+    ),
+    Setting(
+        "TUNEDROP_RETIREMENT_NOTICE_DAYS",
+        "30,7",
+        "Days before a base model retires at which each succeeded job's tuned model gets a `model_retiring` "
+        "lifecycle event (comma-separated).",
+    ),
     Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
     Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
     Setting("TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."),
@@ -54,6 +67,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("TUNEDROP_VERTEX_EMULATOR_HOST", "", "host:port of the local Vertex AI emulator (local stack only)."),
 )
 _DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def setting_default(name: str) -> str:
+    """The default of a setting in SETTINGS ("" for a required one)."""
+    return _DEFAULTS[name] or ""
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class Settings:
     max_running_seconds: int = 172_800
     vertex_emulator_host: str = ""
     quota_regions: tuple[str, ...] = ()
+    model_retiring_days: int = 30
+    retirement_notice_days: tuple[int, ...] = (30, 7)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -130,6 +150,8 @@ class Settings:
             max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
             quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
+            model_retiring_days=get_int("TUNEDROP_MODEL_RETIRING_DAYS", 0, 365),
+            retirement_notice_days=_notice_days(get("TUNEDROP_RETIREMENT_NOTICE_DAYS"), problems),
         )
         for region in settings.quota_regions:
             if not _REGION.match(region):
@@ -140,5 +162,34 @@ class Settings:
             raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".")
         return settings
 
+    def check_base_model(self, today: date) -> None:
+        """Stop at cold start when the default base model cannot be tuned today (one clear message)."""
+        spec = registry().resolve(self.base_model)
+        if spec is None:
+            known = ", ".join(registry().names())
+            raise ConfigError(
+                f"Tunedrop configuration is invalid: TUNEDROP_BASE_MODEL={self.base_model!r} is not a model "
+                f"Tunedrop can tune; use one of {known}."
+            )
+        if spec.status(today) is not ModelStatus.AVAILABLE:
+            raise ConfigError(
+                f"Tunedrop configuration is invalid: TUNEDROP_BASE_MODEL={self.base_model!r} cannot be tuned any "
+                f"more: {spec.closed_message(today)}"
+            )
+
     def topic_path(self, topic: str) -> str:
         return f"projects/{self.project}/topics/{topic}"
+
+
+def _notice_days(raw: str, problems: list[str]) -> tuple[int, ...]:
+    """'30,7' -> (30, 7): distinct whole days, largest first."""
+    days: set[int] = set()
+    for part in raw.split(","):
+        text = part.strip()
+        if not text:
+            continue
+        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 365:
+            problems.append(f"TUNEDROP_RETIREMENT_NOTICE_DAYS has {text!r}, which is not a whole number of days 1..365")
+            continue
+        days.add(int(text))
+    return tuple(sorted(days, reverse=True))

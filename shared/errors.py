@@ -19,3 +19,11 @@ class TransientError(TunedropError):
 
 class ConfigError(TunedropError):
     """A setting is missing or malformed; raised once, at cold start."""
+
+
+class JobNotFound(PermanentError):
+    """An operator named a job that does not exist."""
+
+
+class NotAllowed(PermanentError):
+    """What was asked does not fit the job's state or the model registry."""

@@ -36,7 +36,8 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 # FAILED -> QUEUED is the operator's explicit retry, which starts a new attempt.
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED, JobState.CANCELLED}),
-    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED}),
+    # QUEUED -> FAILED: the base model closed for tuning before the job could be submitted.
+    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED, JobState.FAILED}),
     JobState.SUBMITTING: frozenset(
         {JobState.RUNNING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED, JobState.SUCCEEDED}
     ),
@@ -129,6 +130,10 @@ class Job:
     # Set when a terminal state is recorded; cleared once its completion event is published.
     completion_pending: bool = False
     completion_event_id: str = ""
+    # The job this one re-tunes on another base model (`tunedrop retune`), if any.
+    retuned_from: str = ""
+    # Days-before-retirement thresholds at which this job's tuned model was announced as retiring.
+    retirement_notices: list[int] = field(default_factory=list)
     history: tuple[HistoryEntry, ...] = ()
 
     @property

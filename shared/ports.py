@@ -4,7 +4,7 @@ tests implement them in memory (tests/fakes.py)."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Generic, TypeVar
@@ -61,6 +61,17 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
         """Terminal jobs whose completion event is not yet known to be published."""
+
+    @abc.abstractmethod
+    def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
+        """Every job in `state` whose base_model is one of `models` (at most 30 names), read page by page."""
+
+    @abc.abstractmethod
+    def read_marker(self, name: str) -> str | None:
+        """A small named value Tunedrop keeps for itself (e.g. the day a daily check last ran)."""
+
+    @abc.abstractmethod
+    def write_marker(self, name: str, value: str) -> None: ...
 
     def count(self, state: JobState) -> int:
         """How many jobs are in `state` (adapters override this with a server-side count)."""

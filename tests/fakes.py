@@ -13,7 +13,7 @@ import itertools
 import json
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
@@ -44,6 +44,7 @@ JOB_LABEL = "tunedrop_job"
 ATTEMPT_LABEL = "tunedrop_attempt"
 
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+MAX_IN_VALUES = 30  # Firestore's limit on the values of one 'in' filter
 
 
 # --------------------------------------------------------------------------------------------
@@ -62,6 +63,7 @@ class InMemoryJobStore(JobStore):
         self._lock = threading.RLock()
         self._docs: dict[str, tuple[dict[str, Any], int]] = {}
         self._slots: tuple[SlotTable, int] | None = None
+        self._markers: dict[str, str] = {}
         self._versions = itertools.count(1)
         self.reads = 0
         self.writes = 0
@@ -125,6 +127,28 @@ class InMemoryJobStore(JobStore):
         with self._lock:
             rows = [(d, v) for d, v in self._docs.values() if d["completion_pending"]]
             return self._query("completion_pending", rows, limit)
+
+    def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
+        if len(models) > MAX_IN_VALUES:
+            raise ValueError(f"Firestore takes at most {MAX_IN_VALUES} values in an 'in' filter, got {len(models)}")
+        wanted = set(models)
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if d["state"] == state.value and d["base_model"] in wanted]
+            rows.sort(key=lambda r: r[0]["job_id"])  # Firestore's order without order_by: document id
+            found = self._query("on_models", rows, len(rows))
+        yield from found
+
+    def read_marker(self, name: str) -> str | None:
+        with self._lock:
+            self.calls["read_marker"] += 1
+            self.reads += 1
+            return self._markers.get(name)
+
+    def write_marker(self, name: str, value: str) -> None:
+        with self._lock:
+            self.calls["write_marker"] += 1
+            self.writes += 1
+            self._markers[name] = value
 
     def read_slots(self) -> Versioned[SlotTable]:
         with self._lock:

@@ -71,6 +71,8 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from shared.validation.registry import ModelStatus, registry
+
 __all__ = [
     "API_SERVICE",
     "JOB_SECONDS_LABEL",
@@ -481,6 +483,7 @@ class VertexEmulator:
         number = project_number(project)
         src = aiplatform_v1.TuningJob.pb(tuning_job)
         self._validate(src)
+        self._check_base_model(src.base_model, number, location)
         secs = self._job_seconds(src)
         with self._lock:
             now = self._clock()
@@ -693,6 +696,36 @@ class VertexEmulator:
         if len(pb.tuned_model_display_name) > 128:
             raise invalid("tuning_job.tuned_model_display_name must be at most 128 characters.")
         _validate_labels(dict(pb.labels))
+
+    def _check_base_model(self, base_model: str, number: str, location: str) -> None:
+        """Refuse a base model that cannot be tuned today, as the real service does.
+
+        A retired model answers NOT_FOUND with the "Publisher Model ... was not found" wording Vertex AI
+        gives for retired model ids (the model-versions page: requests naming a retired model return 404;
+        googlecodelabs/feedback#1881 shows the text). No public source shows the answer for a model whose
+        new tuning is blocked (the month before retirement) or for an unknown model: INVALID_ARGUMENT naming it.
+        """
+        spec = registry().resolve(base_model)
+        if spec is None:
+            raise EmulatorError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Base model {base_model} is not supported for supervised tuning.",
+            )
+        today = dt.datetime.fromtimestamp(self._clock(), dt.UTC).date()
+        status = spec.status(today)
+        if status is ModelStatus.RETIRED:
+            raise EmulatorError(
+                grpc.StatusCode.NOT_FOUND,
+                f"Publisher Model `projects/{number}/locations/{location}/publishers/google/models/{spec.name}` "
+                "was not found or your project does not have access to it. Please ensure you are using a valid "
+                "model version.",
+            )
+        if status is ModelStatus.TUNING_CLOSED:
+            raise EmulatorError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Base model {spec.name} is no longer available for new tuning jobs: it retires on "
+                f"{spec.lifecycle.retires}.",
+            )
 
     def _job_seconds(self, pb: Any) -> float:
         """The job's duration: its JOB_SECONDS_LABEL when present, else the configured one."""

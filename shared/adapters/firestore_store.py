@@ -6,7 +6,7 @@ contention on Firestore and on its emulator alike.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +19,8 @@ from shared.jobs import Job, JobState
 from shared.ports import JobStore, SlotTable, Versioned
 
 SLOTS_DOCUMENT = "slots"
+MARKER_PREFIX = "marker-"
+_PAGE = 300
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)
 
 
@@ -27,7 +29,8 @@ class FirestoreJobStore(JobStore):
         self._client = client
         self._retention = retention
         self._jobs = client.collection(f"{collection_prefix}_jobs")
-        self._slots = client.collection(f"{collection_prefix}_state").document(SLOTS_DOCUMENT)
+        self._state = client.collection(f"{collection_prefix}_state")
+        self._slots = self._state.document(SLOTS_DOCUMENT)
 
     def create(self, job: Job) -> bool:
         try:
@@ -86,6 +89,39 @@ class FirestoreJobStore(JobStore):
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
         query = self._jobs.where(filter=FieldFilter("completion_pending", "==", True)).limit(limit)
         return self._run(query)
+
+    def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
+        # Equality filters only, in document-id order: single-field indexes serve it.
+        query = self._jobs.where(filter=FieldFilter("state", "==", state.value)).where(
+            filter=FieldFilter("base_model", "in", list(models))
+        )
+        last: Any = None
+        while True:
+            page = query.limit(_PAGE)
+            if last is not None:
+                page = page.start_after(last)
+            try:
+                snaps = list(page.stream())
+            except _TRANSIENT as exc:
+                raise TransientError(f"Firestore query failed: {exc}") from exc
+            for snap in snaps:
+                yield Versioned(Job.from_document(snap.to_dict() or {}), snap.update_time)
+            if len(snaps) < _PAGE:
+                return
+            last = snaps[-1]
+
+    def read_marker(self, name: str) -> str | None:
+        try:
+            snap = self._state.document(f"{MARKER_PREFIX}{name}").get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        return str((snap.to_dict() or {}).get("value")) if snap.exists else None
+
+    def write_marker(self, name: str, value: str) -> None:
+        try:
+            self._state.document(f"{MARKER_PREFIX}{name}").set({"value": value})
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
 
     def count(self, state: JobState) -> int:
         query: Any = self._jobs.where(filter=FieldFilter("state", "==", state.value)).count()

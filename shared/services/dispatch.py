@@ -99,8 +99,10 @@ class Dispatcher(JobService):
         return True
 
     def _take(self, candidate: Versioned[Job], limit: int) -> str:
-        """Claim the job, then a slot, then submit. Returns submitted, lost, full or stop."""
+        """Claim the job, then a slot, then submit. Returns submitted, lost, full, stop or failed."""
         job = candidate.value
+        if self._fail_if_model_closed(candidate):
+            return "failed"
         now = self._clock()
         try:
             claimed = job.moved_to(JobState.SUBMITTING, now, "slot free", submit_claimed_at=now)

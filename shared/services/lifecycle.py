@@ -17,7 +17,7 @@ from shared.events import SPEC_VERSION, iso
 from shared.jobs import Job
 from shared.ports import Publisher
 
-KINDS = ("queued", "submitted", "running", "stuck", "finished")
+KINDS = ("queued", "submitted", "running", "stuck", "finished", "model_retiring")
 
 
 class LifecycleEvents:
@@ -25,7 +25,9 @@ class LifecycleEvents:
         self._publisher = publisher
         self._settings = settings
 
-    def emit(self, job: Job, kind: str, reason: str = "", **details: Any) -> None:
+    def emit(self, job: Job, kind: str, reason: str = "", *, event_key: str = "", **details: Any) -> None:
+        """Publish one step. ``event_key`` makes the ce-id of a step that does not move the job (a retirement
+        notice per threshold); other steps are told apart by their place in the job's history."""
         if not self._settings.events_topic:
             return
         if kind not in KINDS:
@@ -35,7 +37,8 @@ class LifecycleEvents:
             "ce-specversion": SPEC_VERSION,
             # The step's place in the job's history makes the id unique per event, even for a kind that
             # happens twice (stuck pending, then running too long).
-            "ce-id": f"{job.job_id}/{job.attempt}/{kind}/{len(job.history)}{'-' + reason if kind == 'stuck' else ''}",
+            "ce-id": f"{job.job_id}/{job.attempt}/"
+            + (event_key or f"{kind}/{len(job.history)}{'-' + reason if kind == 'stuck' else ''}"),
             "ce-source": f"//tunedrop/projects/{self._settings.project}",
             "ce-type": f"tunedrop.job.v1.lifecycle.{kind}",
             "ce-time": iso(at) or "",

@@ -7,18 +7,10 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from shared import logs
-from shared.errors import PermanentError, TransientError
+from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import Job, JobState
 from shared.ports import TuningUnavailable
 from shared.services.base import JobService
-
-
-class JobNotFound(PermanentError):
-    pass
-
-
-class NotAllowed(PermanentError):
-    """The job's state does not allow what was asked."""
 
 
 @dataclass(frozen=True)

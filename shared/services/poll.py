@@ -15,15 +15,24 @@ from shared.ports import (
     TuningUnavailable,
     Versioned,
 )
-from shared.services.base import JobService
+from shared.services.base import JobContext, JobService
+from shared.services.retirement import RetirementWatch
 
 POLL_CONCURRENCY = 8
 
 
 class Poller(JobService):
+    def __init__(self, context: JobContext) -> None:
+        super().__init__(context)
+        self.retirement = RetirementWatch(context)
+
     def poll(self) -> list[str]:
         """One tick; returns the ids of jobs that reached a terminal state."""
         self._completions.flush_pending()
+        try:
+            self.retirement.daily()
+        except Exception as exc:  # the jobs are polled whatever this does; the day is not marked, so it reruns
+            logs.error("model lifecycle check failed; it runs again on the next tick", error=str(exc))
         active = self._store.in_states([JobState.RUNNING])
         finished: list[str] = []
         errors: list[Exception] = []

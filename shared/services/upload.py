@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from datetime import timedelta
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import IO, Any
 
 from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
-from shared.errors import TransientError
+from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
 from shared.manifest import MAX_MANIFEST_BYTES, Manifest, is_manifest, parse_manifest
 from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
@@ -21,12 +22,15 @@ from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
 from shared.validation.engine import adapter_size, as_float, as_int
+from shared.validation.registry import ModelStatus, get_model, registry
 
 # Custom metadata keys a user can set on the uploaded object (gsutil -h x-goog-meta-KEY:VALUE).
 BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
 PRIORITY_KEYS = ("priority", "tunedrop-priority")
 HYPER_PARAMETER_KEYS = ("epochs", "adapter_size", "learning_rate_multiplier")
 VALIDATION_LEASE = timedelta(minutes=15)
+MODEL_RETIRING = "model_retiring"
+MODEL_CLOSED_CODES = frozenset(status.error_code for status in ModelStatus if status.error_code)
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
@@ -92,7 +96,63 @@ class UploadService:
             current = self._open_job(job_id, obj)
             if current is None:
                 return UploadOutcome.DUPLICATE
-            return self._validate(current, obj)
+            return self._validate(current, self._plan(obj))
+
+    def retune(self, job_id: str, model: str | None = None) -> Job:
+        """A new job from a finished job's datasets (at the generation validated), manifest settings and
+        hyper-parameters, on ``model`` (default: the replacement of the job's base model), validated afresh
+        against that model's rules and linked to the original by ``retuned_from``.
+
+        Asking twice for the same model gives the same job, so a repeated command never tunes twice."""
+        found = self._store.get(job_id)
+        if found is None:
+            raise JobNotFound(f"no job {job_id}")
+        original = found.value
+        if not original.state.terminal:
+            raise NotAllowed(f"job {job_id} is {original.state.value}; retune a job once it has ended")
+        target = model or _successor_of(original.base_model, self._clock().date())
+        spec = get_model(target)
+        if spec is None:
+            raise NotAllowed(f"{target!r} is not a model Tunedrop can tune: use one of {', '.join(registry().names())}")
+        now = self._clock()
+        fresh = replace(
+            new_job(
+                job_id=retune_job_id(job_id, spec.name),
+                bucket=original.bucket,
+                object_name=original.object_name,
+                generation=original.generation,
+                base_model=spec.name,
+                now=now,
+                priority=original.priority,
+                hyper_parameters=dict(original.hyper_parameters),
+                labels=dict(original.labels),
+                upload_event_id=f"retune:{job_id}",
+            ),
+            retuned_from=job_id,
+        )
+        with logs.log_context(job_id=fresh.job_id):
+            if self._store.create(fresh):
+                logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
+            current = self._store.get(fresh.job_id)
+            if current is None:
+                raise TransientError(f"job {fresh.job_id} vanished right after it was created")
+            if current.value.state is JobState.VALIDATING:
+                # A bare upload is read at the generation its job validated; a manifest's datasets as named.
+                settings = Manifest(
+                    training_uri=original.dataset_uri,
+                    validation_uri=original.validation_uri,
+                    base_model=spec.name,
+                    hyper_parameters=dict(original.hyper_parameters),
+                    display_name=original.display_name,
+                    labels=dict(original.labels),
+                    priority=original.priority,
+                )
+                bare = not original.manifest_uri
+                plan = _Plan(settings, original.generation if bare else None, manifest_uri=original.manifest_uri)
+                self._validate(current, plan)
+            latest = self._store.get(fresh.job_id)
+            assert latest is not None
+            return latest.value
 
     def _open_job(self, job_id: str, obj: UploadedObject) -> Versioned[Job] | None:
         """The job to validate, or None when this delivery has nothing left to do."""
@@ -153,10 +213,12 @@ class UploadService:
             issues=[replace(i, file=manifest_uri) for i in issues],
         )
 
-    def _validate(self, current: Versioned[Job], obj: UploadedObject) -> UploadOutcome:
+    def _validate(self, current: Versioned[Job], plan: _Plan) -> UploadOutcome:
         job = current.value
-        plan = self._plan(obj)
         settings = plan.settings
+        spec = get_model(settings.base_model)
+        if spec is not None:  # recorded and sent to Vertex AI by its registry id, whatever alias was typed
+            settings = replace(settings, base_model=spec.name)
         with ExitStack() as stack:
             train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
             validation = self._open(stack, settings.validation_uri, None, plan.issues)
@@ -171,6 +233,8 @@ class UploadService:
                     token_counter=self._token_counter,
                     uri_checker=self._uri_checker,
                     region=self._settings.region,
+                    on=self._clock().date(),
+                    retiring_days=self._settings.model_retiring_days,
                 )
             else:
                 report = ValidationReport(file=settings.training_uri or plan.manifest_uri)
@@ -185,22 +249,25 @@ class UploadService:
             **asdict(settings),
             "hyper_parameters": _typed_hyper_parameters(settings.hyper_parameters),
         }
+        if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
+            planned["warnings"] = [*job.warnings, MODEL_RETIRING]
         if report.valid:
             moved = job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
         else:
             problems = _plural(report.error_count, "problem")
             where = settings.training_uri or plan.manifest_uri
+            error = {
+                "code": "INVALID_DATASET",
+                "message": f"{problems} in {where}; see {report_uri}",
+                "first_errors": report.first_errors(),
+            }
+            closed = next((i for i in report.issues if i.code in MODEL_CLOSED_CODES), None)
+            if closed is not None:
+                # The model, not the data, is what the user must change first: say so in the code.
+                error["code"] = closed.code
+                error["message"] = f"{closed.message} Validation found {problems} in {where}; see {report_uri}"
             moved = job.moved_to(
-                JobState.REJECTED,
-                now,
-                f"validation found {problems}",
-                ended_at=now,
-                error={
-                    "code": "INVALID_DATASET",
-                    "message": f"{problems} in {where}; see {report_uri}",
-                    "first_errors": report.first_errors(),
-                },
-                **planned,
+                JobState.REJECTED, now, f"validation found {problems}", ended_at=now, error=error, **planned
             )
         if not self._store.replace(moved, current.version):
             latest = self._store.get(job.job_id)
@@ -259,6 +326,22 @@ def _typed_hyper_parameters(raw: dict[str, Any]) -> dict[str, Any]:
         number = parse[key](value) if key in parse else None
         typed[key] = value if number is None else number
     return typed
+
+
+def retune_job_id(original_job_id: str, model: str) -> str:
+    """The id of the job that re-tunes ``original_job_id`` on ``model``: stable, so asking twice is one job.
+    Like every job id it is a valid Vertex AI label value (lowercase, digits, dashes; at most 63)."""
+    digest = hashlib.sha256(f"{original_job_id}#retune#{model}".encode()).hexdigest()[:12]
+    stem = original_job_id.rsplit("-", 1)[0][:36].strip("-") or "dataset"
+    return f"{stem}-r-{digest}"
+
+
+def _successor_of(base_model: str, on: date) -> str:
+    spec = get_model(base_model)
+    successor = registry().successor(spec, on) if spec else None
+    if successor is None:
+        raise NotAllowed(f"{base_model} has no replacement that can be tuned: name the model to tune on (--model)")
+    return successor.name
 
 
 def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:

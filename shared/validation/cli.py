@@ -13,8 +13,10 @@ import os
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from typing import IO, Any, TextIO
 
+from shared.config import setting_default
 from shared.validation.engine import DEFAULT_MODEL, validate_dataset
 from shared.validation.markdown import render_markdown
 from shared.validation.registry import registry
@@ -52,6 +54,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--adapter-size", type=int, help="adapter size you will tune with")
     parser.add_argument("--learning-rate-multiplier", type=float, help="learning-rate multiplier you will tune with")
     parser.add_argument("--region", help="region the tuning job will run in, e.g. us-central1")
+    parser.add_argument(
+        "--on",
+        type=parse_day,
+        metavar="YYYY-MM-DD",
+        help="check the model's lifecycle as of this day (default: today, UTC)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON report on stdout")
     parser.add_argument("--tokenizer", metavar="MODEL.spm", help="count tokens with this SentencePiece model file")
     parser.add_argument(
@@ -122,6 +130,21 @@ class _ProgressBar:
         self.stream.flush()
 
 
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-29") from None
+
+
+def _retiring_days() -> int:
+    """TUNEDROP_MODEL_RETIRING_DAYS as the functions read it (shared/config.py), so a local check warns alike."""
+    raw = os.environ.get("TUNEDROP_MODEL_RETIRING_DAYS", "").strip() or setting_default("TUNEDROP_MODEL_RETIRING_DAYS")
+    if not raw.isascii() or not raw.isdigit():
+        raise UsageError(f"TUNEDROP_MODEL_RETIRING_DAYS={raw!r} is not a whole number of days")
+    return int(raw)
+
+
 def _token_counters(args: argparse.Namespace) -> list[TokenCounter]:
     counters: list[TokenCounter] = []
     if args.count_tokens:
@@ -181,6 +204,8 @@ def _run(args: argparse.Namespace) -> int:
                 uri_checker=checker,
                 region=args.region,
                 progress=bar,
+                on=args.on or datetime.now(UTC).date(),
+                retiring_days=_retiring_days(),
             )
         finally:
             if bar is not None:

@@ -12,11 +12,12 @@ import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 import msgspec
 
-from shared.validation.registry import ModelSpec, get_model, registry
+from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, get_model, registry
 from shared.validation.report import Issue, ValidationReport
 from shared.validation.schema import (
     FAST_DECODER,
@@ -38,7 +39,6 @@ from shared.validation.stats import LogHistogram, RatioEstimate, Reservoir, quan
 from shared.validation.tokens import TokenCounter, TokenCountUnavailable
 from shared.validation.uris import UriChecker, check_all
 
-DEFAULT_MODEL = "gemini-2.5-flash"
 SAMPLE_SIZE = 64
 SAMPLE_MAX_LINE_BYTES = 256 * 1024  # larger examples are counted only when they near the limit
 MAX_TRACKED_URIS = 1_000_000
@@ -676,10 +676,14 @@ def validate_dataset(
     uri_checker: UriChecker | None = None,
     region: str | None = None,
     progress: Progress | None = None,
+    on: date | None = None,
+    retiring_days: int = 30,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for one base model.
 
-    ``model`` is a name or alias from the registry (default gemini-2.5-flash), or a ModelSpec.
+    ``model`` is a name or alias from the registry (default DEFAULT_MODEL), or a ModelSpec.
+    ``on`` is the day the job would be tuned: a model that cannot be tuned that day is an error, one
+    whose tuning closes within ``retiring_days`` a warning. Without it, lifecycle is not checked.
 
     ``train`` and ``validation`` are binary line iterables (an open file or a BufferedReader on a
     blob). Nothing is raised for a bad dataset: every problem is in the report.
@@ -699,8 +703,12 @@ def validate_dataset(
         fallback = get_model(DEFAULT_MODEL)
         assert fallback is not None, "the registry must hold the default model"
         spec = fallback
-        report.notes.append(f"The examples were checked against the rules of {spec.name}.")
-    report.model = spec.name
+        report.notes.append(f"{name} is not in the registry: the examples were checked against the rules of {spec.name}.")
+        report.model = name
+    else:
+        report.model = spec.name
+        if on is not None:
+            _check_lifecycle(report, spec, on, retiring_days)
     if hyper_parameters:
         report.hyper_parameters = dict(hyper_parameters)
     epochs = _check_hyper_parameters(hyper_parameters or {}, spec, report)
@@ -758,6 +766,23 @@ def validate_dataset(
                     file=validation_file,
                 )
             )
+        elif (
+            spec.max_validation_share is not None
+            and spec.validation_share_above is not None
+            and count > spec.validation_share_above
+            and count > spec.max_validation_share * report.example_count
+        ):
+            report.add(
+                Issue(
+                    0,
+                    "validation_too_large",
+                    f"The validation file has {count:,} examples; above {spec.validation_share_above:,}, {spec.name} "
+                    f"accepts at most {spec.max_validation_share:.0%} of the training examples "
+                    f"({int(spec.max_validation_share * report.example_count):,} for {report.example_count:,}): "
+                    "keep a random subset, or move examples to the training file.",
+                    file=validation_file,
+                )
+            )
         elif count == 0:
             report.add(Issue(0, "empty_dataset", "The validation file holds no examples.", file=validation_file))
 
@@ -767,6 +792,30 @@ def validate_dataset(
     for counter_name, reason in counting.failures.items():
         report.notes.append(f"Token counter {counter_name} was unavailable: {reason}")
     return report
+
+
+def _check_lifecycle(report: ValidationReport, spec: ModelSpec, on: date, retiring_days: int) -> None:
+    """A model that cannot be tuned on ``on`` is an error; one whose tuning closes soon, a warning.
+
+    The data is still checked against the model's rules either way, so the report stays useful."""
+    status = spec.status(on)
+    if status is not ModelStatus.AVAILABLE:
+        report.add(Issue(0, status.error_code, spec.closed_message(on), "model"))
+        return
+    life = spec.lifecycle
+    days = life.days_until_tuning_closes(on)
+    if days is not None and days <= retiring_days:
+        successor = registry().successor(spec, on)
+        instead = f"; move to {successor.name}" if successor else ""
+        report.warn(
+            Issue(
+                0,
+                "model_retiring",
+                f"New tuning of {spec.name} closes on {life.tuning_closes} (in {days} days) and the model retires on "
+                f"{life.retires}, when models tuned from it stop serving too{instead}.",
+                "model",
+            )
+        )
 
 
 def _check_file_size(report: ValidationReport, spec: ModelSpec, file: str, size: int) -> None:

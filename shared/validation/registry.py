@@ -9,10 +9,67 @@ import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date, timedelta
+from enum import StrEnum
 from importlib import resources
 from typing import Any
 
 _PUBLISHER_PREFIX = "publishers/google/models/"
+# The base model when an upload names none: a GA model whose tuning is open (tests keep it so).
+DEFAULT_MODEL = "gemini-3.5-flash"
+# Google blocks new tuning jobs on a model about a month before it retires; where a page gives no
+# date of its own, the registry derives the closing date this long before retirement.
+TUNING_CLOSES_BEFORE_RETIREMENT = timedelta(days=30)
+
+
+class ModelStatus(StrEnum):
+    """Whether a base model can be tuned on a given day."""
+
+    AVAILABLE = "available"
+    TUNING_CLOSED = "tuning_closed"  # no new tuning jobs; existing tuned models still serve
+    RETIRED = "retired"  # the model and every model tuned from it stop serving
+
+    @property
+    def error_code(self) -> str:
+        """The validation code of an upload for a model in this status ("" when it can be tuned)."""
+        return {ModelStatus.TUNING_CLOSED: "model_tuning_closed", ModelStatus.RETIRED: "model_retired"}.get(self, "")
+
+
+@dataclass(frozen=True)
+class Lifecycle:
+    """A model's dates, as Google's model-versions and tuning pages give them."""
+
+    released: date | None
+    retires: date | None
+    replacement: str | None
+    preview: bool
+    # None when no page gives a date: then TUNING_CLOSES_BEFORE_RETIREMENT before retirement.
+    tuning_closes_stated: date | None = None
+    sources: tuple[str, ...] = ()
+
+    @property
+    def tuning_closes(self) -> date | None:
+        if self.tuning_closes_stated is not None:
+            return self.tuning_closes_stated
+        return self.retires - TUNING_CLOSES_BEFORE_RETIREMENT if self.retires else None
+
+    def status(self, on: date) -> ModelStatus:
+        if self.retires is not None and on >= self.retires:
+            return ModelStatus.RETIRED
+        closes = self.tuning_closes
+        if closes is not None and on >= closes:
+            return ModelStatus.TUNING_CLOSED
+        return ModelStatus.AVAILABLE
+
+    def days_until_tuning_closes(self, on: date) -> int | None:
+        closes = self.tuning_closes
+        return None if closes is None else (closes - on).days
+
+    def days_until_retirement(self, on: date) -> int | None:
+        return None if self.retires is None else (self.retires - on).days
+
+
+NO_LIFECYCLE = Lifecycle(released=None, retires=None, replacement=None, preview=False)
 
 
 @dataclass(frozen=True)
@@ -22,6 +79,9 @@ class MediaRule:
     max_per_example: int | None
     max_file_bytes: int | None
     token_estimate: int
+    # Recorded for reports and `tunedrop models`; the validator cannot see a file's duration or pages.
+    max_seconds: int | None = None
+    max_pages: int | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +121,32 @@ class ModelSpec:
     price_date: str
     sources: tuple[str, ...]
     unconfirmed: tuple[str, ...] = field(default=())
+    lifecycle: Lifecycle = NO_LIFECYCLE
+    # Whether examples may hold functionCall / functionResponse parts and a tools block.
+    function_calling: bool = True
+    # Whether a tuning job on this model may use a customer-managed encryption key (None: not stated).
+    cmek: bool | None = None
+    # Beyond `validation_share_above` validation examples, at most this share of the training examples.
+    validation_share_above: int | None = None
+    max_validation_share: float | None = None
+
+    def status(self, on: date) -> ModelStatus:
+        return self.lifecycle.status(on)
+
+    def closed_message(self, on: date) -> str:
+        """Why a model that is not available cannot be tuned, naming its replacement; "" when it can."""
+        status = self.status(on)
+        if status is ModelStatus.AVAILABLE:
+            return ""
+        life = self.lifecycle
+        successor = registry().successor(self, on)
+        instead = f" Use {successor.name} instead (set base_model: {successor.name})." if successor else ""
+        if status is ModelStatus.RETIRED:
+            return f"{self.name} was retired on {life.retires}: it can no longer be tuned or served.{instead}"
+        return (
+            f"New tuning of {self.name} closed on {life.tuning_closes} (it retires on {life.retires}): "
+            f"Vertex AI no longer starts tuning jobs on it.{instead}"
+        )
 
     @property
     def multimodal(self) -> bool:
@@ -99,6 +185,25 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.models)
 
+    def tunable(self, on: date) -> list[str]:
+        """The models that can be tuned on ``on``."""
+        return sorted(name for name, spec in self.models.items() if spec.status(on) is ModelStatus.AVAILABLE)
+
+    def successor(self, spec: ModelSpec, on: date) -> ModelSpec | None:
+        """The model to move to from ``spec``: its replacement, or that one's, and so on, until one can be
+        tuned on ``on`` (the pages name replacements that have since retired themselves)."""
+        seen = {spec.name}
+        current = spec
+        while current.lifecycle.replacement:
+            following = self.resolve(current.lifecycle.replacement)
+            if following is None or following.name in seen:
+                return None
+            if following.status(on) is ModelStatus.AVAILABLE:
+                return following
+            seen.add(following.name)
+            current = following
+        return None
+
 
 def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSpec:
     kinds = doc["media_kinds"]
@@ -109,10 +214,13 @@ def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSp
             max_per_example=limits.get("max_per_example"),
             max_file_bytes=limits.get("max_file_bytes"),
             token_estimate=int(kinds[kind]["token_estimate"]),
+            max_seconds=limits.get("max_seconds"),
+            max_pages=limits.get("max_pages"),
         )
         for kind, limits in raw.get("media", {}).items()
     }
     lrm = raw["learning_rate_multiplier"]
+    share = raw.get("validation_share") or {}
     return ModelSpec(
         name=name,
         display_name=raw.get("display_name", name),
@@ -135,6 +243,28 @@ def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSp
         price_date=raw.get("price_date", ""),
         sources=tuple(raw.get("sources", ())),
         unconfirmed=tuple(raw.get("unconfirmed", ())),
+        lifecycle=_lifecycle(raw.get("lifecycle")),
+        function_calling=bool(raw.get("function_calling", True)),
+        cmek=raw.get("cmek"),
+        validation_share_above=share.get("above"),
+        max_validation_share=share.get("max_share_of_training"),
+    )
+
+
+def _date(value: Any) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def _lifecycle(raw: Mapping[str, Any] | None) -> Lifecycle:
+    if not raw:
+        return NO_LIFECYCLE
+    return Lifecycle(
+        released=_date(raw.get("released")),
+        retires=_date(raw.get("retires")),
+        replacement=raw.get("replacement") or None,
+        preview=bool(raw.get("preview", False)),
+        tuning_closes_stated=_date(raw.get("tuning_closes")),
+        sources=tuple(raw.get("sources", ())),
     )
 
 
@@ -162,3 +292,76 @@ def registry() -> Registry:
 
 def get_model(name: str) -> ModelSpec | None:
     return registry().resolve(name)
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def model_summary(spec: ModelSpec, on: date) -> dict[str, Any]:
+    """One model as `tunedrop models --json` prints it: lifecycle, status on ``on`` and key limits.
+
+    Scripts rely on these keys; add keys freely, never rename or remove one."""
+    life = spec.lifecycle
+    return {
+        "id": spec.name,
+        "display_name": spec.display_name,
+        "aliases": list(spec.aliases),
+        "status": spec.status(on).value,
+        "preview": life.preview,
+        "released": _iso(life.released),
+        "tuning_closes": _iso(life.tuning_closes),
+        "retires": _iso(life.retires),
+        "replacement": life.replacement,
+        "max_tokens_per_example": spec.max_tokens_per_example,
+        "max_validation_examples": spec.max_validation_examples,
+        "max_training_examples_text": spec.max_examples_text,
+        "max_training_examples_multimodal": spec.max_examples_multimodal,
+        "max_file_bytes": spec.max_file_bytes,
+        "adapter_sizes": list(spec.adapter_sizes),
+        "epochs": {"min": spec.epochs.low, "max": spec.epochs.high},
+        "learning_rate_multiplier": {"min": spec.learning_rate_multiplier.low, "max": spec.learning_rate_multiplier.high},
+        "modalities": ["text", *sorted(spec.media)],
+        "media": {
+            kind: {
+                "max_per_example": rule.max_per_example,
+                "max_file_bytes": rule.max_file_bytes,
+                "max_seconds": rule.max_seconds,
+                "max_pages": rule.max_pages,
+            }
+            for kind, rule in sorted(spec.media.items())
+        },
+        "function_calling": spec.function_calling,
+        "cmek": spec.cmek,
+        "regions": sorted(spec.regions),
+        "price_per_million_training_tokens_usd": spec.price_per_million_tokens_usd,
+    }
+
+
+def markdown_table(models: Mapping[str, ModelSpec]) -> str:
+    """The README's model table: one row per model, newest release first (tests keep the README in step)."""
+    head = (
+        "| model | aliases | stage | released | new tuning closes | retires | replacement | tokens per example "
+        "| validation examples | modalities | function calling | USD per 1M training tokens |"
+    )
+    rows = [head, "|" + "---|" * 12]
+    ordered = sorted(models.values(), key=lambda s: (s.lifecycle.released or date.min, s.name), reverse=True)
+    for spec in ordered:
+        life = spec.lifecycle
+        price = spec.price_per_million_tokens_usd
+        cells = [
+            f"`{spec.name}`",
+            ", ".join(f"`{a}`" for a in spec.aliases) or "—",
+            "preview" if life.preview else "GA",
+            _iso(life.released) or "—",
+            _iso(life.tuning_closes) or "not announced",
+            _iso(life.retires) or "not announced",
+            f"`{life.replacement}`" if life.replacement else "—",
+            f"{spec.max_tokens_per_example:,}",
+            f"{spec.max_validation_examples:,}",
+            ", ".join(["text", *sorted(spec.media)]),
+            "yes" if spec.function_calling else "no",
+            f"{price:g}" if price is not None else "unconfirmed",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows) + "\n"

@@ -61,6 +61,18 @@ class CountingStore(JobStore):
     def completion_pending(self, limit=100):  # type: ignore[no-untyped-def]
         return self._many(self.inner.completion_pending(limit))
 
+    def on_models(self, state, models):  # type: ignore[no-untyped-def]
+        for found in self.inner.on_models(state, models):
+            self.reads += 1
+            yield found
+
+    def read_marker(self, name):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.read_marker(name)
+
+    def write_marker(self, name, value):  # type: ignore[no-untyped-def]
+        return self.inner.write_marker(name, value)
+
     def read_slots(self) -> Versioned[SlotTable]:
         self.reads += 1
         return self.inner.read_slots()
