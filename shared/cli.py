@@ -262,7 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("action", nargs="?", choices=("check",), help="check: compare the registry with Google's pages")
     models.add_argument("--json", action="store_true", help="a JSON list of objects, one per model")
     models.add_argument("--markdown", action="store_true", help="the README's model table")
-    models.add_argument("--on", type=parse_day, metavar="YYYY-MM-DD", help="status as of this day (default: today, UTC)")
+    models.add_argument(
+        "--on", type=parse_day, metavar="YYYY-MM-DD", help="status as of this day (default: today, UTC)"
+    )
     models.add_argument(
         "--source",
         action="append",

@@ -673,7 +673,7 @@ class VertexEmulator:
         if not pb.base_model:
             if pb.HasField("pre_tuned_model"):
                 raise invalid("tuning_job.pre_tuned_model (continuous tuning) is not supported by the emulator.")
-            raise invalid("tuning_job.base_model is required, e.g. gemini-2.5-flash.")
+            raise invalid("tuning_job.base_model is required, e.g. gemini-3.5-flash.")
         if not pb.HasField("supervised_tuning_spec"):
             raise invalid("tuning_job.supervised_tuning_spec is required.")
         spec = pb.supervised_tuning_spec

@@ -51,7 +51,9 @@ class JobService:
             return False
         message = spec.closed_message(now.date())
         error = {"code": status.error_code, "message": message}
-        failed = job.moved_to(JobState.FAILED, now, f"base model {spec.name}: {status.value}", error=error, ended_at=now)
+        failed = job.moved_to(
+            JobState.FAILED, now, f"base model {spec.name}: {status.value}", error=error, ended_at=now
+        )
         if not self._store.replace(failed, current.version):
             return False  # moved meanwhile (cancelled, claimed): whoever moved it decides
         with logs.log_context(job_id=job.job_id):

@@ -79,11 +79,15 @@ class RetirementWatch(JobService):
             days = spec.lifecycle.days_until_retirement(today) if spec else None
             if spec is None or days is None:
                 return None
-            due = sorted(t for t in self._settings.retirement_notice_days if days <= t and t not in job.retirement_notices)
+            due = sorted(
+                t for t in self._settings.retirement_notice_days if days <= t and t not in job.retirement_notices
+            )
             if not due:
                 return None
             now = self._clock()
-            noted = replace(job, retirement_notices=sorted({*job.retirement_notices, *due}, reverse=True), updated_at=now)
+            noted = replace(
+                job, retirement_notices=sorted({*job.retirement_notices, *due}, reverse=True), updated_at=now
+            )
             if self._store.replace(noted, current.version):
                 self._emit(noted, spec, days, due[0])
                 return job.job_id, due[0]

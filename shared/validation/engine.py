@@ -703,7 +703,9 @@ def validate_dataset(
         fallback = get_model(DEFAULT_MODEL)
         assert fallback is not None, "the registry must hold the default model"
         spec = fallback
-        report.notes.append(f"{name} is not in the registry: the examples were checked against the rules of {spec.name}.")
+        report.notes.append(
+            f"{name} is not in the registry: the examples were checked against the rules of {spec.name}."
+        )
         report.model = name
     else:
         report.model = spec.name
@@ -737,18 +739,7 @@ def validate_dataset(
                 f"{spec.min_examples}.",
             )
         )
-    multimodal = run.multimodal_examples > 0
-    most = spec.max_examples_multimodal if multimodal else spec.max_examples_text
-    if most is not None and report.example_count > most:
-        kind = "multimodal" if multimodal else "text-only"
-        report.add(
-            Issue(
-                0,
-                "too_many_examples",
-                f"The training file has {report.example_count:,} examples; {spec.name} accepts at most {most:,} "
-                f"{kind} examples: sample or split the dataset.",
-            )
-        )
+    check_example_count(report, spec, report.example_count, multimodal=run.multimodal_examples > 0)
 
     if validation is not None:
         count, size = run.scan(validation, validation_file, training=False, progress=progress)
@@ -792,6 +783,21 @@ def validate_dataset(
     for counter_name, reason in counting.failures.items():
         report.notes.append(f"Token counter {counter_name} was unavailable: {reason}")
     return report
+
+
+def check_example_count(report: ValidationReport, spec: ModelSpec, count: int, *, multimodal: bool) -> None:
+    """The training set's size against the model's limit for text-only or multimodal datasets."""
+    most = spec.max_examples_multimodal if multimodal else spec.max_examples_text
+    if most is not None and count > most:
+        kind = "multimodal" if multimodal else "text-only"
+        report.add(
+            Issue(
+                0,
+                "too_many_examples",
+                f"The training file has {count:,} examples; {spec.name} accepts at most {most:,} "
+                f"{kind} examples: sample or split the dataset.",
+            )
+        )
 
 
 def _check_lifecycle(report: ValidationReport, spec: ModelSpec, on: date, retiring_days: int) -> None:

@@ -320,7 +320,10 @@ def model_summary(spec: ModelSpec, on: date) -> dict[str, Any]:
         "max_file_bytes": spec.max_file_bytes,
         "adapter_sizes": list(spec.adapter_sizes),
         "epochs": {"min": spec.epochs.low, "max": spec.epochs.high},
-        "learning_rate_multiplier": {"min": spec.learning_rate_multiplier.low, "max": spec.learning_rate_multiplier.high},
+        "learning_rate_multiplier": {
+            "min": spec.learning_rate_multiplier.low,
+            "max": spec.learning_rate_multiplier.high,
+        },
         "modalities": ["text", *sorted(spec.media)],
         "media": {
             kind: {

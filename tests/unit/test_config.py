@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert s.poll_topic == "tunedrop-poll"
     assert s.completions_topic == "tunedrop-completions"
     assert s.quota == 1
-    assert s.base_model == "gemini-2.5-flash"
+    assert s.base_model == "gemini-3.5-flash"
     assert s.collection_prefix == "tunedrop"
     assert s.firestore_database == "(default)"
     assert s.submit_lease_seconds == 300
@@ -52,7 +52,7 @@ def test_values_from_the_environment_win_and_are_stripped() -> None:
     assert (s.region, s.quota, s.submit_lease_seconds) == ("europe-west4", 7, 60)
     assert s.completions_topic == "done.events"
     assert s.vertex_emulator_host == "127.0.0.1:8089"
-    assert s.base_model == "gemini-2.5-flash"
+    assert s.base_model == "gemini-3.5-flash"
 
 
 def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -44,7 +44,7 @@ def test_a_queued_job_is_submitted(harness: Harness) -> None:
     assert remote.labels[JOB_LABEL] == job_id and remote.labels[ATTEMPT_LABEL] == "1"
     (request,) = harness.tuning.requests
     assert request.training_dataset_uri == job.dataset_uri
-    assert request.base_model == "gemini-2.5-flash"
+    assert request.base_model == "gemini-3.5-flash"
     assert request.display_name == job_id
     assert list(harness.store.slot_holders()) == [job_id]
 
@@ -174,7 +174,7 @@ def test_a_cancel_requested_during_submission_cancels_instead_of_creating(harnes
 
 
 def test_adapter_size_spelled_out_is_submitted_as_a_number(harness: Harness) -> None:
-    job_id = queue_with(harness, "a.jsonl", {"adapter_size": "ADAPTER_SIZE_FOUR", "base_model": "gemini-2.5-flash"})
+    job_id = queue_with(harness, "a.jsonl", {"adapter_size": "ADAPTER_SIZE_FOUR", "base_model": "gemini-3.5-flash"})
     assert harness.job(job_id).hyper_parameters == {"adapter_size": 4}
     assert harness.app.dispatcher.dispatch() == [job_id]
     assert harness.tuning.requests[0].hyper_parameters == {"adapter_size": 4}

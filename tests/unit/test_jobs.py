@@ -32,6 +32,7 @@ EXPECTED_ALLOWED = {
     (S.VALIDATING, S.CANCELLED),
     (S.QUEUED, S.SUBMITTING),
     (S.QUEUED, S.CANCELLED),
+    (S.QUEUED, S.FAILED),  # its base model closed for tuning before it was submitted
     (S.SUBMITTING, S.RUNNING),
     (S.SUBMITTING, S.QUEUED),
     (S.SUBMITTING, S.FAILED),

@@ -26,7 +26,7 @@ def test_valid_dataset_is_queued_and_wakes_the_dispatcher(harness: Harness) -> N
     assert job.state is JobState.QUEUED
     assert [h.to_state for h in job.history] == ["VALIDATING", "QUEUED"]
     assert job.enqueued_at == harness.clock.now
-    assert job.base_model == "gemini-2.5-flash"
+    assert job.base_model == "gemini-3.5-flash"
     assert job.priority == 0
     assert job.generation == obj.generation
     assert job.upload_event_id == obj.event_id
@@ -120,9 +120,9 @@ def test_object_metadata_sets_base_model_and_priority(harness: Harness) -> None:
     [
         ({"base-model": "gemini-2.0-flash-001", "tunedrop-priority": "-3"}, "gemini-2.0-flash-001", -3),
         ({"tunedrop-base-model": " gemini-2.5-pro ", "priority": "+4"}, "gemini-2.5-pro", 4),
-        ({"base_model": "  ", "priority": "99999"}, "gemini-2.5-flash", 1000),
-        ({"priority": "-99999"}, "gemini-2.5-flash", -1000),
-        ({"unrelated": "x"}, "gemini-2.5-flash", 0),
+        ({"base_model": "  ", "priority": "99999"}, "gemini-3.5-flash", 1000),
+        ({"priority": "-99999"}, "gemini-3.5-flash", -1000),
+        ({"unrelated": "x"}, "gemini-3.5-flash", 0),
     ],
 )
 def test_metadata_keys_and_limits(harness: Harness, metadata: dict[str, str], base_model: str, priority: int) -> None:

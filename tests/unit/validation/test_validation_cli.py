@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shared.cli import main
+from shared.validation.registry import registry
 
 DATASETS = Path(__file__).resolve().parents[2] / "fixtures" / "datasets"
 EVERY_ERROR = DATASETS / "every-error.jsonl"
@@ -67,6 +69,8 @@ def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> Non
         "-1",
         "--region",
         "mars-west1",
+        "--on",
+        "2025-01-01",  # while the model could still be tuned: this test is about the data's errors
         "--json",
     )
     assert code == 1
@@ -94,12 +98,48 @@ def test_a_valid_file_exits_zero_with_a_readable_report(capsys: pytest.CaptureFi
 
 
 def test_json_top_level_fields(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = validate(capsys, str(DATASETS / "valid.jsonl"), "--json", "--model", "gemini-2.0-flash")
+    code, out, _ = validate(
+        capsys, str(DATASETS / "valid.jsonl"), "--json", "--model", "gemini-2.0-flash", "--on", "2026-01-01"
+    )
     doc = as_json(out)
     assert code == 0
     assert (doc["valid"], doc["example_count"], doc["error_count"], doc["errors"]) == (True, 3, 0, [])
     assert doc["model"] == "gemini-2.0-flash-001"
     assert doc["stats"]["multimodal_examples"] == 1
+
+
+@pytest.mark.parametrize("model", registry().tunable(datetime.now(UTC).date()))
+def test_every_model_open_for_tuning_accepts_a_valid_file(capsys: pytest.CaptureFixture[str], model: str) -> None:
+    code, out, _ = validate(capsys, str(DATASETS / "valid.jsonl"), "--json", "--model", model)
+    doc = as_json(out)
+    assert (code, doc["valid"], doc["model"]) == (0, True, model)
+    assert "model_retiring" not in doc["warning_counts"]
+
+
+@pytest.mark.parametrize(
+    "model", ["gemini-1.0-pro-002", "gemini-1.5-flash-002", "gemini-2.0-flash-001", "gemini-2.5-pro"]
+)
+def test_a_retired_model_is_refused_naming_what_to_use_instead(capsys: pytest.CaptureFixture[str], model: str) -> None:
+    code, out, _ = validate(capsys, str(DATASETS / "valid.jsonl"), "--json", "--model", model, "--on", "2026-11-29")
+    doc = as_json(out)
+    assert code == 1
+    retired = [e for e in doc["errors"] if e["code"] == "model_retired"]
+    assert len(retired) == 1 and retired[0]["line"] == 0
+    successor = registry().successor(registry().models[model], date(2026, 11, 29))
+    assert successor is not None and f"Use {successor.name} instead" in retired[0]["message"]
+    assert doc["model"] == model  # the header names the model asked for
+
+
+def test_lifecycle_as_of_a_day_tuning_closed_then_retiring_warning(capsys: pytest.CaptureFixture[str]) -> None:
+    train = str(DATASETS / "valid.jsonl")
+    code, out, _ = validate(capsys, train, "--json", "--model", "gemini-2.5-flash", "--on", "2026-09-20")
+    assert code == 1 and [e["code"] for e in as_json(out)["errors"]] == ["model_tuning_closed"]
+    code, out, _ = validate(capsys, train, "--json", "--model", "gemini-2.5-flash", "--on", "2026-08-20")
+    doc = as_json(out)
+    assert code == 0 and doc["warning_counts"] == {"model_retiring": 1}
+    assert "gemini-3.5-flash-lite" in doc["warnings"][0]["message"]
+    code, out, _ = validate(capsys, train, "--json", "--model", "gemini-2.5-flash", "--on", "2026-08-15")
+    assert code == 0 and "model_retiring" not in as_json(out)["warning_counts"]  # 32 days before it closes
 
 
 @pytest.mark.parametrize(

@@ -6,13 +6,18 @@ import dataclasses
 import io
 import itertools
 import json
+import math
 from collections.abc import Iterator
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 
+from shared.config import setting_default
 from shared.validation import get_model, registry, validate_dataset
-from shared.validation.registry import ModelSpec, parse_registry
+from shared.validation.engine import check_example_count
+from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, parse_registry
+from shared.validation.report import ValidationReport
 from shared.validation.schema import ExampleChecker
 from tests.unit.validation.helpers import FILE, LEGACY_GOOD, FakeCounter, codes, example, file_part, run, turn
 
@@ -33,35 +38,69 @@ def enough(spec: ModelSpec) -> list[dict[str, Any]]:
     return [good(spec)] * spec.min_examples
 
 
-def test_the_registry_holds_both_generations_with_their_documented_figures() -> None:
-    assert set(MODELS) == {
-        "gemini-1.0-pro-002",
-        "gemini-1.5-pro-002",
-        "gemini-1.5-flash-002",
-        "gemini-2.0-flash-001",
-        "gemini-2.0-flash-lite-001",
-        "gemini-2.5-pro",
-        "gemini-2.5-flash",
-        "gemini-2.5-flash-lite",
-    }
+CURRENT = {"gemini-3.5-flash", "gemini-3.5-flash-lite", "gemini-3.1-flash-lite"}
+SEEDS = {
+    "gemini-1.0-pro-002",
+    "gemini-1.5-pro-002",
+    "gemini-1.5-flash-002",
+    "gemini-2.0-flash-001",
+    "gemini-2.0-flash-lite-001",
+}
+TODAY = date(2026, 11, 29)  # the day the registry was checked against Google's pages
+
+
+def test_the_registry_holds_todays_models_and_keeps_the_retired_ones() -> None:
+    assert set(MODELS) == CURRENT | SEEDS | {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"}
+    assert registry().checked == TODAY.isoformat()
+    assert set(registry().tunable(TODAY)) == CURRENT
+    for name in CURRENT:
+        spec = model(name)
+        assert (spec.max_tokens_per_example, spec.max_validation_examples) == (131_072, 5_000)
+        assert (spec.max_examples_text, spec.max_examples_multimodal) == (10_000_000, 300_000)
+        assert spec.adapter_sizes == (1, 2, 4, 8, 16) and spec.max_file_bytes == 2**30
+        assert spec.regions == {"us-central1", "europe-west4"} and spec.cmek is False
+        assert (spec.validation_share_above, spec.max_validation_share) == (1000, 0.3)
+        assert not spec.lifecycle.preview and spec.lifecycle.released is not None
+        assert spec.media["document"].max_per_example == 4 and spec.media["video"].max_per_example == 1
+    assert model("gemini-2.5-pro").adapter_sizes == (1, 2, 4, 8)
     assert model("gemini-1.0-pro-002").format == "messages" and not model("gemini-1.0-pro-002").multimodal
     assert (model("gemini-1.5-pro-002").adapter_sizes, model("gemini-1.5-pro-002").default_adapter_size) == ((1, 4), 4)
-    assert (model("gemini-1.5-flash-002").adapter_sizes, model("gemini-1.5-flash-002").default_adapter_size) == (
-        (1, 4, 8, 16),
-        8,
-    )
     for name in ("gemini-1.0-pro-002", "gemini-1.5-pro-002", "gemini-1.5-flash-002"):
         assert (model(name).max_tokens_per_example, model(name).max_validation_examples) == (32_000, 256)
-    for name in ("gemini-2.0-flash-001", "gemini-2.0-flash-lite-001"):
-        spec = model(name)
-        assert spec.max_tokens_per_example == 131_072 and spec.max_validation_examples == 5_000
-        assert spec.max_file_bytes == 2**30
-        assert (spec.max_examples_text, spec.max_examples_multimodal) == (1_000_000, 300_000)
-        assert spec.adapter_sizes == (1, 2, 4, 8)
     assert get_model("gemini-2.0-flash") == model("gemini-2.0-flash-001")
     assert get_model("GEMINI-2.0-FLASH-LITE") == model("gemini-2.0-flash-lite-001")
     assert get_model("gemini-9") is None
-    assert registry().checked and registry().disagreements
+    assert registry().disagreements
+
+
+@pytest.mark.parametrize("name", sorted(SEEDS | {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"}))
+def test_retired_models_keep_their_rules_dates_and_a_tunable_successor(name: str) -> None:
+    spec = model(name)
+    life = spec.lifecycle
+    assert life.released and life.retires and life.replacement and life.retires < TODAY
+    assert spec.status(TODAY) is ModelStatus.RETIRED
+    successor = registry().successor(spec, TODAY)
+    assert successor is not None and successor.name in CURRENT
+    assert successor.name in spec.closed_message(TODAY)
+
+
+def test_status_moves_from_available_to_tuning_closed_to_retired() -> None:
+    spec = model("gemini-2.5-flash")
+    retires = spec.lifecycle.retires
+    assert retires == date(2026, 10, 16)  # the stricter of the two dates Google's pages give
+    closes = spec.lifecycle.tuning_closes
+    assert closes == retires - timedelta(days=30)
+    assert spec.status(closes - timedelta(days=1)) is ModelStatus.AVAILABLE
+    assert spec.status(closes) is ModelStatus.TUNING_CLOSED
+    assert spec.status(retires - timedelta(days=1)) is ModelStatus.TUNING_CLOSED
+    assert spec.status(retires) is ModelStatus.RETIRED
+    assert model("gemini-3.5-flash").status(date(2030, 1, 1)) is ModelStatus.AVAILABLE  # no date announced
+
+
+def test_the_default_model_is_ga_and_open_for_tuning() -> None:
+    spec = model(DEFAULT_MODEL)
+    assert spec.status(TODAY) is ModelStatus.AVAILABLE and not spec.lifecycle.preview
+    assert setting_default("TUNEDROP_BASE_MODEL") == DEFAULT_MODEL
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -139,32 +178,42 @@ def test_token_limit(name: str) -> None:
     ]
 
 
+def _lines(spec: ModelSpec, count: int) -> io.BytesIO:
+    return io.BytesIO((json.dumps(good(spec)).encode() + b"\n") * count)
+
+
+def _validation_codes(name: str, train: int, validation: int) -> list[tuple[int, str]]:
+    spec = model(name)
+    report = validate_dataset(
+        _lines(spec, train), file=FILE, model=name, validation=_lines(spec, validation), validation_file="v"
+    )
+    return [(i.line, i.code) for i in report.issues if i.code == "validation_too_large"]
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_validation_set_limit(name: str) -> None:
     spec = model(name)
     limit = spec.max_validation_examples
+    share = spec.max_validation_share
+    # Enough training examples that only the absolute limit can apply (copies are warnings, not errors).
+    train = max(spec.min_examples, math.ceil(limit / share) if share else 1)
+    assert _validation_codes(name, train, limit) == []
+    assert _validation_codes(name, train, limit + 1) == [(0, "validation_too_large")]
 
-    def validation(count: int) -> io.BytesIO:
-        return io.BytesIO((json.dumps(good(spec)).encode() + b"\n") * count)
 
-    train = io.BytesIO(
-        b"".join(json.dumps(e).encode() + b"\n" for e in [example(turn("user", "t"), turn("model", "m"))])
-    )
-    if spec.format == "messages":
-        train = io.BytesIO(
-            b"".join(
-                json.dumps(
-                    {"messages": [{"role": "user", "content": f"t{i}"}, {"role": "model", "content": "m"}]}
-                ).encode()
-                + b"\n"
-                for i in range(spec.min_examples)
-            )
-        )
-    at = validate_dataset(train, file=FILE, model=name, validation=validation(limit), validation_file="v")
-    assert "validation_too_large" not in at.counts
-    train.seek(0)
-    over = validate_dataset(train, file=FILE, model=name, validation=validation(limit + 1), validation_file="v")
-    assert [(i.line, i.code) for i in over.issues] == [(0, "validation_too_large")]
+@pytest.mark.parametrize("name", [n for n in MODELS if model(n).max_validation_share is not None])
+def test_validation_share_of_training(name: str) -> None:
+    spec = model(name)
+    above, share = spec.validation_share_above, spec.max_validation_share
+    assert above is not None and share is not None
+    # Up to `above` validation examples, any training size will do.
+    assert _validation_codes(name, 1, above) == []
+    # Beyond it, at most `share` of the training examples (6,668 training examples take 2,000 at 30%).
+    train = math.ceil(above / share) * 2
+    most = int(share * train)
+    assert most > above
+    assert _validation_codes(name, train, most) == []
+    assert _validation_codes(name, train, most + 1) == [(0, "validation_too_large")]
 
 
 @pytest.mark.parametrize("name", [n for n in MODELS if model(n).multimodal])
@@ -199,9 +248,17 @@ def _repeat(line: bytes, count: int) -> Iterator[bytes]:
 def test_dataset_size_limits(name: str) -> None:
     spec = model(name)
     assert spec.max_examples_text is not None and spec.max_examples_multimodal is not None
-    text = json.dumps(good(spec)).encode() + b"\n"
-    report = validate_dataset(_repeat(text, spec.max_examples_text + 1), file=FILE, model=name)
-    assert [(i.line, i.code) for i in report.issues] == [(0, "too_many_examples")]
+    # The count rule at both boundaries (streaming ten million lines per model would take minutes) ...
+    for most, multimodal in ((spec.max_examples_text, False), (spec.max_examples_multimodal, True)):
+        at = ValidationReport(file=FILE)
+        check_example_count(at, spec, most, multimodal=multimodal)
+        assert at.valid
+        over = ValidationReport(file=FILE)
+        check_example_count(over, spec, most + 1, multimodal=multimodal)
+        assert [(i.line, i.code) for i in over.issues] == [(0, "too_many_examples")]
+    # ... and through the validator, on the smaller multimodal limit.
     media = json.dumps(example({"role": "user", "parts": [file_part()]}, turn("model", "ok"))).encode() + b"\n"
+    report = validate_dataset(_repeat(media, spec.max_examples_multimodal), file=FILE, model=name)
+    assert report.valid
     report = validate_dataset(_repeat(media, spec.max_examples_multimodal + 1), file=FILE, model=name)
     assert [(i.line, i.code) for i in report.issues] == [(0, "too_many_examples")]

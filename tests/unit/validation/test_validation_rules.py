@@ -328,4 +328,4 @@ def test_empty_files(data: bytes) -> None:
 def test_validate_stream_is_the_old_entry_point() -> None:
     report = validate_stream(io.BufferedReader(io.BytesIO(body(GOOD, b"{bad", {"contents": []}))), file=FILE)  # type: ignore[arg-type]
     assert codes(report) == [(2, "not_json"), (3, "missing_contents")]
-    assert report.model == "gemini-2.5-flash"
+    assert report.model == "gemini-3.5-flash"

@@ -50,7 +50,7 @@ variable "quota_regions" {
 variable "default_base_model" {
   description = "Base model when an upload names none."
   type        = string
-  default     = "gemini-2.5-flash"
+  default     = "gemini-3.5-flash"
   validation {
     condition     = length(trimspace(var.default_base_model)) > 0
     error_message = "default_base_model must not be empty."

@@ -41,25 +41,27 @@ locals {
   # Every setting of shared/config.py SETTINGS except the local-stack-only emulator host. Topic and
   # bucket names are set explicitly so the code never falls back to a default that does not exist.
   function_environment = {
-    GOOGLE_CLOUD_PROJECT          = var.project_id
-    TUNEDROP_REGION               = local.tuning_region
-    TUNEDROP_BUCKET               = google_storage_bucket.datasets.name
-    TUNEDROP_INCOMING_PREFIX      = local.incoming_prefix
-    TUNEDROP_REPORTS_PREFIX       = local.reports_prefix
-    TUNEDROP_UPLOADS_TOPIC        = google_pubsub_topic.this["uploads"].name
-    TUNEDROP_DISPATCH_TOPIC       = google_pubsub_topic.this["dispatch"].name
-    TUNEDROP_POLL_TOPIC           = google_pubsub_topic.this["poll"].name
-    TUNEDROP_COMPLETIONS_TOPIC    = google_pubsub_topic.this["completions"].name
-    TUNEDROP_EVENTS_TOPIC         = google_pubsub_topic.this["lifecycle"].name
-    TUNEDROP_QUOTA                = tostring(var.tuning_quota)
-    TUNEDROP_QUOTA_REGIONS        = join(",", var.quota_regions)
-    TUNEDROP_BASE_MODEL           = var.default_base_model
-    TUNEDROP_COLLECTION_PREFIX    = var.collection_prefix
-    TUNEDROP_FIRESTORE_DATABASE   = var.firestore_database
-    TUNEDROP_SUBMIT_LEASE_SECONDS = tostring(var.submit_lease_seconds)
-    TUNEDROP_RETENTION_DAYS       = tostring(var.job_retention_days)
-    TUNEDROP_STUCK_SECONDS        = tostring(var.stuck_pending_minutes * 60)
-    TUNEDROP_MAX_RUNNING_SECONDS  = tostring(var.max_running_hours * 3600)
+    GOOGLE_CLOUD_PROJECT            = var.project_id
+    TUNEDROP_REGION                 = local.tuning_region
+    TUNEDROP_BUCKET                 = google_storage_bucket.datasets.name
+    TUNEDROP_INCOMING_PREFIX        = local.incoming_prefix
+    TUNEDROP_REPORTS_PREFIX         = local.reports_prefix
+    TUNEDROP_UPLOADS_TOPIC          = google_pubsub_topic.this["uploads"].name
+    TUNEDROP_DISPATCH_TOPIC         = google_pubsub_topic.this["dispatch"].name
+    TUNEDROP_POLL_TOPIC             = google_pubsub_topic.this["poll"].name
+    TUNEDROP_COMPLETIONS_TOPIC      = google_pubsub_topic.this["completions"].name
+    TUNEDROP_EVENTS_TOPIC           = google_pubsub_topic.this["lifecycle"].name
+    TUNEDROP_QUOTA                  = tostring(var.tuning_quota)
+    TUNEDROP_QUOTA_REGIONS          = join(",", var.quota_regions)
+    TUNEDROP_BASE_MODEL             = var.default_base_model
+    TUNEDROP_MODEL_RETIRING_DAYS    = tostring(var.model_retiring_days)
+    TUNEDROP_RETIREMENT_NOTICE_DAYS = join(",", [for days in var.retirement_notice_days : tostring(days)])
+    TUNEDROP_COLLECTION_PREFIX      = var.collection_prefix
+    TUNEDROP_FIRESTORE_DATABASE     = var.firestore_database
+    TUNEDROP_SUBMIT_LEASE_SECONDS   = tostring(var.submit_lease_seconds)
+    TUNEDROP_RETENTION_DAYS         = tostring(var.job_retention_days)
+    TUNEDROP_STUCK_SECONDS          = tostring(var.stuck_pending_minutes * 60)
+    TUNEDROP_MAX_RUNNING_SECONDS    = tostring(var.max_running_hours * 3600)
   }
 }
 

@@ -60,10 +60,30 @@ variable "quota_regions" {
 variable "default_base_model" {
   description = "Base model when an upload's metadata names none (TUNEDROP_BASE_MODEL)."
   type        = string
-  default     = "gemini-2.5-flash"
+  default     = "gemini-3.5-flash"
   validation {
     condition     = length(trimspace(var.default_base_model)) > 0
     error_message = "default_base_model must not be empty."
+  }
+}
+
+variable "model_retiring_days" {
+  description = "Reports and events of a model whose new tuning closes within this many days carry model_retiring (TUNEDROP_MODEL_RETIRING_DAYS)."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.model_retiring_days >= 0 && var.model_retiring_days <= 365 && floor(var.model_retiring_days) == var.model_retiring_days
+    error_message = "model_retiring_days must be a whole number 0..365."
+  }
+}
+
+variable "retirement_notice_days" {
+  description = "Days before a base model retires at which each succeeded job's tuned model gets a model_retiring lifecycle event (TUNEDROP_RETIREMENT_NOTICE_DAYS)."
+  type        = list(number)
+  default     = [30, 7]
+  validation {
+    condition     = alltrue([for days in var.retirement_notice_days : days >= 1 && days <= 365 && floor(days) == days])
+    error_message = "retirement_notice_days must hold whole numbers of days 1..365."
   }
 }
 
