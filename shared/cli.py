@@ -177,7 +177,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if args.action == "check":
         from shared.validation.docs_check import run_check
 
-        return run_check(args.source)
+        return run_check(args.source, on=args.on)
     models = registry().models
     if args.markdown:
         print(markdown_table(models), end="")

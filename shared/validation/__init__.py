@@ -4,9 +4,9 @@ The upload service calls :func:`validate_dataset`; :func:`render_markdown` and
 ``ValidationReport.to_dict()`` give the two report forms.
 """
 
-from shared.validation.engine import DEFAULT_MODEL, validate_dataset, validate_stream
+from shared.validation.engine import validate_dataset, validate_stream
 from shared.validation.markdown import render_markdown
-from shared.validation.registry import ModelSpec, get_model, registry
+from shared.validation.registry import DEFAULT_MODEL, ModelSpec, get_model, registry
 from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
 from shared.validation.tokens import (
     SentencePieceTokenCounter,

@@ -17,9 +17,9 @@ from datetime import UTC, date, datetime
 from typing import IO, Any, TextIO
 
 from shared.config import setting_default
-from shared.validation.engine import DEFAULT_MODEL, validate_dataset
+from shared.validation.engine import validate_dataset
 from shared.validation.markdown import render_markdown
-from shared.validation.registry import registry
+from shared.validation.registry import DEFAULT_MODEL, registry
 from shared.validation.tokens import SentencePieceTokenCounter, TokenCounter, TokenCountUnavailable, VertexTokenCounter
 from shared.validation.uris import GcsUriChecker
 

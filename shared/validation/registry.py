@@ -345,13 +345,15 @@ def markdown_table(models: Mapping[str, ModelSpec]) -> str:
     """The README's model table: one row per model, newest release first (tests keep the README in step)."""
     head = (
         "| model | aliases | stage | released | new tuning closes | retires | replacement | tokens per example "
-        "| validation examples | modalities | function calling | USD per 1M training tokens |"
+        "| validation examples | modalities | function calling | tuning regions | USD per 1M training tokens |"
     )
-    rows = [head, "|" + "---|" * 12]
+    rows = [head, "|" + "---|" * 13]
     ordered = sorted(models.values(), key=lambda s: (s.lifecycle.released or date.min, s.name), reverse=True)
     for spec in ordered:
         life = spec.lifecycle
         price = spec.price_per_million_tokens_usd
+        unconfirmed_price = any(note.startswith("price") for note in spec.unconfirmed)
+        regions = sorted(spec.regions)
         cells = [
             f"`{spec.name}`",
             ", ".join(f"`{a}`" for a in spec.aliases) or "—",
@@ -364,7 +366,8 @@ def markdown_table(models: Mapping[str, ModelSpec]) -> str:
             f"{spec.max_validation_examples:,}",
             ", ".join(["text", *sorted(spec.media)]),
             "yes" if spec.function_calling else "no",
-            f"{price:g}" if price is not None else "unconfirmed",
+            ", ".join(regions) if len(regions) <= 3 else f"{len(regions)} regions",
+            "unconfirmed" if price is None else f"{price:g}" + (" (unconfirmed)" if unconfirmed_price else ""),
         ]
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows) + "\n"
