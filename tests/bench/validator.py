@@ -29,7 +29,7 @@ DATASET = DATA_DIR / "validator-1gb.jsonl"
 MARKER = DATA_DIR / "validator-1gb.done"
 GENERATOR_VERSION = "2"
 TARGET_BYTES = 1_000_000_000
-MODEL = "gemini-2.5-flash"
+MODEL = "gemini-3.5-flash"
 BUCKET = "bench"
 OBJECT = "incoming/validator-1gb.jsonl"
 GCS_CHUNK_BYTES = 16 * 1024 * 1024
@@ -94,7 +94,7 @@ def generate(path: Path, target: int = TARGET_BYTES, seed: int = 2025) -> dict[s
                 line = _ERRORS[(examples // 10_000) % len(_ERRORS)]
                 errors += 1
             elif examples % 97_003 == 0:
-                # A very large example: ~400 KB of text, above gemini-2.5-flash's per-example bound.
+                # A very large example: ~400 KB of text, above gemini-3.5-flash's per-example bound.
                 chat = {
                     "contents": [
                         {"role": "user", "parts": [{"text": _text(rng, pool, 70_000)}]},

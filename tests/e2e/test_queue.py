@@ -57,7 +57,7 @@ def test_a_job_started_by_hand_takes_a_slot_and_nothing_fails(tight_vertex_env: 
     by_hand = client.create_tuning_job(
         parent=parent,
         tuning_job=aiplatform_v1.TuningJob(
-            base_model="gemini-2.5-flash",
+            base_model="gemini-3.5-flash",
             supervised_tuning_spec=aiplatform_v1.SupervisedTuningSpec(training_dataset_uri="gs://other/data.jsonl"),
             # Runs until the test cancels it, however slow the machine.
             labels={"owner": "someone-else", JOB_SECONDS_LABEL: "900"},

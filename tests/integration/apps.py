@@ -55,7 +55,7 @@ def queued_jobs(count: int, *, prefix: str = "job", spacing: timedelta = timedel
             bucket="b",
             object_name=f"incoming/{n}.jsonl",
             generation="1",
-            base_model="gemini-2.5-flash",
+            base_model="gemini-3.5-flash",
             now=now,
         )
         at = now + spacing * n

@@ -25,7 +25,7 @@ from shared.validation import TokenCountUnavailable, VertexTokenCounter, validat
 
 pytestmark = pytest.mark.integration
 
-ENDPOINT = "projects/tunedrop-dev/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+ENDPOINT = "projects/tunedrop-dev/locations/us-central1/publishers/google/models/gemini-3.5-flash"
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_count_tokens_over_grpc(client: aiplatform_v1.LlmUtilityServiceClient) -
 
 def test_count_tokens_rejects_a_bad_request(client: aiplatform_v1.LlmUtilityServiceClient) -> None:
     with pytest.raises(exceptions.InvalidArgument, match="Invalid endpoint"):
-        client.count_tokens(request={"endpoint": "gemini-2.5-flash", "contents": [{"parts": [{"text": "x"}]}]})
+        client.count_tokens(request={"endpoint": "gemini-3.5-flash", "contents": [{"parts": [{"text": "x"}]}]})
     with pytest.raises(exceptions.InvalidArgument, match="contents is required"):
         client.count_tokens(request={"endpoint": ENDPOINT})
 
@@ -97,7 +97,7 @@ def test_the_approximation_never_exceeds_the_utf8_bound(text: str) -> None:
 
 def test_the_validator_counts_long_examples_and_the_sample_with_the_emulator(host: str) -> None:
     counter = VertexTokenCounter("tunedrop-dev", "us-central1", host=host)
-    long_text = "word " * 30_000  # 150,000 bytes: above gemini-2.5-flash's 131,072 bound, ~30,000 tokens
+    long_text = "word " * 30_000  # 150,000 bytes: above gemini-3.5-flash's 131,072 bound, ~30,000 tokens
     lines = [
         {
             "contents": [
@@ -122,7 +122,7 @@ def test_the_validator_counts_long_examples_and_the_sample_with_the_emulator(hos
 def test_an_unreachable_service_is_reported_not_raised() -> None:
     counter = VertexTokenCounter("tunedrop-dev", host="127.0.0.1:1", timeout=2)
     with pytest.raises(TokenCountUnavailable):
-        counter.count({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, "gemini-2.5-flash")
+        counter.count({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, "gemini-3.5-flash")
     lines = (
         b'{"contents": [{"role": "user", "parts": [{"text": "'
         + b"x" * 140_000

@@ -22,7 +22,7 @@ def _job(job_id: str, *, priority: int = 0, minutes: int = 0):
         bucket="b",
         object_name=f"incoming/{job_id}.jsonl",
         generation="1",
-        base_model="gemini-2.5-flash",
+        base_model="gemini-3.5-flash",
         now=T0,
         priority=priority,
     )

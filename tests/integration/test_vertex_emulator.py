@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import re
@@ -86,7 +87,7 @@ def client(make_client: Factory) -> aiplatform_v1.GenAiTuningServiceClient:
 
 def tuning_job(**overrides: Any) -> aiplatform_v1.TuningJob:
     fields: dict[str, Any] = {
-        "base_model": "gemini-2.5-flash",
+        "base_model": "gemini-3.5-flash",
         "supervised_tuning_spec": {"training_dataset_uri": "gs://tunedrop-in/train.jsonl"},
     }
     fields.update(overrides)
@@ -112,7 +113,7 @@ def test_create_get_list_round_trip_preserves_fields(
 ) -> None:
     created = create(
         client,
-        base_model="gemini-2.0-flash-001",
+        base_model="gemini-3.1-flash-lite",
         supervised_tuning_spec={
             "training_dataset_uri": "gs://tunedrop-in/run-1/train.jsonl",
             "validation_dataset_uri": "gs://tunedrop-in/run-1/validation.jsonl",
@@ -141,7 +142,7 @@ def test_create_get_list_round_trip_preserves_fields(
 
     fetched = client.get_tuning_job(name=created.name)
     assert fetched == created
-    assert fetched.base_model == "gemini-2.0-flash-001"
+    assert fetched.base_model == "gemini-3.1-flash-lite"
     spec = fetched.supervised_tuning_spec
     assert spec.training_dataset_uri == "gs://tunedrop-in/run-1/train.jsonl"
     assert spec.validation_dataset_uri == "gs://tunedrop-in/run-1/validation.jsonl"
@@ -638,3 +639,30 @@ def test_module_runs_as_a_process_and_stops_on_sigterm() -> None:
     created = [e for e in entries if e.get("method") == "CreateTuningJob"]
     assert created and created[0]["job"] == job.name
     assert any(e["message"] == "Vertex AI tuning emulator stopped" for e in entries), out + err
+
+
+@pytest.mark.parametrize(
+    ("day", "model", "error", "fragment"),
+    [
+        # Retired: the "Publisher Model ... was not found" answer Vertex AI gives for retired model ids.
+        ("2026-11-29", "gemini-1.5-pro-002", exceptions.NotFound, "publishers/google/models/gemini-1.5-pro-002`"),
+        ("2026-11-29", "gemini-2.0-flash", exceptions.NotFound, "was not found or your project does not have access"),
+        # New tuning closed (the month before retirement): refused, naming the model.
+        ("2026-09-20", "gemini-2.5-flash", exceptions.InvalidArgument, "gemini-2.5-flash is no longer available"),
+        ("2026-11-29", "gemini-9-ultra", exceptions.InvalidArgument, "gemini-9-ultra is not supported"),
+    ],
+)
+def test_a_base_model_that_cannot_be_tuned_is_refused_as_the_service_does(
+    client: aiplatform_v1.GenAiTuningServiceClient, clock: FakeClock, day: str, model: str, error: type, fragment: str
+) -> None:
+    clock.now = _utc_noon(day)
+    with pytest.raises(error, match=re.escape(fragment)):
+        create(client, base_model=model)
+    assert list_names(client) == []
+    clock.now = _utc_noon("2026-08-01")  # before 2.5 Flash closed: the same request goes through
+    if model == "gemini-2.5-flash":
+        assert create(client, base_model=model).state == State.JOB_STATE_PENDING
+
+
+def _utc_noon(day: str) -> float:
+    return float(calendar.timegm(time.strptime(day + " 12", "%Y-%m-%d %H")))

@@ -1,0 +1,72 @@
+"""One contract for the in-memory store and FirestoreJobStore on the emulator: the queries and markers
+the daily model-lifecycle check relies on (jobs by state and base model, read page by page; named markers)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.adapters.firestore_store import FirestoreJobStore
+from shared.jobs import JobState, new_job
+from shared.ports import JobStore
+from tests.fakes import InMemoryJobStore
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["in-memory", "firestore"])
+def store(request: pytest.FixtureRequest) -> JobStore:
+    if request.param == "in-memory":
+        return InMemoryJobStore()
+    emulated: FirestoreJobStore = request.getfixturevalue("firestore_store")
+    return emulated
+
+
+def _put(store: JobStore, job_id: str, model: str, state: JobState) -> None:
+    job = new_job(
+        job_id=job_id, bucket="b", object_name=f"incoming/{job_id}.jsonl", generation="1", base_model=model, now=T0
+    )
+    path = {
+        JobState.QUEUED: [JobState.QUEUED],
+        JobState.SUCCEEDED: [JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING, JobState.SUCCEEDED],
+        JobState.REJECTED: [JobState.REJECTED],
+    }[state]
+    for step in path:
+        job = job.moved_to(step, T0, "seeded")
+    assert store.create(job)
+
+
+def test_jobs_by_state_and_model_across_pages(store: JobStore) -> None:
+    # More than one Firestore page (300) of matches, with non-matching jobs on every side.
+    for n in range(310):
+        _put(store, f"old-{n:03d}", "gemini-2.5-flash" if n % 2 else "gemini-2.5-pro", JobState.SUCCEEDED)
+    _put(store, "other-model", "gemini-3.5-flash", JobState.SUCCEEDED)
+    _put(store, "other-state", "gemini-2.5-flash", JobState.QUEUED)
+    found = [v.value.job_id for v in store.on_models(JobState.SUCCEEDED, ["gemini-2.5-flash", "gemini-2.5-pro"])]
+    assert sorted(found) == [f"old-{n:03d}" for n in range(310)]
+    assert len(set(found)) == len(found)
+    queued = [v.value.job_id for v in store.on_models(JobState.QUEUED, ["gemini-2.5-flash"])]
+    assert queued == ["other-state"]
+    assert list(store.on_models(JobState.REJECTED, ["gemini-2.5-flash"])) == []
+    # Each result carries the version a conditional write must match.
+    first = next(iter(store.on_models(JobState.QUEUED, ["gemini-2.5-flash"])))
+    assert store.replace(replace(first.value, priority=1), first.version) is True
+    assert store.replace(replace(first.value, priority=2), first.version) is False
+
+
+def test_more_than_thirty_models_in_one_query_is_refused(store: JobStore) -> None:
+    names = [f"gemini-{n}" for n in range(31)]
+    with pytest.raises(Exception):  # noqa: B017 - Firestore raises its own error type, the fake a ValueError
+        list(store.on_models(JobState.SUCCEEDED, names))
+
+
+def test_markers_round_trip(store: JobStore) -> None:
+    assert store.read_marker("model-lifecycle-checked-on") is None
+    store.write_marker("model-lifecycle-checked-on", "2026-11-29")
+    assert store.read_marker("model-lifecycle-checked-on") == "2026-11-29"
+    store.write_marker("model-lifecycle-checked-on", "2026-11-30")
+    assert store.read_marker("model-lifecycle-checked-on") == "2026-11-30"
+    assert store.read_marker("another") is None
