@@ -592,6 +592,21 @@ def grants(root: Path = TERRAFORM) -> list[Grant]:
     return found
 
 
+_CUSTOM_ROLE_REF = re.compile(r"\$\{google_project_iam_custom_role\.(\w+)(?:\[[^\]]*\])?\.(?:name|id)\}")
+# Permissions that let a holder change access or act as another identity.
+_RISKY_PERMISSIONS = (".setIamPolicy", ".actAs", ".getAccessToken", ".signBlob", ".signJwt", ".create_key")
+
+
+def custom_role_permissions(root: Path = TERRAFORM) -> dict[str, list[str]]:
+    """google_project_iam_custom_role resources by name: their permissions."""
+    found: dict[str, list[str]] = {}
+    for directory in module_dirs(root):
+        module = load_module(directory)
+        for name, body in module.resources.get("google_project_iam_custom_role", {}).items():
+            found[name] = [str(p) for p in one(body["permissions"])]
+    return found
+
+
 def role_problems(root: Path = TERRAFORM) -> list[str]:
     problems: list[str] = []
     for path in tf_files(root):
@@ -604,8 +619,14 @@ def role_problems(root: Path = TERRAFORM) -> list[str]:
         for rtype in ("google_project_iam_binding", "google_project_iam_policy"):
             if f'"{rtype}"' in text:
                 problems.append(f"{path.relative_to(root)} uses the authoritative {rtype}")
+    custom = custom_role_permissions(root)
     for grant in grants(root):
-        if not grant.role.startswith("roles/") or "${" in grant.role:
+        named = _CUSTOM_ROLE_REF.fullmatch(grant.role)
+        if named and named.group(1) in custom:
+            risky = [p for p in custom[named.group(1)] if p.endswith(_RISKY_PERMISSIONS)]
+            if risky:
+                problems.append(f"{grant.address} grants the custom role {named.group(1)} with {risky}")
+        elif not grant.role.startswith("roles/") or "${" in grant.role:
             problems.append(f"{grant.address}: cannot tell which role {grant.role!r} is")
         elif grant.role in PRIMITIVE_ROLES:
             problems.append(f"{grant.address} grants the primitive role {grant.role}")

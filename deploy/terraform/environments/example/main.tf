@@ -4,14 +4,16 @@
 module "tunedrop" {
   source = "../../modules/tunedrop"
 
-  project_id            = var.project_id
-  region                = var.region
-  tuning_region         = var.tuning_region
-  tuning_quota          = var.tuning_quota
-  quota_regions         = var.quota_regions
-  default_base_model    = var.default_base_model
-  poll_interval_minutes = var.poll_interval_minutes
-  notification_channels = var.notification_channels
+  project_id         = var.project_id
+  region             = var.region
+  tuning_region      = var.tuning_region
+  tuning_quota       = var.tuning_quota
+  quota_regions      = var.quota_regions
+  default_base_model = var.default_base_model
+  # The weekly model-registry check builds from this repository (empty: no check).
+  registry_check_repository_uri = var.registry_check_repository_uri
+  poll_interval_minutes         = var.poll_interval_minutes
+  notification_channels         = var.notification_channels
   # Built by `python deploy/build_source.py` at the repository root.
   source_archive_path    = coalesce(var.source_archive_path, "${path.root}/../../../../build/function-source.zip")
   reports_retention_days = var.reports_retention_days

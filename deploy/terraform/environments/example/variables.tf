@@ -92,3 +92,13 @@ variable "reports_retention_days" {
     error_message = "reports_retention_days must be null or at least 1."
   }
 }
+
+variable "registry_check_repository_uri" {
+  description = "https:// URI of the repository holding this Tunedrop source, for the weekly model-registry check; empty turns it off."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.registry_check_repository_uri == "" || can(regex("^https://", var.registry_check_repository_uri))
+    error_message = "registry_check_repository_uri must be empty or an https:// URI."
+  }
+}

@@ -7,6 +7,7 @@
 #   firestore.tf   database, composite indexes (from ../../firestore_indexes.json) and the TTL policy
 #   scheduler.tf   the poll tick
 #   monitoring.tf  log-based metrics, alert policies and a dashboard
+#   registry_check.tf  the weekly `tunedrop models check` (Cloud Build trigger, scheduler, drift alert)
 
 locals {
   prefix          = var.name_prefix

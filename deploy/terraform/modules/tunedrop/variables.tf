@@ -303,3 +303,43 @@ variable "labels" {
   type        = map(string)
   default     = {}
 }
+
+variable "registry_check_repository_uri" {
+  description = "URI of the repository that holds this Tunedrop source (e.g. https://github.com/ORG/tunedrop); the weekly model-registry check builds from it. Empty: no registry check."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.registry_check_repository_uri == "" || can(regex("^https://", var.registry_check_repository_uri))
+    error_message = "registry_check_repository_uri must be empty or an https:// repository URI."
+  }
+}
+
+variable "registry_check_repo_type" {
+  description = "Kind of repository registry_check_repository_uri names (Cloud Build's repo_type)."
+  type        = string
+  default     = "GITHUB"
+  validation {
+    condition     = contains(["GITHUB", "CLOUD_SOURCE_REPOSITORIES", "BITBUCKET_SERVER", "GITLAB"], var.registry_check_repo_type)
+    error_message = "registry_check_repo_type must be GITHUB, CLOUD_SOURCE_REPOSITORIES, BITBUCKET_SERVER or GITLAB."
+  }
+}
+
+variable "registry_check_branch" {
+  description = "Branch the weekly model-registry check builds."
+  type        = string
+  default     = "main"
+  validation {
+    condition     = length(trimspace(var.registry_check_branch)) > 0
+    error_message = "registry_check_branch must not be empty."
+  }
+}
+
+variable "registry_check_schedule" {
+  description = "Cron schedule (UTC) of the model-registry check; weekly by default (Mondays 06:00)."
+  type        = string
+  default     = "0 6 * * 1"
+  validation {
+    condition     = length(split(" ", var.registry_check_schedule)) == 5
+    error_message = "registry_check_schedule must be a five-field cron expression."
+  }
+}
