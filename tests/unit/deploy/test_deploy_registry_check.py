@@ -21,7 +21,7 @@ def test_the_trigger_runs_the_check_from_the_repository_weekly() -> None:
     assert str(infra.one(target["uri"])).endswith(":run")
     assert "google_cloudbuild_trigger.registry_check[0].trigger_id" in str(target["uri"])
     default = infra.one(module.variables["registry_check_schedule"]["default"])
-    minute, hour, day, month, weekday = default.split()
+    _minute, _hour, day, month, weekday = default.split()
     assert (day, month) == ("*", "*") and weekday.isdigit(), "once a week"
     steps = yaml.safe_load(BUILD_CONFIG.read_text())["steps"]
     assert any("tunedrop models check" in "\n".join(step["args"]) for step in steps)
