@@ -11,6 +11,7 @@ from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import Job, JobState
 from shared.ports import TuningUnavailable
 from shared.services.base import JobService
+from shared.validation.registry import ModelStatus, get_model
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,12 @@ class Operations(JobService):
             job = current.value
             if job.state is not JobState.FAILED:
                 raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
+            spec = get_model(job.base_model)
+            if spec is not None and spec.status(self._clock().date()) is not ModelStatus.AVAILABLE:
+                raise NotAllowed(
+                    f"job {job_id} cannot be retried: {spec.closed_message(self._clock().date())} "
+                    f"`tunedrop retune {job_id}` tunes its datasets on another model."
+                )
             if job.completion_pending:
                 self._completions.publish(job)  # the failure is announced before the retry starts
                 continue

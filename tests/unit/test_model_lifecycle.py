@@ -292,3 +292,15 @@ def test_a_default_model_that_cannot_be_tuned_stops_the_instance(model: str) -> 
         assert "gemini-3.5-flash-lite" in str(info.value)
     assert get_model("gemini-3.5-flash") is not None
     assert get_model("gemini-3.5-flash").status(date(2026, 11, 29)) is ModelStatus.AVAILABLE  # type: ignore[union-attr]
+
+
+def test_a_job_failed_for_its_model_is_not_retried_but_pointed_to_retune() -> None:
+    closes, _ = lifecycle_of(RETIRING)
+    h = make_harness(clock=at(closes - timedelta(days=1)))
+    job_id = h.upload(metadata={"base_model": RETIRING})
+    to_day(h, closes)
+    h.app.dispatcher.dispatch()
+    assert h.job(job_id).state is JobState.FAILED
+    with pytest.raises(NotAllowed, match=f"tunedrop retune {job_id}"):
+        h.app.operations.retry(job_id)
+    assert h.job(job_id).state is JobState.FAILED
