@@ -104,6 +104,8 @@ class Job:
     display_name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     upload_event_id: str = ""
+    # The team folder the upload came from (incoming/<team>/...); "" for the top level.
+    team: str = ""
     # Where the datasets are: the upload itself, or what a manifest upload names.
     training_uri: str = ""
     validation_uri: str = ""

@@ -8,20 +8,30 @@
 
 Dataset paths are objects of the datasets bucket, as `gs://BUCKET/path` or a bare `path`.
 Every problem is reported (line, JSON path, what to do), not just the first.
+
+Every value's type and range is declared below (msgspec types with constraints) and checked one field
+at a time, so a manifest can never hand Firestore or Vertex AI a value they refuse: integers fit, text
+has a length, labels follow Vertex AI's rules, nothing is nested where a scalar belongs. YAML aliases
+are refused (an alias bomb expands a few hundred bytes into gigabytes), and so is deep nesting.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
+import yaml
+from msgspec import Meta
 
 from shared.validation import Issue
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_MANIFEST_BYTES = 64 * 1024
+MAX_DEPTH = 3  # manifest -> labels / hyper_parameters -> value
+MAX_QUOTED_CHARS = 60  # user text quoted in a message is cut to this
 KNOWN_KEYS = {
     "training_dataset",
     "validation_dataset",
@@ -32,10 +42,23 @@ KNOWN_KEYS = {
     "priority",
 }
 HYPER_PARAMETER_KEYS = {"epochs", "adapter_size", "learning_rate_multiplier"}
-# Vertex AI label rules: lowercase letters, digits, underscores and dashes; keys start with a letter.
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9_-]{0,63}$")
-RESERVED_LABELS = {"tunedrop_job", "tunedrop_attempt"}
+# Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
+RESERVED_LABEL_PREFIX = "tunedrop_"
+# Vertex AI allows 64 labels on a resource; Tunedrop adds its two.
+MAX_USER_LABELS = 62
+_ADAPTER_NAMES = {"ONE": 1, "TWO": 2, "FOUR": 4, "EIGHT": 8, "SIXTEEN": 16, "THIRTY_TWO": 32}
+
+# ---- declared limits. \A and \Z: a `$` would let a trailing newline through.
+Priority = Annotated[int, Meta(ge=-1000, le=1000)]
+# Wide enough for any model (the validator applies each model's own range), small enough for Vertex AI's int32.
+Epochs = Annotated[int, Meta(ge=1, le=10_000)]
+AdapterSize = Annotated[int, Meta(ge=1, le=64)]
+LearningRateMultiplier = Annotated[float, Meta(gt=0, le=1_000)]
+DisplayName = Annotated[str, Meta(max_length=128, pattern=r"\A[^\x00-\x1f\x7f]*\Z")]
+BaseModelName = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"\A[A-Za-z0-9._@/-]+\Z")]
+DatasetPath = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"\A[^\x00-\x1f\x7f]+\Z")]
+LabelKey = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_-]{0,62}\Z")]
+LabelValue = Annotated[str, Meta(pattern=r"\A[a-z0-9_-]{0,63}\Z")]
 
 
 @dataclass(frozen=True)
@@ -50,7 +73,74 @@ class Manifest:
 
 
 def is_manifest(name: str) -> bool:
-    return name.endswith(MANIFEST_SUFFIXES)
+    return name.lower().endswith(MANIFEST_SUFFIXES)
+
+
+def quoted(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
+    """A user's value as a message may quote it: repr'd (controls escaped) and cut to ``limit`` characters."""
+    text = repr(value) if isinstance(value, str) else repr(value)[: limit * 4]
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+def convert(value: Any, kind: Any, *, lax: bool = False) -> tuple[Any, str]:
+    """(value as ``kind``, "") or (None, why not). ``lax`` takes numbers written as text (object metadata)."""
+    try:
+        return msgspec.convert(value, kind, strict=not lax), ""
+    except msgspec.ValidationError as exc:
+        return None, str(exc).removesuffix(" - at `$`")
+
+
+def adapter_size_value(value: Any) -> Any:
+    """4, "4", "four" and "ADAPTER_SIZE_FOUR" are all 4; anything else is left for the type check."""
+    if isinstance(value, str):
+        name = value.strip().upper().removeprefix("ADAPTER_SIZE_")
+        if name in _ADAPTER_NAMES:
+            return _ADAPTER_NAMES[name]
+    return value
+
+
+HYPER_PARAMETER_TYPES: dict[str, Any] = {
+    "epochs": Epochs,
+    "adapter_size": AdapterSize,
+    "learning_rate_multiplier": LearningRateMultiplier,
+}
+
+
+def hyper_parameter(key: str, value: Any, *, lax: bool = False) -> tuple[Any, str]:
+    """One hyper-parameter as its declared type (the model's own range is the validator's to check)."""
+    if key == "adapter_size":
+        value = adapter_size_value(value)
+    return convert(value, HYPER_PARAMETER_TYPES[key], lax=lax)
+
+
+def label_problems(labels: Mapping[Any, Any]) -> list[tuple[Any, str]]:
+    """(key, why) for each label Vertex AI would refuse or Tunedrop reserves."""
+    problems: list[tuple[Any, str]] = []
+    if len(labels) > MAX_USER_LABELS:
+        problems.append(
+            (None, f"{len(labels)} labels; Vertex AI takes 64 and Tunedrop uses two: at most {MAX_USER_LABELS}")
+        )
+    for key, value in labels.items():
+        _, key_problem = convert(key, LabelKey)
+        if key_problem:
+            problems.append(
+                (
+                    key,
+                    f"key {quoted(key)} must start with a lowercase letter and hold only lowercase "
+                    "letters, digits, _ and - (at most 63 characters)",
+                )
+            )
+        elif key.startswith(RESERVED_LABEL_PREFIX):
+            problems.append((key, f"key {quoted(key)}: keys starting with {RESERVED_LABEL_PREFIX} are Tunedrop's own"))
+        elif convert(value, LabelValue)[1]:
+            problems.append(
+                (
+                    key,
+                    f"{key}={quoted(value)}: values hold only lowercase letters, digits, _ and - "
+                    "(at most 63 characters)",
+                )
+            )
+    return problems
 
 
 def _line_of(text: str, key: str) -> int:
@@ -61,40 +151,72 @@ def _line_of(text: str, key: str) -> int:
     return 0
 
 
+class _ManifestLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML ships no types
+    """PyYAML's safe loader without aliases: `*name` may expand a small file into gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a manifest: write the value out", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
+def _depth(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests no deeper than ``limit`` (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping | list):
+            if depth > limit:
+                return False
+            children = item.values() if isinstance(item, Mapping) else item
+            stack.extend((child, depth + 1) for child in children)
+    return True
+
+
 def _parse(raw: bytes, name: str, issues: list[Issue]) -> tuple[Any, str]:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         issues.append(Issue(0, "manifest_not_utf8", f"The manifest is not UTF-8 (byte {exc.start}): save it as UTF-8."))
         return None, ""
-    if name.endswith(".json"):
-        try:
-            return json.loads(text), text
-        except json.JSONDecodeError as exc:
-            issues.append(Issue(exc.lineno, "manifest_not_json", f"The manifest is not valid JSON: {exc.msg}."))
-            return None, text
-    import yaml
-
     try:
-        return yaml.safe_load(text), text
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        issues.append(Issue(line, "manifest_not_yaml", f"The manifest is not valid YAML: {problem}."))
-        return None, text
+        if name.lower().endswith(".json"):
+            try:
+                return json.loads(text), text
+            except json.JSONDecodeError as exc:
+                issues.append(Issue(exc.lineno, "manifest_not_json", f"The manifest is not valid JSON: {exc.msg}."))
+                return None, text
+        try:
+            return yaml.load(text, Loader=_ManifestLoader), text  # a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = mark.line + 1 if mark is not None else 0
+            problem = getattr(exc, "problem", None) or str(exc)
+            issues.append(Issue(line, "manifest_not_yaml", f"The manifest is not valid YAML: {problem}."))
+            return None, text
+    except RecursionError:
+        issues.append(Issue(0, "manifest_too_deep", f"The manifest nests too deeply: keep it to {MAX_DEPTH} levels."))
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        issues.append(
+            Issue(0, "manifest_bad_value", f"The manifest holds a value Tunedrop cannot read: {quoted(str(exc))}.")
+        )
+    return None, text
 
 
 def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issue]) -> str:
     line = _line_of(text, key)
-    if not isinstance(value, str) or not value.strip():
+    path_value, problem = convert(value, DatasetPath)
+    if problem:
         issues.append(
             Issue(
                 line, "manifest_bad_dataset", f"{key} must be an object path such as datasets/train.jsonl.", f"$.{key}"
             )
         )
         return ""
-    value = value.strip()
+    value = path_value.strip()
     if value.startswith("gs://"):
         other, _, path = value[5:].partition("/")
         if other != bucket:
@@ -102,7 +224,7 @@ def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issu
                 Issue(
                     line,
                     "manifest_other_bucket",
-                    f"{key} is in bucket {other}; Tunedrop reads datasets from gs://{bucket} only: "
+                    f"{key} is in bucket {quoted(other)}; Tunedrop reads datasets from gs://{bucket} only: "
                     "copy the file there.",
                     f"$.{key}",
                 )
@@ -115,8 +237,10 @@ def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issu
         return ""
     else:
         path = value.lstrip("/")
-    if not path.endswith(".jsonl"):
-        issues.append(Issue(line, "manifest_bad_dataset", f"{key} must name a .jsonl file, not {path!r}.", f"$.{key}"))
+    if not path.lower().endswith(".jsonl"):
+        issues.append(
+            Issue(line, "manifest_bad_dataset", f"{key} must name a .jsonl file, not {quoted(path)}.", f"$.{key}")
+        )
         return ""
     return f"gs://{bucket}/{path}"
 
@@ -133,13 +257,18 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
     if not isinstance(data, Mapping):
         issues.append(Issue(1, "manifest_not_object", "The manifest must be an object with a training_dataset."))
         return Manifest(), issues
-    for key in sorted(set(data) - KNOWN_KEYS):
+    if not _depth(data, MAX_DEPTH):
+        issues.append(
+            Issue(0, "manifest_too_deep", "Only labels and hyper_parameters hold values of their own: one level each.")
+        )
+        return Manifest(), issues
+    for key in sorted(set(data) - KNOWN_KEYS, key=str):
         issues.append(
             Issue(
                 _line_of(text, str(key)),
                 "manifest_unknown_key",
-                f"Unknown key {key!r}: use only {', '.join(sorted(KNOWN_KEYS))}.",
-                f"$.{key}",
+                f"Unknown key {quoted(key)}: use only {', '.join(sorted(KNOWN_KEYS))}.",
+                f"$.{str(key)[:MAX_QUOTED_CHARS]}",
             )
         )
     if "training_dataset" not in data:
@@ -162,17 +291,22 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
                 )
             )
 
-    base_model = data.get("base_model", "")
-    if not isinstance(base_model, str):
-        issues.append(
-            Issue(
-                _line_of(text, "base_model"), "manifest_bad_value", "base_model must be a model name.", "$.base_model"
-            )
-        )
-        base_model = ""
+    def scalar(key: str, kind: Any, message: str, default: Any) -> Any:
+        if key not in data or data[key] is None:
+            return default
+        value, problem = convert(data[key], kind)
+        if problem:
+            issues.append(Issue(_line_of(text, key), "manifest_bad_value", f"{message} ({problem}).", f"$.{key}"))
+            return default
+        return value
 
-    hyper = data.get("hyper_parameters") or {}
-    if not isinstance(hyper, Mapping):
+    base_model = scalar("base_model", BaseModelName, "base_model must be a model name such as gemini-3.5-flash", "")
+    display_name = scalar("display_name", DisplayName, "display_name must be one line of at most 128 characters", "")
+    priority = scalar("priority", Priority, "priority must be a whole number from -1000 to 1000", 0)
+
+    hyper_raw = data.get("hyper_parameters") or {}
+    hyper: dict[str, Any] = {}
+    if not isinstance(hyper_raw, Mapping):
         issues.append(
             Issue(
                 _line_of(text, "hyper_parameters"),
@@ -181,79 +315,128 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
                 "$.hyper_parameters",
             )
         )
-        hyper = {}
-    for key in sorted(set(hyper) - HYPER_PARAMETER_KEYS):
-        issues.append(
-            Issue(
-                _line_of(text, str(key)),
-                "manifest_unknown_key",
-                f"Unknown hyper-parameter {key!r}: use {', '.join(sorted(HYPER_PARAMETER_KEYS))}.",
-                f"$.hyper_parameters.{key}",
+        hyper_raw = {}
+    for key, value in hyper_raw.items():
+        if key not in HYPER_PARAMETER_KEYS:
+            issues.append(
+                Issue(
+                    _line_of(text, str(key)),
+                    "manifest_unknown_key",
+                    f"Unknown hyper-parameter {quoted(key)}: use {', '.join(sorted(HYPER_PARAMETER_KEYS))}.",
+                    f"$.hyper_parameters.{str(key)[:MAX_QUOTED_CHARS]}",
+                )
             )
-        )
-
-    display_name = data.get("display_name", "")
-    if not isinstance(display_name, str) or len(display_name) > 128:
-        issues.append(
-            Issue(
-                _line_of(text, "display_name"),
-                "manifest_bad_value",
-                "display_name must be text of at most 128 characters.",
-                "$.display_name",
+            continue
+        typed, problem = hyper_parameter(key, value)
+        if problem:
+            issues.append(
+                Issue(
+                    _line_of(text, key),
+                    "manifest_bad_value",
+                    f"hyper_parameters.{key}={quoted(value)} is not allowed ({problem}).",
+                    f"$.hyper_parameters.{key}",
+                )
             )
-        )
-        display_name = ""
+        else:
+            hyper[key] = typed
 
-    labels = data.get("labels") or {}
+    labels_raw = data.get("labels") or {}
     clean_labels: dict[str, str] = {}
-    if not isinstance(labels, Mapping):
+    if not isinstance(labels_raw, Mapping):
         issues.append(
             Issue(_line_of(text, "labels"), "manifest_bad_value", "labels must be an object of strings.", "$.labels")
         )
     else:
-        for key, value in labels.items():
-            value = str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
-            if not isinstance(key, str) or not _LABEL_KEY.match(key) or key in RESERVED_LABELS:
-                issues.append(
-                    Issue(
-                        _line_of(text, str(key)),
-                        "manifest_bad_label",
-                        f"Label key {key!r} must start with a lowercase letter and hold only lowercase "
-                        "letters, digits, _ and - (at most 63); tunedrop_* keys are reserved.",
-                        f"$.labels.{key}",
-                    )
-                )
-            elif not isinstance(value, str) or not _LABEL_VALUE.match(value):
-                issues.append(
-                    Issue(
-                        _line_of(text, str(key)),
-                        "manifest_bad_label",
-                        f"Label {key}={value!r}: values hold only lowercase letters, digits, _ and - (at most 63).",
-                        f"$.labels.{key}",
-                    )
-                )
-            else:
-                clean_labels[key] = value
-
-    priority = data.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not -1000 <= priority <= 1000:
-        issues.append(
-            Issue(
-                _line_of(text, "priority"),
-                "manifest_bad_value",
-                "priority must be a whole number from -1000 to 1000.",
-                "$.priority",
-            )
-        )
-        priority = 0
+        # Numbers written without quotes are what people mean: `version: 2` is the label "2".
+        labels = {
+            k: (str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v) for k, v in labels_raw.items()
+        }
+        problems = label_problems(labels)
+        for key, why in problems:
+            where = f"$.labels.{str(key)[:MAX_QUOTED_CHARS]}" if key is not None else "$.labels"
+            issues.append(Issue(_line_of(text, str(key or "labels")), "manifest_bad_label", f"Label {why}.", where))
+        if not problems:
+            clean_labels = {str(k): str(v) for k, v in labels.items()}
 
     manifest = Manifest(
         training_uri=training,
         validation_uri=validation,
         base_model=base_model.strip(),
-        hyper_parameters=dict(hyper),
+        hyper_parameters=hyper,
         display_name=display_name,
         labels=clean_labels,
         priority=priority,
     )
     return manifest, issues
+
+
+# Custom metadata keys a user can set on an uploaded dataset (gsutil -h x-goog-meta-KEY:VALUE).
+BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
+PRIORITY_KEYS = ("priority", "tunedrop-priority")
+
+
+def _first(metadata: Mapping[str, str], keys: tuple[str, ...]) -> tuple[str, str]:
+    """(key, stripped value) of the first of ``keys`` set to something, or ("", "")."""
+    for key in keys:
+        value = metadata.get(key, "")
+        if isinstance(value, str) and value.strip():
+            return key, value.strip()
+    return "", ""
+
+
+def _unsigned(text: str) -> str:
+    """"+4" is 4 (lax conversion takes "-4" but not a plus sign); "+-3" stays as it is, and is refused."""
+    return text[1:] if text.startswith("+") and text[1:2].isascii() and text[1:2].isdigit() else text
+
+
+def settings_from_metadata(metadata: Mapping[str, str], training_uri: str) -> tuple[Manifest, list[Issue]]:
+    """What a manifest would say, read from a bare upload's object metadata (all text), with its problems.
+
+    Numbers arrive as text: "3" is 3, but "²", "+-3" or five thousand digits are problems, never
+    exceptions, and nothing out of range is quietly changed."""
+    issues: list[Issue] = []
+
+    def bad(key: str, value: str, why: str) -> None:
+        issues.append(
+            Issue(
+                0, "bad_metadata", f"Object metadata {key}={quoted(value)} is not allowed ({why}): fix it or remove it."
+            )
+        )
+
+    model_key, base_model = _first(metadata, BASE_MODEL_KEYS)
+    if base_model and convert(base_model, BaseModelName)[1]:
+        bad(model_key, base_model, "a model name such as gemini-3.5-flash")
+        base_model = ""
+    priority_key, raw_priority = _first(metadata, PRIORITY_KEYS)
+    priority = 0
+    if raw_priority:
+        value, problem = convert(_unsigned(raw_priority), Priority, lax=True)
+        if problem:
+            bad(priority_key, raw_priority, "a whole number from -1000 to 1000")
+        else:
+            priority = value
+    hyper: dict[str, Any] = {}
+    for key in sorted(HYPER_PARAMETER_KEYS):
+        raw = metadata.get(key, "")
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        value, problem = hyper_parameter(key, _unsigned(raw.strip()), lax=True)
+        if problem:
+            bad(key, raw, problem)
+        else:
+            hyper[key] = value
+    display_name = ""
+    raw_name = metadata.get("display_name", "")
+    if isinstance(raw_name, str) and raw_name.strip():
+        display_name, problem = convert(raw_name.strip(), DisplayName)
+        if problem:
+            bad("display_name", raw_name, "one line of at most 128 characters")
+            display_name = ""
+    settings = Manifest(
+        training_uri=training_uri,
+        base_model=base_model,
+        hyper_parameters=hyper,
+        display_name=display_name,
+        priority=priority,
+    )
+    return settings, issues

@@ -16,22 +16,26 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
-from shared.manifest import MAX_MANIFEST_BYTES, Manifest, is_manifest, parse_manifest
+from shared.manifest import (
+    MAX_MANIFEST_BYTES,
+    Manifest,
+    is_manifest,
+    parse_manifest,
+    quoted,
+    settings_from_metadata,
+)
 from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
-from shared.validation.engine import adapter_size, as_float, as_int
 from shared.validation.registry import ModelStatus, get_model, registry
 
-# Custom metadata keys a user can set on the uploaded object (gsutil -h x-goog-meta-KEY:VALUE).
-BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
-PRIORITY_KEYS = ("priority", "tunedrop-priority")
-HYPER_PARAMETER_KEYS = ("epochs", "adapter_size", "learning_rate_multiplier")
 VALIDATION_LEASE = timedelta(minutes=15)
 MODEL_RETIRING = "model_retiring"
+_MODEL_PATH = re.compile(
+    r"(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?publishers/google/models/(?P<model>[^/@]+)(?:@[^/]*)?"
+)
 MODEL_CLOSED_CODES = frozenset(status.error_code for status in ModelStatus if status.error_code)
-_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 
 class UploadOutcome(StrEnum):
@@ -75,16 +79,66 @@ class UploadService:
         self._clock = clock
 
     def accepts(self, obj: UploadedObject) -> str | None:
-        """None when the object is a dataset upload, else why it is ignored."""
+        """None when the object is Tunedrop's to answer (everything under the incoming prefix), else why not.
+
+        An object under the prefix that Tunedrop cannot take still becomes a job, REJECTED with a report
+        saying what it accepts (see `_object_problem`): silence is never an answer."""
         prefix = self._settings.incoming_prefix
         if obj.bucket != self._settings.bucket:
             return f"bucket {obj.bucket} is not the datasets bucket {self._settings.bucket}"
         if not obj.name.startswith(prefix):
             return f"{obj.name} is not under {prefix}"
-        rest = obj.name[len(prefix) :]
-        if "/" in rest or not (rest.endswith(".jsonl") or is_manifest(rest)):
-            return f"{obj.name} is not a .jsonl dataset or a .json/.yaml manifest directly under {prefix}"
+        if obj.name.endswith("/"):
+            return f"{obj.name} is a folder placeholder"
         return None
+
+    def _object_problem(self, obj: UploadedObject) -> Issue | None:
+        """Why Tunedrop cannot take an object under the incoming prefix, or None when it can."""
+        prefix = self._settings.incoming_prefix
+        parts = obj.name[len(prefix) :].split("/")
+        uri = f"gs://{obj.bucket}/{obj.name}"
+        if len(parts) > 2:
+            return Issue(
+                0,
+                "nested_too_deep",
+                f"{quoted(obj.name)} is {len(parts) - 1} folders deep; Tunedrop takes uploads directly under {prefix} "
+                f"or one team folder below it ({prefix}<team>/<file>): move it up.",
+                file=uri,
+            )
+        name = parts[-1].lower()
+        if not (name.endswith(".jsonl") or is_manifest(name)):
+            return Issue(
+                0,
+                "unsupported_object",
+                f"{quoted(parts[-1])} is not something Tunedrop tunes from: upload a .jsonl dataset (uncompressed, "
+                "one JSON example per line) or a .json/.yaml manifest naming datasets; "
+                "`tunedrop validate FILE` checks a file first.",
+                file=uri,
+            )
+        return None
+
+    def _normalised_model(self, name: str) -> tuple[str, Issue | None]:
+        """The registry id of a base model as typed (any case, an alias, a resource path of this project and
+        region), so Vertex AI gets the id and the queue can find jobs by model; a path naming another project or
+        region is a problem. An unknown name stays as typed: validation reports it with the names it knows."""
+        path = _MODEL_PATH.fullmatch(name)
+        if path is not None and path["project"] is not None:
+            project, region = self._settings.project, self._settings.region
+            if (path["project"], path["location"]) != (project, region):
+                return name, Issue(
+                    0,
+                    "bad_base_model",
+                    f"base_model {quoted(name)} names project {quoted(path['project'])} in "
+                    f"{quoted(path['location'])}; Tunedrop tunes in project {project}, region {region}: "
+                    "give the model's name only, such as gemini-3.5-flash.",
+                    "base_model",
+                )
+        spec = get_model(path["model"] if path is not None else name)
+        return (spec.name if spec is not None else name), None
+
+    def _team_of(self, obj: UploadedObject) -> str:
+        parts = obj.name[len(self._settings.incoming_prefix) :].split("/")
+        return parts[0] if len(parts) == 2 else ""
 
     def handle(self, obj: UploadedObject) -> UploadOutcome:
         reason = self.accepts(obj)
@@ -162,11 +216,12 @@ class UploadService:
             bucket=obj.bucket,
             object_name=obj.name,
             generation=obj.generation,
-            base_model=_first(obj.metadata, BASE_MODEL_KEYS) or self._settings.base_model,
-            priority=_priority(obj.metadata),
+            # Recorded as given until validation settles it (typed, normalised); the job id does not depend on it.
+            base_model=self._settings.base_model,
             upload_event_id=obj.event_id,
             now=now,
         )
+        fresh = replace(fresh, team=self._team_of(obj))
         created = self._store.create(fresh)
         if created:
             logs.info("job created", state=JobState.VALIDATING.value, dataset_uri=fresh.dataset_uri)
@@ -187,18 +242,16 @@ class UploadService:
 
     def _plan(self, obj: UploadedObject) -> _Plan:
         """What to validate and tune: the uploaded dataset, or what the uploaded manifest names."""
+        problem = self._object_problem(obj)
+        if problem is not None:
+            return _Plan(Manifest(base_model=self._settings.base_model), issues=[problem])
         metadata = obj.metadata
-        base_model = _first(metadata, BASE_MODEL_KEYS) or self._settings.base_model
+        from_metadata, metadata_issues = settings_from_metadata(metadata, f"gs://{obj.bucket}/{obj.name}")
+        base_model = from_metadata.base_model or self._settings.base_model
         if not is_manifest(obj.name):
             # A bare dataset: its object metadata says what a manifest would.
-            settings = Manifest(
-                training_uri=f"gs://{obj.bucket}/{obj.name}",
-                base_model=base_model,
-                hyper_parameters={k: metadata[k].strip() for k in HYPER_PARAMETER_KEYS if metadata.get(k, "").strip()},
-                display_name=metadata.get("display_name", "").strip()[:128],
-                priority=_priority(metadata),
-            )
-            return _Plan(settings, training_generation=obj.generation, issues=_metadata_issues(metadata))
+            settings = replace(from_metadata, base_model=base_model)
+            return _Plan(settings, training_generation=obj.generation, issues=metadata_issues)
         manifest_uri = f"gs://{obj.bucket}/{obj.name}"
         try:
             with self._blobs.open(obj.bucket, obj.name, obj.generation) as reader:
@@ -216,9 +269,10 @@ class UploadService:
     def _validate(self, current: Versioned[Job], plan: _Plan) -> UploadOutcome:
         job = current.value
         settings = plan.settings
-        spec = get_model(settings.base_model)
-        if spec is not None:  # recorded and sent to Vertex AI by its registry id, whatever alias was typed
-            settings = replace(settings, base_model=spec.name)
+        model, model_problem = self._normalised_model(settings.base_model)
+        settings = replace(settings, base_model=model)
+        if model_problem is not None:
+            plan = replace(plan, issues=[*plan.issues, model_problem])
         with ExitStack() as stack:
             train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
             validation = self._open(stack, settings.validation_uri, None, plan.issues)
@@ -247,7 +301,6 @@ class UploadService:
             "report_uri": report_uri,
             "manifest_uri": plan.manifest_uri,
             **asdict(settings),
-            "hyper_parameters": _typed_hyper_parameters(settings.hyper_parameters),
         }
         if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
             planned["warnings"] = [*job.warnings, MODEL_RETIRING]
@@ -317,17 +370,6 @@ class _Plan:
     issues: list[Issue] = field(default_factory=list)
 
 
-def _typed_hyper_parameters(raw: dict[str, Any]) -> dict[str, Any]:
-    """Hyper-parameters as numbers, parsed the way validation read them (metadata arrives as text,
-    an adapter size may be spelled "four" or "ADAPTER_SIZE_FOUR")."""
-    parse = {"epochs": as_int, "adapter_size": adapter_size, "learning_rate_multiplier": as_float}
-    typed: dict[str, Any] = {}
-    for key, value in raw.items():
-        number = parse[key](value) if key in parse else None
-        typed[key] = value if number is None else number
-    return typed
-
-
 def retune_job_id(original_job_id: str, model: str) -> str:
     """The id of the job that re-tunes ``original_job_id`` on ``model``: stable, so asking twice is one job.
     Like every job id it is a valid Vertex AI label value (lowercase, digits, dashes; at most 63)."""
@@ -342,34 +384,6 @@ def _successor_of(base_model: str, on: date) -> str:
     if successor is None:
         raise NotAllowed(f"{base_model} has no replacement that can be tuned: name the model to tune on (--model)")
     return successor.name
-
-
-def _first(metadata: dict[str, str], keys: tuple[str, ...]) -> str:
-    for key in keys:
-        if metadata.get(key, "").strip():
-            return metadata[key].strip()
-    return ""
-
-
-def _priority(metadata: dict[str, str]) -> int:
-    raw = _first(metadata, PRIORITY_KEYS)
-    if not _WHOLE_NUMBER.fullmatch(raw):
-        return 0  # when set, reported as a metadata problem by _metadata_issues
-    return max(-1000, min(1000, int(raw)))
-
-
-def _metadata_issues(metadata: dict[str, str]) -> list[Issue]:
-    raw = _first(metadata, PRIORITY_KEYS)
-    if raw and not _WHOLE_NUMBER.fullmatch(raw):
-        return [
-            Issue(
-                0,
-                "bad_metadata",
-                f"Object metadata priority={raw!r} is not a whole number: "
-                "set it to an integer such as 10, or remove it.",
-            )
-        ]
-    return []
 
 
 def _plural(count: int, noun: str) -> str:

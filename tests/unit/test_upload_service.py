@@ -120,9 +120,16 @@ def test_object_metadata_sets_base_model_and_priority(harness: Harness) -> None:
     [
         ({"base-model": "gemini-2.0-flash-001", "tunedrop-priority": "-3"}, "gemini-2.0-flash-001", -3),
         ({"tunedrop-base-model": " gemini-2.5-pro ", "priority": "+4"}, "gemini-2.5-pro", 4),
-        ({"base_model": "  ", "priority": "99999"}, "gemini-3.5-flash", 1000),
-        ({"priority": "-99999"}, "gemini-3.5-flash", -1000),
+        ({"base_model": "  ", "priority": "1000"}, "gemini-3.5-flash", 1000),
+        ({"priority": "-1000"}, "gemini-3.5-flash", -1000),
         ({"unrelated": "x"}, "gemini-3.5-flash", 0),
+        ({"base_model": "GEMINI-3.5-FLASH"}, "gemini-3.5-flash", 0),
+        (
+            {"base_model": "projects/demo/locations/us-central1/publishers/google/models/gemini-3.1-flash-lite"},
+            "gemini-3.1-flash-lite",
+            0,
+        ),
+        ({"base_model": "publishers/google/models/gemini-3.5-flash-lite@001"}, "gemini-3.5-flash-lite", 0),
     ],
 )
 def test_metadata_keys_and_limits(harness: Harness, metadata: dict[str, str], base_model: str, priority: int) -> None:
@@ -132,7 +139,7 @@ def test_metadata_keys_and_limits(harness: Harness, metadata: dict[str, str], ba
     assert (job.base_model, job.priority) == (base_model, priority)
 
 
-@pytest.mark.parametrize("priority", ["high", "1.5", "--5", "²"])
+@pytest.mark.parametrize("priority", ["high", "1.5", "--5", "²", "+-3", "99999", "-1001", "9" * 5000])
 def test_bad_priority_metadata_rejects_the_upload(harness: Harness, priority: str) -> None:
     obj = harness.put_dataset("a.jsonl", metadata={"priority": priority})
     assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
@@ -150,10 +157,7 @@ def test_object_gone_before_validation_is_rejected(harness: Harness) -> None:
     assert len(harness.completions()) == 1
 
 
-@pytest.mark.parametrize(
-    "name",
-    ["incoming/a.txt", "incoming/a.jsonl.tmp", "incoming/sub/a.jsonl", "other/a.jsonl", "a.jsonl", "reports/x.jsonl"],
-)
+@pytest.mark.parametrize("name", ["other/a.jsonl", "a.jsonl", "reports/x.jsonl", "incoming/team/"])
 def test_objects_that_are_not_uploads_are_ignored(harness: Harness, name: str) -> None:
     obj = UploadedObject(bucket="ds", name=name, generation="1", event_id="e")
     assert harness.app.uploads.handle(obj) is UploadOutcome.IGNORED
@@ -215,3 +219,43 @@ def test_many_lines_many_errors(harness: Harness) -> None:
     assert len(job.error["first_errors"]) == 10  # type: ignore[index]
     report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
     assert len(report["errors"]) == 100 and report["error_counts"] == {"missing_contents": 150}
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("incoming/a.txt", "unsupported_object"),
+        ("incoming/a.jsonl.tmp", "unsupported_object"),
+        ("incoming/a.jsonl.gz", "unsupported_object"),
+        ("incoming/data.csv", "unsupported_object"),
+        ("incoming/team/sub/a.jsonl", "nested_too_deep"),
+    ],
+)
+def test_every_object_under_incoming_gets_an_answer(harness: Harness, name: str, code: str) -> None:
+    obj = harness.put_dataset(name, b"whatever")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id(obj))
+    assert job.error is not None and [e["code"] for e in job.error["first_errors"]] == [code]
+    report = harness.blobs.read("ds", f"reports/{job.job_id}.json")
+    assert code.encode() in report and b".jsonl" in report  # it says what Tunedrop accepts
+    (event,) = harness.completions()
+    assert event.json()["state"] == "REJECTED"
+    assert harness.blobs.read("ds", name) == b"whatever"  # the user's object is left alone
+
+
+@pytest.mark.parametrize("name", ["incoming/A.JSONL", "incoming/team-a/a.jsonl", "incoming/Team_B/B.Jsonl"])
+def test_jsonl_in_any_letter_case_and_a_team_folder_are_taken(harness: Harness, name: str) -> None:
+    obj = harness.put_dataset(name)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
+    job = harness.job(job_id(obj))
+    assert job.team == (name.split("/")[1] if name.count("/") == 2 else "")
+
+
+def test_a_base_model_path_of_another_project_or_region_is_rejected(harness: Harness) -> None:
+    for path in (
+        "projects/other/locations/us-central1/publishers/google/models/gemini-3.5-flash",
+        "projects/demo/locations/europe-west4/publishers/google/models/gemini-3.5-flash",
+    ):
+        obj = harness.put_dataset("a.jsonl", metadata={"base_model": path})
+        assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+        assert "bad_base_model" in harness.job(job_id(obj)).validation["error_counts"]
