@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from shared.errors import ConfigError, TunedropError
-from shared.jobs import JobState
+from shared.jobs import Job, JobState
+from shared.text import printable
 from shared.validation.cli import parse_day
 
 
@@ -60,44 +61,34 @@ def _format_row(values: Sequence[Any], widths: Sequence[int]) -> str:
     return "  ".join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
 
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    from shared.adapters.firestore_store import FirestoreJobStore
-    from shared.bootstrap import get_app
-    from shared.jobs import JobState
+# Wide enough for the usual gs:// URI; one very long name must not push every other column away.
+_TABLE_CELL_LIMIT = 100
 
-    _load_local_env()
-    app = get_app()
-    assert isinstance(app.store, FirestoreJobStore)
-    state = JobState(args.state.upper()) if args.state else None
-    jobs = sorted(app.store.all_jobs(state=state, limit=args.limit), key=lambda j: j.created_at)
-    if args.json:
-        print(json.dumps([j.to_document() for j in jobs], default=str, indent=2))
-        return 0
+
+def jobs_table(jobs: Sequence[Job]) -> list[str]:
+    """`tunedrop jobs` as lines: a header and one row per job, with user text made printable."""
     header = ("JOB ID", "STATE", "PRIORITY", "BASE MODEL", "CREATED", "DATASET")
     rows = [
-        (j.job_id, j.state.value, j.priority, j.base_model, j.created_at.strftime("%Y-%m-%d %H:%M:%S"), j.dataset_uri)
+        tuple(
+            printable(str(value), _TABLE_CELL_LIMIT)
+            for value in (
+                j.job_id,
+                j.state.value,
+                j.priority,
+                j.base_model,
+                j.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                j.dataset_uri,
+            )
+        )
         for j in jobs
     ]
-    widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
-    print(_format_row(header, widths))
-    for row in rows:
-        print(_format_row(row, widths))
-    return 0
+    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
+    return [_format_row(row, widths) for row in (header, *rows)]
 
 
-def _cmd_job(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
-
-    _load_local_env()
-    found = get_app().store.get(args.job_id)
-    if found is None:
-        print(f"tunedrop: no job {args.job_id}", file=sys.stderr)
-        return 1
-    job = found.value
-    if args.json:
-        print(json.dumps(job.to_document(), default=str, indent=2))
-        return 0
-    print(f"{job.job_id}  {job.state.value}  (attempt {job.attempt})")
+def job_details(job: Job) -> list[str]:
+    """`tunedrop job JOB_ID` as lines: the job's fields and its history, with user text made printable."""
+    lines = [f"{printable(job.job_id)}  {job.state.value}  (attempt {job.attempt})"]
     for label, value in (
         ("dataset", job.dataset_uri),
         ("base model", job.base_model),
@@ -108,12 +99,46 @@ def _cmd_job(args: argparse.Namespace) -> int:
         ("error", json.dumps(job.error) if job.error else ""),
     ):
         if value:
-            print(f"  {label:<12} {value}")
-    print("  history:")
+            lines.append(f"  {label:<12} {printable(value)}")
+    lines.append("  history:")
     for entry in job.history:
-        print(
-            f"    {entry.at:%Y-%m-%d %H:%M:%S}  {entry.from_state or '-':>10} -> {entry.to_state:<10}  {entry.reason}"
+        moved_from = printable(entry.from_state or "-")
+        lines.append(
+            f"    {entry.at:%Y-%m-%d %H:%M:%S}  {moved_from:>10} -> {printable(entry.to_state):<10}  "
+            f"{printable(entry.reason)}"
         )
+    return lines
+
+
+def _cmd_jobs(args: argparse.Namespace) -> int:
+    from shared.adapters.firestore_store import FirestoreJobStore
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    app = get_app()
+    assert isinstance(app.store, FirestoreJobStore)
+    state = JobState(args.state.upper()) if args.state else None
+    jobs = sorted(app.store.all_jobs(state=state, limit=args.limit), key=lambda j: j.created_at)
+    if args.json:
+        print(json.dumps([j.to_document() for j in jobs], default=str, indent=2))
+        return 0
+    print("\n".join(jobs_table(jobs)))
+    return 0
+
+
+def _cmd_job(args: argparse.Namespace) -> int:
+    from shared.bootstrap import get_app
+
+    _load_local_env()
+    found = get_app().store.get(args.job_id)
+    if found is None:
+        print(f"tunedrop: no job {printable(args.job_id)}", file=sys.stderr)
+        return 1
+    job = found.value
+    if args.json:
+        print(json.dumps(job.to_document(), default=str, indent=2))
+        return 0
+    print("\n".join(job_details(job)))
     return 0
 
 
@@ -216,9 +241,12 @@ def _cmd_retune(args: argparse.Namespace) -> int:
 
     _load_local_env()
     job = get_app().uploads.retune(args.job_id, args.model)
-    print(f"{job.job_id}: {job.state.value} on {job.base_model} (retuned from {job.retuned_from})")
+    print(
+        f"{printable(job.job_id)}: {job.state.value} on {printable(job.base_model)} "
+        f"(retuned from {printable(job.retuned_from)})"
+    )
     if job.error:
-        print(f"  {job.error.get('message', '')}")
+        print(f"  {printable(str(job.error.get('message', '')))}")
     return 0 if job.state is not JobState.REJECTED else 1
 
 
@@ -295,10 +323,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         code = int(args.func(args))
     except ConfigError as exc:
-        print(f"tunedrop: {exc}", file=sys.stderr)
+        print(f"tunedrop: {printable(str(exc))}", file=sys.stderr)
         code = 2
     except (TunedropError, RuntimeError) as exc:
-        print(f"tunedrop: {exc}", file=sys.stderr)
+        # Errors quote job fields, and so text from uploads.
+        print(f"tunedrop: {printable(str(exc))}", file=sys.stderr)
         code = 1
     except KeyboardInterrupt:
         code = 130

@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from shared.text import printable
 from shared.validation.report import Issue, ValidationReport
 
 _BAR_WIDTH = 40
 
+# File names, URIs, JSON paths, model names and issue messages come from uploads. Backslash-escape
+# what could start markup (emphasis, links, headings, tables, strikethrough, code) and write HTML's
+# characters as entities, which every renderer honours, unlike backslash-escaped `<` or `&`.
+_MARKDOWN_ESCAPES = {ord(c): "\\" + c for c in "\\`*_[]#|~"} | {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+# At the start of a list item these would open a nested list or ordered list.
+_BLOCK_OPENER = re.compile(r"^(?:[-+]|\d{1,9}[.)])")
 
-def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+
+def _text(value: Any, *, starts_block: bool = False) -> str:
+    """`value` as literal Markdown text: controls (newlines too) shown as escapes, markup escaped."""
+    text = printable(str(value)).translate(_MARKDOWN_ESCAPES)
+    if starts_block and (opener := _BLOCK_OPENER.match(text)):
+        # The marker's last character (`-`, `+`, or the `.` or `)` after a number) is what opens the list.
+        return text[: opener.end() - 1] + "\\" + text[opener.end() - 1 :]
+    return text
+
+
+def _code(value: Any, *, in_table: bool = False) -> str:
+    """`value` as a code span whose fence is longer than any run of backticks inside it."""
+    text = printable(str(value))
+    if not text:
+        return ""
+    if in_table and "|" in text:
+        # GFM splits a row at pipes before it finds code spans, and escaping them there goes wrong
+        # after a backslash (`\\|` splits); escaped text keeps the pipe in its cell unambiguously.
+        return _text(value)
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    # The renderer strips one space from each side, so padding keeps a backtick at either end off the fence.
+    if text[0] == "`" or text[-1] == "`" or (text[0] == " " and text[-1] == " " and text.strip()):
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
 
 
 def _issue_rows(issues: list[Issue], show_file: bool) -> list[str]:
@@ -18,9 +48,9 @@ def _issue_rows(issues: list[Issue], show_file: bool) -> list[str]:
     rows = [head, "|" + "---|" * (5 if show_file else 4)]
     for issue in issues:
         line = str(issue.line) if issue.line else "—"
-        cells = [line, f"`{issue.code}`", f"`{issue.path}`" if issue.path else "", _cell(issue.message)]
+        cells = [line, _code(issue.code, in_table=True), _code(issue.path, in_table=True), _text(issue.message)]
         if show_file:
-            cells.insert(0, _cell(issue.file or ""))
+            cells.insert(0, _text(issue.file))
         rows.append("| " + " | ".join(cells) + " |")
     return rows
 
@@ -47,16 +77,18 @@ def render_markdown(report: ValidationReport) -> str:
     verdict = "✅ valid" if report.valid else f"❌ invalid: {report.error_count:,} problem(s)"
     out.append(f"# Dataset validation: {verdict}")
     out.append("")
-    out.append(f"- Training file: `{report.file}` ({report.example_count:,} examples, {report.byte_count:,} bytes)")
+    out.append(
+        f"- Training file: {_code(report.file)} ({report.example_count:,} examples, {report.byte_count:,} bytes)"
+    )
     if report.validation_file:
         out.append(
-            f"- Validation file: `{report.validation_file}` ({report.validation_example_count:,} examples, "
+            f"- Validation file: {_code(report.validation_file)} ({report.validation_example_count:,} examples, "
             f"{report.validation_byte_count:,} bytes)"
         )
     if report.model:
-        out.append(f"- Base model: `{report.model}`")
+        out.append(f"- Base model: {_code(report.model)}")
     if report.hyper_parameters:
-        shown = ", ".join(f"{k}={v}" for k, v in report.hyper_parameters.items())
+        shown = ", ".join(f"{_text(k)}={_text(v)}" for k, v in report.hyper_parameters.items())
         out.append(f"- Hyper-parameters: {shown}")
     out.append("")
     show_file = bool(report.validation_file)
@@ -66,7 +98,7 @@ def render_markdown(report: ValidationReport) -> str:
         out.append("| Code | Count |")
         out.append("|---|---|")
         for code, count in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            out.append(f"| `{code}` | {count:,} |")
+            out.append(f"| {_code(code, in_table=True)} | {count:,} |")
         out.append("")
         out.append("First errors of each code (up to 100 per code are in the JSON report):")
         out.append("")
@@ -79,7 +111,7 @@ def render_markdown(report: ValidationReport) -> str:
     if report.warning_counts:
         out.append("## Warnings")
         out.append("")
-        counts = ", ".join(f"`{c}` x {n:,}" for c, n in sorted(report.warning_counts.items()))
+        counts = ", ".join(f"{_code(c)} x {n:,}" for c, n in sorted(report.warning_counts.items()))
         out.append(f"These do not stop tuning: {counts}.")
         out.append("")
         out.extend(_issue_rows(sorted(report.warnings, key=lambda i: (i.file, i.line))[:20], show_file))
@@ -102,7 +134,7 @@ def render_markdown(report: ValidationReport) -> str:
                 f"- Tokens per example: min {tokens['min']:,}, median {tokens['median']:,}, "
                 f"p95 {tokens['p95']:,}, max {tokens['max']:,}"
             )
-            out.append(f"- Token counts: {tokens.get('method', '')}")
+            out.append(f"- Token counts: {_text(tokens.get('method', ''))}")
             out.append("")
             out.append("Tokens per example:")
             out.append("")
@@ -120,7 +152,7 @@ def render_markdown(report: ValidationReport) -> str:
             low, high = cost["billable_tokens_ci95"]
             out.append(f"- 95% interval: {low:,} - {high:,} billable tokens")
         if cost.get("epochs_note"):
-            out.append(f"- {cost['epochs_note']}")
+            out.append(f"- {_text(cost['epochs_note'], starts_block=True)}")
         if cost.get("estimated_cost_usd") is not None:
             confirmed = "" if cost.get("price_confirmed") else ", not re-confirmed"
             line = (
@@ -132,12 +164,12 @@ def render_markdown(report: ValidationReport) -> str:
                 low_usd, high_usd = cost["estimated_cost_ci95_usd"]
                 out.append(f"- Cost range (95%): ${low_usd:,.2f} - ${high_usd:,.2f}")
         elif cost.get("price_note"):
-            out.append(f"- {cost['price_note']}")
-        out.append(f"- Uncertainty: {cost.get('uncertainty', '')}")
+            out.append(f"- {_text(cost['price_note'], starts_block=True)}")
+        out.append(f"- Uncertainty: {_text(cost.get('uncertainty', ''))}")
         out.append("")
     if report.notes:
         out.append("## Notes")
         out.append("")
-        out.extend(f"- {note}" for note in report.notes)
+        out.extend(f"- {_text(note, starts_block=True)}" for note in report.notes)
         out.append("")
     return "\n".join(out).rstrip() + "\n"
