@@ -41,6 +41,12 @@ SETTINGS: tuple[Setting, ...] = (
         "TUNEDROP_STUCK_SECONDS", "3600", "A job still pending on Vertex AI after this long raises a stuck warning."
     ),
     Setting("TUNEDROP_MAX_RUNNING_SECONDS", "172800", "A job running longer than this raises a stuck warning."),
+    Setting(
+        "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
+        "7200",
+        "A job still VALIDATING after this long (longer than the upload subscription's retries last) ends FAILED "
+        "with `validation_incomplete`.",
+    ),
     Setting("TUNEDROP_QUOTA", "1", "Concurrent tuning jobs Tunedrop may run (the project's global quota)."),
     Setting(
         "TUNEDROP_QUOTA_REGIONS",
@@ -96,6 +102,7 @@ class Settings:
     max_running_seconds: int = 172_800
     vertex_emulator_host: str = ""
     quota_regions: tuple[str, ...] = ()
+    validation_timeout_seconds: int = 7200
     model_retiring_days: int = 30
     retirement_notice_days: tuple[int, ...] = (30, 7)
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -150,6 +157,7 @@ class Settings:
             max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
             quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
+            validation_timeout_seconds=get_int("TUNEDROP_VALIDATION_TIMEOUT_SECONDS", 60, 7 * 86_400),
             model_retiring_days=get_int("TUNEDROP_MODEL_RETIRING_DAYS", 0, 365),
             retirement_notice_days=_notice_days(get("TUNEDROP_RETIREMENT_NOTICE_DAYS"), problems),
         )

@@ -35,7 +35,9 @@ TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCE
 # so no message can move a job backwards or out of a terminal state.
 # FAILED -> QUEUED is the operator's explicit retry, which starts a new attempt.
 ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
-    JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED, JobState.CANCELLED}),
+    # VALIDATING -> FAILED: validation never finished (every delivery crashed or was lost), or the dataset
+    # changed before it could be kept.
+    JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED, JobState.CANCELLED, JobState.FAILED}),
     # QUEUED -> FAILED: the base model closed for tuning before the job could be submitted.
     JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED, JobState.FAILED}),
     JobState.SUBMITTING: frozenset(

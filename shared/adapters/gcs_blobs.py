@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from typing import IO
+from typing import IO, Any
 
 from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
@@ -14,6 +14,34 @@ from shared.ports import BlobStore, ObjectMissing
 # Large reads: the blob reader fetches this much per request, the buffer splits it into lines.
 CHUNK_BYTES = 16 * 1024 * 1024
 BUFFER_BYTES = 1024 * 1024
+
+
+class _ReadFailuresAreTransient(io.RawIOBase):
+    """The blob reader, with every failure to read turned into a TransientError.
+
+    A read that fails mid-file (a dropped connection, a 5xx, an expired token) is the platform's fault,
+    not the upload's: the notification must be delivered again, never the dataset rejected."""
+
+    def __init__(self, inner: IO[bytes], uri: str) -> None:
+        self._inner = inner
+        self._uri = uri
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._inner.read(len(buffer))
+        except Exception as exc:
+            raise TransientError(f"reading {self._uri} failed: {type(exc).__name__}: {exc}") from exc
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            self._inner.close()
+        finally:
+            super().close()
 
 
 class GcsBlobStore(BlobStore):
@@ -30,7 +58,7 @@ class GcsBlobStore(BlobStore):
         except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as exc:
             raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
         # Plain line iteration over blob.open() is slow; a BufferedReader on top reads fast.
-        raw = blob.open("rb", chunk_size=CHUNK_BYTES)
+        raw = _ReadFailuresAreTransient(blob.open("rb", chunk_size=CHUNK_BYTES), f"gs://{bucket}/{name}")
         return io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
 
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import timedelta
 
 from shared import logs
 from shared.jobs import Job, JobState
@@ -19,6 +20,7 @@ from shared.services.base import JobContext, JobService
 from shared.services.retirement import RetirementWatch
 
 POLL_CONCURRENCY = 8
+STALLED_PER_TICK = 100
 
 
 class Poller(JobService):
@@ -29,6 +31,7 @@ class Poller(JobService):
     def poll(self) -> list[str]:
         """One tick; returns the ids of jobs that reached a terminal state."""
         self._completions.flush_pending()
+        self._settle_stalled_validations()
         try:
             self.retirement.daily()
         except Exception as exc:  # the jobs are polled whatever this does; the day is not marked, so it reruns
@@ -56,6 +59,28 @@ class Poller(JobService):
         if errors:
             raise errors[0]
         return finished
+
+    def _settle_stalled_validations(self) -> None:
+        """A job VALIDATING for longer than any redelivery can last will never finish by itself (each delivery
+        crashed, or the notification was dead-lettered): it ends FAILED `validation_incomplete`, announced."""
+        now = self._clock()
+        bound = timedelta(seconds=self._settings.validation_timeout_seconds)
+        for current in self._store.in_states([JobState.VALIDATING], limit=STALLED_PER_TICK):
+            job = current.value
+            if now - job.updated_at < bound:
+                continue
+            error = {
+                "code": "validation_incomplete",
+                "message": f"Validation did not finish within {bound}: every attempt failed or was lost. Upload the "
+                "file again; if it fails the same way, tell the Tunedrop operators (the upload function's logs "
+                "name the error).",
+            }
+            failed = job.moved_to(JobState.FAILED, now, "validation never finished", error=error, ended_at=now)
+            if not self._store.replace(failed, current.version):
+                continue  # validation finished meanwhile
+            with logs.log_context(job_id=job.job_id):
+                logs.error("job finished", state=JobState.FAILED.value, code="validation_incomplete")
+            self._completions.publish(failed)
 
     def _poll_one(self, current: Versioned[Job]) -> str | None:
         job = current.value

@@ -32,6 +32,8 @@ from shared.validation.registry import ModelStatus, get_model, registry
 
 VALIDATION_LEASE = timedelta(minutes=15)
 MODEL_RETIRING = "model_retiring"
+# Failures of the platform, not of the upload: raised so that Pub/Sub delivers the notification again.
+_INFRASTRUCTURE_ERRORS = (TransientError, ConnectionError, TimeoutError)
 _MODEL_PATH = re.compile(
     r"(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?publishers/google/models/(?P<model>[^/@]+)(?:@[^/]*)?"
 )
@@ -150,7 +152,7 @@ class UploadService:
             current = self._open_job(job_id, obj)
             if current is None:
                 return UploadOutcome.DUPLICATE
-            return self._validate(current, self._plan(obj))
+            return self._validate(current, self._safe_plan(obj))
 
     def retune(self, job_id: str, model: str | None = None) -> Job:
         """A new job from a finished job's datasets (at the generation validated), manifest settings and
@@ -240,6 +242,22 @@ class UploadService:
             raise TransientError(f"job {job_id} is being validated by another delivery")
         return current
 
+    def _safe_plan(self, obj: UploadedObject) -> _Plan:
+        """The plan; a manifest or metadata that breaks its parser becomes a problem of the plan, not a crash."""
+        try:
+            return self._plan(obj)
+        except _INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:  # the upload broke the parser: record it, never loop on it
+            logs.error("reading the upload's settings failed on this input", error=f"{type(exc).__name__}: {exc}"[:500])
+            problem = Issue(
+                0,
+                "unprocessable_input",
+                f"Tunedrop could not read this upload's settings ({type(exc).__name__}: {quoted(str(exc))}): check "
+                "the manifest or the object metadata.",
+            )
+            return _Plan(Manifest(base_model=self._settings.base_model), issues=[problem])
+
     def _plan(self, obj: UploadedObject) -> _Plan:
         """What to validate and tune: the uploaded dataset, or what the uploaded manifest names."""
         problem = self._object_problem(obj)
@@ -273,25 +291,21 @@ class UploadService:
         settings = replace(settings, base_model=model)
         if model_problem is not None:
             plan = replace(plan, issues=[*plan.issues, model_problem])
-        with ExitStack() as stack:
-            train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
-            validation = self._open(stack, settings.validation_uri, None, plan.issues)
-            if train is not None:
-                report = validate_dataset(
-                    train,
-                    file=settings.training_uri,
-                    model=settings.base_model,
-                    validation=validation,
-                    validation_file=settings.validation_uri,
-                    hyper_parameters=settings.hyper_parameters,
-                    token_counter=self._token_counter,
-                    uri_checker=self._uri_checker,
-                    region=self._settings.region,
-                    on=self._clock().date(),
-                    retiring_days=self._settings.model_retiring_days,
+        try:
+            report = self._check(plan, settings)
+        except _INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception as exc:  # the upload's bytes broke a check: record it, never loop on it
+            logs.error("validation failed on this input", error=f"{type(exc).__name__}: {str(exc)[:500]}")
+            report = ValidationReport(file=settings.training_uri or plan.manifest_uri)
+            report.add(
+                Issue(
+                    0,
+                    "unprocessable_input",
+                    f"Tunedrop could not process this upload ({type(exc).__name__}: {quoted(str(exc))}). Check it "
+                    "with `tunedrop validate`; if that passes, report this to the Tunedrop operators.",
                 )
-            else:
-                report = ValidationReport(file=settings.training_uri or plan.manifest_uri)
+            )
         for issue in plan.issues:
             report.add(issue)
         report_uri = self._write_reports(job, report)
@@ -338,6 +352,27 @@ class UploadService:
             return UploadOutcome.QUEUED
         self._completions.publish(moved)
         return UploadOutcome.REJECTED
+
+    def _check(self, plan: _Plan, settings: Manifest) -> ValidationReport:
+        """Validate what the plan names; every problem with the input ends up in the report."""
+        with ExitStack() as stack:
+            train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
+            validation = self._open(stack, settings.validation_uri, None, plan.issues)
+            if train is None:
+                return ValidationReport(file=settings.training_uri or plan.manifest_uri)
+            return validate_dataset(
+                train,
+                file=settings.training_uri,
+                model=settings.base_model,
+                validation=validation,
+                validation_file=settings.validation_uri,
+                hyper_parameters=settings.hyper_parameters,
+                token_counter=self._token_counter,
+                uri_checker=self._uri_checker,
+                region=self._settings.region,
+                on=self._clock().date(),
+                retiring_days=self._settings.model_retiring_days,
+            )
 
     def _open(self, stack: ExitStack, uri: str, generation: str | None, issues: list[Issue]) -> IO[bytes] | None:
         """A reader of a gs:// dataset of the bucket, or None with the reason added to `issues`."""

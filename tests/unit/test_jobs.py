@@ -30,6 +30,7 @@ EXPECTED_ALLOWED = {
     (S.VALIDATING, S.QUEUED),
     (S.VALIDATING, S.REJECTED),
     (S.VALIDATING, S.CANCELLED),
+    (S.VALIDATING, S.FAILED),  # validation never finished, or the dataset changed before it was kept
     (S.QUEUED, S.SUBMITTING),
     (S.QUEUED, S.CANCELLED),
     (S.QUEUED, S.FAILED),  # its base model closed for tuning before it was submitted

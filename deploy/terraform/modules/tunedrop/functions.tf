@@ -62,6 +62,8 @@ locals {
     TUNEDROP_RETENTION_DAYS         = tostring(var.job_retention_days)
     TUNEDROP_STUCK_SECONDS          = tostring(var.stuck_pending_minutes * 60)
     TUNEDROP_MAX_RUNNING_SECONDS    = tostring(var.max_running_hours * 3600)
+    # Beyond the upload subscription's retries: every delivery may take 540 s and wait up to 600 s.
+    TUNEDROP_VALIDATION_TIMEOUT_SECONDS = tostring(max(7200, var.max_delivery_attempts * (540 + 600) + 600))
   }
 }
 
