@@ -385,7 +385,7 @@ def _first(metadata: Mapping[str, str], keys: tuple[str, ...]) -> tuple[str, str
 
 
 def _unsigned(text: str) -> str:
-    """"+4" is 4 (lax conversion takes "-4" but not a plus sign); "+-3" stays as it is, and is refused."""
+    """ "+4" is 4 (lax conversion takes "-4" but not a plus sign); "+-3" stays as it is, and is refused."""
     return text[1:] if text.startswith("+") and text[1:2].isascii() and text[1:2].isdigit() else text
 
 

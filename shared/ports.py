@@ -39,6 +39,11 @@ class SlotTable:
     backoff_level: int = 0
 
 
+class DocumentRefused(PermanentError):
+    """The database refuses the job document itself (too large, a reserved field name, a value it cannot hold):
+    writing it again cannot help."""
+
+
 class JobStore(abc.ABC):
     @abc.abstractmethod
     def create(self, job: Job) -> bool:
@@ -49,7 +54,8 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def replace(self, job: Job, version: Any) -> bool:
-        """Write the job only if it is still at `version`; False when someone wrote it first."""
+        """Write the job only if it is still at `version`; False when someone wrote it first.
+        Raises DocumentRefused when the database refuses the document."""
 
     @abc.abstractmethod
     def queued(self, limit: int) -> list[Versioned[Job]]:

@@ -25,6 +25,7 @@ from shared.errors import TransientError
 from shared.jobs import Job, JobState, job_id_for
 from shared.ports import (
     BlobStore,
+    DocumentRefused,
     JobStore,
     ObjectMissing,
     Publisher,
@@ -52,6 +53,58 @@ MAX_IN_VALUES = 30  # Firestore's limit on the values of one 'in' filter
 # --------------------------------------------------------------------------------------------
 
 
+# What Firestore refuses in a document, so the fake refuses it too (a fake that accepts more hides bugs).
+# Sources, read 2026-11-29: the Document and Value REST reference
+# (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases.documents: field names
+# matching __.*__ are reserved, names are non-empty and at most 1,500 bytes; an array cannot directly
+# contain an array) and the quotas page (https://docs.cloud.google.com/firestore/quotas.md.txt: at most
+# 1 MiB per document, 20 levels of maps and arrays, 64-bit integers).
+MAX_DOCUMENT_BYTES = 1_048_576
+MAX_DOCUMENT_DEPTH = 20
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def firestore_refusal(doc: Mapping[str, Any]) -> str | None:
+    """Why Firestore would refuse ``doc`` (None when it would store it), and its storage size checked too."""
+    size = 0
+    stack: list[tuple[Any, int, bool]] = [(doc, 0, False)]
+    while stack:
+        value, depth, in_array = stack.pop()
+        if isinstance(value, Mapping):
+            if depth > MAX_DOCUMENT_DEPTH:
+                return f"maps and arrays nest deeper than {MAX_DOCUMENT_DEPTH} levels"
+            for key, item in value.items():
+                if not isinstance(key, str) or not key or len(key.encode()) > 1500:
+                    return f"field name {key!r} is empty, not text or longer than 1,500 bytes"
+                if key.startswith("__") and key.endswith("__") and len(key) >= 4:
+                    return f"field name {key!r} is reserved (__.*__)"
+                size += len(key.encode()) + 1
+                stack.append((item, depth + 1, False))
+        elif isinstance(value, list | tuple):
+            if in_array:
+                return "an array directly inside an array"
+            if depth > MAX_DOCUMENT_DEPTH:
+                return f"maps and arrays nest deeper than {MAX_DOCUMENT_DEPTH} levels"
+            stack.extend((item, depth + 1, True) for item in value)
+        elif isinstance(value, bool) or value is None:
+            size += 1
+        elif isinstance(value, int):
+            if not _INT64[0] <= value <= _INT64[1]:
+                return f"integer {value} does not fit 64 bits"
+            size += 8
+        elif isinstance(value, float | datetime):
+            size += 8
+        elif isinstance(value, str):
+            size += len(value.encode("utf-8", errors="surrogatepass")) + 1
+        elif isinstance(value, bytes):
+            size += len(value)
+        else:
+            return f"a {type(value).__name__} value"
+    if size + 32 > MAX_DOCUMENT_BYTES:
+        return f"the document takes {size + 32:,} bytes; at most {MAX_DOCUMENT_BYTES:,}"
+    return None
+
+
 class InMemoryJobStore(JobStore):
     """Jobs as documents with integer versions; every write bumps one store-wide counter.
 
@@ -72,6 +125,14 @@ class InMemoryJobStore(JobStore):
 
     # -- helpers -----------------------------------------------------------------------------
 
+    @staticmethod
+    def _checked(job: Job) -> dict[str, Any]:
+        document = job.to_document()
+        refusal = firestore_refusal(document)
+        if refusal is not None:
+            raise DocumentRefused(f"Firestore refuses job {job.job_id}: {refusal}")
+        return document
+
     def _load(self, doc: dict[str, Any], version: int) -> Versioned[Job]:
         return Versioned(Job.from_document(copy.deepcopy(doc)), version)
 
@@ -88,7 +149,8 @@ class InMemoryJobStore(JobStore):
             self.calls["create"] += 1
             if job.job_id in self._docs:
                 return False
-            self._docs[job.job_id] = (job.to_document(), next(self._versions))
+            document = self._checked(job)
+            self._docs[job.job_id] = (document, next(self._versions))
             self.writes += 1
             return True
 
@@ -106,7 +168,8 @@ class InMemoryJobStore(JobStore):
             if stored is None or stored[1] != version:
                 self.conflicts += 1
                 return False
-            self._docs[job.job_id] = (job.to_document(), next(self._versions))
+            document = self._checked(job)
+            self._docs[job.job_id] = (document, next(self._versions))
             self.writes += 1
             return True
 

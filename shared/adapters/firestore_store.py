@@ -16,12 +16,14 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared.errors import TransientError
 from shared.jobs import Job, JobState
-from shared.ports import JobStore, SlotTable, Versioned
+from shared.ports import DocumentRefused, JobStore, SlotTable, Versioned
 
 SLOTS_DOCUMENT = "slots"
 MARKER_PREFIX = "marker-"
 _PAGE = 300
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)
+# The server's INVALID_ARGUMENT (too large, reserved names), or the client's refusal to encode a value.
+_REFUSED = (gexc.InvalidArgument, ValueError, TypeError, OverflowError)
 
 
 class FirestoreJobStore(JobStore):
@@ -37,6 +39,8 @@ class FirestoreJobStore(JobStore):
             self._jobs.document(job.job_id).create(self._document(job))
         except gexc.Conflict:
             return False
+        except _REFUSED as exc:
+            raise DocumentRefused(f"Firestore refuses job {job.job_id}: {exc}") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore create failed: {exc}") from exc
         return True
@@ -62,6 +66,8 @@ class FirestoreJobStore(JobStore):
             self._jobs.document(job.job_id).update(self._document(job), option=option)
         except (gexc.FailedPrecondition, gexc.NotFound):
             return False
+        except _REFUSED as exc:
+            raise DocumentRefused(f"Firestore refuses job {job.job_id}: {exc}") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore write failed: {exc}") from exc
         return True

@@ -24,7 +24,7 @@ from shared.manifest import (
     quoted,
     settings_from_metadata,
 )
-from shared.ports import BlobStore, JobStore, ObjectMissing, Publisher, Versioned
+from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
@@ -336,7 +336,26 @@ class UploadService:
             moved = job.moved_to(
                 JobState.REJECTED, now, f"validation found {problems}", ended_at=now, error=error, **planned
             )
-        if not self._store.replace(moved, current.version):
+        try:
+            written = self._store.replace(moved, current.version)
+        except DocumentRefused as exc:
+            # The database will not hold this outcome (a report summary too large, a value it refuses): record a
+            # bare rejection instead, so the upload still ends recorded; the report in the bucket has the details.
+            logs.error("job document refused; recording a bare rejection", error=str(exc)[:500])
+            moved = job.moved_to(
+                JobState.REJECTED,
+                now,
+                "the validation outcome could not be stored",
+                ended_at=now,
+                report_uri=report_uri,
+                validation={"valid": False, "error_counts": {"unstorable_result": 1}},
+                error={
+                    "code": "unstorable_result",
+                    "message": f"Tunedrop could not store this upload's validation outcome; see {report_uri}",
+                },
+            )
+            written = self._store.replace(moved, current.version)
+        if not written:
             latest = self._store.get(job.job_id)
             if latest is not None and latest.value.state is not JobState.VALIDATING:
                 return UploadOutcome.DUPLICATE  # cancelled, or finished by another delivery meanwhile

@@ -10,7 +10,7 @@ import pytest
 
 from shared.adapters.firestore_store import FirestoreJobStore
 from shared.jobs import JobState, new_job
-from shared.ports import JobStore
+from shared.ports import DocumentRefused, JobStore
 from tests.fakes import InMemoryJobStore
 
 pytestmark = pytest.mark.integration
@@ -70,3 +70,37 @@ def test_markers_round_trip(store: JobStore) -> None:
     store.write_marker("model-lifecycle-checked-on", "2026-11-30")
     assert store.read_marker("model-lifecycle-checked-on") == "2026-11-30"
     assert store.read_marker("another") is None
+
+
+# ---- what Firestore refuses, the fake refuses too
+
+
+def _refused_jobs() -> list[tuple[str, dict[str, object]]]:
+    return [
+        ("reserved field name", {"labels": {"__name__": "x"}}),
+        ("array in an array", {"hyper_parameters": {"epochs": [[1]]}}),
+        ("integer beyond 64 bits", {"hyper_parameters": {"epochs": 2**64}}),
+        ("document over 1 MiB", {"display_name": "x" * 1_100_000}),
+        ("empty field name", {"labels": {"": "x"}}),
+    ]
+
+
+@pytest.mark.parametrize(("why", "changes"), _refused_jobs(), ids=[w for w, _ in _refused_jobs()])
+def test_what_firestore_refuses_the_fake_refuses(store: JobStore, why: str, changes: dict[str, object]) -> None:
+    job = new_job(
+        job_id=f"refused-{abs(hash(why))}",
+        bucket="b",
+        object_name="incoming/r.jsonl",
+        generation="1",
+        base_model="m",
+        now=T0,
+    )
+    assert store.create(job)
+    current = store.get(job.job_id)
+    assert current is not None
+    with pytest.raises(DocumentRefused):
+        store.replace(replace(current.value, **changes), current.version)  # type: ignore[arg-type]
+    with pytest.raises(DocumentRefused):
+        store.create(replace(job, job_id=job.job_id + "-new", **changes))  # type: ignore[arg-type]
+    # A document just under the limits is stored by both.
+    assert store.replace(replace(current.value, display_name="y" * 900_000), current.version)

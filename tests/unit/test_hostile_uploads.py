@@ -182,3 +182,25 @@ def test_gcs_read_failures_are_transient() -> None:
         list(reader)
     good = io.BufferedReader(_ReadFailuresAreTransient(io.BytesIO(b"a\nb\n"), "gs://b/o"))  # type: ignore[arg-type]
     assert list(good) == [b"a\n", b"b\n"]
+
+
+def test_an_outcome_the_database_refuses_is_recorded_as_a_bare_rejection(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.validation import ValidationReport
+    from shared.validation.report import Issue
+
+    def huge(*args: Any, **kwargs: Any) -> ValidationReport:
+        report = ValidationReport(file="gs://ds/incoming/a.jsonl")
+        for n in range(10):  # the ten first errors kept on the job, 120 KB each: far over 1 MiB
+            report.add(Issue(n + 1, f"code_{n}", "x" * 120_000))
+        return report
+
+    monkeypatch.setattr("shared.services.upload.validate_dataset", huge)
+    obj = harness.put_dataset("a.jsonl")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id_for(obj.bucket, obj.name, obj.generation))
+    assert job.error is not None and job.error["code"] == "unstorable_result"
+    assert harness.blobs.read("ds", f"reports/{job.job_id}.json")  # the details are in the report
+    (event,) = harness.completions()
+    assert event.json()["error"]["code"] == "unstorable_result"
