@@ -1,28 +1,35 @@
 """Streaming dataset validation: read each line once, check it, keep numbers, move on.
 
-Memory stays bounded whatever the file size: one line at a time, the first 100 issues of each
-code, a 64-bit hash per training example (for duplicates), fixed-size histograms and a sample of
-at most SAMPLE_SIZE small examples for the cost estimate.
+Memory stays bounded whatever the file size or the shape of its lines: at most max_line_bytes of
+one line (a longer line is read to its end in chunks and refused unread), at most max_json_values
+decoded values per line, the first 100 issues of each code, a 64-bit hash per training example (for
+duplicates), fixed-size histograms and a sample of at most SAMPLE_SIZE small examples for the cost
+estimate.
 """
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import math
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 
 from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, get_model, registry
 from shared.validation.report import Issue, ValidationReport
 from shared.validation.schema import (
+    BYTES_PER_TOKEN_BOUND,
     FAST_DECODER,
+    LINE_SLACK_BYTES,
     MESSAGES_DECODER,
     TEXT_DECODER,
+    VALUES_PER_TOKEN_BOUND,
     ExampleChecker,
     LineError,
     MessagesExample,
@@ -30,19 +37,29 @@ from shared.validation.schema import (
     TextExample,
     decode_line,
     fast_check,
+    json_values,
+    max_json_values,
+    max_line_bytes,
     messages_chars,
     text_bound,
     text_chars,
     to_request,
 )
 from shared.validation.stats import LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
-from shared.validation.tokens import TokenCounter, TokenCountUnavailable
+from shared.validation.tokens import CountingIncomplete, TokenCounter, TokenCountRetryable, TokenCountUnavailable
 from shared.validation.uris import UriChecker, check_all
 
 SAMPLE_SIZE = 64
 SAMPLE_MAX_LINE_BYTES = 256 * 1024  # larger examples are counted only when they near the limit
 MAX_TRACKED_URIS = 1_000_000
 MAX_EXACT_COUNTS = 2_000  # CountTokens calls for over-bound examples, per run
+# How long one count may keep retrying quota and availability errors (jittered exponential backoff)
+# before its counter is given up for the run; validate_dataset's count_deadline.
+COUNT_DEADLINE_SECONDS = 180.0
+# What is still read of a file known to be over the size limit, for its line errors and statistics;
+# validate_dataset's oversized_scan_bytes.
+OVERSIZED_SCAN_BYTES = 8 * 1024 * 1024
+_REST_CHUNK_BYTES = 1 << 20  # a line over max_line_bytes is read to its end in pieces of this size
 CHARS_PER_TOKEN = 4.0  # rule of thumb when nothing can count exactly
 PROGRESS_BYTES = 8 * 1024 * 1024
 _COUNT_WORKERS = 8
@@ -53,6 +70,10 @@ _LISTED_TURNS = 1 << 10
 _SETTLE_BYTES = 1 << 20  # clean lines are checked for repeats in runs of about this size (see _settle)
 
 Progress = Callable[[int], None]
+# What validate_dataset does with an example whose upper bound is over the token limit when no exact
+# count settles it: "warn" reports it as a warning (the CLI); "raise" raises CountingIncomplete when a
+# counter could not count it (the upload service, so that Pub/Sub redelivers).
+UnverifiedLength = Literal["raise", "warn"]
 
 _ADAPTER_NAMES = {"ONE": 1, "TWO": 2, "FOUR": 4, "EIGHT": 8, "SIXTEEN": 16, "THIRTY_TWO": 32}
 _HP_KEYS = {
@@ -62,27 +83,77 @@ _HP_KEYS = {
 }
 
 
-class _Counting:
-    """Tries each token counter in order; one that fails is not asked again during the run."""
+class _Count(NamedTuple):
+    tokens: int  # with the media estimate when the counter counts text only
+    counter: str
+    estimated: int  # the media estimate included in tokens (0 when the counter counted the media)
 
-    def __init__(self, counters: Sequence[TokenCounter], model: str) -> None:
+
+class _Counting:
+    """Tries each token counter in order.
+
+    A counter out of quota or briefly unavailable (TokenCountRetryable) is asked again with jittered
+    exponential backoff for up to ``deadline`` seconds; one that fails past it (``gave_up``) or fails
+    for good (``failures``) is not asked again during the run, so the run waits one deadline at most.
+    """
+
+    def __init__(self, counters: Sequence[TokenCounter], model: str, deadline: float = COUNT_DEADLINE_SECONDS) -> None:
         self.counters = list(counters)
         self.model = model
+        self.deadline = deadline
         self.failures: dict[str, str] = {}
+        self.gave_up: dict[str, str] = {}
         self.used: set[str] = set()
         self.calls = 0
+        self.retries = 0
         self._lock = threading.Lock()
+        self._retry: Callable[[Callable[..., int]], Callable[..., int]] | None = None
+        if self.counters:  # api_core loads grpc: only when there is something to count with
+            from google.api_core import retry as gretry
+
+            # Full jitter (api_core draws each pause from 0 to the current delay) so that the sample's
+            # concurrent counts do not retry in step; the pauses scale with the deadline for short ones.
+            self._retry = gretry.Retry(
+                predicate=gretry.if_exception_type(TokenCountRetryable),
+                initial=min(1.0, deadline / 16),
+                maximum=min(30.0, deadline / 4),
+                multiplier=2.0,
+                timeout=deadline,
+                on_error=self._on_retry,
+            )
 
     @property
     def available(self) -> bool:
-        return any(c.name not in self.failures for c in self.counters)
+        return any(self._usable(c) for c in self.counters)
 
-    def count(self, request: Mapping[str, Any], media_tokens: int) -> tuple[int, str] | None:
+    @property
+    def broken(self) -> bool:
+        """Whether a counter could not answer during the run (so an exact count may come later)."""
+        return bool(self.failures or self.gave_up)
+
+    def _usable(self, counter: TokenCounter) -> bool:
+        return counter.name not in self.failures and counter.name not in self.gave_up
+
+    def _on_retry(self, exc: Exception) -> None:
+        with self._lock:
+            self.retries += 1
+
+    def count(self, request: Mapping[str, Any], media_tokens: int) -> _Count | None:
+        if self._retry is None:
+            return None
+        from google.api_core import exceptions as gexc
+
         for counter in self.counters:
-            if counter.name in self.failures:
+            if not self._usable(counter):
                 continue
             try:
-                tokens = counter.count(request, self.model)
+                tokens = self._retry(counter.count)(request, self.model)
+            except gexc.RetryError as exc:  # still out of quota or unavailable at the deadline
+                with self._lock:
+                    self.gave_up.setdefault(
+                        counter.name, f"{exc.cause or exc} (still failing after {self.deadline:g} s)"
+                    )
+                continue
             except TokenCountUnavailable as exc:
                 with self._lock:
                     self.failures.setdefault(counter.name, str(exc))
@@ -90,7 +161,8 @@ class _Counting:
             with self._lock:
                 self.calls += 1
                 self.used.add(counter.name)
-            return tokens + (0 if counter.counts_media else media_tokens), counter.name
+            estimated = 0 if counter.counts_media else media_tokens
+            return _Count(tokens + estimated, counter.name, estimated)
         return None
 
 
@@ -101,12 +173,20 @@ class _Validation:
         report: ValidationReport,
         counting: _Counting,
         label_files: bool,
+        unverified_length: UnverifiedLength = "warn",
     ) -> None:
         self.spec = spec
         self.report = report
         self.counting = counting
         self.label_files = label_files
+        self.unverified_length = unverified_length
         self.checker = ExampleChecker(spec)
+        self.max_line = max_line_bytes(spec)
+        self.max_values = max_json_values(spec)
+        self.file = ""  # the file being scanned, for CountingIncomplete's message
+        self.stopped_early = False  # whether the last scan stopped at stop_at before the end of its file
+        self.lines_read = 0  # lines of the last scan
+        self.examples_read = self.bytes_read = 0  # of the last file, set by _scan_file
         self.train_hashes: set[int] = set()
         self.validation_hashes: set[int] = set()
         self.est_hist = LogHistogram()  # size units of examples not counted exactly
@@ -124,14 +204,26 @@ class _Validation:
 
     # ---- one file
 
-    def scan(self, lines: Iterable[bytes], file: str, *, training: bool, progress: Progress | None) -> tuple[int, int]:
+    def scan(
+        self,
+        lines: Iterable[bytes],
+        file: str,
+        *,
+        training: bool,
+        progress: Progress | None,
+        stop_at: float = math.inf,
+    ) -> tuple[int, int]:
         """(examples, bytes) of one file; every issue goes into the report.
 
         This loop runs once per line. A clean text-only example shorter than the token limit (nearly
         every line of a real dataset) costs one typed decode, one pass over its turns and updates of
         local variables; every other line goes to _other_line. Everything used per line is bound to a
         local name first: attribute lookups add up here.
+
+        Reading stops after the line that reaches ``stop_at`` bytes (``stopped_early`` tells).
         """
+        self.file = file
+        self.stopped_early = False
         label = file if self.label_files else ""
         legacy = self.spec.format == "messages"
         first_decode: Callable[[bytes], TextExample | MessagesExample] = (
@@ -139,6 +231,8 @@ class _Validation:
         ).decode
         first_chars: Callable[[Any], int] = messages_chars if legacy else text_chars
         limit = self.spec.max_tokens_per_example
+        longest = self.max_line
+        lines, rest_of_line = _bounded_lines(lines, longest)
         # Hashes of the clean lines since the last check for repeats: a run of consecutive lines,
         # checked against earlier lines in bulk every _SETTLE_BYTES and before any other line.
         pending: list[int] = []
@@ -158,18 +252,21 @@ class _Validation:
         number = 0
         # Compared with this file's byte count; infinite without a callback, so one test covers both.
         next_progress: float = PROGRESS_BYTES if progress is not None else math.inf
-        next_check = min(next_progress, _SETTLE_BYTES)
+        next_check = min(next_progress, _SETTLE_BYTES, stop_at)
         for raw in lines:
             number += 1
             size = len(raw)
             size_total += size
-            try:
-                ex = first_decode(raw)
-            except _DECODE_ERRORS:
-                chars = -1
+            if size <= limit:  # see text_bound: a shorter line cannot exceed the limit
+                try:
+                    ex = first_decode(raw)
+                except _DECODE_ERRORS:
+                    chars = -1
+                else:
+                    chars = first_chars(ex)
             else:
-                chars = first_chars(ex)
-            if chars >= 0 and size <= limit:  # see text_bound: a shorter line cannot exceed the limit
+                chars = -1  # never on the fast path: not decoded here, whatever its size
+            if chars >= 0:
                 examples += 1
                 pending_add(hash(raw))
                 turns = len(ex.turns)
@@ -186,11 +283,28 @@ class _Validation:
             else:
                 if pending:  # first, so that issues are reported in line order
                     self._settle(pending, number - 1, label, training)
-                example, units, media_tokens = self._other_line(raw, number, label, training)
-                if not example:
-                    continue
-                examples += 1
-                if units < 0:
+                if size > longest:
+                    if rest_of_line is not None and not raw.endswith(b"\n"):
+                        rest = rest_of_line()
+                        size += rest
+                        size_total += rest
+                    raw = b""
+                    self._too_long(size, number, label)
+                    units = -1
+                else:
+                    example, units, media_tokens = self._other_line(raw, number, label, training)
+                    examples += example
+                if units < 0:  # counted exactly or not at all: nothing for the estimate
+                    # The check at the end of the loop, here so that the fast path does not test units;
+                    # pending is empty (settled above).
+                    if size_total >= next_check:
+                        if size_total >= next_progress and progress is not None:
+                            progress(self.bytes_done + size_total)
+                            next_progress += PROGRESS_BYTES
+                        if size_total >= stop_at:
+                            self.stopped_early = True
+                            break
+                        next_check = min(next_progress, size_total + _SETTLE_BYTES, stop_at)
                     continue
             try:
                 unit_counts[units] += 1
@@ -214,7 +328,10 @@ class _Validation:
                 if size_total >= next_progress and progress is not None:
                     progress(self.bytes_done + size_total)
                     next_progress += PROGRESS_BYTES
-                next_check = min(next_progress, size_total + _SETTLE_BYTES)
+                if size_total >= stop_at:
+                    self.stopped_early = True
+                    break
+                next_check = min(next_progress, size_total + _SETTLE_BYTES, stop_at)
         if pending:
             self._settle(pending, number, label, training)
         sample.skip(sample_skipped)
@@ -227,9 +344,25 @@ class _Validation:
                 self.turns_counts[turns] = self.turns_counts.get(turns, 0) + count
         self.chars += chars_total
         self.bytes_done += size_total
+        self.lines_read = number
         if progress is not None:
             progress(self.bytes_done)
         return examples, size_total
+
+    def _too_long(self, size: int, number: int, label: str) -> None:
+        spec = self.spec
+        self.report.add(
+            Issue(
+                number,
+                "line_too_long",
+                f"Line is {size:,} bytes; Tunedrop reads lines of up to {self.max_line:,} bytes for {spec.name} "
+                f"({BYTES_PER_TOKEN_BOUND} for each of the {spec.max_tokens_per_example:,} tokens it accepts per "
+                f"example, plus {LINE_SLACK_BYTES // 2**20} MiB for markup), so it was not read. Spaces between "
+                "values and ignored fields count too: remove them, or shorten or split the example.",
+                "",
+                label,
+            )
+        )
 
     def _other_line(self, raw: bytes, number: int, label: str, training: bool) -> tuple[bool, int, int]:
         """Everything scan leaves to the general code: media, problems of any kind, lines over the limit.
@@ -238,6 +371,23 @@ class _Validation:
         media tokens); scan counts the units.
         """
         spec = self.spec
+        most = self.max_values
+        # A line shorter than `most` bytes cannot hold more values; a longer one is measured before
+        # any decoder builds its values.
+        if len(raw) > most and (values := json_values(raw, most)) > most:
+            self.report.add(
+                Issue(
+                    number,
+                    "too_many_values",
+                    f"Line holds about {values:,} JSON values (objects, arrays and the items in them); Tunedrop "
+                    f"reads at most {most:,} for {spec.name} ({VALUES_PER_TOKEN_BOUND} for each of the "
+                    f"{spec.max_tokens_per_example:,} tokens it accepts per example), so it was not read: merge "
+                    "small parts and turns, or split the example.",
+                    "",
+                    label,
+                )
+            )
+            return False, -1, 0
         shape: Shape | None
         obj: dict[str, Any] | None = None
         try:
@@ -335,42 +485,82 @@ class _Validation:
     def _token_limit(
         self, raw: bytes, obj: dict[str, Any] | None, media_tokens: int, number: int, label: str
     ) -> int | None:
-        """Check an example whose line is longer than the token limit; its exact count when one was made."""
+        """Check an example whose line is longer than the token limit; its exact count when one was made.
+
+        Only an exact count over the limit rejects it (with a text-only counter, its text alone must be
+        over). Without one, see _unverified.
+        """
         spec = self.spec
         limit = spec.max_tokens_per_example
         request = to_request(obj if obj is not None else json.loads(raw), spec)
         bound = text_bound(request) + media_tokens
         if bound <= limit:
             return None
-        counted = self.counting.count(request, media_tokens) if self.counting.calls < MAX_EXACT_COUNTS else None
-        if counted is None:
-            media = f" and {media_tokens:,} estimated for its media" if media_tokens else ""
+        counting = self.counting
+        over_budget = counting.calls >= MAX_EXACT_COUNTS
+        counted = None if over_budget else counting.count(request, media_tokens)
+        del request
+        if counted is None or counted.tokens > limit >= counted.tokens - counted.estimated:
+            self._unverified(bound, media_tokens, counted, over_budget, number, label)
+        elif counted.tokens > limit:
+            media = f", {counted.estimated:,} of them estimated for its media" if counted.estimated else ""
             self.report.add(
                 Issue(
                     number,
                     "too_many_tokens",
-                    f"Example may have more than the {limit:,} tokens {spec.name} accepts per example: its upper "
-                    f"bound is {bound:,} tokens (UTF-8 bytes of its text plus turn markers{media}) and no token "
-                    "counter was available to count it exactly. Shorten or split it, or validate with a token "
-                    "counter (--tokenizer or Vertex AI CountTokens).",
+                    f"Example has {counted.tokens:,} tokens (counted with {counted.counter}{media}); {spec.name} "
+                    f"accepts at most {limit:,} per example: shorten it or split the conversation into several "
+                    "examples.",
                     "$",
                     label,
                 )
             )
-            return None
-        tokens, counter = counted
-        if tokens > limit:
-            self.report.add(
-                Issue(
-                    number,
-                    "too_many_tokens",
-                    f"Example has {tokens:,} tokens (counted with {counter}); {spec.name} accepts at most {limit:,} "
-                    "per example: shorten it or split the conversation into several examples.",
-                    "$",
-                    label,
-                )
+        return None if counted is None else counted.tokens
+
+    def _unverified(
+        self, bound: int, media_tokens: int, counted: _Count | None, over_budget: bool, number: int, label: str
+    ) -> None:
+        """An example whose upper bound is over the limit and that no exact count settled.
+
+        Not rejected: its length was never measured. With unverified_length="raise" and a counter that
+        could not answer (or none at all), CountingIncomplete asks for the upload to be validated again;
+        otherwise, and whenever asking again cannot help, it is a warning.
+        """
+        spec = self.spec
+        counting = self.counting
+        limit = spec.max_tokens_per_example
+        if counted is not None:
+            reason = (
+                f"{counted.counter} counted {counted.tokens - counted.estimated:,} tokens of its text, which the "
+                f"{counted.estimated:,} estimated for its media may take over the limit"
             )
-        return tokens
+        elif over_budget:
+            reason = f"Tunedrop counts at most {MAX_EXACT_COUNTS:,} long examples exactly per run"
+        elif not counting.counters:
+            reason = "no token counter was available to count it exactly"
+        else:
+            failed = "; ".join(f"{n}: {r}" for n, r in {**counting.failures, **counting.gave_up}.items())
+            reason = f"no token counter was available to count it exactly ({failed})"
+        retry_may_help = not over_budget and (counted is None or counting.broken)
+        if self.unverified_length == "raise" and retry_may_help:
+            where = f"line {number} of {self.file}" if self.file else f"line {number}"
+            raise CountingIncomplete(
+                f"Could not settle the length of {where}: its upper bound of {bound:,} tokens is over the {limit:,} "
+                f"{spec.name} accepts and {reason}."
+            )
+        media = f" and {media_tokens:,} estimated for its media" if media_tokens else ""
+        self.report.warn(
+            Issue(
+                number,
+                "may_exceed_token_limit",
+                f"Example may have more than the {limit:,} tokens {spec.name} accepts per example: its upper bound "
+                f"is {bound:,} tokens (UTF-8 bytes of its text plus turn markers{media}) and {reason}. Vertex AI "
+                "fails the tuning job if it does: shorten or split it, or validate with a token counter "
+                "(--tokenizer or Vertex AI CountTokens).",
+                "$",
+                label,
+            )
+        )
 
     # ---- after both files
 
@@ -480,6 +670,28 @@ class _Validation:
         if len(pairs) < 2:
             return None
         return ratio_estimate(pairs, self.sample.seen)
+
+
+def _bounded_lines(lines: Iterable[bytes], longest: int) -> tuple[Iterable[bytes], Callable[[], int] | None]:
+    """The lines of ``lines``, none longer than ``longest + 1`` bytes, and a function that reads the rest
+    of a line cut there in chunks and returns its byte count (None when ``lines`` is not a reader).
+
+    Iterating a reader builds each whole line, however long; readline(size) stops at size bytes and
+    runs as fast. Any other iterable gives its lines as they come.
+    """
+    if not isinstance(lines, io.IOBase):
+        return lines, None
+    readline: Callable[[int], bytes] = lines.readline
+
+    def rest_of_line() -> int:
+        total = 0
+        while True:
+            chunk = readline(_REST_CHUNK_BYTES)
+            total += len(chunk)
+            if not chunk or chunk.endswith(b"\n"):
+                return total
+
+    return iter(functools.partial(readline, longest + 1), b""), rest_of_line
 
 
 def _grown(counts: list[int], index: int, cap: int) -> bool:
@@ -678,6 +890,9 @@ def validate_dataset(
     progress: Progress | None = None,
     on: date | None = None,
     retiring_days: int = 30,
+    unverified_length: UnverifiedLength = "warn",
+    count_deadline: float = COUNT_DEADLINE_SECONDS,
+    oversized_scan_bytes: int = OVERSIZED_SCAN_BYTES,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for one base model.
 
@@ -685,8 +900,19 @@ def validate_dataset(
     ``on`` is the day the job would be tuned: a model that cannot be tuned that day is an error, one
     whose tuning closes within ``retiring_days`` a warning. Without it, lifecycle is not checked.
 
-    ``train`` and ``validation`` are binary line iterables (an open file or a BufferedReader on a
-    blob). Nothing is raised for a bad dataset: every problem is in the report.
+    ``train`` and ``validation`` are binary line iterables: an open file or a BufferedReader on a blob,
+    read with bounded memory however long a line is, or any iterable of lines. Nothing is raised for a
+    bad dataset: every problem is in the report.
+
+    A file whose ``file_size`` (or ``validation_file_size``) is over the model's limit is reported at
+    once and only its first ``oversized_scan_bytes`` are checked (0: none); one of unknown size is read
+    up to the limit at most.
+
+    An example is rejected for its length only on an exact count over the limit. A token counter out
+    of quota or unavailable is retried for up to ``count_deadline`` seconds. An example whose upper
+    bound is over the limit but that could not be counted is a warning with ``unverified_length="warn"``;
+    with "raise", CountingIncomplete (a TransientError) is raised instead when a counter failed or none
+    was given, so that the upload is validated again rather than rejected on a guess.
     """
     spec: ModelSpec | None
     if isinstance(model, ModelSpec):
@@ -723,12 +949,14 @@ def validate_dataset(
                 "region",
             )
         )
-    counting = _Counting(_counters(token_counter), spec.name)
-    run = _Validation(spec, report, counting, label_files=validation is not None)
+    counting = _Counting(_counters(token_counter), spec.name, count_deadline)
+    run = _Validation(spec, report, counting, label_files=validation is not None, unverified_length=unverified_length)
 
-    report.example_count, report.byte_count = run.scan(train, file, training=True, progress=progress)
-    _check_file_size(report, spec, file, file_size if file_size is not None else report.byte_count)
-    if report.example_count == 0 and report.error_count == 0:
+    partial = _scan_file(run, report, spec, train, file, file_size, oversized_scan_bytes, progress, training=True)
+    report.example_count, report.byte_count = run.examples_read, run.bytes_read
+    if partial:
+        pass  # the counts below would describe only the lines read
+    elif report.example_count == 0 and report.error_count == 0:
         report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
     elif 0 < report.example_count < spec.min_examples:
         report.add(
@@ -739,15 +967,27 @@ def validate_dataset(
                 f"{spec.min_examples}.",
             )
         )
-    check_example_count(report, spec, report.example_count, multimodal=run.multimodal_examples > 0)
+    if not partial:
+        check_example_count(report, spec, report.example_count, multimodal=run.multimodal_examples > 0)
 
     if validation is not None:
-        count, size = run.scan(validation, validation_file, training=False, progress=progress)
-        report.validation_example_count, report.validation_byte_count = count, size
-        _check_file_size(
-            report, spec, validation_file, validation_file_size if validation_file_size is not None else size
+        partial_validation = _scan_file(
+            run,
+            report,
+            spec,
+            validation,
+            validation_file,
+            validation_file_size,
+            oversized_scan_bytes,
+            progress,
+            training=False,
         )
-        if count > spec.max_validation_examples:
+        count = report.validation_example_count = run.examples_read
+        report.validation_byte_count = run.bytes_read
+        partial = partial or partial_validation
+        if partial_validation:
+            pass  # as for the training file
+        elif count > spec.max_validation_examples:
             report.add(
                 Issue(
                     0,
@@ -780,9 +1020,61 @@ def validate_dataset(
     if uri_checker is not None and run.uris:
         run.check_uris(uri_checker)
     run.statistics(report, epochs)
+    if partial:
+        report.cost = {}  # a fraction of a file that cannot be tuned as it is: no figure to plan with
     for counter_name, reason in counting.failures.items():
         report.notes.append(f"Token counter {counter_name} was unavailable: {reason}")
+    for counter_name, reason in counting.gave_up.items():
+        report.notes.append(f"Token counter {counter_name} was out of quota or unavailable: {reason}")
+    if counting.retries:
+        report.notes.append(
+            f"Token counting was retried {counting.retries:,} time(s) after quota or availability errors."
+        )
     return report
+
+
+def _scan_file(
+    run: _Validation,
+    report: ValidationReport,
+    spec: ModelSpec,
+    lines: Iterable[bytes],
+    file: str,
+    size: int | None,
+    oversized_scan_bytes: int,
+    progress: Progress | None,
+    *,
+    training: bool,
+) -> bool:
+    """Scans one file into ``run`` (examples_read, bytes_read) and checks its size; whether it was read
+    only in part because it is over the size limit.
+
+    A known size over the limit is reported before reading, and only a prefix is read; a file of
+    unknown size is read until it passes the limit.
+    """
+    most = spec.max_file_bytes
+    known_over = size is not None and size > most
+    if known_over:
+        assert size is not None
+        _check_file_size(report, spec, file, size)
+    stop_at = oversized_scan_bytes if known_over else most + 1
+    if stop_at > 0:
+        run.examples_read, run.bytes_read = run.scan(lines, file, training=training, progress=progress, stop_at=stop_at)
+        lines_read = run.lines_read
+    else:
+        run.examples_read = run.bytes_read = lines_read = 0
+        run.stopped_early = True
+    if not known_over:
+        if run.stopped_early:
+            _check_file_size(report, spec, file, run.bytes_read, read_to_end=False)
+        else:
+            _check_file_size(report, spec, file, size if size is not None else run.bytes_read)
+    if not run.stopped_early:
+        return False
+    report.notes.append(
+        f"{file} is over the size limit: only its first {lines_read:,} line(s) ({run.bytes_read / 2**20:,.1f} MiB) "
+        "were checked, and the statistics cover only those."
+    )
+    return True
 
 
 def check_example_count(report: ValidationReport, spec: ModelSpec, count: int, *, multimodal: bool) -> None:
@@ -824,13 +1116,19 @@ def _check_lifecycle(report: ValidationReport, spec: ModelSpec, on: date, retiri
         )
 
 
-def _check_file_size(report: ValidationReport, spec: ModelSpec, file: str, size: int) -> None:
+def _check_file_size(
+    report: ValidationReport, spec: ModelSpec, file: str, size: int, *, read_to_end: bool = True
+) -> None:
+    """``size`` is the file's size, or with ``read_to_end=False`` what was read before stopping."""
     if size > spec.max_file_bytes:
+        how_big = (
+            f"is {size / 2**30:.2f} GiB" if read_to_end else f"is over {size / 2**30:.2f} GiB (reading stopped there)"
+        )
         report.add(
             Issue(
                 0,
                 "file_too_large",
-                f"{file} is {size / 2**30:.2f} GiB; {spec.name} accepts JSONL files up to "
+                f"{file} {how_big}; {spec.name} accepts JSONL files up to "
                 f"{spec.max_file_bytes / 2**30:.0f} GiB: split or sample the dataset.",
                 file=file if report.validation_file else "",
             )

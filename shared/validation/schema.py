@@ -9,6 +9,7 @@ authority; the fast path must never call a line clean that the precise path woul
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -29,6 +30,55 @@ CONTENT_ROLES = ("user", "model")
 URI_SCHEMES = ("gs://", "https://", "http://")
 # Tokens a turn may add beyond its text (role and turn markers); every turn's JSON is longer than this.
 TURN_OVERHEAD_TOKENS = 8
+
+
+# --------------------------------------------------------------------------------------------
+# How much of one line Tunedrop reads. Both bounds are reading policy, not token counts: they refuse
+# a line without building it, so that one hostile line cannot take the memory of the whole run.
+
+# Bytes per token that no real example reaches. No published figure bounds the bytes one Gemini
+# token can stand for (Gemini counts with the Gemma 3 SentencePiece vocabulary of 262,144 pieces,
+# which is not documented piece by piece), and JSON may spell one character in 6 bytes (\u0041) or
+# 12 (a surrogate pair). Escape-heavy lines measure far lower: CJK text written with ASCII escapes
+# is about 6 to 18 bytes per token, code full of \n and \" under 10. 64 leaves a wide margin.
+BYTES_PER_TOKEN_BOUND = 64
+# Room for what the per-token figure does not cover: media parts (at most a few dozen per example,
+# each a fileData of about a kilobyte, six times that if escaped), keys and indentation.
+LINE_SLACK_BYTES = 1 << 20
+# JSON values (objects, arrays and the items in them) per token of the model's limit that no real
+# example reaches: a value that carries content costs a token or more, and a chat turn is five
+# values around tens to thousands of tokens. Decoding costs up to a few hundred bytes per value,
+# so this caps what a line of tiny parts or huge arrays can cost, however its bytes are spent.
+VALUES_PER_TOKEN_BOUND = 2
+
+
+def max_line_bytes(spec: ModelSpec) -> int:
+    """The longest line (newline included) read for ``spec``; a longer one is refused unread."""
+    return spec.max_tokens_per_example * BYTES_PER_TOKEN_BOUND + LINE_SLACK_BYTES
+
+
+def max_json_values(spec: ModelSpec) -> int:
+    """The most JSON values one line may hold for ``spec``."""
+    return spec.max_tokens_per_example * VALUES_PER_TOKEN_BOUND
+
+
+# A JSON string with its escapes, unrolled so that the engine never backtracks.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+
+
+def json_values(raw: bytes, most: int) -> int:
+    """About how many JSON values ``raw`` holds, counted in C without decoding: its commas plus its
+    "{" and "[". For JSON that is at least the number of values less one, and at most twice it.
+
+    Punctuation inside strings counts too unless that sum is above ``most``: only then are the strings
+    cut out (a copy no longer than the line) for the true figure. A line shorter than ``most`` bytes
+    cannot exceed it. For a line that is not JSON the figure is only a measure of its size.
+    """
+    count = raw.count(b",") + raw.count(b"{") + raw.count(b"[")
+    if count <= most:
+        return count
+    bare = _JSON_STRING.sub(b"", raw)
+    return bare.count(b",") + bare.count(b"{") + bare.count(b"[")
 
 
 # --------------------------------------------------------------------------------------------

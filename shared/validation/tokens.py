@@ -9,15 +9,30 @@ limit need an exact count.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
+
+from shared.errors import TransientError
 
 Request = Mapping[str, Any]  # {"contents": [...], "systemInstruction": {...}} in camelCase
 
 
 class TokenCountUnavailable(Exception):
-    """The counter cannot answer now (service unreachable, package missing, bad configuration)."""
+    """The counter cannot answer (package missing, bad configuration, request refused): asking it again
+    during this run would not help."""
+
+
+class TokenCountRetryable(TokenCountUnavailable):
+    """The counter is out of quota or briefly unavailable (RESOURCE_EXHAUSTED, UNAVAILABLE,
+    DEADLINE_EXCEEDED): the same request may succeed after a pause."""
+
+
+class CountingIncomplete(TransientError):
+    """Validation could not settle an example's length: no token counter could count it and its upper
+    bound is over the limit. A TransientError, so the upload is validated again on redelivery rather
+    than rejected for a length nobody measured."""
 
 
 @runtime_checkable
@@ -33,7 +48,8 @@ class TokenCounter(Protocol):
         ...
 
     def count(self, request: Request, model: str) -> int:
-        """Tokens of the request; raises TokenCountUnavailable when it cannot count now."""
+        """Tokens of the request; raises TokenCountRetryable when a later try may succeed and
+        TokenCountUnavailable when it cannot count."""
         ...
 
 
@@ -73,12 +89,20 @@ class VertexTokenCounter:
     name = "vertex-count-tokens"
     counts_media = True
 
-    def __init__(self, project: str, location: str = "us-central1", *, host: str = "", timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        project: str,
+        location: str = "us-central1",
+        *,
+        host: str = "",
+        timeout: float = 30.0,
+        client: Any = None,
+    ) -> None:
         self._project = project
         self._location = location
         self._host = host
         self._timeout = timeout
-        self._client: Any = None
+        self._client: Any = client  # an LlmUtilityServiceClient; made on first use when None
 
     def _get_client(self) -> Any:
         if self._client is None:
@@ -107,9 +131,20 @@ class VertexTokenCounter:
         try:
             pb = aiplatform_v1.CountTokensRequest(endpoint=endpoint, model=endpoint, **body)
             response = self._get_client().count_tokens(request=pb, timeout=self._timeout)
-        except (gexc.GoogleAPICallError, gexc.RetryError, ValueError, TypeError) as exc:
+        except _retryable_errors() as exc:
+            raise TokenCountRetryable(f"Vertex AI CountTokens failed: {exc}") from exc
+        except (gexc.GoogleAPICallError, ValueError, TypeError) as exc:
             raise TokenCountUnavailable(f"Vertex AI CountTokens failed: {exc}") from exc
         return int(response.total_tokens)
+
+
+@functools.cache
+def _retryable_errors() -> tuple[type[Exception], ...]:
+    from google.api_core import exceptions as gexc
+
+    # ResourceExhausted is a TooManyRequests and DeadlineExceeded a GatewayTimeout: the HTTP forms of
+    # quota and time-outs are caught with the gRPC ones. RetryError: the client's own retries gave up.
+    return (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.GatewayTimeout, gexc.RetryError)
 
 
 # --------------------------------------------------------------------------------------------

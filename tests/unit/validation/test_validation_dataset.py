@@ -11,6 +11,7 @@ import pytest
 
 from shared.validation import SentencePieceTokenCounter, TokenCountUnavailable, get_model, validate_dataset
 from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
+from shared.validation.tokens import CountingIncomplete
 from shared.validation.uris import GcsUriChecker, check_all, split_gs_uri
 from tests.unit.validation.helpers import (
     FILE,
@@ -182,11 +183,14 @@ def test_over_the_limit_with_an_exact_count() -> None:
     assert "32,000" in report.issues[0].message
 
 
-def test_without_a_counter_the_bound_is_reported_as_the_estimate() -> None:
+def test_without_a_counter_the_bound_is_a_warning_or_raises() -> None:
     report = run(GOOD, long_example(40_000), model="gemini-1.5-pro-002")
-    assert codes(report) == [(2, "too_many_tokens")]
-    message = report.issues[0].message
+    assert report.valid  # its length was never measured: not a reason to reject it
+    assert warnings(report) == [(2, "may_exceed_token_limit")]
+    message = report.warnings[0].message
     assert "upper bound is 40,0" in message and "no token counter" in message
+    with pytest.raises(CountingIncomplete, match=r"line 2 of .*upper bound of 40,0"):
+        run(GOOD, long_example(40_000), model="gemini-1.5-pro-002", unverified_length="raise")
 
 
 def test_a_failing_counter_falls_back_to_the_next_one_and_is_noted() -> None:
@@ -202,14 +206,18 @@ def test_a_failing_counter_falls_back_to_the_next_one_and_is_noted() -> None:
 def test_media_estimates_are_added_when_the_counter_counts_text_only() -> None:
     text_only = FakeCounter(text_chars, counts_media=False)
     parts = [file_part(f"gs://b/{i}.png") for i in range(30)]
-    # 30 images x 258 tokens = 7,740 estimated; with 25,000 characters the bound passes 32,000.
-    report = run(
-        example({"role": "user", "parts": [*parts, {"text": "y" * 25_000}]}, turn("model", "ok")),
-        model="gemini-1.5-flash-002",
-        token_counter=text_only,
-    )
+    # 30 images x 258 tokens = 7,740 estimated; with 25,000 characters the bound passes 32,000, but
+    # only the estimate takes it there: a warning, also when asked to raise (asking again cannot help).
+    line = example({"role": "user", "parts": [*parts, {"text": "y" * 25_000}]}, turn("model", "ok"))
+    for unverified in ("warn", "raise"):
+        report = run(line, model="gemini-1.5-flash-002", token_counter=text_only, unverified_length=unverified)
+        assert report.valid and warnings(report) == [(1, "may_exceed_token_limit")]
+        assert "fake counted 25,002 tokens of its text, which the 7,740 estimated" in report.warnings[0].message
+    # The text alone over the limit is proof enough.
+    line = example({"role": "user", "parts": [*parts, {"text": "y" * 32_001}]}, turn("model", "ok"))
+    report = run(line, model="gemini-1.5-flash-002", token_counter=text_only)
     assert codes(report) == [(1, "too_many_tokens")]
-    assert "32,742 tokens" in report.issues[0].message
+    assert "39,743 tokens (counted with fake, 7,740 of them estimated for its media)" in report.issues[0].message
 
 
 def test_sentencepiece_counter_is_optional() -> None:
