@@ -112,6 +112,13 @@ class Job:
     training_uri: str = ""
     validation_uri: str = ""
     manifest_uri: str = ""
+    # What was validated, and the copies Vertex AI is given (they cannot change; see STAGING_PREFIX).
+    training_generation: str = ""
+    training_crc32c: str = ""
+    tuning_training_uri: str = ""
+    validation_generation: str = ""
+    validation_crc32c: str = ""
+    tuning_validation_uri: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     report_uri: str = ""
     vertex_job_name: str = ""

@@ -198,6 +198,15 @@ class ObjectMissing(PermanentError):
     """The object (at that generation) is not in the bucket."""
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One generation of an object: what pins it, how big it is and its CRC32C (base64, as GCS gives it)."""
+
+    generation: str
+    size: int
+    crc32c: str
+
+
 class BlobStore(abc.ABC):
     @abc.abstractmethod
     def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
@@ -206,3 +215,17 @@ class BlobStore(abc.ABC):
     @abc.abstractmethod
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
         """Write an object Tunedrop owns (a report); returns its gs:// URI."""
+
+    @abc.abstractmethod
+    def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
+        """The live generation (or the one given) of an object; raises ObjectMissing."""
+
+    @abc.abstractmethod
+    def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
+        """Copy exactly that generation to ``destination`` in the same bucket, creating it only if it does not
+        exist (a repeated copy of the same bytes is fine). Raises ObjectMissing when that generation is gone,
+        and CopyConflict when ``destination`` holds other bytes."""
+
+
+class CopyConflict(PermanentError):
+    """The destination of a pinned copy exists with other bytes."""

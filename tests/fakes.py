@@ -25,8 +25,10 @@ from shared.errors import TransientError
 from shared.jobs import Job, JobState, job_id_for
 from shared.ports import (
     BlobStore,
+    CopyConflict,
     DocumentRefused,
     JobStore,
+    ObjectInfo,
     ObjectMissing,
     Publisher,
     QuotaExhausted,
@@ -596,6 +598,21 @@ class InMemoryBlobStore(BlobStore):
         self.put(bucket, name, data, content_type=content_type)
         return f"gs://{bucket}/{name}"
 
+    def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
+        stored = self.get(bucket, name, generation)
+        return ObjectInfo(stored.generation, len(stored.data), crc32c_of(stored.data))
+
+    def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
+        source = self.get(bucket, name, generation)
+        with self._lock:
+            existing = self._live.get((bucket, destination))
+        if existing is not None:  # created only if absent, as with ifGenerationMatch=0
+            if self.get(bucket, destination).data != source.data:
+                raise CopyConflict(f"gs://{bucket}/{destination} exists with other bytes")
+            return self.describe(bucket, destination)
+        copied = self.put(bucket, destination, source.data, content_type=source.content_type)
+        return self.describe(bucket, copied.name)
+
 
 # --------------------------------------------------------------------------------------------
 # Harness: an App on the fakes
@@ -611,6 +628,15 @@ VALID_EXAMPLE = {
         {"role": "model", "parts": [{"text": "Paris."}]},
     ]
 }
+
+
+def crc32c_of(data: bytes) -> str:
+    """CRC32C as Cloud Storage reports it: big-endian, base64."""
+    import base64
+
+    import google_crc32c
+
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
 
 
 def jsonl(*examples: Any) -> bytes:

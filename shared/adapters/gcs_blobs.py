@@ -9,8 +9,9 @@ from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 
 from shared.errors import TransientError
-from shared.ports import BlobStore, ObjectMissing
+from shared.ports import BlobStore, CopyConflict, ObjectInfo, ObjectMissing
 
+_TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout)
 # Large reads: the blob reader fetches this much per request, the buffer splits it into lines.
 CHUNK_BYTES = 16 * 1024 * 1024
 BUFFER_BYTES = 1024 * 1024
@@ -60,6 +61,48 @@ class GcsBlobStore(BlobStore):
         # Plain line iteration over blob.open() is slow; a BufferedReader on top reads fast.
         raw = _ReadFailuresAreTransient(blob.open("rb", chunk_size=CHUNK_BYTES), f"gs://{bucket}/{name}")
         return io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
+
+    def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
+        blob = self._client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
+        try:
+            blob.reload()
+        except gexc.NotFound as exc:
+            at = f" at generation {generation}" if generation else ""
+            raise ObjectMissing(f"gs://{bucket}/{name}{at} does not exist.") from exc
+        except _TRANSIENT as exc:
+            raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
+        return ObjectInfo(generation=str(blob.generation), size=int(blob.size or 0), crc32c=str(blob.crc32c or ""))
+
+    def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
+        source_bucket = self._client.bucket(bucket)
+        source = source_bucket.blob(name)
+        # Looked up first as well as guarded by the precondition: fake-gcs-server ignores ifGenerationMatch on
+        # copies, and the one writer of a job's copies is that job's own upload handler.
+        try:
+            existing = self.describe(bucket, destination)
+        except ObjectMissing:
+            existing = None
+        if existing is not None:
+            if existing.crc32c != self.describe(bucket, name, generation).crc32c:
+                raise CopyConflict(f"gs://{bucket}/{destination} exists with other bytes")
+            return existing
+        try:
+            copied = source_bucket.copy_blob(
+                source, source_bucket, destination, source_generation=int(generation), if_generation_match=0
+            )
+        except gexc.PreconditionFailed:
+            # Copied by an earlier delivery: fine if it is the same bytes.
+            existing = self.describe(bucket, destination)
+            if existing.crc32c != self.describe(bucket, name, generation).crc32c:
+                raise CopyConflict(f"gs://{bucket}/{destination} exists with other bytes") from None
+            return existing
+        except gexc.NotFound as exc:
+            raise ObjectMissing(f"gs://{bucket}/{name} at generation {generation} does not exist.") from exc
+        except _TRANSIENT as exc:
+            raise TransientError(f"copying gs://{bucket}/{name} failed: {exc}") from exc
+        return ObjectInfo(
+            generation=str(copied.generation), size=int(copied.size or 0), crc32c=str(copied.crc32c or "")
+        )
 
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
         try:

@@ -190,8 +190,9 @@ class Dispatcher(JobService):
             job_id=job.job_id,
             attempt=job.attempt,
             base_model=job.base_model,
-            training_dataset_uri=job.dataset_uri,
-            validation_dataset_uri=job.validation_uri,
+            # The copies of exactly what was validated (jobs validated before copies existed: the originals).
+            training_dataset_uri=job.tuning_training_uri or job.dataset_uri,
+            validation_dataset_uri=job.tuning_validation_uri or job.validation_uri,
             display_name=job.display_name or job.job_id,
             hyper_parameters=job.hyper_parameters,
             labels=job.labels,

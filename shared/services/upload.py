@@ -24,7 +24,7 @@ from shared.manifest import (
     quoted,
     settings_from_metadata,
 )
-from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectMissing, Publisher, Versioned
+from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectInfo, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.lifecycle import LifecycleEvents
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
@@ -32,6 +32,9 @@ from shared.validation.registry import ModelStatus, get_model, registry
 
 VALIDATION_LEASE = timedelta(minutes=15)
 MODEL_RETIRING = "model_retiring"
+# Tunedrop's copies of validated datasets, which Vertex AI reads; a bucket lifecycle rule deletes them
+# (deploy/terraform/modules/tunedrop/storage.tf).
+STAGING_PREFIX = "tunedrop-staging/"
 # Failures of the platform, not of the upload: raised so that Pub/Sub delivers the notification again.
 _INFRASTRUCTURE_ERRORS = (TransientError, ConnectionError, TimeoutError)
 _MODEL_PATH = re.compile(
@@ -291,8 +294,9 @@ class UploadService:
         settings = replace(settings, base_model=model)
         if model_problem is not None:
             plan = replace(plan, issues=[*plan.issues, model_problem])
+        pinned: dict[str, ObjectInfo] = {}
         try:
-            report = self._check(plan, settings)
+            report = self._check(plan, settings, pinned)
         except _INFRASTRUCTURE_ERRORS:
             raise
         except Exception as exc:  # the upload's bytes broke a check: record it, never loop on it
@@ -308,6 +312,7 @@ class UploadService:
             )
         for issue in plan.issues:
             report.add(issue)
+        kept = self._keep(job, settings, pinned, report) if report.valid else {}
         report_uri = self._write_reports(job, report)
         now = self._clock()
         planned: dict[str, Any] = {
@@ -315,6 +320,7 @@ class UploadService:
             "report_uri": report_uri,
             "manifest_uri": plan.manifest_uri,
             **asdict(settings),
+            **kept,
         }
         if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
             planned["warnings"] = [*job.warnings, MODEL_RETIRING]
@@ -372,11 +378,12 @@ class UploadService:
         self._completions.publish(moved)
         return UploadOutcome.REJECTED
 
-    def _check(self, plan: _Plan, settings: Manifest) -> ValidationReport:
-        """Validate what the plan names; every problem with the input ends up in the report."""
+    def _check(self, plan: _Plan, settings: Manifest, pinned: dict[str, ObjectInfo]) -> ValidationReport:
+        """Validate what the plan names, each dataset at one generation (recorded in ``pinned``); every problem
+        with the input ends up in the report."""
         with ExitStack() as stack:
-            train = self._open(stack, settings.training_uri, plan.training_generation, plan.issues)
-            validation = self._open(stack, settings.validation_uri, None, plan.issues)
+            train = self._open(stack, "training", settings.training_uri, plan.training_generation, plan.issues, pinned)
+            validation = self._open(stack, "validation", settings.validation_uri, None, plan.issues, pinned)
             if train is None:
                 return ValidationReport(file=settings.training_uri or plan.manifest_uri)
             return validate_dataset(
@@ -386,6 +393,8 @@ class UploadService:
                 validation=validation,
                 validation_file=settings.validation_uri,
                 hyper_parameters=settings.hyper_parameters,
+                file_size=pinned["training"].size,
+                validation_file_size=pinned["validation"].size if "validation" in pinned else None,
                 token_counter=self._token_counter,
                 uri_checker=self._uri_checker,
                 region=self._settings.region,
@@ -393,16 +402,70 @@ class UploadService:
                 retiring_days=self._settings.model_retiring_days,
             )
 
-    def _open(self, stack: ExitStack, uri: str, generation: str | None, issues: list[Issue]) -> IO[bytes] | None:
-        """A reader of a gs:// dataset of the bucket, or None with the reason added to `issues`."""
+    def _open(
+        self,
+        stack: ExitStack,
+        role: str,
+        uri: str,
+        generation: str | None,
+        issues: list[Issue],
+        pinned: dict[str, ObjectInfo],
+    ) -> IO[bytes] | None:
+        """A reader of one generation of a gs:// dataset of the bucket (recorded in ``pinned[role]``), or None
+        with the reason added to ``issues``."""
         if not uri:
             return None
         bucket, _, name = uri.removeprefix("gs://").partition("/")
         try:
-            return stack.enter_context(self._blobs.open(bucket, name, generation))
+            info = self._blobs.describe(bucket, name, generation)
+            reader = stack.enter_context(self._blobs.open(bucket, name, info.generation))
         except ObjectMissing as exc:
-            issues.append(Issue(0, "object_missing", f"{exc} Upload it, or fix the path that names it.", file=uri))
+            issues.append(self._missing(uri, generation, str(exc)))
             return None
+        pinned[role] = info
+        return reader
+
+    def _missing(self, uri: str, generation: str | None, why: str) -> Issue:
+        """object_missing when the object is gone, dataset_changed when it was replaced since it was named."""
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        try:
+            live = self._blobs.describe(bucket, name) if generation else None
+        except ObjectMissing:
+            live = None
+        if live is not None:
+            return Issue(
+                0,
+                "dataset_changed",
+                f"{uri} was replaced (generation {generation} is now {live.generation}) before Tunedrop could keep "
+                "what it validated: the new upload is a job of its own; nothing of this one is tuned.",
+                file=uri,
+            )
+        return Issue(0, "object_missing", f"{why} Upload it, or fix the path that names it.", file=uri)
+
+    def _keep(
+        self, job: Job, settings: Manifest, pinned: dict[str, ObjectInfo], report: ValidationReport
+    ) -> dict[str, Any]:
+        """Copy each validated generation to Tunedrop's own prefix, created only if absent, so Vertex AI reads
+        exactly the bytes validated however long the job waits; the job records generation, checksum and copy.
+        A dataset replaced meanwhile (its generation gone) is reported as dataset_changed instead."""
+        kept: dict[str, Any] = {}
+        for role, uri in (("training", settings.training_uri), ("validation", settings.validation_uri)):
+            if not uri or role not in pinned:
+                continue
+            bucket, _, name = uri.removeprefix("gs://").partition("/")
+            info = pinned[role]
+            destination = f"{STAGING_PREFIX}{job.job_id}/{role}.jsonl"
+            try:
+                copy = self._blobs.copy_pinned(bucket, name, info.generation, destination)
+            except ObjectMissing as exc:
+                report.add(self._missing(uri, info.generation, str(exc)))
+                return {}
+            kept[f"{role}_generation"] = info.generation
+            kept[f"{role}_crc32c"] = info.crc32c
+            kept[f"tuning_{role}_uri"] = f"gs://{bucket}/{destination}"
+            if copy.crc32c != info.crc32c:
+                raise TransientError(f"the copy of {uri} does not match what was validated; copying again")
+        return kept
 
     def _write_reports(self, job: Job, report: ValidationReport) -> str:
         """reports/<job_id>.json for programs and reports/<job_id>.md for people; returns the JSON's URI."""

@@ -148,13 +148,20 @@ def test_bad_priority_metadata_rejects_the_upload(harness: Harness, priority: st
     assert job.error is not None and "priority" in job.error["first_errors"][0]["message"]
 
 
-def test_object_gone_before_validation_is_rejected(harness: Harness) -> None:
+def test_object_replaced_before_validation_is_rejected_as_changed(harness: Harness) -> None:
     obj = harness.put_dataset("a.jsonl")
     harness.blobs.put("ds", obj.name, VALID_DATASET)  # replaced: that generation no longer exists
     assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
     job = harness.job(job_id(obj))
-    assert job.validation["error_counts"] == {"object_missing": 1}
+    assert job.validation["error_counts"] == {"dataset_changed": 1}
     assert len(harness.completions()) == 1
+
+
+def test_object_deleted_before_validation_is_rejected_as_missing(harness: Harness) -> None:
+    obj = harness.put_dataset("a.jsonl")
+    harness.blobs.delete("ds", obj.name)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    assert harness.job(job_id(obj)).validation["error_counts"] == {"object_missing": 1}
 
 
 @pytest.mark.parametrize("name", ["other/a.jsonl", "a.jsonl", "reports/x.jsonl", "incoming/team/"])

@@ -61,15 +61,16 @@ resource "google_storage_bucket_iam_member" "upload_reader" {
   member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
 }
 
-# ... and writes (and, on a redelivery, overwrites) validation reports, under reports/ only.
+# ... and writes (and, on a redelivery, overwrites) validation reports under reports/, and the copies of
+# validated datasets under tunedrop-staging/ (created only if absent), nowhere else.
 resource "google_storage_bucket_iam_member" "upload_report_writer" {
   bucket = google_storage_bucket.datasets.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
   condition {
-    title       = "reports-only"
-    description = "Validation reports under ${local.reports_prefix} only."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
+    title       = "reports-and-copies-only"
+    description = "Validation reports under ${local.reports_prefix} and validated copies under ${local.staging_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\") || resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
   }
 }
 

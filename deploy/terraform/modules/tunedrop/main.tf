@@ -18,6 +18,8 @@ locals {
   # Object prefixes; the code's defaults (TUNEDROP_INCOMING_PREFIX, TUNEDROP_REPORTS_PREFIX) match.
   incoming_prefix = "incoming/"
   reports_prefix  = "reports/"
+  # The copies of validated datasets (shared/services/upload.py STAGING_PREFIX); only Tunedrop writes there.
+  staging_prefix = "tunedrop-staging/"
 
   apis = [
     "aiplatform.googleapis.com",

@@ -10,6 +10,11 @@ locals {
       { age = var.reports_retention_days, days_since_noncurrent_time = null, with_state = "LIVE", prefixes = [local.reports_prefix] },
       { age = null, days_since_noncurrent_time = 1, with_state = "ARCHIVED", prefixes = [local.reports_prefix] },
     ],
+    [
+      # Tunedrop's copies of validated datasets (what Vertex AI reads) outlive any job's wait and run.
+      { age = var.staging_retention_days, days_since_noncurrent_time = null, with_state = "LIVE", prefixes = [local.staging_prefix] },
+      { age = null, days_since_noncurrent_time = 1, with_state = "ARCHIVED", prefixes = [local.staging_prefix] },
+    ],
     var.noncurrent_dataset_retention_days == null ? [] : [
       { age = null, days_since_noncurrent_time = var.noncurrent_dataset_retention_days, with_state = "ARCHIVED", prefixes = [local.incoming_prefix] },
     ],

@@ -343,3 +343,13 @@ variable "registry_check_schedule" {
     error_message = "registry_check_schedule must be a five-field cron expression."
   }
 }
+
+variable "staging_retention_days" {
+  description = "Days Tunedrop's copies of validated datasets (tunedrop-staging/, what Vertex AI reads) are kept; longer than any job waits and runs."
+  type        = number
+  default     = 30
+  validation {
+    condition     = var.staging_retention_days >= 7 && floor(var.staging_retention_days) == var.staging_retention_days
+    error_message = "staging_retention_days must be a whole number of at least 7."
+  }
+}
