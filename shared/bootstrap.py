@@ -21,6 +21,7 @@ from shared.services.dispatch import Dispatcher
 from shared.services.lifecycle import LifecycleEvents
 from shared.services.operations import Operations
 from shared.services.poll import Poller
+from shared.services.reconcile import Reconciler
 from shared.services.slots import SlotLedger
 from shared.services.upload import UploadService
 from shared.validation import GcsUriChecker, TokenCounter, UriChecker, VertexTokenCounter
@@ -81,7 +82,7 @@ def assemble(
             uri_checker=uri_checker,
         ),
         dispatcher=Dispatcher(context),
-        poller=Poller(context),
+        poller=Poller(context, Reconciler(context, blobs)),
         operations=Operations(context),
         lifecycle=lifecycle,
     )

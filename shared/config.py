@@ -66,6 +66,22 @@ SETTINGS: tuple[Setting, ...] = (
         "Days before a base model retires at which each succeeded job's tuned model gets a `model_retiring` "
         "lifecycle event (comma-separated).",
     ),
+    Setting(
+        "TUNEDROP_RECONCILE_PAGE",
+        "500",
+        "Objects under the incoming prefix the poll tick checks for a missing job, per tick.",
+    ),
+    Setting(
+        "TUNEDROP_RECONCILE_GRACE_SECONDS",
+        "60",
+        "An upload without a job this long after it was written is notified again by the poll tick.",
+    ),
+    Setting(
+        "TUNEDROP_RECONCILE_WINDOW_DAYS",
+        "7",
+        "Uploads older than this are never notified again (shorter than TUNEDROP_RETENTION_DAYS, so an expired "
+        "job's upload is not tuned twice).",
+    ),
     Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
     Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
     Setting("TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."),
@@ -103,6 +119,9 @@ class Settings:
     vertex_emulator_host: str = ""
     quota_regions: tuple[str, ...] = ()
     validation_timeout_seconds: int = 7200
+    reconcile_page: int = 500
+    reconcile_grace_seconds: int = 60
+    reconcile_window_days: int = 7
     model_retiring_days: int = 30
     retirement_notice_days: tuple[int, ...] = (30, 7)
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -157,6 +176,9 @@ class Settings:
             max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
             vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
             quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
+            reconcile_page=get_int("TUNEDROP_RECONCILE_PAGE", 0, 5000),
+            reconcile_grace_seconds=get_int("TUNEDROP_RECONCILE_GRACE_SECONDS", 0, 86_400),
+            reconcile_window_days=get_int("TUNEDROP_RECONCILE_WINDOW_DAYS", 1, 365),
             validation_timeout_seconds=get_int("TUNEDROP_VALIDATION_TIMEOUT_SECONDS", 60, 7 * 86_400),
             model_retiring_days=get_int("TUNEDROP_MODEL_RETIRING_DAYS", 0, 365),
             retirement_notice_days=_notice_days(get("TUNEDROP_RETIREMENT_NOTICE_DAYS"), problems),
@@ -164,6 +186,11 @@ class Settings:
         for region in settings.quota_regions:
             if not _REGION.match(region):
                 problems.append(f"TUNEDROP_QUOTA_REGIONS has {region!r}, which is not a region like europe-west4")
+        if settings.reconcile_window_days >= settings.retention_days:
+            problems.append(
+                f"TUNEDROP_RECONCILE_WINDOW_DAYS={settings.reconcile_window_days} must be shorter than "
+                f"TUNEDROP_RETENTION_DAYS={settings.retention_days}, or expired jobs' uploads would be tuned again"
+            )
         if settings.region and not _REGION.match(settings.region):
             problems.append(f"TUNEDROP_REGION={settings.region!r} is not a region like us-central1")
         if problems:

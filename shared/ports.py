@@ -73,6 +73,10 @@ class JobStore(abc.ABC):
         """Every job in `state` whose base_model is one of `models` (at most 30 names), read page by page."""
 
     @abc.abstractmethod
+    def existing(self, job_ids: Sequence[str]) -> set[str]:
+        """Which of these jobs exist (one batched read)."""
+
+    @abc.abstractmethod
     def read_marker(self, name: str) -> str | None:
         """A small named value Tunedrop keeps for itself (e.g. the day a daily check last ran)."""
 
@@ -221,10 +225,23 @@ class BlobStore(abc.ABC):
         """The live generation (or the one given) of an object; raises ObjectMissing."""
 
     @abc.abstractmethod
+    def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:
+        """One page of the live objects under ``prefix`` in name order, and the token of the next ("" at the end)."""
+
+    @abc.abstractmethod
     def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
         """Copy exactly that generation to ``destination`` in the same bucket, creating it only if it does not
         exist (a repeated copy of the same bytes is fine). Raises ObjectMissing when that generation is gone,
         and CopyConflict when ``destination`` holds other bytes."""
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    name: str
+    generation: str
+    created: datetime
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    size: int = 0
 
 
 class CopyConflict(PermanentError):

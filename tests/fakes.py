@@ -13,7 +13,7 @@ import itertools
 import json
 import threading
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
@@ -28,6 +28,7 @@ from shared.ports import (
     CopyConflict,
     DocumentRefused,
     JobStore,
+    ListedObject,
     ObjectInfo,
     ObjectMissing,
     Publisher,
@@ -202,6 +203,12 @@ class InMemoryJobStore(JobStore):
             rows.sort(key=lambda r: r[0]["job_id"])  # Firestore's order without order_by: document id
             found = self._query("on_models", rows, len(rows))
         yield from found
+
+    def existing(self, job_ids: Sequence[str]) -> set[str]:
+        with self._lock:
+            self.calls["existing"] += 1
+            self.reads += max(1, len(job_ids))
+            return {job_id for job_id in job_ids if job_id in self._docs}
 
     def read_marker(self, name: str) -> str | None:
         with self._lock:
@@ -536,13 +543,17 @@ class InMemoryBlobStore(BlobStore):
 
     FIRST_GENERATION = 1795266321404665
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.Lock()
         self.objects: dict[tuple[str, str, str], StoredObject] = {}
         self._live: dict[tuple[str, str], str] = {}
         self._generations = itertools.count(self.FIRST_GENERATION)
         self._open_failures: deque[Exception] = deque()
         self.opens = 0
+        self.lists = 0
+        # When each object generation was written, by the store's clock.
+        self.created: dict[tuple[str, str, str], datetime] = {}
 
     def put(
         self,
@@ -562,6 +573,7 @@ class InMemoryBlobStore(BlobStore):
                 del self.objects[(bucket, name, old)]
             stored = StoredObject(bucket, name, gen, raw, content_type, dict(metadata or {}))
             self.objects[(bucket, name, gen)] = stored
+            self.created[(bucket, name, gen)] = self._clock()
             self._live[(bucket, name)] = gen
             return stored
 
@@ -597,6 +609,18 @@ class InMemoryBlobStore(BlobStore):
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
         self.put(bucket, name, data, content_type=content_type)
         return f"gs://{bucket}/{name}"
+
+    def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:
+        with self._lock:
+            self.lists += 1
+            names = sorted(n for (b, n) in self._live if b == bucket and n.startswith(prefix) and n > page_token)
+            page = names[:limit]
+            listed = []
+            for name in page:
+                stored = self.objects[(bucket, name, self._live[(bucket, name)])]
+                created = self.created.get((bucket, name, stored.generation), _EARLIEST)
+                listed.append(ListedObject(name, stored.generation, created, dict(stored.metadata), len(stored.data)))
+        return listed, (page[-1] if len(names) > limit else "")
 
     def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
         stored = self.get(bucket, name, generation)
@@ -714,7 +738,7 @@ def make_harness(
     settings = make_settings(TUNEDROP_QUOTA=str(quota), **dict(env or {}))
     store = InMemoryJobStore()
     publisher = RecordingPublisher()
-    blobs = InMemoryBlobStore()
+    blobs = InMemoryBlobStore(clock=clock)
     tuning = FakeTuningService(quota=vertex_quota, clock=clock)
     app = assemble(settings, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
     return Harness(app=app, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)

@@ -116,6 +116,15 @@ class FirestoreJobStore(JobStore):
                 return
             last = snaps[-1]
 
+    def existing(self, job_ids: Sequence[str]) -> set[str]:
+        if not job_ids:
+            return set()
+        try:
+            snaps = self._client.get_all([self._jobs.document(job_id) for job_id in job_ids], field_paths=["job_id"])
+            return {snap.id for snap in snaps if snap.exists}
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+
     def read_marker(self, name: str) -> str | None:
         try:
             snap = self._state.document(f"{MARKER_PREFIX}{name}").get()

@@ -9,7 +9,7 @@ from google.api_core import exceptions as gexc
 from google.cloud.storage import Client as StorageClient
 
 from shared.errors import TransientError
-from shared.ports import BlobStore, CopyConflict, ObjectInfo, ObjectMissing
+from shared.ports import BlobStore, CopyConflict, ListedObject, ObjectInfo, ObjectMissing
 
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout)
 # Large reads: the blob reader fetches this much per request, the buffer splits it into lines.
@@ -72,6 +72,25 @@ class GcsBlobStore(BlobStore):
         except _TRANSIENT as exc:
             raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
         return ObjectInfo(generation=str(blob.generation), size=int(blob.size or 0), crc32c=str(blob.crc32c or ""))
+
+    def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:
+        try:
+            iterator = self._client.list_blobs(bucket, prefix=prefix, max_results=limit, page_token=page_token or None)
+            page = next(iterator.pages, None)
+            blobs = list(page) if page is not None else []
+        except _TRANSIENT as exc:
+            raise TransientError(f"listing gs://{bucket}/{prefix} failed: {exc}") from exc
+        listed = [
+            ListedObject(
+                name=blob.name,
+                generation=str(blob.generation),
+                created=blob.time_created,
+                metadata=dict(blob.metadata or {}),
+                size=int(blob.size or 0),
+            )
+            for blob in blobs
+        ]
+        return listed, iterator.next_page_token or ""
 
     def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
         source_bucket = self._client.bucket(bucket)

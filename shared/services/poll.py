@@ -17,6 +17,7 @@ from shared.ports import (
     Versioned,
 )
 from shared.services.base import JobContext, JobService
+from shared.services.reconcile import Reconciler
 from shared.services.retirement import RetirementWatch
 
 POLL_CONCURRENCY = 8
@@ -24,18 +25,25 @@ STALLED_PER_TICK = 100
 
 
 class Poller(JobService):
-    def __init__(self, context: JobContext) -> None:
+    def __init__(self, context: JobContext, reconciler: Reconciler | None = None) -> None:
         super().__init__(context)
         self.retirement = RetirementWatch(context)
+        self.reconciler = reconciler
 
     def poll(self) -> list[str]:
         """One tick; returns the ids of jobs that reached a terminal state."""
         self._completions.flush_pending()
         self._settle_stalled_validations()
+        # The side checks never stop the tick: the jobs are polled whatever they do, and each runs again next tick.
         try:
             self.retirement.daily()
-        except Exception as exc:  # the jobs are polled whatever this does; the day is not marked, so it reruns
+        except Exception as exc:
             logs.error("model lifecycle check failed; it runs again on the next tick", error=str(exc))
+        if self.reconciler is not None and self._settings.reconcile_page:
+            try:
+                self.reconciler.tick()
+            except Exception as exc:
+                logs.error("looking for uploads without a job failed; it runs again on the next tick", error=str(exc))
         active = self._store.in_states([JobState.RUNNING])
         finished: list[str] = []
         errors: list[Exception] = []

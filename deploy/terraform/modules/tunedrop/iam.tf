@@ -16,7 +16,8 @@ locals {
   }
 
   # Who publishes where (the code's Publisher calls): queued jobs and freed slots wake the dispatcher;
-  # outcomes go to the completions topic; every step of a job goes to the lifecycle (events) topic.
+  # outcomes go to the completions topic; every step of a job goes to the lifecycle (events) topic; the
+  # poller's reconciler notifies again uploads whose notification was lost.
   runtime_topic_publishers = {
     "upload-dispatch"      = { function = "upload", topic = "dispatch" }
     "upload-completions"   = { function = "upload", topic = "completions" }
@@ -24,6 +25,7 @@ locals {
     "dispatch-completions" = { function = "dispatch", topic = "completions" }
     "dispatch-lifecycle"   = { function = "dispatch", topic = "lifecycle" }
     "poll-dispatch"        = { function = "poll", topic = "dispatch" }
+    "poll-uploads"         = { function = "poll", topic = "uploads" }
     "poll-completions"     = { function = "poll", topic = "completions" }
     "poll-lifecycle"       = { function = "poll", topic = "lifecycle" }
   }

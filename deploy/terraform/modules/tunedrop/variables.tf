@@ -112,8 +112,8 @@ variable "job_retention_days" {
   type        = number
   default     = 365
   validation {
-    condition     = var.job_retention_days >= 1 && var.job_retention_days <= 3650
-    error_message = "job_retention_days must be 1..3650."
+    condition     = var.job_retention_days >= 2 && var.job_retention_days <= 3650
+    error_message = "job_retention_days must be 2..3650 (the reconciler looks back one day less)."
   }
 }
 
