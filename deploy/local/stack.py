@@ -50,7 +50,13 @@ PASSTHROUGH = (
     "TUNEDROP_EMULATOR_SEED",
     "TUNEDROP_BASE_MODEL",
     "TUNEDROP_LOCAL_DUPLICATE_UPLOADS",
+    "TUNEDROP_LOCAL_NOTIFICATIONS",
+    "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
 )
+# As in production (deploy/terraform/modules/push-subscription): deliveries before a message is dead-lettered.
+# The backoff is shorter than production's so that tests see a poison message end within seconds.
+MAX_DELIVERY_ATTEMPTS = 5
+RETRY_BACKOFF = ("1s", "10s")
 START_TIMEOUT_SECONDS = 90
 
 
@@ -296,6 +302,8 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
         "TUNEDROP_QUOTA": quota,
         "TUNEDROP_POLL_SECONDS": caller.get("TUNEDROP_POLL_SECONDS", "2") or "2",
         "TUNEDROP_EMULATOR_QUOTA": caller.get("TUNEDROP_EMULATOR_QUOTA", quota) or quota,
+        # An upload without a job is notified again after a few seconds (production: a minute).
+        "TUNEDROP_RECONCILE_GRACE_SECONDS": caller.get("TUNEDROP_RECONCILE_GRACE_SECONDS", "5") or "5",
         **TOPICS,
     }
     for knob in PASSTHROUGH:
@@ -346,7 +354,8 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
             "-event.pubsub-project-id",
             PROJECT,
             "-event.pubsub-topic",
-            TOPICS["TUNEDROP_UPLOADS_TOPIC"],
+            # TUNEDROP_LOCAL_NOTIFICATIONS=0: notifications go to a topic nobody reads, as if they were lost.
+            TOPICS["TUNEDROP_UPLOADS_TOPIC"] if env.get("TUNEDROP_LOCAL_NOTIFICATIONS") != "0" else "tunedrop-lost",
             "-event.bucket",
             BUCKET,
             "-event.object-prefix",
@@ -433,7 +442,7 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
     with exported({key: env[key] for key in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}):
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
-        for topic in TOPICS.values():
+        for topic in (*TOPICS.values(), "tunedrop-lost"):
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
         feeds = [(function, key, "") for function, (_, keys) in FUNCTIONS.items() for key in keys]
@@ -444,13 +453,29 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
             topic_path = publisher.topic_path(PROJECT, topic)
             # The topic in the URL path lets functions-framework name the event's source.
             endpoint = f"http://127.0.0.1:{ports[function]}/{topic_path}"
+            name = f"{topic}-to-{function}{suffix}"
+            dead_letters = publisher.topic_path(PROJECT, f"{name}-dlq")
+            with contextlib.suppress(gexc.AlreadyExists):
+                publisher.create_topic(name=dead_letters)
             with contextlib.suppress(gexc.AlreadyExists):
                 subscriber.create_subscription(
                     request={
-                        "name": subscriber.subscription_path(PROJECT, f"{topic}-to-{function}{suffix}"),
+                        "name": subscriber.subscription_path(PROJECT, f"{name}-dlq"),
+                        "topic": dead_letters,
+                    }
+                )
+            with contextlib.suppress(gexc.AlreadyExists):
+                subscriber.create_subscription(
+                    request={
+                        "name": subscriber.subscription_path(PROJECT, name),
                         "topic": topic_path,
                         "push_config": {"push_endpoint": endpoint},
                         "ack_deadline_seconds": 600,
+                        "dead_letter_policy": {
+                            "dead_letter_topic": dead_letters,
+                            "max_delivery_attempts": MAX_DELIVERY_ATTEMPTS,
+                        },
+                        "retry_policy": {"minimum_backoff": RETRY_BACKOFF[0], "maximum_backoff": RETRY_BACKOFF[1]},
                     }
                 )
         storage.Client(project=PROJECT, credentials=AnonymousCredentials()).create_bucket(BUCKET)  # type: ignore[no-untyped-call]
