@@ -14,7 +14,7 @@ from shared.adapters.firestore_store import FirestoreJobStore
 from shared.bootstrap import App, assemble
 from shared.config import Settings
 from shared.jobs import Job, JobState, new_job
-from shared.ports import BlobStore, JobStore, Publisher, TuningService
+from shared.ports import BlobStore, JobStore, ListedObject, ObjectInfo, Publisher, TuningService
 
 
 class ListPublisher(Publisher):
@@ -34,6 +34,15 @@ class NoBlobs(BlobStore):
 
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
         raise AssertionError("this test writes no objects")
+
+    def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
+        raise AssertionError("this test reads no objects")
+
+    def copy_pinned(self, bucket: str, name: str, generation: str, destination: str) -> ObjectInfo:
+        raise AssertionError("this test copies no objects")
+
+    def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:
+        return [], ""  # the poll tick's reconciler finds an empty bucket
 
 
 class MovableClock:
