@@ -44,3 +44,13 @@ def log_digest(notable: int = 20, last: int = 5) -> str:
                 parts.append(f"== {state_dir.name}/{log.name} ({len(lines)} lines, {len(worrying)} worrying)")
                 parts.extend(line[:400] for line in shown)
     return "\n".join(parts) or "(no stack running)"
+
+
+def log_lines(process: str) -> list[str]:
+    """Every line one process (e.g. "upload") of the running stacks has logged so far."""
+    lines: list[str] = []
+    for state_dir in _RUNNING:
+        log = local_stack.Stack(state_dir).log_dir / f"{process}.log"
+        if log.exists():
+            lines.extend(log.read_text(errors="replace").splitlines())
+    return lines
