@@ -211,7 +211,8 @@ def _run(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.close()
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        # ASCII only: a bidi override or a C1 control quoted from a dataset must not reach the terminal raw.
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=True))
     else:
         print(render_markdown(report), end="")
     return 0 if report.valid else 1

@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -273,3 +274,15 @@ def test_uploaded_hostile_name_reaches_the_stored_report_escaped() -> None:
     assert not unsafe_characters(stored)
     training = next(line for line in stored.splitlines() if line.startswith("- Training file: "))
     assert _code_span(training.removeprefix("- Training file: ")) == f"gs://ds/incoming/{printable(HOSTILE)}.jsonl"
+
+
+def test_validate_json_output_carries_no_raw_controls(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shared.cli import main as cli_main
+
+    hostile = tmp_path / "hostile.jsonl"
+    hostile.write_text('{"contents": [{"role": "\u202euser\x85", "parts": [{"text": "x"}]}]}\n', encoding="utf-8")
+    with pytest.raises(SystemExit):
+        cli_main(["validate", str(hostile), "--json", "--no-progress"])
+    out = capsys.readouterr().out
+    assert "\u202e" not in out and "\x85" not in out
+    assert "\\u202e" in out
