@@ -400,6 +400,9 @@ class UploadService:
                 region=self._settings.region,
                 on=self._clock().date(),
                 retiring_days=self._settings.model_retiring_days,
+                # A length nobody could measure (CountTokens out of quota) is not a reason to reject: validate
+                # again on redelivery instead.
+                unverified_length="raise",
             )
 
     def _open(
