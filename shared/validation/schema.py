@@ -862,11 +862,21 @@ def _camel_turn(turn: dict[str, Any]) -> dict[str, Any]:
     parts = []
     for part in turn.get("parts") or []:
         if isinstance(part, dict):
-            parts.append({_CAMEL.get(k, k): _camel_value(v) for k, v in part.items()})
+            parts.append(_camel_part(part))
     out: dict[str, Any] = {"parts": parts}
     if isinstance(turn.get("role"), str):
         out["role"] = turn["role"]
     return out
+
+
+def _camel_part(part: dict[str, Any]) -> dict[str, Any]:
+    """The part in camelCase; the part itself when it already is, since a request may hold a hundred
+    thousand parts and copying each would double what the example costs in memory."""
+    if _CAMEL.keys().isdisjoint(part) and all(
+        not isinstance(v, dict) or _CAMEL.keys().isdisjoint(v) for v in part.values()
+    ):
+        return part
+    return {_CAMEL.get(k, k): _camel_value(v) for k, v in part.items()}
 
 
 def _camel_value(value: Any) -> Any:

@@ -69,10 +69,18 @@ _SNAKE = {
 
 
 def _snake(value: Any) -> Any:
+    """``value`` with snake_case keys; the very objects that need no change are returned as they are,
+    so a request of many small parts is not copied whole."""
     if isinstance(value, dict):
-        return {_SNAKE.get(k, k): (v if k in ("args", "response") else _snake(v)) for k, v in value.items()}
+        out = {_SNAKE.get(k, k): (v if k in ("args", "response") else _snake(v)) for k, v in value.items()}
+        # Two spellings of one key in the input leave fewer keys: then it differs.
+        same = len(out) == len(value) and all(
+            a is b and x is y for (a, x), (b, y) in zip(out.items(), value.items(), strict=True)
+        )
+        return value if same else out
     if isinstance(value, list):
-        return [_snake(v) for v in value]
+        items = [_snake(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     return value
 
 

@@ -1,11 +1,14 @@
-"""Validator throughput on a 1 GB dataset: local file, streamed from fake-gcs-server, and a json.loads floor.
+"""Validator throughput on a 1 GB dataset: local file, streamed from fake-gcs-server, and a json.loads floor;
+and its peak memory on hostile lines.
 
 Every measurement runs in a fresh Python process that reports its own time and peak RSS (VmHWM),
 so one case's memory never counts against another's. The dataset is generated once under
-bench-data/ (git-ignored) and reused while its marker matches GENERATOR_VERSION.
+bench-data/ (git-ignored) and reused while its marker matches GENERATOR_VERSION; the hostile files
+(one 50 MB line of empty parts, one 1 GB line) are written to a temporary directory for each run.
 
-    python -m tests.bench.validator            # all cases
+    python -m tests.bench.validator                # all cases
     python -m tests.bench.validator --rounds 3
+    python -m tests.bench.validator --memory-only  # the peak-memory cases
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -40,6 +44,10 @@ LOCAL_BUFFER_BYTES = 1024 * 1024
 TARGET_VS_FLOOR = 1.25
 TARGET_RSS_MIB = 100
 TARGET_GCS_MBPS = 150
+# Issue 10: peak RSS on a line of tiny parts, a 1 GB line and the 1 GB dataset.
+TARGET_HOSTILE_RSS_MIB = 256
+TINY_PARTS_LINE_BYTES = 50_000_000
+HUGE_LINE_BYTES = 1_000_000_000
 
 _WORD_TEXT = (
     "the a to of and in is it you that for on with as are this be at have or from by not but what all were when "
@@ -120,6 +128,54 @@ def generate(path: Path, target: int = TARGET_BYTES, seed: int = 2025) -> dict[s
     stats = {"bytes": written, "lines": examples, "injected_errors": errors, "large_examples": large}
     MARKER.write_text(json.dumps({"version": GENERATOR_VERSION, **stats}))
     return stats
+
+
+_GOOD_LINE = (
+    b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}, {"role": "model", "parts": [{"text": "hello"}]}]}\n'
+)
+
+
+def _one_line_file(path: Path, parts: bytes, target: int, chunk: int = 8 * 1024 * 1024) -> int:
+    """Writes one example whose first turn's parts repeat ``parts`` to about ``target`` bytes, streaming
+    (never more than ``chunk`` in memory), then a good line; the file's size."""
+    head = b'{"contents": [{"role": "user", "parts": ['
+    tail = b']}, {"role": "model", "parts": [{"text": "ok"}]}]}\n'
+    block = parts * max(1, chunk // len(parts))
+    written = 0
+    with open(path, "wb") as out:
+        written += out.write(head + parts.rstrip(b","))
+        while written + len(block) + len(tail) <= target:
+            written += out.write(b"," + block.rstrip(b","))
+        rest = parts * max(0, (target - written - len(tail)) // len(parts))
+        written += out.write(b"," + rest.rstrip(b",") if rest else b"")
+        written += out.write(tail)
+        written += out.write(_GOOD_LINE)
+    return written
+
+
+def _huge_text_line_file(path: Path, target: int, chunk: int = 8 * 1024 * 1024) -> int:
+    """One example with a single text part of about ``target`` bytes, written streaming, then a good line."""
+    head = b'{"contents": [{"role": "user", "parts": [{"text": "'
+    tail = b'"}]}, {"role": "model", "parts": [{"text": "ok"}]}]}\n'
+    block = b"lorem ipsum dolor sit amet " * (chunk // 27)
+    written = 0
+    with open(path, "wb") as out:
+        written += out.write(head)
+        while written + len(block) + len(tail) <= target:
+            written += out.write(block)
+        written += out.write(b"x" * max(0, target - written - len(tail)))
+        written += out.write(tail)
+        written += out.write(_GOOD_LINE)
+    return written
+
+
+def memory_cases(directory: Path) -> list[tuple[str, Path]]:
+    """(name, path) of the hostile files, written into ``directory``."""
+    tiny = directory / "tiny-parts-50mb.jsonl"
+    _one_line_file(tiny, b'{"text": ""},', TINY_PARTS_LINE_BYTES)
+    huge = directory / "one-line-1gb.jsonl"
+    _huge_text_line_file(huge, HUGE_LINE_BYTES)
+    return [("one 50 MB line of empty text parts", tiny), ("one 1 GB line", huge)]
 
 
 def ensure_dataset() -> dict[str, int]:
@@ -278,6 +334,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--child", nargs=2, metavar=("MODE", "LOCATION"), help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=2, help="runs per case; the fastest is reported")
     parser.add_argument("--no-gcs", action="store_true", help="skip the fake-gcs-server case")
+    parser.add_argument("--memory-only", action="store_true", help="only the peak-memory cases")
     args = parser.parse_args(argv)
     if args.child:
         result = _child(*args.child)
@@ -286,6 +343,8 @@ def main(argv: list[str]) -> int:
         return 0
 
     info = ensure_dataset()
+    if args.memory_only:
+        return _memory_report(info, None)
     path = str(DATASET)
     floor_runs: list[dict[str, Any]] = []
     local_runs: list[dict[str, Any]] = []
@@ -323,6 +382,30 @@ def main(argv: list[str]) -> int:
     if gcs:
         print(f"- fake-gcs-server: {gcs['bytes'] / gcs['seconds'] / 1e6:.0f} MB/s (target >= {TARGET_GCS_MBPS} MB/s)")
     print(f"- error counts (local): {json.dumps(local.get('error_counts', {}))}")
+    print()
+    return _memory_report(info, local)
+
+
+def _memory_report(info: dict[str, int], local: dict[str, Any] | None) -> int:
+    """Peak RSS of the validator on hostile lines and on the dataset (``local`` when already measured)."""
+    rows: list[tuple[str, int, dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="tunedrop-bench-") as directory:
+        for name, path in memory_cases(Path(directory)):
+            rows.append((name, path.stat().st_size, _measure("local", str(path))))
+            path.unlink()  # the next case's gigabyte need not sit next to this one
+    rows.append(("the 1 GB dataset", info["bytes"], local or _measure("local", str(DATASET))))
+    print("| Case (validator, local file) | file bytes | peak RSS (MiB) | seconds | examples | errors |")
+    print("|---|---|---|---|---|---|")
+    worst = 0
+    for name, size, m in rows:
+        worst = max(worst, m["peak_rss"])
+        codes = ", ".join(f"{code} {count}" for code, count in sorted(m.get("error_counts", {}).items()))
+        print(
+            f"| {name} | {size:,} | {m['peak_rss'] / 2**20:,.0f} | {m['seconds']:.2f} | {m['examples']:,} | "
+            f"{codes or 'none'} |"
+        )
+    print()
+    print(f"- worst peak RSS: {worst / 2**20:.0f} MiB (target < {TARGET_HOSTILE_RSS_MIB} MiB each)")
     return 0
 
 
