@@ -21,7 +21,8 @@ from tunedrop_local.vertex_emulator import (
     serve,
 )
 
-from shared.validation import TokenCountUnavailable, VertexTokenCounter, validate_dataset
+from shared.validation import VertexTokenCounter, validate_dataset
+from shared.validation.tokens import CountingIncomplete, TokenCountRetryable
 
 pytestmark = pytest.mark.integration
 
@@ -119,18 +120,48 @@ def test_the_validator_counts_long_examples_and_the_sample_with_the_emulator(hos
     assert "uniform random sample of 10 examples" in report.cost["method"]
 
 
-def test_an_unreachable_service_is_reported_not_raised() -> None:
+def test_an_unreachable_service_is_retried_then_warned_offline_or_raised_for_the_upload() -> None:
     counter = VertexTokenCounter("tunedrop-dev", host="127.0.0.1:1", timeout=2)
-    with pytest.raises(TokenCountUnavailable):
+    with pytest.raises(TokenCountRetryable):  # UNAVAILABLE: a later try may succeed
         counter.count({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}, "gemini-3.5-flash")
     lines = (
         b'{"contents": [{"role": "user", "parts": [{"text": "'
         + b"x" * 140_000
         + b'"}]}, {"role": "model", "parts": [{"text": "y"}]}]}\n'
     )
-    report = validate_dataset(
-        io.BytesIO(lines), file="t.jsonl", token_counter=VertexTokenCounter("p", host="127.0.0.1:1", timeout=2)
-    )
-    assert [i.code for i in report.issues] == ["too_many_tokens"]
-    assert "no token counter was available" in report.issues[0].message
-    assert any("vertex-count-tokens was unavailable" in note for note in report.notes)
+    unreachable = VertexTokenCounter("p", host="127.0.0.1:1", timeout=2)
+    report = validate_dataset(io.BytesIO(lines), file="t.jsonl", token_counter=unreachable, count_deadline=1)
+    assert report.valid  # its length was never measured: a warning, not a rejection
+    assert [i.code for i in report.warnings] == ["may_exceed_token_limit"]
+    assert "no token counter was available" in report.warnings[0].message
+    assert any("vertex-count-tokens was out of quota or unavailable" in note for note in report.notes)
+    with pytest.raises(CountingIncomplete, match=r"line 1 of t\.jsonl"):
+        validate_dataset(
+            io.BytesIO(lines), file="t.jsonl", token_counter=unreachable, count_deadline=1, unverified_length="raise"
+        )
+
+
+def test_an_emulator_that_is_often_unavailable_still_counts_every_long_example() -> None:
+    # Half the calls answer UNAVAILABLE: retries with backoff get each count through, nothing is rejected.
+    server, port = serve("127.0.0.1", 0, emulator=VertexEmulator(unavailable_rate=0.5, seed=3, env={}))
+    try:
+        counter = VertexTokenCounter("tunedrop-dev", "us-central1", host=f"127.0.0.1:{port}")
+        long_text = "word " * 30_000
+        lines = [
+            {
+                "contents": [
+                    {"role": "user", "parts": [{"text": f"{i} {long_text}"}]},
+                    {"role": "model", "parts": [{"text": "ok"}]},
+                ]
+            }
+            for i in range(4)
+        ]
+        data = b"".join(json.dumps(x).encode() + b"\n" for x in lines)
+        report = validate_dataset(
+            io.BytesIO(data), file="t.jsonl", token_counter=counter, count_deadline=30, unverified_length="raise"
+        )
+    finally:
+        server.stop(None)
+    assert report.valid and report.warnings == [], report.to_dict()
+    assert report.stats["exactly_counted_examples"] == 4
+    assert any("retried" in note for note in report.notes)
