@@ -56,7 +56,6 @@ def assemble(
     uri_checker: UriChecker | None = None,
 ) -> App:
     """Wire services onto the given ports (tests pass in-memory fakes here)."""
-    settings.check_base_model(clock().date())
     ledger = SlotLedger(store, clock)
     lifecycle = LifecycleEvents(publisher, settings)
     completions = CompletionNotifier(store, publisher, settings, clock, lifecycle)

@@ -73,7 +73,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "TUNEDROP_RECONCILE_GRACE_SECONDS",
-        "60",
+        "900",
         "An upload without a job this long after it was written is notified again by the poll tick.",
     ),
     Setting(
@@ -120,7 +120,7 @@ class Settings:
     quota_regions: tuple[str, ...] = ()
     validation_timeout_seconds: int = 7200
     reconcile_page: int = 500
-    reconcile_grace_seconds: int = 60
+    reconcile_grace_seconds: int = 900
     reconcile_window_days: int = 7
     model_retiring_days: int = 30
     retirement_notice_days: tuple[int, ...] = (30, 7)
@@ -198,7 +198,7 @@ class Settings:
         return settings
 
     def check_base_model(self, today: date) -> None:
-        """Stop at cold start when the default base model cannot be tuned today (one clear message)."""
+        """Refuse to take uploads when the default base model cannot be tuned today (one clear message)."""
         spec = registry().resolve(self.base_model)
         if spec is None:
             known = ", ".join(registry().names())

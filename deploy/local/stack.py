@@ -53,8 +53,9 @@ PASSTHROUGH = (
     "TUNEDROP_LOCAL_NOTIFICATIONS",
     "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
 )
-# As in production (deploy/terraform/modules/push-subscription): deliveries before a message is dead-lettered.
-# The backoff is shorter than production's so that tests see a poison message end within seconds.
+# Like production (deploy/terraform/modules/push-subscription: max_delivery_attempts, 10 by default), a
+# message is dead-lettered after a bounded number of deliveries; fewer here, and a shorter backoff, so
+# that a poison message ends within seconds.
 MAX_DELIVERY_ATTEMPTS = 5
 RETRY_BACKOFF = ("1s", "10s")
 START_TIMEOUT_SECONDS = 90

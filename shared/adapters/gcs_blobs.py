@@ -5,13 +5,18 @@ from __future__ import annotations
 import io
 from typing import IO, Any
 
+import requests
 from google.api_core import exceptions as gexc
+from google.auth.exceptions import GoogleAuthError
 from google.cloud.storage import Client as StorageClient
 
 from shared.errors import TransientError
 from shared.ports import BlobStore, CopyConflict, ListedObject, ObjectInfo, ObjectMissing
 
-_TRANSIENT = (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout)
+# Every failure that is not "no such object" (caught first) is the platform's, never the upload's: a 5xx, a
+# 429, a 403 after an IAM slip, an expired token, a dropped connection. Raised as TransientError, the
+# notification is delivered again (and, if it keeps failing, dead-lettered and alerted on).
+_TRANSIENT = (gexc.GoogleAPICallError, GoogleAuthError, requests.RequestException, OSError)
 # Large reads: the blob reader fetches this much per request, the buffer splits it into lines.
 CHUNK_BYTES = 16 * 1024 * 1024
 BUFFER_BYTES = 1024 * 1024
@@ -56,7 +61,7 @@ class GcsBlobStore(BlobStore):
         except gexc.NotFound as exc:
             at = f" at generation {generation}" if generation else ""
             raise ObjectMissing(f"gs://{bucket}/{name}{at} does not exist.") from exc
-        except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as exc:
+        except _TRANSIENT as exc:
             raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
         # Plain line iteration over blob.open() is slow; a BufferedReader on top reads fast.
         raw = _ReadFailuresAreTransient(blob.open("rb", chunk_size=CHUNK_BYTES), f"gs://{bucket}/{name}")
@@ -126,6 +131,6 @@ class GcsBlobStore(BlobStore):
     def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
         try:
             self._client.bucket(bucket).blob(name).upload_from_string(data, content_type=content_type)
-        except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests) as exc:
+        except _TRANSIENT as exc:
             raise TransientError(f"writing gs://{bucket}/{name} failed: {exc}") from exc
         return f"gs://{bucket}/{name}"

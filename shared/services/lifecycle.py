@@ -25,11 +25,12 @@ class LifecycleEvents:
         self._publisher = publisher
         self._settings = settings
 
-    def emit(self, job: Job, kind: str, reason: str = "", *, event_key: str = "", **details: Any) -> None:
+    def emit(self, job: Job, kind: str, reason: str = "", *, event_key: str = "", **details: Any) -> bool:
         """Publish one step. ``event_key`` makes the ce-id of a step that does not move the job (a retirement
-        notice per threshold); other steps are told apart by their place in the job's history."""
+        notice per threshold); other steps are told apart by their place in the job's history. True when
+        the event was published (or there is no events topic to publish to)."""
         if not self._settings.events_topic:
-            return
+            return True
         if kind not in KINDS:
             raise ValueError(f"unknown lifecycle event kind {kind!r}")
         at = job.updated_at
@@ -64,3 +65,5 @@ class LifecycleEvents:
             self._publisher.publish(self._settings.events_topic, body, attributes)
         except Exception as exc:  # best effort by design; see the module docstring
             logs.warning("lifecycle event not published", kind=kind, job_id=job.job_id, error=str(exc))
+            return False
+        return True

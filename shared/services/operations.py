@@ -80,6 +80,12 @@ class Operations(JobService):
             job = current.value
             if job.state is not JobState.FAILED:
                 raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
+            if not (job.validation or {}).get("valid"):
+                # Never validated (validation_incomplete, dataset_changed before it was kept): nothing to tune.
+                raise NotAllowed(
+                    f"job {job_id} never passed validation, so there is nothing validated to tune: upload the "
+                    "dataset again."
+                )
             spec = get_model(job.base_model)
             if spec is not None and spec.status(self._clock().date()) is not ModelStatus.AVAILABLE:
                 raise NotAllowed(

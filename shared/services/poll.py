@@ -84,11 +84,14 @@ class Poller(JobService):
                 "name the error).",
             }
             failed = job.moved_to(JobState.FAILED, now, "validation never finished", error=error, ended_at=now)
-            if not self._store.replace(failed, current.version):
-                continue  # validation finished meanwhile
             with logs.log_context(job_id=job.job_id):
-                logs.error("job finished", state=JobState.FAILED.value, code="validation_incomplete")
-            self._completions.publish(failed)
+                try:
+                    if not self._store.replace(failed, current.version):
+                        continue  # validation finished meanwhile
+                    logs.error("job finished", state=JobState.FAILED.value, code="validation_incomplete")
+                    self._completions.publish(failed)
+                except Exception as exc:  # one job's trouble never stops the tick; it is tried again next tick
+                    logs.error("could not settle a stalled validation", error=str(exc))
 
     def _poll_one(self, current: Versioned[Job]) -> str | None:
         job = current.value

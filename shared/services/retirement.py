@@ -88,8 +88,11 @@ class RetirementWatch(JobService):
             noted = replace(
                 job, retirement_notices=sorted({*job.retirement_notices, *due}, reverse=True), updated_at=now
             )
+            # Published first, recorded after: a failed publish is tried again the next day, and a publish whose
+            # record is lost repeats with the same ce-id, which subscribers de-duplicate on.
+            if not self._emit(noted, spec, days, due[0]):
+                return None
             if self._store.replace(noted, current.version):
-                self._emit(noted, spec, days, due[0])
                 return job.job_id, due[0]
             latest = self._store.get(job.job_id)
             if latest is None or latest.value.state is not JobState.SUCCEEDED:
@@ -98,7 +101,7 @@ class RetirementWatch(JobService):
         logs.warning("job kept changing; its retirement notice waits for the next check", job_id=current.value.job_id)
         return None
 
-    def _emit(self, job: Job, spec: ModelSpec, days: int, threshold: int) -> None:
+    def _emit(self, job: Job, spec: ModelSpec, days: int, threshold: int) -> bool:
         life = spec.lifecycle
         successor = registry().successor(spec, self._clock().date())
         replacement = successor.name if successor else None
@@ -110,7 +113,7 @@ class RetirementWatch(JobService):
                 days_left=days,
                 tuned_model=job.tuned_model,
             )
-        self._lifecycle.emit(
+        return self._lifecycle.emit(
             job,
             "model_retiring",
             reason=f"{spec.name} retires on {life.retires}, in {days} days",

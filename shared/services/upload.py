@@ -36,7 +36,8 @@ MODEL_RETIRING = "model_retiring"
 # (deploy/terraform/modules/tunedrop/storage.tf).
 STAGING_PREFIX = "tunedrop-staging/"
 # Failures of the platform, not of the upload: raised so that Pub/Sub delivers the notification again.
-_INFRASTRUCTURE_ERRORS = (TransientError, ConnectionError, TimeoutError)
+# OSError covers the network's own errors (a reset connection, requests' errors), as ConnectionError did.
+_INFRASTRUCTURE_ERRORS = (TransientError, OSError)
 _MODEL_PATH = re.compile(
     r"(?:projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/)?publishers/google/models/(?P<model>[^/@]+)(?:@[^/]*)?"
 )
@@ -146,6 +147,9 @@ class UploadService:
         return parts[0] if len(parts) == 2 else ""
 
     def handle(self, obj: UploadedObject) -> UploadOutcome:
+        # The default base model must be tunable today, or the upload function stops with one message (and the
+        # notification waits to be delivered again); the other functions, which never use it, keep running.
+        self._settings.check_base_model(self._clock().date())
         reason = self.accepts(obj)
         if reason:
             logs.info("upload ignored", reason=reason, object=obj.name)
@@ -169,6 +173,13 @@ class UploadService:
         original = found.value
         if not original.state.terminal:
             raise NotAllowed(f"job {job_id} is {original.state.value}; retune a job once it has ended")
+        errors = set((original.validation or {}).get("error_counts") or {})
+        passed = bool((original.validation or {}).get("valid"))
+        if not original.training_uri or not (passed or (errors and errors <= MODEL_CLOSED_CODES)):
+            raise NotAllowed(
+                f"job {job_id} has no validated dataset to tune again (its own problems: "
+                f"{', '.join(sorted(errors)) or 'validation never finished'}); fix and upload it again."
+            )
         target = model or _successor_of(original.base_model, self._clock().date())
         spec = get_model(target)
         if spec is None:
@@ -196,9 +207,9 @@ class UploadService:
             if current is None:
                 raise TransientError(f"job {fresh.job_id} vanished right after it was created")
             if current.value.state is JobState.VALIDATING:
-                # A bare upload is read at the generation its job validated; a manifest's datasets as named.
+                # The datasets at the generations the original validated (a bare upload's own, if older).
                 settings = Manifest(
-                    training_uri=original.dataset_uri,
+                    training_uri=original.training_uri,
                     validation_uri=original.validation_uri,
                     base_model=spec.name,
                     hyper_parameters=dict(original.hyper_parameters),
@@ -207,7 +218,12 @@ class UploadService:
                     priority=original.priority,
                 )
                 bare = not original.manifest_uri
-                plan = _Plan(settings, original.generation if bare else None, manifest_uri=original.manifest_uri)
+                plan = _Plan(
+                    settings,
+                    original.training_generation or (original.generation if bare else None),
+                    validation_generation=original.validation_generation or None,
+                    manifest_uri=original.manifest_uri,
+                )
                 self._validate(current, plan)
             latest = self._store.get(fresh.job_id)
             assert latest is not None
@@ -383,7 +399,9 @@ class UploadService:
         with the input ends up in the report."""
         with ExitStack() as stack:
             train = self._open(stack, "training", settings.training_uri, plan.training_generation, plan.issues, pinned)
-            validation = self._open(stack, "validation", settings.validation_uri, None, plan.issues, pinned)
+            validation = self._open(
+                stack, "validation", settings.validation_uri, plan.validation_generation, plan.issues, pinned
+            )
             if train is None:
                 return ValidationReport(file=settings.training_uri or plan.manifest_uri)
             return validate_dataset(
@@ -440,7 +458,8 @@ class UploadService:
                 0,
                 "dataset_changed",
                 f"{uri} was replaced (generation {generation} is now {live.generation}) before Tunedrop could keep "
-                "what it validated: the new upload is a job of its own; nothing of this one is tuned.",
+                "what it validated, so nothing of this job is tuned: an upload under incoming/ is a job of its own; "
+                "for a dataset a manifest names, drop the manifest again.",
                 file=uri,
             )
         return Issue(0, "object_missing", f"{why} Upload it, or fix the path that names it.", file=uri)
@@ -457,7 +476,8 @@ class UploadService:
                 continue
             bucket, _, name = uri.removeprefix("gs://").partition("/")
             info = pinned[role]
-            destination = f"{STAGING_PREFIX}{job.job_id}/{role}.jsonl"
+            # The generation in the name: a redelivery that validated a newer generation copies that one beside.
+            destination = f"{STAGING_PREFIX}{job.job_id}/{role}-{info.generation}.jsonl"
             try:
                 copy = self._blobs.copy_pinned(bucket, name, info.generation, destination)
             except ObjectMissing as exc:
@@ -486,6 +506,7 @@ class _Plan:
 
     settings: Manifest
     training_generation: str | None = None  # a bare upload is read at the notified generation
+    validation_generation: str | None = None
     manifest_uri: str = ""
     issues: list[Issue] = field(default_factory=list)
 

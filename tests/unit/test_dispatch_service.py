@@ -44,7 +44,9 @@ def test_a_queued_job_is_submitted(harness: Harness) -> None:
     assert remote.labels[JOB_LABEL] == job_id and remote.labels[ATTEMPT_LABEL] == "1"
     (request,) = harness.tuning.requests
     assert (
-        request.training_dataset_uri == job.tuning_training_uri == f"gs://ds/tunedrop-staging/{job_id}/training.jsonl"
+        request.training_dataset_uri
+        == job.tuning_training_uri
+        == f"gs://ds/tunedrop-staging/{job_id}/training-{job.generation}.jsonl"
     )
     assert request.base_model == "gemini-3.5-flash"
     assert request.display_name == job_id

@@ -204,3 +204,61 @@ def test_an_outcome_the_database_refuses_is_recorded_as_a_bare_rejection(
     assert harness.blobs.read("ds", f"reports/{job.job_id}.json")  # the details are in the report
     (event,) = harness.completions()
     assert event.json()["error"]["code"] == "unstorable_result"
+
+
+def test_a_job_that_never_passed_validation_is_neither_retried_nor_retuned(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.errors import NotAllowed
+
+    monkeypatch.setattr(
+        "shared.services.upload.validate_dataset", lambda *a, **k: (_ for _ in ()).throw(TransientError("down"))
+    )
+    obj = harness.put_dataset("a.jsonl", b"this is not json\n")
+    with pytest.raises(TransientError):
+        harness.app.uploads.handle(obj)
+    harness.clock.advance(harness.settings.validation_timeout_seconds + 1)
+    harness.app.poller.poll()
+    job_id = job_id_for(obj.bucket, obj.name, obj.generation)
+    assert harness.job(job_id).state is JobState.FAILED
+    with pytest.raises(NotAllowed, match="never passed validation"):
+        harness.app.operations.retry(job_id)
+    with pytest.raises(NotAllowed, match="no validated dataset"):
+        harness.app.uploads.retune(job_id, "gemini-3.5-flash")
+    assert harness.tuning.calls["create"] == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "metadata"), [("incoming/a/b/c.jsonl", {}), ("x.jsonl", {"epochs": "99999"}), ("x.csv", {})]
+)
+def test_a_rejection_for_the_uploads_own_problems_cannot_be_retuned(
+    harness: Harness, name: str, metadata: dict[str, str]
+) -> None:
+    from shared.errors import NotAllowed
+
+    obj = harness.put_dataset(name, metadata=metadata)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    with pytest.raises(NotAllowed):
+        harness.app.uploads.retune(job_id_for(obj.bucket, obj.name, obj.generation), "gemini-3.5-flash")
+
+
+def test_network_errors_of_the_storage_client_are_transient() -> None:
+    import requests
+    from google.api_core import exceptions as gexc
+
+    from shared.adapters.gcs_blobs import GcsBlobStore
+
+    for error in (requests.ConnectionError("reset"), gexc.Forbidden("iam"), gexc.BadGateway("5xx")):
+
+        class Client:
+            def bucket(self, name: str) -> Any:
+                return self
+
+            def blob(self, name: str, generation: Any = None) -> Any:
+                return self
+
+            def reload(self, error: Exception = error) -> None:
+                raise error
+
+        with pytest.raises(TransientError):
+            GcsBlobStore(Client()).describe("b", "o")  # type: ignore[arg-type]

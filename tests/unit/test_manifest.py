@@ -103,14 +103,17 @@ def test_a_manifest_upload_queues_a_job_with_its_datasets_and_settings(harness: 
     assert (
         request.training_dataset_uri
         == job.tuning_training_uri
-        == f"gs://ds/tunedrop-staging/{job.job_id}/training.jsonl"
+        == f"gs://ds/tunedrop-staging/{job.job_id}/training-{job.training_generation}.jsonl"
     )
     assert request.validation_dataset_uri == job.tuning_validation_uri
-    assert request.validation_dataset_uri == f"gs://ds/tunedrop-staging/{job.job_id}/validation.jsonl"
+    assert (
+        request.validation_dataset_uri
+        == f"gs://ds/tunedrop-staging/{job.job_id}/validation-{job.validation_generation}.jsonl"
+    )
     # The copies hold exactly the bytes validated, whatever happens to the originals later.
     harness.blobs.put("ds", "datasets/support/train.jsonl", b"overwritten\n")
-    assert harness.blobs.read("ds", f"tunedrop-staging/{job.job_id}/training.jsonl") == VALID_DATASET
-    assert job.training_crc32c == harness.blobs.describe("ds", f"tunedrop-staging/{job.job_id}/training.jsonl").crc32c
+    assert harness.blobs.read("ds", job.tuning_training_uri.removeprefix("gs://ds/")) == VALID_DATASET
+    assert job.training_crc32c == harness.blobs.describe("ds", job.tuning_training_uri.removeprefix("gs://ds/")).crc32c
     assert dict(request.hyper_parameters) == {"epochs": 3, "adapter_size": 4, "learning_rate_multiplier": 1.5}
     assert request.display_name == "support-bot-v2"
 

@@ -11,21 +11,15 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from shared.bootstrap import assemble
 from shared.errors import ConfigError, NotAllowed
 from shared.jobs import JobState
 from shared.services.retirement import CHECKED_MARKER
-from shared.validation.registry import ModelStatus, get_model, registry
+from shared.validation.registry import get_model, registry
 from tests.eventschema import assert_valid_completion
 from tests.fakes import (
     FakeClock,
-    FakeTuningService,
     Harness,
-    InMemoryBlobStore,
-    InMemoryJobStore,
-    RecordingPublisher,
     make_harness,
-    make_settings,
 )
 
 EVENTS = {"TUNEDROP_EVENTS_TOPIC": "tunedrop-events"}
@@ -276,22 +270,17 @@ def test_retune_on_a_model_whose_rules_the_data_breaks_is_rejected() -> None:
 
 
 @pytest.mark.parametrize("model", ["gemini-2.5-flash", "gemini-9"])
-def test_a_default_model_that_cannot_be_tuned_stops_the_instance(model: str) -> None:
-    settings = make_settings(TUNEDROP_BASE_MODEL=model)
+def test_a_default_model_that_cannot_be_tuned_stops_the_upload_function(model: str) -> None:
+    h = make_harness({"TUNEDROP_BASE_MODEL": model}, clock=at(date(2026, 11, 29)))
+    obj = h.put_dataset("a.jsonl")
     with pytest.raises(ConfigError, match="TUNEDROP_BASE_MODEL") as info:
-        assemble(
-            settings,
-            store=InMemoryJobStore(),
-            publisher=RecordingPublisher(),
-            blobs=InMemoryBlobStore(),
-            tuning=FakeTuningService(),
-            clock=at(date(2026, 11, 29)),
-        )
+        h.app.uploads.handle(obj)
     assert str(info.value).count("\n") == 0  # one message
     if model == "gemini-2.5-flash":
         assert "gemini-3.5-flash-lite" in str(info.value)
-    assert get_model("gemini-3.5-flash") is not None
-    assert get_model("gemini-3.5-flash").status(date(2026, 11, 29)) is ModelStatus.AVAILABLE  # type: ignore[union-attr]
+    assert h.store.jobs() == []  # nothing was recorded: the notification is delivered again once it is fixed
+    # The poller and the dispatcher, which never use the default, keep working.
+    assert h.app.poller.poll() == [] and h.app.dispatcher.dispatch() == []
 
 
 def test_a_job_failed_for_its_model_is_not_retried_but_pointed_to_retune() -> None:
@@ -304,3 +293,17 @@ def test_a_job_failed_for_its_model_is_not_retried_but_pointed_to_retune() -> No
     with pytest.raises(NotAllowed, match=f"tunedrop retune {job_id}"):
         h.app.operations.retry(job_id)
     assert h.job(job_id).state is JobState.FAILED
+
+
+def test_a_retirement_notice_that_could_not_be_published_is_tried_again_the_next_day() -> None:
+    _, retires = lifecycle_of(RETIRING)
+    h = make_harness(EVENTS, clock=at(retires - timedelta(days=31)))
+    job_id = succeeded_job(h)
+    to_day(h, retires - timedelta(days=30))
+    h.publisher.fail_next(topic=EVENTS["TUNEDROP_EVENTS_TOPIC"])
+    h.app.poller.poll()
+    assert events(h, "model_retiring") == [] and h.job(job_id).retirement_notices == []
+    to_day(h, retires - timedelta(days=29))
+    h.app.poller.poll()
+    assert [n["threshold_days"] for n in events(h, "model_retiring")] == [30]
+    assert h.job(job_id).retirement_notices == [30]

@@ -58,12 +58,14 @@ def test_each_runtime_service_account_holds_only_what_its_code_calls() -> None:
         ("upload", "roles/pubsub.publisher"),
         ("upload", "roles/storage.objectViewer"),
         ("upload", "roles/storage.objectUser"),
+        ("upload", "roles/storage.objectCreator"),  # the validated copies, under tunedrop-staging/ only
         ("dispatch", "roles/datastore.user"),
         ("dispatch", "roles/aiplatform.user"),
         ("dispatch", "roles/pubsub.publisher"),
         ("poll", "roles/datastore.user"),
         ("poll", "roles/aiplatform.user"),
         ("poll", "roles/pubsub.publisher"),
+        ("poll", "roles/storage.objectViewer"),  # the reconciler lists incoming/
     }
 
 

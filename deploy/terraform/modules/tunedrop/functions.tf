@@ -62,9 +62,10 @@ locals {
     TUNEDROP_RETENTION_DAYS         = tostring(var.job_retention_days)
     TUNEDROP_STUCK_SECONDS          = tostring(var.stuck_pending_minutes * 60)
     TUNEDROP_MAX_RUNNING_SECONDS    = tostring(var.max_running_hours * 3600)
-    # One page of incoming/ per poll tick, objects between a minute and a week old (jobs live far longer).
+    # One page of incoming/ per poll tick, objects between 15 minutes (in a burst a notification may wait that
+    # long for an instance; the upload's validation lease is as long) and a week old (jobs live far longer).
     TUNEDROP_RECONCILE_PAGE          = "500"
-    TUNEDROP_RECONCILE_GRACE_SECONDS = "60"
+    TUNEDROP_RECONCILE_GRACE_SECONDS = "900"
     TUNEDROP_RECONCILE_WINDOW_DAYS   = tostring(min(7, var.job_retention_days - 1))
     # Beyond the upload subscription's retries: every delivery may take 540 s and wait up to 600 s.
     TUNEDROP_VALIDATION_TIMEOUT_SECONDS = tostring(max(7200, var.max_delivery_attempts * (540 + 600) + 600))

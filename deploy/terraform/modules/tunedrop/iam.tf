@@ -63,17 +63,35 @@ resource "google_storage_bucket_iam_member" "upload_reader" {
   member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
 }
 
-# ... and writes (and, on a redelivery, overwrites) validation reports under reports/, and the copies of
-# validated datasets under tunedrop-staging/ (created only if absent), nowhere else.
+# ... writes (and, on a redelivery, overwrites) validation reports, under reports/ only ...
 resource "google_storage_bucket_iam_member" "upload_report_writer" {
   bucket = google_storage_bucket.datasets.name
   role   = "roles/storage.objectUser"
   member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
   condition {
-    title       = "reports-and-copies-only"
-    description = "Validation reports under ${local.reports_prefix} and validated copies under ${local.staging_prefix} only."
-    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\") || resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
+    title       = "reports-only"
+    description = "Validation reports under ${local.reports_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
   }
+}
+
+# ... and creates, never overwrites or deletes, the copies of validated datasets under tunedrop-staging/.
+resource "google_storage_bucket_iam_member" "upload_copy_creator" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${module.function["upload"].runtime_service_account_email}"
+  condition {
+    title       = "validated-copies-only"
+    description = "Copies of validated datasets under ${local.staging_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
+  }
+}
+
+# The poller's reconciler lists incoming/ to find uploads whose notification was lost.
+resource "google_storage_bucket_iam_member" "poll_lister" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${module.function["poll"].runtime_service_account_email}"
 }
 
 # Vertex AI reads the training datasets as its service agent.
