@@ -186,7 +186,6 @@ class _Validation:
         self.file = ""  # the file being scanned, for CountingIncomplete's message
         self.stopped_early = False  # whether the last scan stopped at stop_at before the end of its file
         self.lines_read = 0  # lines of the last scan
-        self.examples_read = self.bytes_read = 0  # of the last file, set by _scan_file
         self.train_hashes: set[int] = set()
         self.validation_hashes: set[int] = set()
         self.est_hist = LogHistogram()  # size units of examples not counted exactly
@@ -499,7 +498,6 @@ class _Validation:
         counting = self.counting
         over_budget = counting.calls >= MAX_EXACT_COUNTS
         counted = None if over_budget else counting.count(request, media_tokens)
-        del request
         if counted is None or counted.tokens > limit >= counted.tokens - counted.estimated:
             self._unverified(bound, media_tokens, counted, over_budget, number, label)
         elif counted.tokens > limit:
@@ -952,26 +950,26 @@ def validate_dataset(
     counting = _Counting(_counters(token_counter), spec.name, count_deadline)
     run = _Validation(spec, report, counting, label_files=validation is not None, unverified_length=unverified_length)
 
-    partial = _scan_file(run, report, spec, train, file, file_size, oversized_scan_bytes, progress, training=True)
-    report.example_count, report.byte_count = run.examples_read, run.bytes_read
-    if partial:
-        pass  # the counts below would describe only the lines read
-    elif report.example_count == 0 and report.error_count == 0:
-        report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
-    elif 0 < report.example_count < spec.min_examples:
-        report.add(
-            Issue(
-                0,
-                "too_few_examples",
-                f"The training file has {report.example_count} examples; {spec.name} needs at least "
-                f"{spec.min_examples}.",
-            )
-        )
+    report.example_count, report.byte_count, partial = _scan_file(
+        run, report, spec, train, file, file_size, oversized_scan_bytes, progress, training=True
+    )
+    # The counts of a file read in part say nothing of the whole file.
     if not partial:
+        if report.example_count == 0 and report.error_count == 0:
+            report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
+        elif 0 < report.example_count < spec.min_examples:
+            report.add(
+                Issue(
+                    0,
+                    "too_few_examples",
+                    f"The training file has {report.example_count} examples; {spec.name} needs at least "
+                    f"{spec.min_examples}.",
+                )
+            )
         check_example_count(report, spec, report.example_count, multimodal=run.multimodal_examples > 0)
 
     if validation is not None:
-        partial_validation = _scan_file(
+        count, report.validation_byte_count, partial_validation = _scan_file(
             run,
             report,
             spec,
@@ -982,11 +980,10 @@ def validate_dataset(
             progress,
             training=False,
         )
-        count = report.validation_example_count = run.examples_read
-        report.validation_byte_count = run.bytes_read
+        report.validation_example_count = count
         partial = partial or partial_validation
         if partial_validation:
-            pass  # as for the training file
+            pass  # as for the training file: its counts say nothing of the whole
         elif count > spec.max_validation_examples:
             report.add(
                 Issue(
@@ -1044,9 +1041,9 @@ def _scan_file(
     progress: Progress | None,
     *,
     training: bool,
-) -> bool:
-    """Scans one file into ``run`` (examples_read, bytes_read) and checks its size; whether it was read
-    only in part because it is over the size limit.
+) -> tuple[int, int, bool]:
+    """Scans one file and checks its size: (examples, bytes read, whether it was read only in part
+    because it is over the size limit).
 
     A known size over the limit is reported before reading, and only a prefix is read; a file of
     unknown size is read until it passes the limit.
@@ -1058,23 +1055,22 @@ def _scan_file(
         _check_file_size(report, spec, file, size)
     stop_at = oversized_scan_bytes if known_over else most + 1
     if stop_at > 0:
-        run.examples_read, run.bytes_read = run.scan(lines, file, training=training, progress=progress, stop_at=stop_at)
-        lines_read = run.lines_read
+        examples, read = run.scan(lines, file, training=training, progress=progress, stop_at=stop_at)
+        lines_read, partial = run.lines_read, run.stopped_early
     else:
-        run.examples_read = run.bytes_read = lines_read = 0
-        run.stopped_early = True
+        examples = read = lines_read = 0
+        partial = True
     if not known_over:
-        if run.stopped_early:
-            _check_file_size(report, spec, file, run.bytes_read, read_to_end=False)
+        if partial:
+            _check_file_size(report, spec, file, read, read_to_end=False)
         else:
-            _check_file_size(report, spec, file, size if size is not None else run.bytes_read)
-    if not run.stopped_early:
-        return False
-    report.notes.append(
-        f"{file} is over the size limit: only its first {lines_read:,} line(s) ({run.bytes_read / 2**20:,.1f} MiB) "
-        "were checked, and the statistics cover only those."
-    )
-    return True
+            _check_file_size(report, spec, file, size if size is not None else read)
+    if partial:
+        report.notes.append(
+            f"{file} is over the size limit: only its first {lines_read:,} line(s) ({read / 2**20:,.1f} MiB) were "
+            "checked, and the statistics cover only those."
+        )
+    return examples, read, partial
 
 
 def check_example_count(report: ValidationReport, spec: ModelSpec, count: int, *, multimodal: bool) -> None:

@@ -39,17 +39,21 @@ TURN_OVERHEAD_TOKENS = 8
 # Bytes per token that no real example reaches. No published figure bounds the bytes one Gemini
 # token can stand for (Gemini counts with the Gemma 3 SentencePiece vocabulary of 262,144 pieces,
 # which is not documented piece by piece), and JSON may spell one character in 6 bytes (\u0041) or
-# 12 (a surrogate pair). Escape-heavy lines measure far lower: CJK text written with ASCII escapes
-# is about 6 to 18 bytes per token, code full of \n and \" under 10. 64 leaves a wide margin.
+# 12 (a surrogate pair). Escape-heavy text stays well below 64: CJK written with ASCII escapes takes
+# 6 bytes per character and a token covers a few characters, code full of \n and \" 2 bytes per
+# escaped character. 64 is a choice with a wide margin, not a measured maximum; a line over it is
+# refused as line_too_long, which claims nothing about its tokens.
 BYTES_PER_TOKEN_BOUND = 64
 # Room for what the per-token figure does not cover: media parts (at most a few dozen per example,
 # each a fileData of about a kilobyte, six times that if escaped), keys and indentation.
 LINE_SLACK_BYTES = 1 << 20
 # JSON values (objects, arrays and the items in them) per token of the model's limit that no real
-# example reaches: a value that carries content costs a token or more, and a chat turn is five
-# values around tens to thousands of tokens. Decoding costs up to a few hundred bytes per value,
-# so this caps what a line of tiny parts or huge arrays can cost, however its bytes are spent.
-VALUES_PER_TOKEN_BOUND = 2
+# example reaches: a value that carries content costs a token or more (a number is its digits and a
+# comma, a text part its text), and a chat turn is five values around tens to thousands of tokens;
+# only a line made mostly of brackets and commas gets near it. Decoding, checking and counting cost
+# up to a few hundred bytes per value, so this caps the memory a line of countless tiny parts or
+# empty arrays can take (under 50 MiB at 131,072 values, CountTokens request included).
+VALUES_PER_TOKEN_BOUND = 1
 
 
 def max_line_bytes(spec: ModelSpec) -> int:

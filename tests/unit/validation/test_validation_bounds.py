@@ -33,7 +33,7 @@ def spec(**changes: Any) -> ModelSpec:
     return dataclasses.replace(found, **changes)
 
 
-SMALL = spec(max_tokens_per_example=1_000)  # bounds of about a megabyte and 2,000 values: quick tests
+SMALL = spec(max_tokens_per_example=1_000)  # bounds of about a megabyte and 1,000 values: quick tests
 
 
 class Generated(io.RawIOBase):
@@ -185,8 +185,8 @@ def parts_line(count: int, part: bytes = b'{"text": "a"}') -> bytes:
 
 
 def test_a_line_of_tiny_parts_over_the_value_cap_is_refused_and_one_under_is_read() -> None:
-    cap = max_json_values(SMALL)  # 2,000
-    under = (cap - 9) // 2  # 995 parts: 1,999 values
+    cap = max_json_values(SMALL)  # 1,000
+    under = (cap - 9) // 2  # 495 parts: 999 values
     counter = FakeCounter(lambda request: 900)
     report = validate_dataset(
         io.BytesIO(parts_line(under) + parts_line(under + 1) + b"{oops\n"),
@@ -195,13 +195,14 @@ def test_a_line_of_tiny_parts_over_the_value_cap_is_refused_and_one_under_is_rea
         token_counter=counter,
     )
     assert codes(report) == [(2, "too_many_values"), (3, "not_json")]
-    assert "2,001 JSON values" in report.issues[0].message and "at most 2,000" in report.issues[0].message
+    message = report.issues[0].message
+    assert f"about {2 * (under + 1) + 9:,} JSON values" in message and f"at most {cap:,} for" in message
     assert report.stats["exactly_counted_examples"] == 1  # line 1 was decoded and counted
     assert [len(request["contents"][0]["parts"]) for request in counter.calls][:1] == [under]
 
 
 def test_punctuation_inside_text_does_not_count_as_values() -> None:
-    text = ", [{" * 3_000  # 12,000 bytes of commas and brackets in one string
+    text = ", [{" * 3_000  # 12,000 bytes of commas and brackets in one string, 9,000 of them counted roughly
     example = {"contents": [{"role": "user", "parts": [{"text": text}]}, {"role": "model", "parts": [{"text": "ok"}]}]}
     report = validate_dataset(
         io.BytesIO(line(example)), file=FILE, model=SMALL, token_counter=FakeCounter(lambda request: 999)
