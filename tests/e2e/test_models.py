@@ -80,7 +80,12 @@ def test_uploads_naming_retired_models_are_rejected_and_one_is_retuned_on_its_su
         original = next(j for j, m in job_models.items() if m == "gemini-2.0-flash-001")
         done = _tunedrop(stack_env, "retune", original)
         assert done.returncode == 0, done.stdout + done.stderr
-        said = re.search(r"^(\S+): QUEUED on gemini-3.1-flash-lite \(retuned from (\S+)\)$", done.stdout, re.MULTILINE)
+        # Validated and queued; the dispatcher may have taken it by the time the command reads it back.
+        said = re.search(
+            r"^(\S+): (?:QUEUED|SUBMITTING|RUNNING|SUCCEEDED) on gemini-3.1-flash-lite \(retuned from (\S+)\)$",
+            done.stdout,
+            re.MULTILINE,
+        )
         assert said is not None, done.stdout
         retuned = said.group(1)
         assert said.group(2) == original and retuned != original
@@ -92,4 +97,10 @@ def test_uploads_naming_retired_models_are_rejected_and_one_is_retuned_on_its_su
     assert finished.data["base_model"] == "gemini-3.1-flash-lite"
     (tuning_job,) = [t for t in list_tuning_jobs(stack_env) if t.labels.get("tunedrop_job") == retuned]
     assert tuning_job.base_model == "gemini-3.1-flash-lite"
-    assert tuning_job.supervised_tuning_spec.training_dataset_uri == finished.data["dataset_uri"]
+    # Vertex AI was given Tunedrop's copy of the validated bytes, which are the original upload's.
+    given = tuning_job.supervised_tuning_spec.training_dataset_uri
+    assert given.startswith(f"gs://{stack_env['TUNEDROP_BUCKET']}/tunedrop-staging/{retuned}/")
+    original_name = finished.data["dataset_uri"].split("/", 3)[3]
+    assert bucket(stack_env).blob(given.split("/", 3)[3]).download_as_bytes() == (
+        bucket(stack_env).blob(original_name).download_as_bytes()
+    )

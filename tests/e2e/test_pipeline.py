@@ -74,16 +74,23 @@ def test_invalid_dataset_is_rejected_with_a_report_and_its_lines(stack_env: dict
     assert bucket(stack_env).blob(f"incoming/bad-{run}.jsonl").download_as_bytes() == body
 
 
-def test_objects_outside_incoming_or_not_jsonl_make_no_job(stack_env: dict[str, str]) -> None:
+def test_objects_outside_incoming_make_no_job_and_others_under_it_are_answered(stack_env: dict[str, str]) -> None:
     run = uuid.uuid4().hex[:6]
     reader = CompletionReader(stack_env)
     try:
         target = bucket(stack_env)
-        target.blob(f"incoming/notes-{run}.txt").upload_from_string(b"hello")
+        notes = target.blob(f"incoming/notes-{run}.txt")
+        notes.upload_from_string(b"hello")
+        notes_job = job_id_for(stack_env["TUNEDROP_BUCKET"], notes.name, str(notes.generation))
         target.blob(f"elsewhere/x-{run}.jsonl").upload_from_string(dataset())
         marker = _upload(stack_env, [f"marker-{run}.jsonl"], dataset())
-        events = reader.read_until(lambda got: any(e.attributes["ce-subject"] in marker for e in got), 60)
+        wanted = {notes_job, *marker}
+        events = reader.read_until(lambda got: wanted <= {e.attributes["ce-subject"] for e in got}, 60)
     finally:
         reader.close()
-    subjects = {e.attributes["ce-subject"] for e in events}
-    assert subjects == set(marker), "only the .jsonl under incoming/ became a job"
+    by_subject = {e.attributes["ce-subject"]: e for e in events}
+    assert set(by_subject) == wanted, "only objects under incoming/ became jobs"
+    # What Tunedrop does not take is answered, not ignored: REJECTED, saying what it accepts.
+    answer = by_subject[notes_job]
+    assert answer.data["state"] == "REJECTED"
+    assert answer.data["validation"]["error_counts"] == {"unsupported_object": 1}

@@ -69,6 +69,20 @@ CASES: list[Case] = [
     Case("huge-int.jsonl", GOOD + b'{"contents": [], "x": ' + b"9" * 5000 + b"}\n", JobState.REJECTED, None),
     Case("deep.jsonl", GOOD + b'{"contents": ' + b"[" * 20000 + b"]" * 20000 + b"}\n", JobState.REJECTED, None),
     Case("nul.jsonl", GOOD + b"\x00\n", JobState.REJECTED, None),
+    # A 10 MiB line, longer than any example the model could take: refused without building it in memory.
+    Case(
+        "long-line.jsonl",
+        GOOD + b'{"contents": [{"role": "user", "parts": [{"text": "' + b"w" * (10 << 20) + b'"}]}]}\n',
+        JobState.REJECTED,
+        "line_too_long",
+    ),
+    # 150,000 empty parts in one example (1.6 MB): more values than tokens the model takes, refused before decoding.
+    Case(
+        "tiny-parts.jsonl",
+        GOOD + b'{"contents": [{"role": "user", "parts": [' + b",".join([b'{"text":""}'] * 150_000) + b"]}]}\n",
+        JobState.REJECTED,
+        "too_many_values",
+    ),
     # ---- names
     Case("data.csv", b"a,b\n1,2\n", JobState.REJECTED, "unsupported_object"),
     Case("data.jsonl.gz", b"\x1f\x8b\x08\x00", JobState.REJECTED, "unsupported_object"),
