@@ -54,7 +54,8 @@ class GcsBlobStore(BlobStore):
     def __init__(self, client: StorageClient) -> None:
         self._client = client
 
-    def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
+    def _loaded(self, bucket: str, name: str, generation: str | None) -> Any:
+        """The blob (at ``generation``) with its metadata read; ObjectMissing or TransientError otherwise."""
         blob = self._client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
         try:
             blob.reload()
@@ -63,19 +64,16 @@ class GcsBlobStore(BlobStore):
             raise ObjectMissing(f"gs://{bucket}/{name}{at} does not exist.") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
+        return blob
+
+    def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
+        blob = self._loaded(bucket, name, generation)
         # Plain line iteration over blob.open() is slow; a BufferedReader on top reads fast.
         raw = _ReadFailuresAreTransient(blob.open("rb", chunk_size=CHUNK_BYTES), f"gs://{bucket}/{name}")
         return io.BufferedReader(raw, buffer_size=BUFFER_BYTES)
 
     def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
-        blob = self._client.bucket(bucket).blob(name, generation=int(generation) if generation else None)
-        try:
-            blob.reload()
-        except gexc.NotFound as exc:
-            at = f" at generation {generation}" if generation else ""
-            raise ObjectMissing(f"gs://{bucket}/{name}{at} does not exist.") from exc
-        except _TRANSIENT as exc:
-            raise TransientError(f"reading gs://{bucket}/{name} failed: {exc}") from exc
+        blob = self._loaded(bucket, name, generation)
         return ObjectInfo(generation=str(blob.generation), size=int(blob.size or 0), crc32c=str(blob.crc32c or ""))
 
     def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:
