@@ -14,6 +14,8 @@ from typing import Any
 from shared.jobs import Job, JobState
 
 SPEC_VERSION = "1.0"
+# The JSON Schema of completion event data, named in each event's dataschema attribute.
+DATA_SCHEMA = "https://github.com/tunedrop/tunedrop/schemas/completion-event-data.v1.json"
 EVENT_TYPES = {
     JobState.SUCCEEDED: "tunedrop.job.v1.succeeded",
     JobState.FAILED: "tunedrop.job.v1.failed",
@@ -88,6 +90,7 @@ def completion_event(job: Job, *, project: str) -> OutgoingEvent:
         "ce-type": EVENT_TYPES[job.state],
         "ce-time": iso(_terminal_time(job)) or "",
         "ce-subject": job.job_id,
+        "ce-dataschema": DATA_SCHEMA,
         "content-type": "application/json",
         # Plain attributes so subscriptions can filter, e.g. attributes.state = "FAILED".
         "state": job.state.value,

@@ -52,6 +52,14 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
 
 
 MAX_HISTORY = 200
+# The version of the job document's layout. Readers tolerate fields they do not know; a document of a
+# later version with a state they do not know is skipped (UnknownJobState), never a crash, so a release
+# can be rolled back over documents the newer one wrote.
+JOB_SCHEMA_VERSION = 1
+
+
+class UnknownJobState(ValueError):
+    """A job document holds a state this release does not know (written by a newer one)."""
 
 
 class TransitionRefused(Exception):
@@ -146,6 +154,7 @@ class Job:
     # Days-before-retirement thresholds at which this job's tuned model was announced as retiring.
     retirement_notices: list[int] = field(default_factory=list)
     history: tuple[HistoryEntry, ...] = ()
+    schema_version: int = JOB_SCHEMA_VERSION
 
     @property
     def upload_uri(self) -> str:
@@ -180,7 +189,13 @@ class Job:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> Job:
         data = dict(doc)
-        data["state"] = JobState(data["state"])
+        try:
+            data["state"] = JobState(data["state"])
+        except ValueError:
+            raise UnknownJobState(
+                f"job {data.get('job_id')!r} is in state {data.get('state')!r}, unknown to this release "
+                f"(document schema_version {data.get('schema_version')!r})"
+            ) from None
         data["history"] = tuple(HistoryEntry(**h) for h in data.get("history", ()))
         known = cls.__dataclass_fields__
         return cls(**{k: v for k, v in data.items() if k in known})

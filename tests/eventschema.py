@@ -10,19 +10,31 @@ from typing import Any
 import jsonschema
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "shared" / "schemas" / "completion-event-data.v1.json"
+# Copies of the schema as it was published at each release that changed it: an event must still validate
+# against every one of them, or a subscriber validating with an earlier copy would refuse it. Add a copy
+# here whenever the schema changes (never edit one).
+PUBLISHED = sorted((Path(__file__).resolve().parent / "fixtures" / "schemas").glob("completion-event-data.v1.*.json"))
 REQUIRED_ATTRIBUTES = ("ce-specversion", "ce-id", "ce-source", "ce-type", "ce-time", "ce-subject", "content-type")
 
 
 @cache
-def _validator() -> jsonschema.Draft202012Validator:
-    schema = json.loads(SCHEMA_PATH.read_text())
+def _validator(path: Path = SCHEMA_PATH) -> jsonschema.Draft202012Validator:
+    schema = json.loads(path.read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     return jsonschema.Draft202012Validator(schema)
 
 
+def schema_errors(data: dict[str, Any], path: Path = SCHEMA_PATH) -> list[str]:
+    return [
+        f"{list(e.path)}: {e.message}" for e in sorted(_validator(path).iter_errors(data), key=lambda e: list(e.path))
+    ]
+
+
 def assert_valid_completion(attributes: dict[str, str], data: dict[str, Any]) -> None:
-    errors = sorted(_validator().iter_errors(data), key=lambda e: list(e.path))
-    assert not errors, [f"{list(e.path)}: {e.message}" for e in errors]
+    for path in (SCHEMA_PATH, *PUBLISHED):
+        errors = schema_errors(data, path)
+        assert not errors, (path.name, errors)
+    assert attributes.get("ce-dataschema") == json.loads(SCHEMA_PATH.read_text())["$id"]
     missing = [a for a in REQUIRED_ATTRIBUTES if not attributes.get(a)]
     assert not missing, f"missing CloudEvents attributes {missing}"
     assert attributes["ce-subject"] == data["job_id"]

@@ -18,11 +18,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
+from shared import logs
 from shared.bootstrap import App, assemble
 from shared.clock import Clock, FakeClock
 from shared.config import Settings
 from shared.errors import TransientError
-from shared.jobs import Job, JobState, job_id_for
+from shared.jobs import Job, JobState, UnknownJobState, job_id_for
 from shared.ports import (
     BlobStore,
     CopyConflict,
@@ -136,14 +137,24 @@ class InMemoryJobStore(JobStore):
             raise DocumentRefused(f"Firestore refuses job {job.job_id}: {refusal}")
         return document
 
-    def _load(self, doc: dict[str, Any], version: int) -> Versioned[Job]:
-        return Versioned(Job.from_document(copy.deepcopy(doc)), version)
+    def _load(self, doc: dict[str, Any], version: int) -> Versioned[Job] | None:
+        """Like the adapter: a document in a state this release does not know is skipped, with a warning."""
+        try:
+            return Versioned(Job.from_document(copy.deepcopy(doc)), version)
+        except UnknownJobState as exc:
+            logs.warning("job document skipped: written by a newer release", error=str(exc))
+            return None
 
     def _query(self, name: str, matches: Sequence[tuple[dict[str, Any], int]], limit: int) -> list[Versioned[Job]]:
         self.calls[name] += 1
         found = list(matches)[: max(0, limit)]
         self.reads += max(1, len(found))
-        return [self._load(doc, version) for doc, version in found]
+        return [job for job in (self._load(doc, version) for doc, version in found) if job is not None]
+
+    def put_document(self, doc: dict[str, Any]) -> None:
+        """Store a raw document (one a newer release might write)."""
+        with self._lock:
+            self._docs[str(doc["job_id"])] = (copy.deepcopy(doc), next(self._versions))
 
     # -- JobStore ----------------------------------------------------------------------------
 
@@ -254,12 +265,12 @@ class InMemoryJobStore(JobStore):
 
     def job(self, job_id: str) -> Job:
         with self._lock:
-            doc, version = self._docs[job_id]
-            return self._load(doc, version).value
+            doc, _ = self._docs[job_id]
+            return Job.from_document(copy.deepcopy(doc))
 
     def jobs(self) -> list[Job]:
         with self._lock:
-            return [self._load(d, v).value for d, v in self._docs.values()]
+            return [Job.from_document(copy.deepcopy(d)) for d, _ in self._docs.values()]
 
     def states(self) -> dict[str, JobState]:
         with self._lock:

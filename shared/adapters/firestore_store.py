@@ -14,8 +14,9 @@ from google.api_core import exceptions as gexc
 from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
+from shared import logs
 from shared.errors import TransientError
-from shared.jobs import Job, JobState
+from shared.jobs import Job, JobState, UnknownJobState
 from shared.ports import DocumentRefused, JobStore, SlotTable, Versioned
 
 SLOTS_DOCUMENT = "slots"
@@ -24,6 +25,19 @@ _PAGE = 300
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)
 # The server's INVALID_ARGUMENT (too large, reserved names), or the client's refusal to encode a value.
 _REFUSED = (gexc.InvalidArgument, ValueError, TypeError, OverflowError)
+
+
+class MissingIndex(TransientError):
+    """A query needs a Firestore index that does not exist: the message names it."""
+
+
+def _readable(snap: Any) -> Versioned[Job] | None:
+    """The job of a document, or None (with a warning) for one a newer release wrote in a state unknown here."""
+    try:
+        return Versioned(Job.from_document(snap.to_dict() or {}), snap.update_time)
+    except UnknownJobState as exc:
+        logs.warning("job document skipped: written by a newer release", error=str(exc))
+        return None
 
 
 class FirestoreJobStore(JobStore):
@@ -58,7 +72,7 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore read failed: {exc}") from exc
         if not snap.exists:
             return None
-        return Versioned(Job.from_document(snap.to_dict() or {}), snap.update_time)
+        return _readable(snap)
 
     def replace(self, job: Job, version: Any) -> bool:
         option = self._client.write_option(last_update_time=version)
@@ -72,11 +86,17 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore write failed: {exc}") from exc
         return True
 
-    def _run(self, query: Any) -> list[Versioned[Job]]:
+    def _run(self, query: Any, index: str = "") -> list[Versioned[Job]]:
         try:
-            return [Versioned(Job.from_document(s.to_dict() or {}), s.update_time) for s in query.stream()]
+            snaps = list(query.stream())
+        except gexc.FailedPrecondition as exc:
+            # Not a passing fault: say which index to create (deploy/terraform/firestore_indexes.json).
+            raise MissingIndex(
+                f"Firestore has no index for this query; create {index or 'the index it names'}: {exc}"
+            ) from exc
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore query failed: {exc}") from exc
+        return [found for found in map(_readable, snaps) if found is not None]
 
     def queued(self, limit: int) -> list[Versioned[Job]]:
         # Needs the composite index (state ASC, priority DESC, enqueued_at ASC).
@@ -86,7 +106,7 @@ class FirestoreJobStore(JobStore):
             .order_by("enqueued_at")
             .limit(limit)
         )
-        return self._run(query)
+        return self._run(query, f"the composite index on {self._jobs.id} (state ASC, priority DESC, enqueued_at ASC)")
 
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
         query = self._jobs.where(filter=FieldFilter("state", "in", [s.value for s in states])).limit(limit)
@@ -111,7 +131,9 @@ class FirestoreJobStore(JobStore):
             except _TRANSIENT as exc:
                 raise TransientError(f"Firestore query failed: {exc}") from exc
             for snap in snaps:
-                yield Versioned(Job.from_document(snap.to_dict() or {}), snap.update_time)
+                found = _readable(snap)
+                if found is not None:
+                    yield found
             if len(snaps) < _PAGE:
                 return
             last = snaps[-1]

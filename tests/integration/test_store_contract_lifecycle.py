@@ -104,3 +104,28 @@ def test_what_firestore_refuses_the_fake_refuses(store: JobStore, why: str, chan
         store.create(replace(job, job_id=job.job_id + "-new", **changes))  # type: ignore[arg-type]
     # A document just under the limits is stored by both.
     assert store.replace(replace(current.value, display_name="y" * 900_000), current.version)
+
+
+# ---- documents a newer release wrote
+
+
+def test_a_job_in_a_state_this_release_does_not_know_is_skipped_not_a_crash(store: JobStore) -> None:
+    known = new_job(job_id="known", bucket="b", object_name="incoming/k.jsonl", generation="1", base_model="m", now=T0)
+    assert store.create(known.moved_to(JobState.QUEUED, T0, "x", enqueued_at=T0))
+    future = {
+        **known.to_document(),
+        "job_id": "from-the-future",
+        "state": "AWAITING_EVALUATION",  # a state a later release might add
+        "evaluation": {"verdict": "pending"},  # and fields it might add
+        "schema_version": 2,
+    }
+    if isinstance(store, InMemoryJobStore):
+        store.put_document(future)
+    else:
+        assert isinstance(store, FirestoreJobStore)
+        store._jobs.document("from-the-future").set(future)
+    assert store.get("from-the-future") is None
+    assert [v.value.job_id for v in store.in_states([JobState.QUEUED])] == ["known"]
+    assert [v.value.job_id for v in store.queued(10)] == ["known"]
+    stored = store.get("known")
+    assert stored is not None and stored.value.schema_version == 1

@@ -44,7 +44,7 @@ def test_succeeded_failed_cancelled_and_rejected_events_match_the_schema(make_ap
         lambda d: d.pop("job_id"),
         lambda d: d.update(state="DONE"),
         lambda d: d.update(attempt=0),
-        lambda d: d.update(unexpected=True),
+        lambda d: d.update(warnings="stuck_pending"),  # a list, even though its values may grow
         lambda d: d.update(dataset_uri="s3://x/y"),
     ],
 )
@@ -74,3 +74,18 @@ def test_events_carry_estimated_and_actual_billable_tokens(harness: Harness) -> 
     assert_valid_completion(attributes, data)
     assert (data["estimated_billable_tokens"], data["billable_tokens"]) == (estimated, 777)
     assert data["tuning_stats"]["truncated_example_count"] == 0
+
+
+def test_a_v1_subscriber_accepts_fields_and_warnings_added_later(harness: Harness) -> None:
+    from tests.eventschema import PUBLISHED, SCHEMA_PATH, schema_errors
+
+    harness.upload("a.jsonl", data=b"{not json\n")
+    (event,) = harness.completions()
+    data = json.loads(event.data)
+    later = {**data, "team": "kitchen", "evaluation": {"verdict": "better"}, "warnings": ["a_warning_from_2027"]}
+    assert PUBLISHED, "the published copies of the schema are missing"
+    for path in (SCHEMA_PATH, *PUBLISHED):
+        assert schema_errors(later, path) == [], path.name
+    # Still a contract: what v1 promises is checked.
+    broken = {k: v for k, v in data.items() if k != "job_id"}
+    assert schema_errors(broken) != []

@@ -54,6 +54,7 @@ def test_binary_mode_attributes() -> None:
         "ce-type": "tunedrop.job.v1.succeeded",
         "ce-time": "2026-01-01T00:10:00Z",
         "ce-subject": "a-0123456789ab",
+        "ce-dataschema": "https://github.com/tunedrop/tunedrop/schemas/completion-event-data.v1.json",
         "content-type": "application/json",
         "state": "SUCCEEDED",
         "job_id": "a-0123456789ab",
