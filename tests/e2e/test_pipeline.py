@@ -49,7 +49,7 @@ def test_ten_datasets_with_quota_two_all_succeed_without_exceeding_it(stack_env:
     assert per_dataset == Counter(dict.fromkeys(job_ids, 1)), "exactly one tuning job per dataset"
     assert all(t.state.name == "JOB_STATE_SUCCEEDED" for t in tuning_jobs)
     # A slot is taken from create to end; quota 2 means never three at once.
-    assert max_overlap([(t.create_time, t.end_time) for t in tuning_jobs]) == 2
+    assert max_overlap([(t.create_time, t.end_time) for t in tuning_jobs]) <= 2
 
 
 def test_invalid_dataset_is_rejected_with_a_report_and_its_lines(stack_env: dict[str, str]) -> None:

@@ -79,7 +79,7 @@ def test_eight_dispatchers_over_fifty_jobs_never_exceed_quota_three(emulator_env
         assert not errors, errors
         final = {v.value.job_id: v.value for v in poller.store.in_states(list(JobState))}
         assert {j.state for j in final.values()} == {JobState.SUCCEEDED}
-        assert emulator.peak_active == 3, "Vertex AI saw at most (and, busy, exactly) three jobs at once"
+        assert emulator.peak_active <= 3, "Vertex AI never saw more than three jobs at once"
         assert peak_slots <= 3
         created = Counter(
             j.labels["tunedrop_job"]
