@@ -4,7 +4,9 @@ tests implement them in memory (tests/fakes.py)."""
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, Generic, TypeVar
@@ -42,6 +44,27 @@ class SlotTable:
 class DocumentRefused(PermanentError):
     """The database refuses the job document itself (too large, a reserved field name, a value it cannot hold):
     writing it again cannot help."""
+
+
+# How many times JobStore.update reads and writes again after losing a race before it gives up.
+MAX_UPDATE_ATTEMPTS = 10
+
+
+def contention_pause(attempt: int, rng: random.Random) -> float:
+    """Seconds to wait after losing compare-and-set race number ``attempt``: jittered, growing, at most 0.2 s."""
+    return min(0.2, 0.005 * 2.0 ** min(attempt, 6)) * rng.random()
+
+
+class UpdateContention(TransientError):
+    """A job kept changing under a conditional update: the caller's delivery is retried."""
+
+
+@dataclass(frozen=True)
+class Updated:
+    """What JobStore.update left: the job as stored now, and whether this call's change was the one written."""
+
+    job: Job
+    written: bool
 
 
 class JobStore(abc.ABC):
@@ -82,6 +105,31 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def write_marker(self, name: str, value: str) -> None: ...
+
+    def update(
+        self,
+        job_id: str,
+        change: Callable[[Job], Job | None],
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> Updated | None:
+        """Read the job, apply ``change`` (a pure function of the current job: the job to write, or None to
+        leave it as it is) and write it only if nobody wrote it meanwhile; on a lost race, back off and apply
+        the change again to what is stored then. None when the job does not exist; UpdateContention after
+        MAX_UPDATE_ATTEMPTS lost races."""
+        jitter = rng or random.Random()
+        for attempt in range(MAX_UPDATE_ATTEMPTS):
+            current = self.get(job_id)
+            if current is None:
+                return None
+            changed = change(current.value)
+            if changed is None:
+                return Updated(current.value, written=False)
+            if self.replace(changed, current.version):
+                return Updated(changed, written=True)
+            sleep(contention_pause(attempt, jitter))
+        raise UpdateContention(f"job {job_id} kept changing; its update is retried")
 
     def count(self, state: JobState) -> int:
         """How many jobs are in `state` (adapters override this with a server-side count)."""

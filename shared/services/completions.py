@@ -48,14 +48,12 @@ class CompletionNotifier:
         self._lifecycle.emit(job, "finished", event_type=event.attributes["ce-type"])
 
     def _mark_published(self, job_id: str, event_id: str) -> None:
-        for _ in range(10):
-            current = self._store.get(job_id)
-            if current is None or not current.value.completion_pending:
-                return
-            if current.value.completion_event_id != event_id:
-                return  # a newer outcome (a retry) owns the mark now
-            if self._store.replace(replace(current.value, completion_pending=False), current.version):
-                return
+        def mark(job: Job) -> Job | None:
+            if not job.completion_pending or job.completion_event_id != event_id:
+                return None  # marked already, or a newer outcome (a retry) owns the mark now
+            return replace(job, completion_pending=False)
+
+        self._store.update(job_id, mark)
 
     def flush_pending(self, grace: timedelta = FLUSH_GRACE) -> int:
         """Publish completions recorded at least `grace` ago but still not published (crash recovery).

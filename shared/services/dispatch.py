@@ -133,12 +133,12 @@ class Dispatcher(JobService):
         try:
             remote = self._tuning.find(job.job_id, job.attempt)
             if remote is None and job.cancel_requested:
-                self._finish(current, JobState.CANCELLED, "cancelled by an operator before submission")
+                self._finish(job.job_id, JobState.CANCELLED, "cancelled by an operator before submission")
                 return "failed"
             if remote is None and job.submit_errors >= MAX_SUBMIT_ERRORS:
                 # Vertex AI answered the find: nothing was created, and it kept failing to create.
                 self._finish(
-                    current,
+                    job.job_id,
                     JobState.FAILED,
                     "Vertex AI kept failing to create the job",
                     {"code": "SUBMIT_UNAVAILABLE", "message": job.last_submit_error or "unavailable"},
@@ -167,7 +167,7 @@ class Dispatcher(JobService):
             return "stop"
         except (TuningRejected, ValueError, KeyError, TypeError) as exc:
             # Refused by Vertex AI, or a request that cannot even be built: retrying cannot help.
-            self._finish(current, JobState.FAILED, str(exc), {"code": "SUBMIT_REJECTED", "message": str(exc)})
+            self._finish(job.job_id, JobState.FAILED, str(exc), {"code": "SUBMIT_REJECTED", "message": str(exc)})
             return "failed"
         self._ledger.clear_backoff()
         self._record_running(job.job_id, remote)
@@ -199,73 +199,69 @@ class Dispatcher(JobService):
         )
 
     def _record_running(self, job_id: str, remote: RemoteJob) -> None:
-        for _ in range(10):
-            current = self._store.get(job_id)
-            if current is None:
-                return
-            if current.value.state is not JobState.SUBMITTING:
-                recorded = current.value.vertex_job_name
-                if recorded and recorded != remote.name:
-                    # A slow submitter lost its lease and another one created the job too: undo ours.
-                    logs.error(
-                        "cancelling a second Vertex job for one attempt", vertex_job=remote.name, recorded=recorded
-                    )
-                    try:
-                        self._tuning.cancel(remote.name)
-                    except (TuningUnavailable, TuningRejected) as exc:
-                        logs.error("could not cancel the second Vertex job", vertex_job=remote.name, error=str(exc))
-                return
-            job = current.value
-            running = job.moved_to(
+        now = self._clock()
+
+        def run(job: Job) -> Job | None:
+            if job.state is not JobState.SUBMITTING:
+                return None
+            return job.moved_to(
                 JobState.RUNNING,
-                self._clock(),
+                now,
                 "submitted to Vertex AI",
                 vertex_job_name=remote.name,
                 vertex_state=remote.state,
-                started_at=remote.start_time or remote.create_time or self._clock(),
+                started_at=remote.start_time or remote.create_time or now,
             )
-            if self._store.replace(running, current.version):
-                self._lifecycle.emit(running, "submitted", vertex_state=remote.state)
-                return
+
+        result = self._store.update(job_id, run)
+        if result is None:
+            return
+        if result.written:
+            self._lifecycle.emit(result.job, "submitted", vertex_state=remote.state)
+            return
+        recorded = result.job.vertex_job_name
+        if recorded and recorded != remote.name:
+            # A slow submitter lost its lease and another one created the job too: undo ours.
+            logs.error("cancelling a second Vertex job for one attempt", vertex_job=remote.name, recorded=recorded)
+            try:
+                self._tuning.cancel(remote.name)
+            except (TuningUnavailable, TuningRejected) as exc:
+                logs.error("could not cancel the second Vertex job", vertex_job=remote.name, error=str(exc))
 
     def _requeue(self, job_id: str, reason: str, *, release: bool = False, **changes: object) -> None:
         """Back to the queue (keeping its place), or CANCELLED if an operator asked for that meanwhile."""
-        for _ in range(10):
-            current = self._store.get(job_id)
-            if current is None or current.value.state is not JobState.SUBMITTING:
-                break
-            if current.value.cancel_requested:
-                self._finish(current, JobState.CANCELLED, "cancelled by an operator before submission")
-                return
-            job = current.value
-            requeued = job.moved_to(JobState.QUEUED, self._clock(), reason, submit_claimed_at=None, **changes)
-            if self._store.replace(requeued, current.version):
-                break
+        now = self._clock()
+
+        def requeue(job: Job) -> Job | None:
+            if job.state is not JobState.SUBMITTING or job.cancel_requested:
+                return None
+            return job.moved_to(JobState.QUEUED, now, reason, submit_claimed_at=None, **changes)
+
+        result = self._store.update(job_id, requeue)
+        if result is not None and not result.written and result.job.state is JobState.SUBMITTING:
+            self._finish(job_id, JobState.CANCELLED, "cancelled by an operator before submission")
+            return
         if release:
             self._ledger.release(job_id)
 
-    def _finish(
-        self, current: Versioned[Job], state: JobState, reason: str, error: dict[str, str] | None = None
-    ) -> None:
+    def _finish(self, job_id: str, state: JobState, reason: str, error: dict[str, str] | None = None) -> None:
         """End a SUBMITTING job that never got a Vertex job: record, free the slot, announce."""
-        for _ in range(10):
-            job = current.value
+        now = self._clock()
+
+        def end(job: Job) -> Job | None:
             if job.state is not JobState.SUBMITTING:
-                return
-            now = self._clock()
-            ended = job.moved_to(state, now, reason, error=error, ended_at=now)
-            if self._store.replace(ended, current.version):
-                if state is JobState.FAILED:
-                    logs.error("job finished", state=state.value, error=reason)
-                else:
-                    logs.info("job finished", state=state.value, reason=reason)
-                self._ledger.release(job.job_id)
-                self._completions.publish(ended)
-                return
-            latest = self._store.get(job.job_id)  # written meanwhile (a cancel request): try again
-            if latest is None:
-                return
-            current = latest
+                return None
+            return job.moved_to(state, now, reason, error=error, ended_at=now)
+
+        result = self._store.update(job_id, end)
+        if result is None or not result.written:
+            return
+        if state is JobState.FAILED:
+            logs.error("job finished", state=state.value, error=reason)
+        else:
+            logs.info("job finished", state=state.value, reason=reason)
+        self._ledger.release(job_id)
+        self._completions.publish(result.job)
 
     def _sweep_slots(self) -> None:
         """Free slots whose holder no longer needs one; resume submissions whose lease expired or whose

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from shared.clock import Clock
 from shared.errors import TransientError
-from shared.ports import JobStore, SlotTable
+from shared.ports import JobStore, SlotTable, contention_pause
 
 MAX_CAS_ATTEMPTS = 50
 
@@ -79,7 +79,7 @@ class SlotLedger:
             if self._store.write_slots(draft.table(), current.version):
                 return True
             # Lost the race: back off a little, with jitter, and read again.
-            self._sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * self._rng.random())
+            self._sleep(contention_pause(attempt, self._rng))
         raise SlotContention("could not update the slot table: too much contention")
 
     def claim(self, job_id: str, limit: int) -> bool:
