@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -95,6 +95,10 @@ class HistoryEntry:
     reason: str
 
 
+# Marks the fields that describe one attempt (its Vertex job, its outcome): a retry starts them afresh.
+_PER_ATTEMPT = {"per_attempt": True}
+
+
 @dataclass(frozen=True)
 class Job:
     """One dataset's way from upload to a tuned model. Stored as one Firestore document."""
@@ -129,30 +133,30 @@ class Job:
     tuning_validation_uri: str = ""
     validation: dict[str, Any] = field(default_factory=dict)
     report_uri: str = ""
-    vertex_job_name: str = ""
-    vertex_state: str = ""
-    submit_claimed_at: datetime | None = None
-    submit_errors: int = 0
-    last_submit_error: str = ""
-    submit_retry_at: datetime | None = None
+    vertex_job_name: str = field(default="", metadata=_PER_ATTEMPT)
+    vertex_state: str = field(default="", metadata=_PER_ATTEMPT)
+    submit_claimed_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
+    submit_errors: int = field(default=0, metadata=_PER_ATTEMPT)
+    last_submit_error: str = field(default="", metadata=_PER_ATTEMPT)
+    submit_retry_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
     # An operator asked to cancel while the job was being validated or submitted.
-    cancel_requested: bool = False
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    tuned_model: str = ""
-    endpoint: str = ""
-    error: dict[str, Any] | None = None
-    tuning_stats: dict[str, Any] = field(default_factory=dict)
-    checkpoints: list[dict[str, Any]] = field(default_factory=list)
+    cancel_requested: bool = field(default=False, metadata=_PER_ATTEMPT)
+    started_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
+    ended_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
+    tuned_model: str = field(default="", metadata=_PER_ATTEMPT)
+    endpoint: str = field(default="", metadata=_PER_ATTEMPT)
+    error: dict[str, Any] | None = field(default=None, metadata=_PER_ATTEMPT)
+    tuning_stats: dict[str, Any] = field(default_factory=dict, metadata=_PER_ATTEMPT)
+    checkpoints: list[dict[str, Any]] = field(default_factory=list, metadata=_PER_ATTEMPT)
     # Warnings raised once each (e.g. "stuck_pending", "running_too_long").
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list, metadata=_PER_ATTEMPT)
     # Set when a terminal state is recorded; cleared once its completion event is published.
     completion_pending: bool = False
-    completion_event_id: str = ""
+    completion_event_id: str = field(default="", metadata=_PER_ATTEMPT)
     # The job this one re-tunes on another base model (`tunedrop retune`), if any.
     retuned_from: str = ""
     # Days-before-retirement thresholds at which this job's tuned model was announced as retiring.
-    retirement_notices: list[int] = field(default_factory=list)
+    retirement_notices: list[int] = field(default_factory=list, metadata=_PER_ATTEMPT)
     history: tuple[HistoryEntry, ...] = ()
     schema_version: int = JOB_SCHEMA_VERSION
 
@@ -179,6 +183,16 @@ class Job:
             # Keep the document far below Firestore's 1 MiB: the first entry and the latest ones.
             history = (history[0], *history[-(MAX_HISTORY - 1) :])
         return replace(self, state=target, updated_at=now, history=history, **{**extra, **changes})
+
+    def new_attempt(self, now: datetime, reason: str) -> Job:
+        """The job back in the queue as its next attempt: every per-attempt field at its default."""
+        fresh: dict[str, Any] = {}
+        for item in fields(self):
+            if not item.metadata.get("per_attempt"):
+                continue
+            factory = item.default_factory
+            fresh[item.name] = item.default if factory is MISSING else factory()
+        return self.moved_to(JobState.QUEUED, now, reason, attempt=self.attempt + 1, enqueued_at=now, **fresh)
 
     def to_document(self) -> dict[str, Any]:
         doc = asdict(self)

@@ -31,34 +31,43 @@ class Operations(JobService):
     def cancel(self, job_id: str) -> Job:
         """Queued (or still validating): dequeued and reported CANCELLED now. Submitting or running:
         cancelled on Vertex AI; the poller records CANCELLED once Vertex AI reports it."""
-        for _ in range(10):
-            current = self._store.get(job_id)
-            if current is None:
-                raise JobNotFound(f"no job {job_id}")
-            job = current.value
-            now = self._clock()
-            if job.state in (JobState.QUEUED, JobState.VALIDATING):
-                if job.state is JobState.QUEUED:
-                    self._cancel_orphan(job)
-                cancelled = job.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
-                if self._store.replace(cancelled, current.version):
-                    logs.info("job cancelled before submission", job_id=job_id)
-                    self._completions.publish(cancelled)
-                    return cancelled
-                continue
-            if job.state in (JobState.SUBMITTING, JobState.RUNNING):
-                if job.state is JobState.RUNNING and job.vertex_job_name:
-                    try:
-                        self._tuning.cancel(job.vertex_job_name)
-                    except TuningUnavailable as exc:
-                        raise TransientError(f"Vertex AI did not take the cancel, try again: {exc}") from exc
-                flagged = replace(job, cancel_requested=True, updated_at=now)
-                if self._store.replace(flagged, current.version):
-                    logs.info("cancel requested", job_id=job_id, vertex_job=job.vertex_job_name)
-                    return flagged
-                continue
+        job = self._existing(job_id)
+        if job.state.terminal:
             raise NotAllowed(f"job {job_id} is {job.state.value} already; only active jobs can be cancelled")
-        raise TransientError(f"job {job_id} kept changing; try again")
+        # What Vertex AI must be told happens first, from what was read; the record then follows what is stored.
+        if job.state is JobState.QUEUED:
+            self._cancel_orphan(job)
+        elif job.state is JobState.RUNNING and job.vertex_job_name:
+            try:
+                self._tuning.cancel(job.vertex_job_name)
+            except TuningUnavailable as exc:
+                raise TransientError(f"Vertex AI did not take the cancel, try again: {exc}") from exc
+        now = self._clock()
+
+        def cancel(current: Job) -> Job | None:
+            if current.state in (JobState.QUEUED, JobState.VALIDATING):
+                return current.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
+            if current.state.holds_slot and not current.cancel_requested:
+                return replace(current, cancel_requested=True, updated_at=now)
+            return None
+
+        result = self._store.update(job_id, cancel)
+        if result is None:
+            raise JobNotFound(f"no job {job_id}")
+        if result.job.state is JobState.CANCELLED and result.written:
+            logs.info("job cancelled before submission", job_id=job_id)
+            self._completions.publish(result.job)
+        elif result.job.state.holds_slot:
+            logs.info("cancel requested", job_id=job_id, vertex_job=result.job.vertex_job_name)
+        elif not result.written:
+            raise NotAllowed(f"job {job_id} is {result.job.state.value} already; only active jobs can be cancelled")
+        return result.job
+
+    def _existing(self, job_id: str) -> Job:
+        current = self._store.get(job_id)
+        if current is None:
+            raise JobNotFound(f"no job {job_id}")
+        return current.value
 
     def _cancel_orphan(self, job: Job) -> None:
         """A queued job may have a live Vertex job (a create answered unclearly, then re-queued):
@@ -73,57 +82,41 @@ class Operations(JobService):
 
     def retry(self, job_id: str) -> Job:
         """A FAILED job goes back to the queue as a new attempt (a new Vertex job, a new event id)."""
-        for _ in range(10):
-            current = self._store.get(job_id)
-            if current is None:
-                raise JobNotFound(f"no job {job_id}")
-            job = current.value
-            if job.state is not JobState.FAILED:
-                raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
-            if not (job.validation or {}).get("valid"):
-                # Never validated (validation_incomplete, dataset_changed before it was kept): nothing to tune.
-                raise NotAllowed(
-                    f"job {job_id} never passed validation, so there is nothing validated to tune: upload the "
-                    "dataset again."
-                )
-            spec = get_model(job.base_model)
-            if spec is not None and spec.status(self._clock().date()) is not ModelStatus.AVAILABLE:
-                raise NotAllowed(
-                    f"job {job_id} cannot be retried: {spec.closed_message(self._clock().date())} "
-                    f"`tunedrop retune {job_id}` tunes its datasets on another model."
-                )
-            if job.completion_pending:
-                self._completions.publish(job)  # the failure is announced before the retry starts
-                continue
-            now = self._clock()
-            retried = job.moved_to(
-                JobState.QUEUED,
-                now,
-                f"retried by an operator as attempt {job.attempt + 1}",
-                attempt=job.attempt + 1,
-                enqueued_at=now,
-                vertex_job_name="",
-                vertex_state="",
-                submit_claimed_at=None,
-                submit_errors=0,
-                started_at=None,
-                ended_at=None,
-                tuned_model="",
-                endpoint="",
-                error=None,
-                tuning_stats={},
-                cancel_requested=False,
-                completion_event_id="",
-                checkpoints=[],
-                warnings=[],
+        job = self._existing(job_id)
+        if job.state is not JobState.FAILED:
+            raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
+        if not (job.validation or {}).get("valid"):
+            # Never validated (validation_incomplete, dataset_changed before it was kept): nothing to tune.
+            raise NotAllowed(
+                f"job {job_id} never passed validation, so there is nothing validated to tune: "
+                "upload the dataset again."
             )
-            if self._store.replace(retried, current.version):
-                self._lifecycle.emit(retried, "queued", reason="retried by an operator")
-                self._publisher.publish(
-                    self._settings.dispatch_topic, json.dumps({"reason": "retried", "job_id": job_id}).encode(), {}
-                )
-                return retried
-        raise TransientError(f"job {job_id} kept changing; try again")
+        today = self._clock().date()
+        spec = get_model(job.base_model)
+        if spec is not None and spec.status(today) is not ModelStatus.AVAILABLE:
+            raise NotAllowed(
+                f"job {job_id} cannot be retried: {spec.closed_message(today)} "
+                f"`tunedrop retune {job_id}` tunes its datasets on another model."
+            )
+        if job.completion_pending:
+            self._completions.publish(job)  # the failure is announced before the retry starts
+        now = self._clock()
+
+        def again(current: Job) -> Job | None:
+            if current.state is not JobState.FAILED or current.completion_pending:
+                return None
+            return current.new_attempt(now, f"retried by an operator as attempt {current.attempt + 1}")
+
+        result = self._store.update(job_id, again)
+        if result is None:
+            raise JobNotFound(f"no job {job_id}")
+        if not result.written:
+            raise TransientError(f"job {job_id} changed meanwhile ({result.job.state.value}); try again")
+        self._lifecycle.emit(result.job, "queued", reason="retried by an operator")
+        self._publisher.publish(
+            self._settings.dispatch_topic, json.dumps({"reason": "retried", "job_id": job_id}).encode(), {}
+        )
+        return result.job
 
     def quota(self) -> QuotaStatus:
         holders = self._ledger.holders()

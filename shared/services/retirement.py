@@ -19,7 +19,6 @@ from shared.validation.registry import ModelSpec, ModelStatus, registry
 
 CHECKED_MARKER = "model-lifecycle-checked-on"
 MAX_IN_VALUES = 30  # Firestore's limit on the values of one 'in' filter
-MAX_WRITE_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -72,34 +71,30 @@ class RetirementWatch(JobService):
         return tuple(notified)
 
     def _notice(self, current: Versioned[Job], today: date) -> tuple[str, int] | None:
-        """Record and announce the thresholds this job's tuned model has passed; (job id, tightest one)."""
-        for _ in range(MAX_WRITE_TRIES):
-            job = current.value
-            spec = registry().resolve(job.base_model)
-            days = spec.lifecycle.days_until_retirement(today) if spec else None
-            if spec is None or days is None:
+        """Announce and record the thresholds this job's tuned model has passed; (job id, tightest one)."""
+        job = current.value
+        spec = registry().resolve(job.base_model)
+        days = spec.lifecycle.days_until_retirement(today) if spec else None
+        if spec is None or days is None:
+            return None
+        due = sorted(t for t in self._settings.retirement_notice_days if days <= t and t not in job.retirement_notices)
+        if not due:
+            return None
+        now = self._clock()
+        notices = sorted({*job.retirement_notices, *due}, reverse=True)
+        # Published first, recorded after: a failed publish is tried again the next day, and a publish whose
+        # record is lost repeats with the same ce-id, which subscribers de-duplicate on.
+        if not self._emit(replace(job, retirement_notices=notices, updated_at=now), spec, days, due[0]):
+            return None
+
+        def record(stored: Job) -> Job | None:
+            if set(due) <= set(stored.retirement_notices):
                 return None
-            due = sorted(
-                t for t in self._settings.retirement_notice_days if days <= t and t not in job.retirement_notices
-            )
-            if not due:
-                return None
-            now = self._clock()
-            noted = replace(
-                job, retirement_notices=sorted({*job.retirement_notices, *due}, reverse=True), updated_at=now
-            )
-            # Published first, recorded after: a failed publish is tried again the next day, and a publish whose
-            # record is lost repeats with the same ce-id, which subscribers de-duplicate on.
-            if not self._emit(noted, spec, days, due[0]):
-                return None
-            if self._store.replace(noted, current.version):
-                return job.job_id, due[0]
-            latest = self._store.get(job.job_id)
-            if latest is None or latest.value.state is not JobState.SUCCEEDED:
-                return None
-            current = latest
-        logs.warning("job kept changing; its retirement notice waits for the next check", job_id=current.value.job_id)
-        return None
+            merged = sorted({*stored.retirement_notices, *due}, reverse=True)
+            return replace(stored, retirement_notices=merged, updated_at=now)
+
+        self._store.update(job.job_id, record)
+        return job.job_id, due[0]
 
     def _emit(self, job: Job, spec: ModelSpec, days: int, threshold: int) -> bool:
         life = spec.lifecycle
