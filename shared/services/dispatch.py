@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from enum import StrEnum
 
 from shared import logs
 from shared.jobs import Job, JobState, TransitionRefused
@@ -18,6 +19,16 @@ from shared.ports import (
 from shared.services.base import JobService
 
 MAX_SUBMIT_ERRORS = 5
+
+
+class Outcome(StrEnum):
+    """What one attempt to take a queued job came to, and so what the dispatch pass does next."""
+
+    SUBMITTED = "submitted"  # its Vertex job exists now: count it
+    LOST = "lost"  # another dispatcher took it, or it moved on: try the next one
+    FULL = "full"  # every slot is taken: stop this pass
+    STOP = "stop"  # Vertex AI refused or did not answer: stop this pass, try again later
+    FAILED = "failed"  # the job ended without a Vertex job (refused, its model closed): its slot is free again
 
 
 class Dispatcher(JobService):
@@ -43,14 +54,14 @@ class Dispatcher(JobService):
             progressed = False
             for candidate in candidates:
                 outcome = self._take(candidate, limit)
-                if outcome == "full":
+                if outcome is Outcome.FULL:
                     return submitted
-                if outcome == "submitted":
+                if outcome is Outcome.SUBMITTED:
                     submitted.append(candidate.value.job_id)
                     progressed = True
-                elif outcome == "failed":
+                elif outcome is Outcome.FAILED:
                     progressed = True  # its slot is free again and the queue moved on
-                elif outcome == "stop":
+                elif outcome is Outcome.STOP:
                     return submitted
             if not progressed:
                 break
@@ -98,26 +109,26 @@ class Dispatcher(JobService):
             self._record_running(remote.job_id, remote)
         return True
 
-    def _take(self, candidate: Versioned[Job], limit: int) -> str:
-        """Claim the job, then a slot, then submit. Returns submitted, lost, full, stop or failed."""
+    def _take(self, candidate: Versioned[Job], limit: int) -> Outcome:
+        """Claim the job, then a slot, then submit."""
         job = candidate.value
         if self._fail_if_model_closed(candidate):
-            return "failed"
+            return Outcome.FAILED
         now = self._clock()
         try:
             claimed = job.moved_to(JobState.SUBMITTING, now, "slot free", submit_claimed_at=now)
         except TransitionRefused:
-            return "lost"
+            return Outcome.LOST
         # The job first: once it is SUBMITTING no other dispatcher can take it.
         if not self._store.replace(claimed, candidate.version):
-            return "lost"
+            return Outcome.LOST
         if not self._ledger.claim(job.job_id, limit):
             self._requeue(job.job_id, "all slots taken by another dispatcher")
-            return "full"
+            return Outcome.FULL
         with logs.log_context(job_id=job.job_id):
             return self._submit(job.job_id)
 
-    def _submit(self, job_id: str) -> str:
+    def _submit(self, job_id: str) -> Outcome:
         """Find-or-create the Vertex job of a SUBMITTING job that holds a slot.
 
         An unclear failure (UNAVAILABLE, a timeout) may hide a create that went through, so the job
@@ -128,13 +139,13 @@ class Dispatcher(JobService):
         if current is None or current.value.state is not JobState.SUBMITTING:
             if current is None or not current.value.state.holds_slot:
                 self._ledger.release(job_id)
-            return "lost"
+            return Outcome.LOST
         job = current.value
         try:
             remote = self._tuning.find(job.job_id, job.attempt)
             if remote is None and job.cancel_requested:
                 self._finish(job.job_id, JobState.CANCELLED, "cancelled by an operator before submission")
-                return "failed"
+                return Outcome.FAILED
             if remote is None and job.submit_errors >= MAX_SUBMIT_ERRORS:
                 # Vertex AI answered the find: nothing was created, and it kept failing to create.
                 self._finish(
@@ -143,7 +154,7 @@ class Dispatcher(JobService):
                     "Vertex AI kept failing to create the job",
                     {"code": "SUBMIT_UNAVAILABLE", "message": job.last_submit_error or "unavailable"},
                 )
-                return "failed"
+                return Outcome.FAILED
             if remote is None:
                 remote = self._tuning.create(self._request_for(job))
                 logs.info("tuning job created", vertex_job=remote.name, base_model=job.base_model)
@@ -157,21 +168,21 @@ class Dispatcher(JobService):
                 paused_until=until.isoformat(),
             )
             self._requeue(job.job_id, "Vertex AI answered RESOURCE_EXHAUSTED", release=True)
-            return "stop"
+            return Outcome.STOP
         except TuningUnavailable as exc:
             errors = job.submit_errors + 1
             logs.warning(
                 "Vertex AI unavailable; the job keeps its slot and is retried", error=str(exc), submit_errors=errors
             )
             self._note_submit_error(current, errors, str(exc))
-            return "stop"
+            return Outcome.STOP
         except (TuningRejected, ValueError, KeyError, TypeError) as exc:
             # Refused by Vertex AI, or a request that cannot even be built: retrying cannot help.
             self._finish(job.job_id, JobState.FAILED, str(exc), {"code": "SUBMIT_REJECTED", "message": str(exc)})
-            return "failed"
+            return Outcome.FAILED
         self._ledger.clear_backoff()
         self._record_running(job.job_id, remote)
-        return "submitted"
+        return Outcome.SUBMITTED
 
     def _note_submit_error(self, current: Versioned[Job], errors: int, message: str) -> None:
         """Count an unclear failure on the claim; `_retry_due` schedules the next try from it."""
