@@ -26,6 +26,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from shared.text import printable
 from shared.validation import Issue
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
@@ -77,9 +78,13 @@ def is_manifest(name: str) -> bool:
 
 
 def quoted(value: Any, limit: int = MAX_QUOTED_CHARS) -> str:
-    """A user's value as a message may quote it: repr'd (controls escaped) and cut to ``limit`` characters."""
-    text = repr(value) if isinstance(value, str) else repr(value)[: limit * 4]
-    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+    """A user's value as a message may quote it: repr'd, controls escaped, cut to ``limit`` characters (never
+    half an escape), and never an error (an integer of thousands of digits has no repr)."""
+    try:
+        text = repr(value)
+    except ValueError:
+        text = f"<a {type(value).__name__} too long to show>"
+    return printable(text, limit)
 
 
 def convert(value: Any, kind: Any, *, lax: bool = False) -> tuple[Any, str]:
