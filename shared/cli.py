@@ -61,6 +61,12 @@ def _format_row(values: Sequence[Any], widths: Sequence[int]) -> str:
     return "  ".join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
 
 
+def _table_lines(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A header and rows as aligned columns."""
+    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
+    return [_format_row(row, widths) for row in (header, *rows)]
+
+
 # Wide enough for the usual gs:// URI; one very long name must not push every other column away.
 _TABLE_CELL_LIMIT = 100
 
@@ -82,8 +88,7 @@ def jobs_table(jobs: Sequence[Job]) -> list[str]:
         )
         for j in jobs
     ]
-    widths = [max(len(r[i]) for r in (header, *rows)) for i in range(len(header))]
-    return [_format_row(row, widths) for row in (header, *rows)]
+    return _table_lines(header, rows)
 
 
 def job_details(job: Job) -> list[str]:
@@ -228,10 +233,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         )
         for r in rows
     ]
-    widths = [max(len(str(row[i])) for row in (header, *table)) for i in range(len(header))]
-    print(_format_row(header, widths))
-    for row in table:
-        print(_format_row(row, widths))
+    print("\n".join(_table_lines(header, table)))
     print(f"(status as of {today}; registry checked {registry().checked})")
     return 0
 
