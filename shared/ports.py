@@ -96,6 +96,10 @@ class JobStore(abc.ABC):
         """Every job in `state` whose base_model is one of `models` (at most 30 names), read page by page."""
 
     @abc.abstractmethod
+    def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        """Up to `limit` jobs (of one state, or of any), in job id order: what an operator lists."""
+
+    @abc.abstractmethod
     def existing(self, job_ids: Sequence[str]) -> set[str]:
         """Which of these jobs exist (one batched read)."""
 

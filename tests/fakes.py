@@ -215,6 +215,12 @@ class InMemoryJobStore(JobStore):
             found = self._query("on_models", rows, len(rows))
         yield from found
 
+    def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if state is None or d["state"] == state.value]
+            rows.sort(key=lambda r: r[0]["job_id"])  # Firestore's order without order_by: document id
+            return [found.value for found in self._query("list_jobs", rows, limit)]
+
     def existing(self, job_ids: Sequence[str]) -> set[str]:
         with self._lock:
             self.calls["existing"] += 1

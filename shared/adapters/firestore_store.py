@@ -167,11 +167,15 @@ class FirestoreJobStore(JobStore):
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore count failed: {exc}") from exc
 
-    def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
+    def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
         query: Any = self._jobs
         if state is not None:
             query = query.where(filter=FieldFilter("state", "==", state.value))
         return [v.value for v in self._run(query.limit(limit))]
+
+    def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
+        """Kept only until the CLI lists through JobStore.list_jobs."""
+        return self.list_jobs(state, limit)
 
     def read_slots(self) -> Versioned[SlotTable]:
         try:

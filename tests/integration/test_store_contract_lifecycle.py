@@ -57,6 +57,16 @@ def test_jobs_by_state_and_model_across_pages(store: JobStore) -> None:
     assert store.replace(replace(first.value, priority=2), first.version) is False
 
 
+def test_list_jobs_of_one_state_or_of_any_in_job_id_order(store: JobStore) -> None:
+    for job_id, state in [("c", JobState.QUEUED), ("a", JobState.SUCCEEDED), ("b", JobState.QUEUED)]:
+        _put(store, job_id, "gemini-2.5-flash", state)
+    assert [j.job_id for j in store.list_jobs(None, 10)] == ["a", "b", "c"]
+    assert [j.job_id for j in store.list_jobs(None, 2)] == ["a", "b"]
+    assert [j.job_id for j in store.list_jobs(JobState.QUEUED, 10)] == ["b", "c"]
+    assert [j.state for j in store.list_jobs(JobState.SUCCEEDED, 10)] == [JobState.SUCCEEDED]
+    assert store.list_jobs(JobState.REJECTED, 10) == []
+
+
 def test_more_than_thirty_models_in_one_query_is_refused(store: JobStore) -> None:
     names = [f"gemini-{n}" for n in range(31)]
     with pytest.raises(Exception):  # noqa: B017 - Firestore raises its own error type, the fake a ValueError
