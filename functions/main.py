@@ -4,6 +4,10 @@ import functions_framework
 from cloudevents.http import CloudEvent
 
 from shared.entrypoints import handle_dispatch, handle_poll, handle_upload
+from shared.logs import configure_logging
+
+# The composition root: every record of this process, ours and the libraries', is a JSON line.
+configure_logging()
 
 
 @functions_framework.cloud_event

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
+import logging
+import sys
 
 import pytest
 from cloudevents.http import CloudEvent
@@ -73,3 +76,18 @@ def test_dispatch_and_poll_entry_points(harness: Harness) -> None:
 
 def test_permanent_error_class_is_what_decides() -> None:
     assert not issubclass(PermanentError, TransientError)
+
+
+def test_the_functions_module_installs_json_logging_for_every_library(capsys: pytest.CaptureFixture[str]) -> None:
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    root.handlers[:] = [h for h in handlers if type(h).__name__ != "_JsonLineHandler"]
+    sys.modules.pop("functions.main", None)
+    try:
+        importlib.import_module("functions.main")
+        logging.getLogger("google.api_core.retry").info("retrying")
+        (entry,) = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+        assert entry["severity"] == "INFO" and entry["logger"] == "google.api_core.retry"
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
