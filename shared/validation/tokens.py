@@ -1,4 +1,6 @@
-"""Counting tokens: a small port, and the Vertex AI and SentencePiece adapters behind it.
+"""Counting tokens: a small port, and the local SentencePiece counter behind it.
+
+The Vertex AI CountTokens adapter lives in shared.adapters.vertex_tokens.
 
 Why the validator rarely needs to count: Gemini's tokenizer is a SentencePiece model with byte
 fallback, so every token stands for at least one byte of UTF-8 text. The UTF-8 length of an
@@ -9,12 +11,14 @@ limit need an exact count.
 
 from __future__ import annotations
 
-import functools
 import importlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from shared.errors import TransientError
+
+if TYPE_CHECKING:
+    from shared.adapters.vertex_tokens import VertexTokenCounter as VertexTokenCounter
 
 Request = Mapping[str, Any]  # {"contents": [...], "systemInstruction": {...}} in camelCase
 
@@ -51,108 +55,6 @@ class TokenCounter(Protocol):
         """Tokens of the request; raises TokenCountRetryable when a later try may succeed and
         TokenCountUnavailable when it cannot count."""
         ...
-
-
-# --------------------------------------------------------------------------------------------
-# Vertex AI CountTokens
-
-_SNAKE = {
-    "fileData": "file_data",
-    "mimeType": "mime_type",
-    "fileUri": "file_uri",
-    "functionCall": "function_call",
-    "functionResponse": "function_response",
-    "videoMetadata": "video_metadata",
-    "displayName": "display_name",
-    "systemInstruction": "system_instruction",
-}
-
-
-def _snake(value: Any) -> Any:
-    """``value`` with snake_case keys; the very objects that need no change are returned as they are,
-    so a request of many small parts is not copied whole."""
-    if isinstance(value, dict):
-        out = {_SNAKE.get(k, k): (v if k in ("args", "response") else _snake(v)) for k, v in value.items()}
-        # Two spellings of one key in the input leave fewer keys: then it differs.
-        same = len(out) == len(value) and all(
-            a is b and x is y for (a, x), (b, y) in zip(out.items(), value.items(), strict=True)
-        )
-        return value if same else out
-    if isinstance(value, list):
-        items = [_snake(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
-    return value
-
-
-class VertexTokenCounter:
-    """Vertex AI CountTokens (or the local emulator's).
-
-    The installed client library serves CountTokens from ``LlmUtilityService``; older ones had it on
-    ``PredictionService``. The emulator answers both.
-
-    ``host`` ("127.0.0.1:8089") talks insecure gRPC to the emulator; without it the client uses the
-    regional endpoint and Application Default Credentials.
-    """
-
-    name = "vertex-count-tokens"
-    counts_media = True
-
-    def __init__(
-        self,
-        project: str,
-        location: str = "us-central1",
-        *,
-        host: str = "",
-        timeout: float = 30.0,
-        client: Any = None,
-    ) -> None:
-        self._project = project
-        self._location = location
-        self._host = host
-        self._timeout = timeout
-        self._client: Any = client  # an LlmUtilityServiceClient; made on first use when None
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            from google.cloud import aiplatform_v1
-
-            if self._host:
-                import grpc
-                from google.cloud.aiplatform_v1.services.llm_utility_service.transports.grpc import (
-                    LlmUtilityServiceGrpcTransport,
-                )
-
-                channel = grpc.insecure_channel(self._host)
-                transport = LlmUtilityServiceGrpcTransport(channel=channel)
-                self._client = aiplatform_v1.LlmUtilityServiceClient(transport=transport)
-            else:
-                options = {"api_endpoint": f"{self._location}-aiplatform.googleapis.com"}
-                self._client = aiplatform_v1.LlmUtilityServiceClient(client_options=options)
-        return self._client
-
-    def count(self, request: Request, model: str) -> int:
-        from google.api_core import exceptions as gexc
-        from google.cloud import aiplatform_v1
-
-        endpoint = f"projects/{self._project}/locations/{self._location}/publishers/google/models/{model}"
-        body = _snake(dict(request))
-        try:
-            pb = aiplatform_v1.CountTokensRequest(endpoint=endpoint, model=endpoint, **body)
-            response = self._get_client().count_tokens(request=pb, timeout=self._timeout)
-        except _retryable_errors() as exc:
-            raise TokenCountRetryable(f"Vertex AI CountTokens failed: {exc}") from exc
-        except (gexc.GoogleAPICallError, ValueError, TypeError) as exc:
-            raise TokenCountUnavailable(f"Vertex AI CountTokens failed: {exc}") from exc
-        return int(response.total_tokens)
-
-
-@functools.cache
-def _retryable_errors() -> tuple[type[Exception], ...]:
-    from google.api_core import exceptions as gexc
-
-    # ResourceExhausted is a TooManyRequests and DeadlineExceeded a GatewayTimeout: the HTTP forms of
-    # quota and time-outs are caught with the gRPC ones. RetryError: the client's own retries gave up.
-    return (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.GatewayTimeout, gexc.RetryError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -199,3 +101,13 @@ class SentencePieceTokenCounter:
                 if isinstance(text, str):
                     total += len(self._processor.encode(text))
         return total
+
+
+def __getattr__(name: str) -> Any:
+    """``VertexTokenCounter`` moved to shared.adapters.vertex_tokens; the old name resolves lazily (an eager
+    import would be circular: that adapter imports this port)."""
+    if name == "VertexTokenCounter":
+        from shared.adapters.vertex_tokens import VertexTokenCounter
+
+        return VertexTokenCounter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

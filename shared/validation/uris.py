@@ -1,10 +1,14 @@
-"""Do the gs:// objects an example references exist? A small port and its Cloud Storage adapter."""
+"""Do the gs:// objects an example references exist? A small port; its Cloud Storage adapter is
+shared.adapters.gcs_uris."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from shared.adapters.gcs_uris import GcsUriChecker as GcsUriChecker
 
 DEFAULT_WORKERS = 16
 
@@ -42,22 +46,11 @@ def check_all(
         return dict(zip(unique, pool.map(one, unique), strict=True))
 
 
-class GcsUriChecker:
-    """Checks objects with google-cloud-storage (honours STORAGE_EMULATOR_HOST)."""
+def __getattr__(name: str) -> Any:
+    """``GcsUriChecker`` moved to shared.adapters.gcs_uris; the old name resolves lazily (an eager import
+    would be circular: that adapter imports this port)."""
+    if name == "GcsUriChecker":
+        from shared.adapters.gcs_uris import GcsUriChecker
 
-    def __init__(self, client: Any = None) -> None:
-        self._client = client
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            from google.cloud import storage
-
-            self._client = storage.Client()
-        return self._client
-
-    def __call__(self, uri: str) -> bool:
-        try:
-            bucket, name = split_gs_uri(uri)
-        except ValueError:
-            return False
-        return bool(self._get_client().bucket(bucket).blob(name).exists())
+        return GcsUriChecker
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,14 +10,10 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
+from shared.adapters.vertex_tokens import VertexTokenCounter
 from shared.errors import TransientError
 from shared.validation import engine
-from shared.validation.tokens import (
-    CountingIncomplete,
-    TokenCountRetryable,
-    TokenCountUnavailable,
-    VertexTokenCounter,
-)
+from shared.validation.tokens import CountingIncomplete, TokenCountRetryable, TokenCountUnavailable
 from tests.unit.validation.helpers import GOOD, FakeCounter, codes, example, file_part, run, text_chars, turn, warnings
 
 MODEL = "gemini-1.5-pro-002"  # 32,000 tokens per example: a 40,000-byte text is over the bound

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.gcs_uris import GcsUriChecker
 from shared.validation import SentencePieceTokenCounter, TokenCountUnavailable, get_model, validate_dataset
 from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
 from shared.validation.tokens import CountingIncomplete
-from shared.validation.uris import GcsUriChecker, check_all, split_gs_uri
+from shared.validation.uris import check_all, split_gs_uri
 from tests.unit.validation.helpers import (
     FILE,
     GOOD,
