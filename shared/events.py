@@ -1,15 +1,22 @@
-"""Completion events in the CloudEvents Pub/Sub binding, binary content mode.
+"""The CloudEvents Tunedrop publishes, and the Pub/Sub binding (binary content mode) they travel in.
 
-Everything in an event comes from the recorded job, so a republished event (after a crash
-between recording and publishing) is byte-for-byte the same event with the same `ce-id`.
+Each event is built once as a `cloudevents` CloudEvent; `to_pubsub` turns it into message bytes and
+`ce-*` attributes. Everything in a completion event comes from the recorded job, so a republished
+event (after a crash between recording and publishing) is byte-for-byte the same event with the
+same `ce-id`.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
+
+from cloudevents.conversion import to_binary
+from cloudevents.http import CloudEvent
 
 from shared.jobs import Job, JobState
 
@@ -24,10 +31,38 @@ EVENT_TYPES = {
 }
 
 
+JSON_CONTENT_TYPE = "application/json"
+
+
 @dataclass(frozen=True)
 class OutgoingEvent:
+    """One Pub/Sub message: the event's data and its message attributes."""
+
     data: bytes
     attributes: dict[str, str]
+
+
+def event_source(project: str) -> str:
+    return f"//tunedrop/projects/{project}"
+
+
+def _binding_attribute(name: str) -> str:
+    """The Pub/Sub attribute that carries a CloudEvent context attribute (the binding's naming)."""
+    return "content-type" if name == "datacontenttype" else f"ce-{name}"
+
+
+def to_pubsub(
+    event: CloudEvent, filters: Mapping[str, str], *, json_default: Callable[[Any], Any] | None = None
+) -> OutgoingEvent:
+    """The event in the CloudEvents Pub/Sub binding, binary content mode: its data as compact JSON with
+    sorted keys (so the same event is the same bytes), its context attributes as `ce-*` attributes and
+    `content-type`, then the plain `filters` attributes that subscriptions can filter on."""
+    marshal = partial(json.dumps, sort_keys=True, separators=(",", ":"), default=json_default)
+    binding, body = to_binary(event, data_marshaller=marshal)
+    # to_binary lists content-type first; keep the order the event gives its attributes in.
+    names = [_binding_attribute(name) for name in event]
+    attributes = {name: binding[name] for name in names if name in binding}
+    return OutgoingEvent(data=body, attributes={**attributes, **filters})
 
 
 def iso(value: datetime | None) -> str | None:
@@ -80,21 +115,25 @@ def _estimated_billable_tokens(job: Job) -> int | None:
     return int(value) if isinstance(value, int | float) else None
 
 
-def completion_event(job: Job, *, project: str) -> OutgoingEvent:
+def completion_cloud_event(job: Job, *, project: str) -> CloudEvent:
+    """The completion CloudEvent of a job in a terminal state."""
     if job.state not in EVENT_TYPES:
         raise ValueError(f"job {job.job_id} is {job.state}, which has no completion event")
     attributes = {
-        "ce-specversion": SPEC_VERSION,
-        "ce-id": job.completion_event_id,
-        "ce-source": f"//tunedrop/projects/{project}",
-        "ce-type": EVENT_TYPES[job.state],
-        "ce-time": iso(_terminal_time(job)) or "",
-        "ce-subject": job.job_id,
-        "ce-dataschema": DATA_SCHEMA,
-        "content-type": "application/json",
-        # Plain attributes so subscriptions can filter, e.g. attributes.state = "FAILED".
-        "state": job.state.value,
-        "job_id": job.job_id,
+        "specversion": SPEC_VERSION,
+        "id": job.completion_event_id,
+        "source": event_source(project),
+        "type": EVENT_TYPES[job.state],
+        "time": iso(_terminal_time(job)) or "",
+        "subject": job.job_id,
+        "dataschema": DATA_SCHEMA,
+        "datacontenttype": JSON_CONTENT_TYPE,
     }
-    body = json.dumps(completion_data(job), sort_keys=True, separators=(",", ":")).encode()
-    return OutgoingEvent(data=body, attributes=attributes)
+    return CloudEvent(attributes, completion_data(job))
+
+
+def completion_event(job: Job, *, project: str) -> OutgoingEvent:
+    """The completion event as published, with plain attributes so subscriptions can filter, e.g.
+    attributes.state = "FAILED"."""
+    event = completion_cloud_event(job, project=project)
+    return to_pubsub(event, {"state": job.state.value, "job_id": job.job_id})

@@ -8,12 +8,14 @@ these, are the exactly-once-in-effect contract.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from typing import Any
+
+from cloudevents.http import CloudEvent
 
 from shared import logs
 from shared.config import Settings
-from shared.events import SPEC_VERSION, iso
+from shared.events import JSON_CONTENT_TYPE, SPEC_VERSION, event_source, iso, to_pubsub
 from shared.jobs import Job
 from shared.ports import Publisher
 
@@ -33,37 +35,50 @@ class LifecycleEvents:
             return True
         if kind not in KINDS:
             raise ValueError(f"unknown lifecycle event kind {kind!r}")
-        at = job.updated_at
-        attributes = {
-            "ce-specversion": SPEC_VERSION,
-            # The step's place in the job's history makes the id unique per event, even for a kind that
-            # happens twice (stuck pending, then running too long).
-            "ce-id": f"{job.job_id}/{job.attempt}/"
-            + (event_key or f"{kind}/{len(job.history)}{'-' + reason if kind == 'stuck' else ''}"),
-            "ce-source": f"//tunedrop/projects/{self._settings.project}",
-            "ce-type": f"tunedrop.job.v1.lifecycle.{kind}",
-            "ce-time": iso(at) or "",
-            "ce-subject": job.job_id,
-            "content-type": "application/json",
-            "kind": kind,
-            "state": job.state.value,
-            "job_id": job.job_id,
-        }
-        data = {
-            "job_id": job.job_id,
-            "attempt": job.attempt,
-            "kind": kind,
-            "state": job.state.value,
-            "reason": reason,
-            "at": iso(at),
-            "dataset_uri": job.dataset_uri,
-            "vertex_job_name": job.vertex_job_name or None,
-            **details,
-        }
-        body = json.dumps(data, sort_keys=True, separators=(",", ":"), default=str).encode()
+        event = lifecycle_cloud_event(
+            job, kind, project=self._settings.project, reason=reason, event_key=event_key, details=details
+        )
+        message = to_pubsub(event, {"kind": kind, "state": job.state.value, "job_id": job.job_id}, json_default=str)
         try:
-            self._publisher.publish(self._settings.events_topic, body, attributes)
+            self._publisher.publish(self._settings.events_topic, message.data, message.attributes)
         except Exception as exc:  # best effort by design; see the module docstring
             logs.warning("lifecycle event not published", kind=kind, job_id=job.job_id, error=str(exc))
             return False
         return True
+
+
+def lifecycle_cloud_event(
+    job: Job,
+    kind: str,
+    *,
+    project: str,
+    reason: str = "",
+    event_key: str = "",
+    details: Mapping[str, Any] | None = None,
+) -> CloudEvent:
+    """The CloudEvent of one step of a job (see `LifecycleEvents.emit`)."""
+    at = job.updated_at
+    # The step's place in the job's history makes the id unique per event, even for a kind that
+    # happens twice (stuck pending, then running too long).
+    step = event_key or f"{kind}/{len(job.history)}{'-' + reason if kind == 'stuck' else ''}"
+    attributes = {
+        "specversion": SPEC_VERSION,
+        "id": f"{job.job_id}/{job.attempt}/{step}",
+        "source": event_source(project),
+        "type": f"tunedrop.job.v1.lifecycle.{kind}",
+        "time": iso(at) or "",
+        "subject": job.job_id,
+        "datacontenttype": JSON_CONTENT_TYPE,
+    }
+    data = {
+        "job_id": job.job_id,
+        "attempt": job.attempt,
+        "kind": kind,
+        "state": job.state.value,
+        "reason": reason,
+        "at": iso(at),
+        "dataset_uri": job.dataset_uri,
+        "vertex_job_name": job.vertex_job_name or None,
+        **(details or {}),
+    }
+    return CloudEvent(attributes, data)

@@ -7,10 +7,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from cloudevents.http import CloudEvent, from_http
 
-from shared.events import EVENT_TYPES, completion_data, completion_event
+from shared.events import EVENT_TYPES, completion_cloud_event, completion_data, completion_event, to_pubsub
 from shared.jobs import Job, JobState, new_job
-from tests.fakes import InMemoryJobStore
+from shared.services.lifecycle import LifecycleEvents
+from tests.fakes import InMemoryJobStore, RecordingPublisher, make_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -132,3 +134,57 @@ def test_non_terminal_jobs_have_no_event(state: JobState) -> None:
         job = job.moved_to(state, T0, "x")
     with pytest.raises(ValueError, match="no completion event"):
         completion_event(job, project="p")
+
+
+def test_the_published_message_parses_back_into_the_same_cloud_event() -> None:
+    """The Pub/Sub attributes are the CloudEvents binary binding: a subscriber's SDK reads the event back."""
+    job = succeeded_job()
+    published = completion_event(job, project="demo")
+    parsed = from_http(published.attributes, published.data)
+    assert parsed == completion_cloud_event(job, project="demo")
+    assert parsed["dataschema"] == "https://github.com/tunedrop/tunedrop/schemas/completion-event-data.v1.json"
+
+
+def test_to_pubsub_keeps_the_event_order_and_adds_the_filters_last() -> None:
+    event = CloudEvent(
+        {"specversion": "1.0", "id": "i", "source": "//s", "type": "t", "time": "", "datacontenttype": "text/x"},
+        {"b": 1, "a": {"d": 2, "c": None}},
+    )
+    message = to_pubsub(event, {"kind": "k"})
+    assert list(message.attributes.items()) == [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "i"),
+        ("ce-source", "//s"),
+        ("ce-type", "t"),
+        ("ce-time", ""),
+        ("content-type", "text/x"),
+        ("kind", "k"),
+    ]
+    assert message.data == b'{"a":{"c":null,"d":2},"b":1}'
+
+
+def test_a_lifecycle_event_in_the_binding() -> None:
+    publisher = RecordingPublisher()
+    lifecycle = LifecycleEvents(publisher, make_settings(TUNEDROP_EVENTS_TOPIC="tunedrop-events"))
+    job = succeeded_job()
+    assert lifecycle.emit(job, "stuck", "pending too long", vertex_state="JOB_STATE_PENDING", since=T0)
+    (message,) = publisher.messages
+    assert message.topic == "tunedrop-events"
+    assert list(message.attributes.items()) == [
+        ("ce-specversion", "1.0"),
+        ("ce-id", "a-0123456789ab/1/stuck/5-pending too long"),
+        ("ce-source", "//tunedrop/projects/demo"),
+        ("ce-type", "tunedrop.job.v1.lifecycle.stuck"),
+        ("ce-time", "2026-01-01T00:10:00Z"),
+        ("ce-subject", "a-0123456789ab"),
+        ("content-type", "application/json"),
+        ("kind", "stuck"),
+        ("state", "SUCCEEDED"),
+        ("job_id", "a-0123456789ab"),
+    ]
+    assert message.data == (
+        b'{"at":"2026-01-01T00:10:00Z","attempt":1,"dataset_uri":"gs://ds/incoming/a.jsonl",'
+        b'"job_id":"a-0123456789ab","kind":"stuck","reason":"pending too long",'
+        b'"since":"2026-01-01 00:00:00+00:00","state":"SUCCEEDED",'
+        b'"vertex_job_name":"projects/demo/locations/us-central1/tuningJobs/1","vertex_state":"JOB_STATE_PENDING"}'
+    )
