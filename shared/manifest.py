@@ -253,20 +253,54 @@ def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issu
 def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, list[Issue]]:
     """The manifest, and every problem found in it (an empty list when it is valid)."""
     issues: list[Issue] = []
+    data, text = _document(raw, name, issues)
+    if data is None:
+        return Manifest(), issues
+    _check_known_keys(data, text, issues)
+    training, validation = _datasets(data, bucket, text, issues)
+    base_model = _scalar(
+        data, "base_model", BaseModelName, "base_model must be a model name such as gemini-3.5-flash", "", text, issues
+    )
+    display_name = _scalar(
+        data, "display_name", DisplayName, "display_name must be one line of at most 128 characters", "", text, issues
+    )
+    priority = _scalar(
+        data, "priority", Priority, "priority must be a whole number from -1000 to 1000", 0, text, issues
+    )
+    hyper_parameters = _hyper_parameters(data, text, issues)
+    labels = _labels(data, text, issues)
+    manifest = Manifest(
+        training_uri=training,
+        validation_uri=validation,
+        base_model=base_model.strip(),
+        hyper_parameters=hyper_parameters,
+        display_name=display_name,
+        labels=labels,
+        priority=priority,
+    )
+    return manifest, issues
+
+
+def _document(raw: bytes, name: str, issues: list[Issue]) -> tuple[Mapping[Any, Any] | None, str]:
+    """(the manifest's top-level object, its text), or (None, ...) with the one problem that stops reading it."""
     if len(raw) > MAX_MANIFEST_BYTES:
         issues.append(Issue(0, "manifest_too_large", f"The manifest is {len(raw):,} bytes; keep it under 64 KiB."))
-        return Manifest(), issues
+        return None, ""
     data, text = _parse(raw, name, issues)
     if issues:
-        return Manifest(), issues
+        return None, text
     if not isinstance(data, Mapping):
         issues.append(Issue(1, "manifest_not_object", "The manifest must be an object with a training_dataset."))
-        return Manifest(), issues
+        return None, text
     if not _depth(data, MAX_DEPTH):
         issues.append(
             Issue(0, "manifest_too_deep", "Only labels and hyper_parameters hold values of their own: one level each.")
         )
-        return Manifest(), issues
+        return None, text
+    return data, text
+
+
+def _check_known_keys(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> None:
     for key in sorted(set(data) - KNOWN_KEYS, key=str):
         issues.append(
             Issue(
@@ -276,6 +310,10 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
                 f"$.{str(key)[:MAX_QUOTED_CHARS]}",
             )
         )
+
+
+def _datasets(data: Mapping[Any, Any], bucket: str, text: str, issues: list[Issue]) -> tuple[str, str]:
+    """(training URI, validation URI), each "" when absent or refused."""
     if "training_dataset" not in data:
         issues.append(
             Issue(0, "manifest_missing_training", "The manifest needs a training_dataset.", "$.training_dataset")
@@ -295,22 +333,25 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
                     "$.validation_dataset",
                 )
             )
+    return training, validation
 
-    def scalar(key: str, kind: Any, message: str, default: Any) -> Any:
-        if key not in data or data[key] is None:
-            return default
-        value, problem = convert(data[key], kind)
-        if problem:
-            issues.append(Issue(_line_of(text, key), "manifest_bad_value", f"{message} ({problem}).", f"$.{key}"))
-            return default
-        return value
 
-    base_model = scalar("base_model", BaseModelName, "base_model must be a model name such as gemini-3.5-flash", "")
-    display_name = scalar("display_name", DisplayName, "display_name must be one line of at most 128 characters", "")
-    priority = scalar("priority", Priority, "priority must be a whole number from -1000 to 1000", 0)
+def _scalar(
+    data: Mapping[Any, Any], key: str, kind: Any, message: str, default: Any, text: str, issues: list[Issue]
+) -> Any:
+    """``data[key]`` as ``kind``; ``default`` when it is absent, null or refused (refusals are reported)."""
+    if key not in data or data[key] is None:
+        return default
+    value, problem = convert(data[key], kind)
+    if problem:
+        issues.append(Issue(_line_of(text, key), "manifest_bad_value", f"{message} ({problem}).", f"$.{key}"))
+        return default
+    return value
 
+
+def _hyper_parameters(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any]:
+    """The hyper-parameters that are known and well typed; the others are reported."""
     hyper_raw = data.get("hyper_parameters") or {}
-    hyper: dict[str, Any] = {}
     if not isinstance(hyper_raw, Mapping):
         issues.append(
             Issue(
@@ -320,7 +361,8 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
                 "$.hyper_parameters",
             )
         )
-        hyper_raw = {}
+        return {}
+    hyper: dict[str, Any] = {}
     for key, value in hyper_raw.items():
         if key not in HYPER_PARAMETER_KEYS:
             issues.append(
@@ -344,35 +386,30 @@ def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, lis
             )
         else:
             hyper[key] = typed
+    return hyper
 
+
+def _label_text(value: Any) -> Any:
+    """Numbers written without quotes are what people mean: `version: 2` is the label "2"."""
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _labels(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, str]:
+    """The labels when Vertex AI would take all of them; otherwise none, and each problem reported."""
     labels_raw = data.get("labels") or {}
-    clean_labels: dict[str, str] = {}
     if not isinstance(labels_raw, Mapping):
         issues.append(
             Issue(_line_of(text, "labels"), "manifest_bad_value", "labels must be an object of strings.", "$.labels")
         )
-    else:
-        # Numbers written without quotes are what people mean: `version: 2` is the label "2".
-        labels = {
-            k: (str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v) for k, v in labels_raw.items()
-        }
-        problems = label_problems(labels)
-        for key, why in problems:
-            where = f"$.labels.{str(key)[:MAX_QUOTED_CHARS]}" if key is not None else "$.labels"
-            issues.append(Issue(_line_of(text, str(key or "labels")), "manifest_bad_label", f"Label {why}.", where))
-        if not problems:
-            clean_labels = {str(k): str(v) for k, v in labels.items()}
-
-    manifest = Manifest(
-        training_uri=training,
-        validation_uri=validation,
-        base_model=base_model.strip(),
-        hyper_parameters=hyper,
-        display_name=display_name,
-        labels=clean_labels,
-        priority=priority,
-    )
-    return manifest, issues
+        return {}
+    labels = {key: _label_text(value) for key, value in labels_raw.items()}
+    problems = label_problems(labels)
+    for key, why in problems:
+        where = f"$.labels.{str(key)[:MAX_QUOTED_CHARS]}" if key is not None else "$.labels"
+        issues.append(Issue(_line_of(text, str(key or "labels")), "manifest_bad_label", f"Label {why}.", where))
+    if problems:
+        return {}
+    return {str(k): str(v) for k, v in labels.items()}
 
 
 # Custom metadata keys a user can set on an uploaded dataset (gsutil -h x-goog-meta-KEY:VALUE).
