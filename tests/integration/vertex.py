@@ -15,13 +15,14 @@ from tunedrop_local.vertex_emulator import VertexEmulator, serve
 from shared.adapters.vertex_tuning import VertexTuning
 
 
-class WatchedEmulator(VertexEmulator):
+# mypy cannot follow the editable install's mapping of tunedrop_local to deploy/local, so it sees Any here.
+class WatchedEmulator(VertexEmulator):  # type: ignore[misc]
     """Remembers the most jobs ever active right after a create: the overlap Vertex AI saw."""
 
     peak_active = 0
 
     def create_tuning_job(self, parent: str, tuning_job: aiplatform_v1.TuningJob) -> aiplatform_v1.TuningJob:
-        created = super().create_tuning_job(parent, tuning_job)
+        created: aiplatform_v1.TuningJob = super().create_tuning_job(parent, tuning_job)
         self.peak_active = max(self.peak_active, self.active_job_count())
         return created
 

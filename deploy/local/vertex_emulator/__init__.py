@@ -1,0 +1,53 @@
+"""An emulator for the Vertex AI ``GenAiTuningService`` (v1), served over insecure gRPC.
+
+Google ships no emulator for Vertex AI tuning, so the local stack uses this one. It speaks the
+real wire protocol, so the real ``google.cloud.aiplatform_v1.GenAiTuningServiceClient`` works
+against it unchanged:
+
+    channel = grpc.insecure_channel("127.0.0.1:PORT")
+    transport = GenAiTuningServiceGrpcTransport(channel=channel)
+    client = aiplatform_v1.GenAiTuningServiceClient(transport=transport)
+
+Run standalone with ``python -m tunedrop_local.vertex_emulator --host 127.0.0.1 --port 8089``.
+
+The modules, each one concern:
+
+* :mod:`.config`: the knobs (quota, job duration, failure and unavailability rates, seed), from
+  constructor arguments or ``TUNEDROP_EMULATOR_*`` variables.
+* :mod:`.service`: :class:`VertexEmulator`, the state and the semantics of every RPC.
+* :mod:`.state`: a tuning job's record and its timeline (PENDING, RUNNING, SUCCEEDED/FAILED on a
+  simulated clock; CANCELLED on request).
+* :mod:`.validation`, :mod:`.names`, :mod:`.filters`, :mod:`.paging`: what a request may say.
+* :mod:`.tokens`: CountTokens with a deterministic approximation of Gemini's tokenizer.
+* :mod:`.server`: the gRPC services and :func:`serve`; :mod:`.__main__`: the command line.
+
+A label ``tunedrop_emulator_job_seconds`` on a created job (a whole number of seconds) overrides
+that job's duration, so a test can start one long job by hand beside short ones.
+"""
+
+from __future__ import annotations
+
+from .config import ConfigError, EmulatorConfig
+from .errors import EmulatorError
+from .names import project_number
+from .server import LLM_UTILITY_SERVICE_NAME, PREDICTION_SERVICE_NAME, SERVICE_NAME, serve
+from .service import API_SERVICE, QUOTA_METRIC, VertexEmulator
+from .tokens import TOKENS_PER_FILE, approximate_tokens
+from .validation import JOB_SECONDS_LABEL
+
+__all__ = [
+    "API_SERVICE",
+    "JOB_SECONDS_LABEL",
+    "LLM_UTILITY_SERVICE_NAME",
+    "PREDICTION_SERVICE_NAME",
+    "QUOTA_METRIC",
+    "SERVICE_NAME",
+    "TOKENS_PER_FILE",
+    "ConfigError",
+    "EmulatorConfig",
+    "EmulatorError",
+    "VertexEmulator",
+    "approximate_tokens",
+    "project_number",
+    "serve",
+]

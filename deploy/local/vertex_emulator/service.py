@@ -1,0 +1,255 @@
+"""The emulated service's state and the semantics of its RPCs, independent of gRPC transport."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
+
+import grpc
+from google.cloud import aiplatform_v1
+from google.rpc import error_details_pb2
+
+from . import tokens
+from .config import EmulatorConfig
+from .errors import EmulatorError
+from .filters import FilterTerm, matches_all, parse_filter
+from .names import JobKey, parse_job_name, parse_parent
+from .paging import decode_page_token, encode_page_token, page_limit, query_fingerprint
+from .state import OUTPUT_ONLY_FIELDS, JobState, TuningJobRecord, set_time, state_name
+from .validation import check_base_model, labelled_job_seconds, validate_tuning_job
+
+log = logging.getLogger(__name__)
+
+API_SERVICE: Final = "aiplatform.googleapis.com"
+# The real quota is global across regions (one counter per project, not per location).
+QUOTA_METRIC: Final = "aiplatform.googleapis.com/global_concurrent_tuning_jobs"
+
+
+def quota_error(number: str, active: int, quota: int) -> EmulatorError:
+    """RESOURCE_EXHAUSTED with the QuotaFailure detail the real service attaches."""
+    violation = error_details_pb2.QuotaFailure.Violation(
+        subject=f"projects/{number}",
+        description=(
+            f"Quota exceeded for {QUOTA_METRIC}: limit {quota} concurrent tuning job(s), "
+            f"{active} already PENDING/QUEUED/RUNNING/CANCELLING across all locations."
+        ),
+        api_service=API_SERVICE,
+        quota_metric=QUOTA_METRIC,
+        quota_value=quota,
+    )
+    return EmulatorError(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        f"The following quota metrics exceed quota limits: {QUOTA_METRIC}",
+        [error_details_pb2.QuotaFailure(violations=[violation])],
+    )
+
+
+class VertexEmulator:
+    """In-memory state of the emulated GenAiTuningService; thread-safe behind one lock.
+
+    Methods take and return the proto-plus types of ``google.cloud.aiplatform_v1`` and raise
+    :class:`EmulatorError` for anything the real service would reject. Knobs given here override
+    the environment (see :mod:`.config`); ``clock`` lets tests drive simulated time.
+    """
+
+    def __init__(
+        self,
+        *,
+        quota: int | None = None,
+        job_seconds: float | None = None,
+        fail_rate: float | None = None,
+        unavailable_rate: float | None = None,
+        seed: int | None = None,
+        clock: Callable[[], float] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.config = EmulatorConfig.resolve(
+            {
+                "quota": quota,
+                "job_seconds": job_seconds,
+                "fail_rate": fail_rate,
+                "unavailable_rate": unavailable_rate,
+                "seed": seed,
+            },
+            os.environ if env is None else env,
+        )
+        self._clock = clock or time.time
+        self._lock = threading.Lock()
+        self._jobs: dict[JobKey, TuningJobRecord] = {}
+        self._seq = 0
+        # Separate streams so that, e.g., turning on unavailability doesn't change job ids.
+        seed_value = self.config.seed
+        self._id_rng = random.Random(f"{seed_value}:ids")
+        self._fail_rng = random.Random(f"{seed_value}:failures")
+        self._unavailable_rng = random.Random(f"{seed_value}:unavailable")
+
+    # ---- knobs, read-only
+
+    @property
+    def quota(self) -> int:
+        return self.config.quota
+
+    @property
+    def job_seconds(self) -> float:
+        return self.config.job_seconds
+
+    # ---- RPCs
+
+    def check_available(self, method: str) -> None:
+        """Raise UNAVAILABLE for a seeded share of calls, before the call does anything."""
+        if self.config.unavailable_rate <= 0:
+            return
+        with self._lock:
+            hit = self._unavailable_rng.random() < self.config.unavailable_rate
+        if hit:
+            raise EmulatorError(grpc.StatusCode.UNAVAILABLE, "The service is currently unavailable.")
+
+    def create_tuning_job(self, parent: str, tuning_job: aiplatform_v1.TuningJob) -> aiplatform_v1.TuningJob:
+        number, location = parse_parent(parent)
+        src = aiplatform_v1.TuningJob.pb(tuning_job)
+        validate_tuning_job(src)
+        check_base_model(src.base_model, number, location, dt.datetime.fromtimestamp(self._clock(), dt.UTC).date())
+        labelled = labelled_job_seconds(src)
+        secs = self.config.job_seconds if labelled is None else labelled
+        with self._lock:
+            now = self._clock()
+            active = self._active_count(now)
+            if active >= self.config.quota:
+                raise quota_error(number, active, self.config.quota)
+            job = self._new_record(src, number, location, now, secs)
+            self._jobs[(number, location, job.job_id)] = job
+            log.info(
+                "tuning job created",
+                extra={
+                    "method": "CreateTuningJob",
+                    "job": job.pb.name,
+                    "state": "JOB_STATE_PENDING",
+                    "base_model": job.pb.base_model,
+                    "active_jobs": active + 1,
+                    "quota": self.config.quota,
+                },
+            )
+            return job.snapshot()
+
+    def get_tuning_job(self, name: str) -> aiplatform_v1.TuningJob:
+        key = parse_job_name(name)
+        with self._lock:
+            job = self._lookup(key, name)
+            job.advance(self._clock())
+            return job.snapshot()
+
+    def list_tuning_jobs(
+        self, parent: str, filter: str = "", page_size: int = 0, page_token: str = ""
+    ) -> aiplatform_v1.ListTuningJobsResponse:
+        number, location = parse_parent(parent)
+        terms = parse_filter(filter)
+        size = page_limit(page_size)
+        fingerprint = query_fingerprint(number, location, filter)
+        before = decode_page_token(page_token, fingerprint) if page_token else None
+        with self._lock:
+            page, more = self._select_page(self._newest_first(number, location, before), terms, size, self._clock())
+            return aiplatform_v1.ListTuningJobsResponse(
+                tuning_jobs=[job.snapshot() for job in page],
+                next_page_token=encode_page_token(page[-1].seq, fingerprint) if more else "",
+            )
+
+    def cancel_tuning_job(self, name: str) -> None:
+        key = parse_job_name(name)
+        with self._lock:
+            job = self._lookup(key, name)
+            previous = job.cancel(self._clock())
+            log.info(
+                "tuning job cancelled",
+                extra={
+                    "method": "CancelTuningJob",
+                    "job": job.pb.name,
+                    "previous_state": state_name(previous),
+                    "state": "JOB_STATE_CANCELLED",
+                },
+            )
+
+    def count_tokens(self, request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.CountTokensResponse:
+        return tokens.count_tokens(request)
+
+    # ---- helpers for tests and operators
+
+    def active_job_count(self) -> int:
+        """Jobs currently holding a quota slot, at the clock's current time."""
+        with self._lock:
+            return self._active_count(self._clock())
+
+    # ---- internals (callers hold the lock)
+
+    def _active_count(self, now: float) -> int:
+        for job in self._jobs.values():
+            job.advance(now)
+        return sum(1 for job in self._jobs.values() if job.holds_quota)
+
+    def _newest_first(self, number: str, location: str, before: int | None) -> list[TuningJobRecord]:
+        """The parent's jobs, newest first, from below sequence number ``before`` when given."""
+        scoped = [
+            job
+            for job in self._jobs.values()
+            if job.number == number and job.location == location and (before is None or job.seq < before)
+        ]
+        return sorted(scoped, key=lambda job: job.seq, reverse=True)
+
+    @staticmethod
+    def _select_page(
+        newest_first: Iterable[TuningJobRecord], terms: list[FilterTerm], size: int, now: float
+    ) -> tuple[list[TuningJobRecord], bool]:
+        """Up to ``size`` matching jobs, and whether more match after them."""
+        page: list[TuningJobRecord] = []
+        for job in newest_first:
+            job.advance(now)
+            if not matches_all(job.pb, terms):
+                continue
+            if len(page) == size:
+                return page, True
+            page.append(job)
+        return page, False
+
+    def _lookup(self, key: JobKey, name: str) -> TuningJobRecord:
+        job = self._jobs.get(key)
+        if job is None:
+            raise EmulatorError(grpc.StatusCode.NOT_FOUND, f"TuningJob {name} not found.")
+        return job
+
+    def _new_record(self, src: Any, number: str, location: str, now: float, secs: float) -> TuningJobRecord:
+        job_id = self._new_id()
+        pb = type(src)()
+        pb.CopyFrom(src)
+        for field in OUTPUT_ONLY_FIELDS:
+            pb.ClearField(field)
+        pb.name = f"projects/{number}/locations/{location}/tuningJobs/{job_id}"
+        pb.state = JobState.JOB_STATE_PENDING
+        set_time(pb.create_time, now)
+        set_time(pb.update_time, now)
+        self._seq += 1
+        return TuningJobRecord(
+            seq=self._seq,
+            number=number,
+            location=location,
+            job_id=job_id,
+            pb=pb,
+            running_at=now + min(0.1 * secs, 1.0),
+            terminal_at=now + secs,
+            # random() < 1.0 always holds, so a rate of 1 fails every job.
+            fails=self._fail_rng.random() < self.config.fail_rate,
+            model_id=self._new_id(),
+            endpoint_id=self._new_id(),
+        )
+
+    def _new_id(self) -> str:
+        # Real ids are positive int64s rendered as 19 digits.
+        taken = {job.job_id for job in self._jobs.values()}
+        while True:
+            candidate = str(self._id_rng.randrange(10**18, 2**63))
+            if candidate not in taken:
+                return candidate
