@@ -184,6 +184,14 @@ class Job:
             history = (history[0], *history[-(MAX_HISTORY - 1) :])
         return replace(self, state=target, updated_at=now, history=history, **{**extra, **changes})
 
+    def with_fields(self, **changes: Any) -> Job:
+        """The job with fields changed that do not move it. Its state (and the history that records each move)
+        changes only through moved_to, so no write can slip past the transition guard."""
+        guarded = sorted({"state", "history", "job_id"} & changes.keys())
+        if guarded:
+            raise TransitionRefused(f"job {self.job_id}: {', '.join(guarded)} change only through moved_to")
+        return replace(self, **changes)
+
     def new_attempt(self, now: datetime, reason: str) -> Job:
         """The job back in the queue as its next attempt: every per-attempt field at its default."""
         fresh: dict[str, Any] = {}

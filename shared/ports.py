@@ -78,7 +78,9 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def replace(self, job: Job, version: Any) -> bool:
         """Write the job only if it is still at `version`; False when someone wrote it first.
-        Raises DocumentRefused when the database refuses the document."""
+        Raises DocumentRefused when the database refuses the document.
+
+        The hook under `swap` and `update`: services write through those."""
 
     @abc.abstractmethod
     def queued(self, limit: int) -> list[Versioned[Job]]:
@@ -135,6 +137,15 @@ class JobStore(abc.ABC):
             sleep(contention_pause(attempt, jitter))
         raise UpdateContention(f"job {job_id} kept changing; its update is retried")
 
+    def swap(self, read: Versioned[Job], change: Callable[[Job], Job | None]) -> Job | None:
+        """Apply ``change`` to the job as it was read and write the result only if the job is still at that
+        version: the job written, or None when the change declined or someone wrote first (their write wins,
+        nothing is retried). For claims, which must not act on a job that moved since it was read."""
+        changed = change(read.value)
+        if changed is None or not self.replace(changed, read.version):
+            return None
+        return changed
+
     def count(self, state: JobState) -> int:
         """How many jobs are in `state` (adapters override this with a server-side count)."""
         return len(self.in_states([state], limit=100_000))
@@ -167,21 +178,24 @@ class TuningRequest:
 
 
 class RemoteState:
-    """Vertex AI job states, by their enum names."""
+    """Vertex AI job states, by their enum names: the poller and the adapters compare with these, never with
+    raw strings."""
 
-    ACTIVE = frozenset(
-        {
-            "JOB_STATE_QUEUED",
-            "JOB_STATE_PENDING",
-            "JOB_STATE_RUNNING",
-            "JOB_STATE_CANCELLING",
-            "JOB_STATE_PAUSED",
-            "JOB_STATE_UPDATING",
-        }
-    )
+    QUEUED = "JOB_STATE_QUEUED"
+    PENDING = "JOB_STATE_PENDING"
+    RUNNING = "JOB_STATE_RUNNING"
+    CANCELLING = "JOB_STATE_CANCELLING"
+    PAUSED = "JOB_STATE_PAUSED"
+    UPDATING = "JOB_STATE_UPDATING"
     SUCCEEDED = "JOB_STATE_SUCCEEDED"
+    FAILED = "JOB_STATE_FAILED"
     CANCELLED = "JOB_STATE_CANCELLED"
-    FAILED_LIKE = frozenset({"JOB_STATE_FAILED", "JOB_STATE_EXPIRED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
+    EXPIRED = "JOB_STATE_EXPIRED"
+    PARTIALLY_SUCCEEDED = "JOB_STATE_PARTIALLY_SUCCEEDED"
+
+    # The states that hold a slot of the concurrent tuning-job quota.
+    ACTIVE = frozenset({QUEUED, PENDING, RUNNING, CANCELLING, PAUSED, UPDATING})
+    FAILED_LIKE = frozenset({FAILED, EXPIRED, PARTIALLY_SUCCEEDED})
 
 
 @dataclass(frozen=True)

@@ -119,7 +119,7 @@ def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHype
 
 # Server-side filter for jobs that hold a slot of the concurrent tuning-job quota.
 ACTIVE_FILTER = " AND ".join(
-    f"state!={s}" for s in ("JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED")
+    f"state!={s}" for s in (RemoteState.SUCCEEDED, RemoteState.FAILED, RemoteState.CANCELLED, RemoteState.EXPIRED)
 )
 
 

@@ -10,6 +10,7 @@ from shared.config import Settings
 from shared.jobs import Job, JobState
 from shared.ports import JobStore, Publisher, TuningService, Versioned
 from shared.services.completions import CompletionNotifier
+from shared.services.effects import JobEffects
 from shared.services.lifecycle import LifecycleEvents
 from shared.services.slots import SlotLedger
 from shared.validation.registry import ModelStatus, get_model
@@ -29,6 +30,7 @@ class JobContext:
 
 class JobService:
     def __init__(self, context: JobContext) -> None:
+        self._context = context
         self._store = context.store
         self._tuning = context.tuning
         self._ledger = context.ledger
@@ -37,6 +39,7 @@ class JobService:
         self._lifecycle = context.lifecycle
         self._settings = context.settings
         self._clock = context.clock
+        self._effects = JobEffects(context.ledger, context.completions, context.lifecycle)
 
     def _fail_if_model_closed(self, current: Versioned[Job]) -> bool:
         """A QUEUED job whose base model can no longer be tuned is never submitted: it ends FAILED with the
@@ -51,12 +54,16 @@ class JobService:
             return False
         message = spec.closed_message(now.date())
         error = {"code": status.error_code, "message": message}
-        failed = job.moved_to(
-            JobState.FAILED, now, f"base model {spec.name}: {status.value}", error=error, ended_at=now
-        )
-        if not self._store.replace(failed, current.version):
+
+        def fail(queued: Job) -> Job:
+            return queued.moved_to(
+                JobState.FAILED, now, f"base model {spec.name}: {status.value}", error=error, ended_at=now
+            )
+
+        failed = self._store.swap(current, fail)
+        if failed is None:
             return False  # moved meanwhile (cancelled, claimed): whoever moved it decides
         with logs.log_context(job_id=job.job_id):
             logs.error("job finished", state=JobState.FAILED.value, error=message, code=status.error_code)
-        self._completions.publish(failed)
+        self._effects.settle(failed)
         return True

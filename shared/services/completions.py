@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 
 from shared import logs
@@ -51,7 +50,7 @@ class CompletionNotifier:
         def mark(job: Job) -> Job | None:
             if not job.completion_pending or job.completion_event_id != event_id:
                 return None  # marked already, or a newer outcome (a retry) owns the mark now
-            return replace(job, completion_pending=False)
+            return job.with_fields(completion_pending=False)
 
         self._store.update(job_id, mark)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
 from shared import logs
@@ -48,7 +48,7 @@ class Operations(JobService):
             if current.state in (JobState.QUEUED, JobState.VALIDATING):
                 return current.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
             if current.state.holds_slot and not current.cancel_requested:
-                return replace(current, cancel_requested=True, updated_at=now)
+                return current.with_fields(cancel_requested=True, updated_at=now)
             return None
 
         result = self._store.update(job_id, cancel)
@@ -56,7 +56,7 @@ class Operations(JobService):
             raise JobNotFound(f"no job {job_id}")
         if result.job.state is JobState.CANCELLED and result.written:
             logs.info("job cancelled before submission", job_id=job_id)
-            self._completions.publish(result.job)
+            self._effects.settle(result.job)
         elif result.job.state.holds_slot:
             logs.info("cancel requested", job_id=job_id, vertex_job=result.job.vertex_job_name)
         elif not result.written:
@@ -112,7 +112,7 @@ class Operations(JobService):
             raise JobNotFound(f"no job {job_id}")
         if not result.written:
             raise TransientError(f"job {job_id} changed meanwhile ({result.job.state.value}); try again")
-        self._lifecycle.emit(result.job, "queued", reason="retried by an operator")
+        self._effects.settle(result.job)
         self._publisher.publish(
             self._settings.dispatch_topic, json.dumps({"reason": "retried", "job_id": job_id}).encode(), {}
         )

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shared import logs
 from shared.jobs import Job, JobState
 from shared.ports import (
     RemoteJob,
+    RemoteState,
     TuningJobMissing,
     TuningRejected,
     TuningUnavailable,
@@ -83,13 +84,13 @@ class Poller(JobService):
                 "file again; if it fails the same way, tell the Tunedrop operators (the upload function's logs "
                 "name the error).",
             }
-            failed = job.moved_to(JobState.FAILED, now, "validation never finished", error=error, ended_at=now)
             with logs.log_context(job_id=job.job_id):
                 try:
-                    if not self._store.replace(failed, current.version):
+                    failed = self._store.swap(current, _ended(JobState.FAILED, now, "validation never finished", error))
+                    if failed is None:
                         continue  # validation finished meanwhile
                     logs.error("job finished", state=JobState.FAILED.value, code="validation_incomplete")
-                    self._completions.publish(failed)
+                    self._effects.settle(failed)
                 except Exception as exc:  # one job's trouble never stops the tick; it is tried again next tick
                     logs.error("could not settle a stalled validation", error=str(exc))
 
@@ -109,7 +110,7 @@ class Poller(JobService):
                 logs.error("Vertex AI refuses to read the tuning job", error=str(exc), vertex_job=job.vertex_job_name)
                 return None
             outcome = remote.terminal_state
-            if outcome is None and job.cancel_requested and remote.state != "JOB_STATE_CANCELLING":
+            if outcome is None and job.cancel_requested and remote.state != RemoteState.CANCELLING:
                 # Asked for while the job was being submitted: cancel it now that it runs.
                 try:
                     self._tuning.cancel(remote.name)
@@ -119,39 +120,32 @@ class Poller(JobService):
             if outcome is None:
                 self._record_progress(current, remote)
                 return None
-            finished = job.moved_to(outcome, self._clock(), f"Vertex AI reports {remote.state}", **_results(remote))
-            if not self._store.replace(finished, current.version):
+            reason = f"Vertex AI reports {remote.state}"
+            results = _results(remote)
+            finished = self._store.swap(
+                current, lambda running: running.moved_to(outcome, self._clock(), reason, **results)
+            )
+            if finished is None:
                 return None  # another poller recorded it first and publishes its event
             logs.info("job finished", state=outcome.value, vertex_job=remote.name)
-            self._ledger.release(job.job_id)
-            self._completions.publish(finished)
+            self._effects.settle(finished)
             return job.job_id
 
     def _finish_missing(self, current: Versioned[Job], message: str) -> str | None:
         job = current.value
         now = self._clock()
         error = {"code": "VERTEX_JOB_NOT_FOUND", "message": f"{job.vertex_job_name} no longer exists: {message}"}
-        failed = job.moved_to(JobState.FAILED, now, "its Vertex AI job no longer exists", error=error, ended_at=now)
-        if not self._store.replace(failed, current.version):
+        failed = self._store.swap(current, _ended(JobState.FAILED, now, "its Vertex AI job no longer exists", error))
+        if failed is None:
             return None
         logs.error("job finished", state=JobState.FAILED.value, vertex_job=job.vertex_job_name, error=message)
-        self._ledger.release(job.job_id)
-        self._completions.publish(failed)
+        self._effects.settle(failed)
         return job.job_id
 
     def _record_progress(self, current: Versioned[Job], remote: RemoteJob) -> None:
         """Note a new Vertex state, and warn once when a job waits or runs far too long."""
         job = current.value
-        now = self._clock()
-        warning = ""
-        if remote.state == "JOB_STATE_RUNNING":
-            since = remote.start_time or job.started_at or job.updated_at
-            if (now - since).total_seconds() > self._settings.max_running_seconds:
-                warning = "running_too_long"
-        else:
-            since = remote.create_time or job.started_at or job.updated_at
-            if (now - since).total_seconds() > self._settings.stuck_seconds:
-                warning = "stuck_pending"
+        warning, since = self._overdue(job, remote)
         new_warning = bool(warning) and warning not in job.warnings
         if remote.state == job.vertex_state and not new_warning:
             return
@@ -160,14 +154,31 @@ class Poller(JobService):
             changes["started_at"] = remote.start_time
         if new_warning:
             changes["warnings"] = [*job.warnings, warning]
-        updated = replace(job, **changes)  # type: ignore[arg-type]
-        if not self._store.replace(updated, current.version):
+        updated = self._store.swap(current, lambda read: read.with_fields(**changes))
+        if updated is None:
             return  # another poller recorded it; it emits the events
-        if remote.state == "JOB_STATE_RUNNING" and job.vertex_state != remote.state:
+        if remote.state == RemoteState.RUNNING and job.vertex_state != remote.state:
             self._lifecycle.emit(updated, "running", vertex_state=remote.state)
         if new_warning:
             logs.warning("job stuck", warning=warning, vertex_state=remote.state, since=since.isoformat())
             self._lifecycle.emit(updated, "stuck", reason=warning, vertex_state=remote.state)
+
+    def _overdue(self, job: Job, remote: RemoteJob) -> tuple[str, datetime]:
+        """The warning a job has earned by running (or waiting to run) far too long ("" when none), and since
+        when it has been running (or waiting)."""
+        now = self._clock()
+        if remote.state == RemoteState.RUNNING:
+            since = remote.start_time or job.started_at or job.updated_at
+            late = (now - since).total_seconds() > self._settings.max_running_seconds
+            return ("running_too_long" if late else ""), since
+        since = remote.create_time or job.started_at or job.updated_at
+        late = (now - since).total_seconds() > self._settings.stuck_seconds
+        return ("stuck_pending" if late else ""), since
+
+
+def _ended(state: JobState, now: datetime, reason: str, error: dict[str, str]) -> Callable[[Job], Job]:
+    """The change that ends a job without a result from Vertex AI."""
+    return lambda job: job.moved_to(state, now, reason, error=error, ended_at=now)
 
 
 def _results(remote: RemoteJob) -> dict[str, object]:

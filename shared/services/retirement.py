@@ -8,7 +8,7 @@ threshold of TUNEDROP_RETIREMENT_NOTICE_DAYS, recording the threshold on the job
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 from shared import logs
@@ -84,14 +84,14 @@ class RetirementWatch(JobService):
         notices = sorted({*job.retirement_notices, *due}, reverse=True)
         # Published first, recorded after: a failed publish is tried again the next day, and a publish whose
         # record is lost repeats with the same ce-id, which subscribers de-duplicate on.
-        if not self._emit(replace(job, retirement_notices=notices, updated_at=now), spec, days, due[0]):
+        if not self._emit(job.with_fields(retirement_notices=notices, updated_at=now), spec, days, due[0]):
             return None
 
         def record(stored: Job) -> Job | None:
             if set(due) <= set(stored.retirement_notices):
                 return None
             merged = sorted({*stored.retirement_notices, *due}, reverse=True)
-            return replace(stored, retirement_notices=merged, updated_at=now)
+            return stored.with_fields(retirement_notices=merged, updated_at=now)
 
         self._store.update(job.job_id, record)
         return job.job_id, due[0]

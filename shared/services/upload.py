@@ -26,7 +26,9 @@ from shared.manifest import (
 )
 from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectInfo, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
+from shared.services.effects import JobEffects
 from shared.services.lifecycle import LifecycleEvents
+from shared.services.slots import SlotLedger
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
 from shared.validation.registry import ModelStatus, get_model, registry
 
@@ -83,6 +85,8 @@ class UploadService:
         self._completions = completions
         self._settings = settings
         self._clock = clock
+        # Upload moves no job that holds a slot, but its moves are settled like every other service's.
+        self._effects = JobEffects(SlotLedger(store, clock), completions, lifecycle)
 
     def accepts(self, obj: UploadedObject) -> str | None:
         """None when the object is Tunedrop's to answer (everything under the incoming prefix), else why not.
@@ -185,21 +189,18 @@ class UploadService:
         if spec is None:
             raise NotAllowed(f"{target!r} is not a model Tunedrop can tune: use one of {', '.join(registry().names())}")
         now = self._clock()
-        fresh = replace(
-            new_job(
-                job_id=retune_job_id(job_id, spec.name),
-                bucket=original.bucket,
-                object_name=original.object_name,
-                generation=original.generation,
-                base_model=spec.name,
-                now=now,
-                priority=original.priority,
-                hyper_parameters=dict(original.hyper_parameters),
-                labels=dict(original.labels),
-                upload_event_id=f"retune:{job_id}",
-            ),
-            retuned_from=job_id,
-        )
+        fresh = new_job(
+            job_id=retune_job_id(job_id, spec.name),
+            bucket=original.bucket,
+            object_name=original.object_name,
+            generation=original.generation,
+            base_model=spec.name,
+            now=now,
+            priority=original.priority,
+            hyper_parameters=dict(original.hyper_parameters),
+            labels=dict(original.labels),
+            upload_event_id=f"retune:{job_id}",
+        ).with_fields(retuned_from=job_id)
         with logs.log_context(job_id=fresh.job_id):
             if self._store.create(fresh):
                 logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
@@ -242,7 +243,7 @@ class UploadService:
             upload_event_id=obj.event_id,
             now=now,
         )
-        fresh = replace(fresh, team=self._team_of(obj))
+        fresh = fresh.with_fields(team=self._team_of(obj))
         created = self._store.create(fresh)
         if created:
             logs.info("job created", state=JobState.VALIDATING.value, dataset_uri=fresh.dataset_uri)
@@ -311,6 +312,36 @@ class UploadService:
         if model_problem is not None:
             plan = replace(plan, issues=[*plan.issues, model_problem])
         pinned: dict[str, ObjectInfo] = {}
+        report = self._report(plan, settings, pinned)
+        kept = self._keep(job, settings, pinned, report) if report.valid else {}
+        report_uri = self._write_reports(job, report)
+        planned: dict[str, Any] = {
+            "validation": report.summary(),
+            "report_uri": report_uri,
+            "manifest_uri": plan.manifest_uri,
+            **asdict(settings),
+            **kept,
+        }
+        if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
+            planned["warnings"] = [*job.warnings, MODEL_RETIRING]
+        moved = self._record(current, self._outcome(job, plan, report, planned), report_uri)
+        if moved is None:
+            latest = self._store.get(job.job_id)
+            if latest is not None and latest.value.state is not JobState.VALIDATING:
+                return UploadOutcome.DUPLICATE  # cancelled, or finished by another delivery meanwhile
+            raise TransientError(f"job {job.job_id} changed while it was being validated")
+        logs.info("job validated", state=moved.state.value, errors=report.error_count, examples=report.example_count)
+        self._effects.settle(moved)
+        if moved.state is JobState.REJECTED:
+            return UploadOutcome.REJECTED
+        self._publisher.publish(
+            self._settings.dispatch_topic, json.dumps({"reason": "queued", "job_id": job.job_id}).encode(), {}
+        )
+        return UploadOutcome.QUEUED
+
+    def _report(self, plan: _Plan, settings: Manifest, pinned: dict[str, ObjectInfo]) -> ValidationReport:
+        """The validation report, with the plan's own problems; an upload whose bytes break a check is reported
+        as such (and never retried), while the platform's failures are raised so the delivery is retried."""
         try:
             report = self._check(plan, settings, pinned)
         except _INFRASTRUCTURE_ERRORS:
@@ -328,43 +359,41 @@ class UploadService:
             )
         for issue in plan.issues:
             report.add(issue)
-        kept = self._keep(job, settings, pinned, report) if report.valid else {}
-        report_uri = self._write_reports(job, report)
+        return report
+
+    def _outcome(self, job: Job, plan: _Plan, report: ValidationReport, planned: dict[str, Any]) -> Job:
+        """The job QUEUED (valid) or REJECTED with what validation found."""
         now = self._clock()
-        planned: dict[str, Any] = {
-            "validation": report.summary(),
-            "report_uri": report_uri,
-            "manifest_uri": plan.manifest_uri,
-            **asdict(settings),
-            **kept,
-        }
-        if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
-            planned["warnings"] = [*job.warnings, MODEL_RETIRING]
         if report.valid:
-            moved = job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
-        else:
-            problems = _plural(report.error_count, "problem")
-            where = settings.training_uri or plan.manifest_uri
-            error = {
-                "code": "INVALID_DATASET",
-                "message": f"{problems} in {where}; see {report_uri}",
-                "first_errors": report.first_errors(),
-            }
-            closed = next((i for i in report.issues if i.code in MODEL_CLOSED_CODES), None)
-            if closed is not None:
-                # The model, not the data, is what the user must change first: say so in the code.
-                error["code"] = closed.code
-                error["message"] = f"{closed.message} Validation found {problems} in {where}; see {report_uri}"
-            moved = job.moved_to(
-                JobState.REJECTED, now, f"validation found {problems}", ended_at=now, error=error, **planned
-            )
+            return job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
+        problems = _plural(report.error_count, "problem")
+        where = plan.settings.training_uri or plan.manifest_uri
+        report_uri = planned["report_uri"]
+        error = {
+            "code": "INVALID_DATASET",
+            "message": f"{problems} in {where}; see {report_uri}",
+            "first_errors": report.first_errors(),
+        }
+        closed = next((i for i in report.issues if i.code in MODEL_CLOSED_CODES), None)
+        if closed is not None:
+            # The model, not the data, is what the user must change first: say so in the code.
+            error["code"] = closed.code
+            error["message"] = f"{closed.message} Validation found {problems} in {where}; see {report_uri}"
+        return job.moved_to(
+            JobState.REJECTED, now, f"validation found {problems}", ended_at=now, error=error, **planned
+        )
+
+    def _record(self, current: Versioned[Job], moved: Job, report_uri: str) -> Job | None:
+        """Write the validated job if nobody moved it meanwhile (``moved`` was made from the job as read):
+        the job written, or None."""
         try:
-            written = self._store.replace(moved, current.version)
+            return self._store.swap(current, lambda _read: moved)
         except DocumentRefused as exc:
             # The database will not hold this outcome (a report summary too large, a value it refuses): record a
             # bare rejection instead, so the upload still ends recorded; the report in the bucket has the details.
             logs.error("job document refused; recording a bare rejection", error=str(exc)[:500])
-            moved = job.moved_to(
+            now = self._clock()
+            bare = current.value.moved_to(
                 JobState.REJECTED,
                 now,
                 "the validation outcome could not be stored",
@@ -376,23 +405,7 @@ class UploadService:
                     "message": f"Tunedrop could not store this upload's validation outcome; see {report_uri}",
                 },
             )
-            written = self._store.replace(moved, current.version)
-        if not written:
-            latest = self._store.get(job.job_id)
-            if latest is not None and latest.value.state is not JobState.VALIDATING:
-                return UploadOutcome.DUPLICATE  # cancelled, or finished by another delivery meanwhile
-            raise TransientError(f"job {job.job_id} changed while it was being validated")
-        logs.info("job validated", state=moved.state.value, errors=report.error_count, examples=report.example_count)
-        if moved.state is JobState.QUEUED:
-            self._lifecycle.emit(moved, "queued", reason="validation passed")
-            self._publisher.publish(
-                self._settings.dispatch_topic,
-                json.dumps({"reason": "queued", "job_id": job.job_id}).encode(),
-                {},
-            )
-            return UploadOutcome.QUEUED
-        self._completions.publish(moved)
-        return UploadOutcome.REJECTED
+            return self._store.swap(current, lambda _read: bare)
 
     def _check(self, plan: _Plan, settings: Manifest, pinned: dict[str, ObjectInfo]) -> ValidationReport:
         """Validate what the plan names, each dataset at one generation (recorded in ``pinned``); every problem

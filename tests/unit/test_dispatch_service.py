@@ -11,6 +11,7 @@ import pytest
 from shared.jobs import JobState
 from shared.ports import RemoteJob, TuningRejected, TuningRequest, TuningUnavailable
 from shared.services.dispatch import MAX_SUBMIT_ERRORS
+from shared.services.submission import request_for
 from tests.fakes import ATTEMPT_LABEL, JOB_LABEL, Harness
 
 MakeApp = Callable[..., Harness]
@@ -145,7 +146,7 @@ def test_an_unclear_failure_whose_create_went_through_is_found_not_repeated(harn
     harness.tuning.fail("create", TuningUnavailable("DEADLINE_EXCEEDED"))
     assert harness.app.dispatcher.dispatch() == []
     # The create reached Vertex AI although the answer was lost.
-    harness.tuning.create(harness.app.dispatcher._request_for(harness.job(job_id)))
+    harness.tuning.create(request_for(harness.job(job_id)))
     harness.clock.advance(5)
     harness.app.dispatcher.dispatch()
     job = harness.job(job_id)

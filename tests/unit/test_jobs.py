@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from shared.jobs import (
     ALLOWED_TRANSITIONS,
+    MAX_HISTORY,
     TERMINAL_STATES,
     Job,
     JobState,
@@ -195,3 +196,23 @@ def test_job_id_is_always_a_valid_vertex_label_value(bucket: str, name: str, gen
     job_id = job_id_for(bucket, name, generation)
     assert LABEL_VALUE.match(job_id), job_id
     assert job_id == job_id_for(bucket, name, str(generation))
+
+
+def test_history_stays_bounded_and_keeps_its_first_entry() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    job = new_job(job_id="j", bucket="b", object_name="incoming/j.jsonl", generation="1", base_model="m", now=now)
+    job = job.moved_to(JobState.QUEUED, now, "validated")
+    for _ in range(MAX_HISTORY):
+        job = job.moved_to(JobState.SUBMITTING, now, "claim").moved_to(JobState.QUEUED, now, "quota full")
+    assert len(job.history) == MAX_HISTORY
+    assert job.history[0].reason == "uploaded"
+    assert job.history[-1].reason == "quota full"
+
+
+def test_with_fields_changes_fields_but_never_the_state_or_the_history() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    job = new_job(job_id="j", bucket="b", object_name="incoming/j.jsonl", generation="1", base_model="m", now=now)
+    assert job.with_fields(priority=3).priority == 3
+    for guarded in ({"state": JobState.SUCCEEDED}, {"history": ()}, {"job_id": "other"}):
+        with pytest.raises(TransitionRefused):
+            job.with_fields(**guarded)

@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import JobState
-from shared.ports import RemoteJob
-from shared.services.operations import JobNotFound, NotAllowed
-from tests.fakes import Harness
+from shared.ports import RemoteJob, RemoteState, TuningUnavailable
+from tests.fakes import ATTEMPT_LABEL, JOB_LABEL, Harness
 
 
 def _completion_ids(h: Harness, job_id: str) -> list[str]:
@@ -104,3 +104,25 @@ def test_quota_shows_our_slots_others_jobs_and_the_queue(make_app) -> None:  # t
     assert ours in status.held and len(status.held) == 2
     assert status.in_use == 3
     assert status.queued == 2
+
+
+def test_cancelling_a_queued_job_also_cancels_a_live_vertex_job_of_its_attempt(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    orphan = harness.tuning.add(
+        RemoteJob(
+            name="projects/demo/locations/us-central1/tuningJobs/5",
+            state=RemoteState.RUNNING,
+            labels={JOB_LABEL: job_id, ATTEMPT_LABEL: "1"},
+        )
+    )
+    assert harness.app.operations.cancel(job_id).state is JobState.CANCELLED
+    assert harness.tuning.jobs[orphan.name].state == RemoteState.CANCELLED
+
+
+def test_an_unreadable_vertex_answer_while_cancelling_a_queued_job_is_retried(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.tuning.fail("find", TuningUnavailable("UNAVAILABLE"))
+    with pytest.raises(TransientError):
+        harness.app.operations.cancel(job_id)
+    assert harness.job(job_id).state is JobState.QUEUED
+    assert harness.app.operations.cancel(job_id).state is JobState.CANCELLED
