@@ -3,39 +3,47 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Hashed pins for Python 3.11 on Linux, written by `make lock`: requirements-dev.lock holds everything
-# `make install` puts in .venv (runtime, every extra, the build backend); requirements.lock holds the
-# runtime dependencies alone, at the same versions, for the functions' source (deploy/build_source.py).
+# Hashed pins for Python 3.11 on Linux, written by `make lock` (uv pip compile, from pyproject.toml):
+#   requirements-dev.lock    everything `make install` puts in .venv: runtime dependencies and every extra;
+#   requirements.lock        the runtime dependencies alone, at the same versions (the functions' source);
+#   requirements-build.lock  the build backend ([build-system].requires) for the editable install.
 DEV_LOCK := requirements-dev.lock
 RUNTIME_LOCK := requirements.lock
-LOCK_TARGET := --python-version 3.11 --python-platform x86_64-manylinux_2_28
+BUILD_LOCK := requirements-build.lock
+LOCK_FLAGS := --quiet --generate-hashes --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+	--custom-compile-command "make lock"
 # Extra flags for `make lock`, e.g. LOCK_ARGS=--upgrade or LOCK_ARGS="--upgrade-package grpcio".
 LOCK_ARGS ?=
+# setuptools>=77 needs packaging>=24.2 while checkov holds packaging<24, so the build backend cannot live
+# in .venv itself: it is installed (hashed) here and put on PYTHONPATH for the editable build only.
+BUILD_BACKEND := $(VENV)/build-backend
 
 .PHONY: install lock up down demo test test-unit test-functional test-integration test-e2e bench lint clean
 
-# Only what the lock names, each file checked against its hashes; then the project itself. The build
-# backend comes from the lock too (--no-build-isolation), so nothing is fetched unpinned.
-$(STAMP): pyproject.toml $(DEV_LOCK)
+# Only what the locks name, every file checked against its hash, then the project itself without
+# build isolation (which would fetch an unpinned setuptools).
+$(STAMP): pyproject.toml $(DEV_LOCK) $(BUILD_LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@echo "Installing Tunedrop into $(VENV) (log: $(VENV)/install.log) ..."
 	@{ $(BIN)/python -m pip install --require-hashes -r $(DEV_LOCK) \
-		&& $(BIN)/python -m pip install --no-deps --no-build-isolation -e .; } \
+		&& rm -rf $(BUILD_BACKEND) \
+		&& $(BIN)/python -m pip install --require-hashes --no-deps --no-warn-conflicts --target $(BUILD_BACKEND) \
+			-r $(BUILD_LOCK) \
+		&& PYTHONPATH=$(BUILD_BACKEND) $(BIN)/python -m pip install --no-deps --no-build-isolation -e .; } \
 		> $(VENV)/install.log 2>&1 || { tail -30 $(VENV)/install.log; exit 1; }
 	@touch $(STAMP)
 
 install: $(STAMP)
 
-# Re-resolve pyproject.toml's dependencies into both lock files; pins already in a lock are kept unless
-# LOCK_ARGS asks for upgrades. The build backend ([build-system].requires, fed in on stdin as `-`) is
-# locked alongside, for --no-build-isolation.
+# Re-resolve pyproject.toml into the three locks. Pins already in a lock are kept unless LOCK_ARGS asks
+# for upgrades; the runtime lock is constrained by the development one, so both hold the same versions.
 lock: $(STAMP)
+	@$(BIN)/uv pip compile $(LOCK_FLAGS) $(LOCK_ARGS) --all-extras pyproject.toml -o $(DEV_LOCK)
+	@$(BIN)/uv pip compile $(LOCK_FLAGS) --constraint $(DEV_LOCK) pyproject.toml -o $(RUNTIME_LOCK)
 	@$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
-		| $(BIN)/uv pip compile --quiet --generate-hashes $(LOCK_TARGET) $(LOCK_ARGS) \
-			--all-extras pyproject.toml - -o $(DEV_LOCK)
-	@$(BIN)/uv pip compile --quiet --generate-hashes $(LOCK_TARGET) \
-		--constraint $(DEV_LOCK) pyproject.toml -o $(RUNTIME_LOCK)
-	@echo "Wrote $(DEV_LOCK) and $(RUNTIME_LOCK); commit both."
+		> $(VENV)/build-requires.txt
+	@$(BIN)/uv pip compile $(LOCK_FLAGS) $(LOCK_ARGS) $(VENV)/build-requires.txt -o $(BUILD_LOCK)
+	@echo "Wrote $(DEV_LOCK), $(RUNTIME_LOCK) and $(BUILD_LOCK); commit them."
 
 up: $(STAMP)
 	@$(BIN)/tunedrop local up
