@@ -21,6 +21,8 @@ from typing import Any, Literal, NamedTuple
 
 import msgspec
 
+from shared.validation.cost import cost_estimate
+from shared.validation.hyperparams import check_hyper_parameters
 from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, get_model, registry
 from shared.validation.report import Issue, ValidationReport
 from shared.validation.schema import (
@@ -74,13 +76,6 @@ Progress = Callable[[int], None]
 # count settles it: "warn" reports it as a warning (the CLI); "raise" raises CountingIncomplete when a
 # counter could not count it (the upload service, so that Pub/Sub redelivers).
 UnverifiedLength = Literal["raise", "warn"]
-
-_ADAPTER_NAMES = {"ONE": 1, "TWO": 2, "FOUR": 4, "EIGHT": 8, "SIXTEEN": 16, "THIRTY_TWO": 32}
-_HP_KEYS = {
-    "epochs": ("epoch_count", "epochCount", "epochs"),
-    "adapter_size": ("adapter_size", "adapterSize"),
-    "learning_rate_multiplier": ("learning_rate_multiplier", "learningRateMultiplier"),
-}
 
 
 class _Count(NamedTuple):
@@ -650,7 +645,7 @@ class _Validation:
             "exactly_counted_examples": self.exact_hist.count,
             "token_counters": sorted(self.counting.used),
         }
-        report.cost = _cost(spec, total_tokens, estimate, self.est_units, epochs, method)
+        report.cost = cost_estimate(spec, total_tokens, estimate, self.est_units, epochs, method)
 
     def _sample_ratio(self) -> RatioEstimate | None:
         items = self.sample.items
@@ -715,153 +710,6 @@ def _histogram(points: list[tuple[float, int]], low: float, high: float, bins: i
         index = 0 if value <= low else min(bins - 1, int((math.log(value) - math.log(low)) / step))
         counts[index] += n
     return [{"from": round(edges[i]), "to": round(edges[i + 1]), "count": counts[i]} for i in range(bins)]
-
-
-def _cost(
-    spec: ModelSpec,
-    total_tokens: float,
-    estimate: RatioEstimate | None,
-    est_units: int,
-    epochs: int | None,
-    method: str,
-) -> dict[str, Any]:
-    runs = epochs or 1
-    billable = total_tokens * runs
-    out: dict[str, Any] = {
-        "model": spec.name,
-        "training_tokens": round(total_tokens),
-        "epochs": runs,
-        "billable_tokens": round(billable),
-        "method": method,
-    }
-    if epochs is None:
-        out["epochs_note"] = "no epoch count given: figures are for one epoch; Vertex AI picks the default count"
-    if estimate is not None and math.isfinite(estimate.standard_error):
-        half = 1.96 * estimate.standard_error * est_units * runs
-        out["billable_tokens_ci95"] = [round(max(0.0, billable - half)), round(billable + half)]
-        out["uncertainty"] = (
-            f"95% interval from the sample's spread (ratio estimator, n={estimate.sample_size}); "
-            "media token counts are estimates unless counted by Vertex AI"
-        )
-    else:
-        out["uncertainty"] = (
-            "not measured: no exact sample count; the 4-characters-per-token rule is often off by 25% or more, "
-            "more for code and non-English text"
-        )
-    price = spec.price_per_million_tokens_usd
-    if price is None:
-        out["estimated_cost_usd"] = None
-        out["price_note"] = f"no confirmed tuning price is recorded for {spec.name}"
-        return out
-    out["price_per_million_tokens_usd"] = price
-    out["price_date"] = spec.price_date
-    out["price_confirmed"] = not any("price" in u for u in spec.unconfirmed)
-    out["estimated_cost_usd"] = round(billable / 1e6 * price, 2)
-    if "billable_tokens_ci95" in out:
-        low, high = out["billable_tokens_ci95"]
-        out["estimated_cost_ci95_usd"] = [round(low / 1e6 * price, 2), round(high / 1e6 * price, 2)]
-    return out
-
-
-def _hp_value(hp: Mapping[str, Any], name: str) -> tuple[str, Any] | None:
-    for key in _HP_KEYS[name]:
-        if key in hp and hp[key] is not None:
-            return key, hp[key]
-    return None
-
-
-def _check_hyper_parameters(hp: Mapping[str, Any], spec: ModelSpec, report: ValidationReport) -> int | None:
-    """Checks epochs, adapter size and learning-rate multiplier; returns the epoch count when valid."""
-    known = {k for keys in _HP_KEYS.values() for k in keys}
-    for key in hp:
-        if key not in known:
-            report.warn(
-                Issue(
-                    0,
-                    "unknown_hyper_parameter",
-                    f'Hyper-parameter "{key}" is not checked by Tunedrop: use epoch_count, adapter_size or '
-                    "learning_rate_multiplier.",
-                    f"hyper_parameters.{key}",
-                )
-            )
-    epochs: int | None = None
-    found = _hp_value(hp, "epochs")
-    if found:
-        key, value = found
-        number = as_int(value)
-        if number is None or not spec.epochs.contains(number):
-            report.add(
-                Issue(
-                    0,
-                    "bad_epochs",
-                    f"Epoch count {value!r} is not allowed for {spec.name}: use a whole number "
-                    f"{spec.epochs.describe()}.",
-                    f"hyper_parameters.{key}",
-                )
-            )
-        else:
-            epochs = number
-    found = _hp_value(hp, "adapter_size")
-    if found:
-        key, value = found
-        size = adapter_size(value)
-        if size not in spec.adapter_sizes:
-            allowed = ", ".join(str(s) for s in spec.adapter_sizes)
-            default = f" (default {spec.default_adapter_size})" if spec.default_adapter_size else ""
-            report.add(
-                Issue(
-                    0,
-                    "bad_adapter_size",
-                    f"Adapter size {value!r} is not supported by {spec.name}: use one of {allowed}{default}.",
-                    f"hyper_parameters.{key}",
-                )
-            )
-    found = _hp_value(hp, "learning_rate_multiplier")
-    if found:
-        key, value = found
-        number_f = as_float(value)
-        if number_f is None or not spec.learning_rate_multiplier.contains(number_f):
-            report.add(
-                Issue(
-                    0,
-                    "bad_learning_rate_multiplier",
-                    f"Learning-rate multiplier {value!r} is not allowed for {spec.name}: use a number "
-                    f"{spec.learning_rate_multiplier.describe()}.",
-                    f"hyper_parameters.{key}",
-                )
-            )
-    return epochs
-
-
-def as_int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("+-").isdigit():
-        return int(value.strip())
-    return None
-
-
-def as_float(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def adapter_size(value: Any) -> int | None:
-    """An adapter size as a number: 4, "4", "four" and "ADAPTER_SIZE_FOUR" all give 4."""
-    if isinstance(value, str):
-        name = value.strip().upper().removeprefix("ADAPTER_SIZE_")
-        if name in _ADAPTER_NAMES:
-            return _ADAPTER_NAMES[name]
-    return as_int(value)
 
 
 def _counters(token_counter: TokenCounter | Sequence[TokenCounter] | None) -> list[TokenCounter]:
@@ -937,7 +785,7 @@ def validate_dataset(
             _check_lifecycle(report, spec, on, retiring_days)
     if hyper_parameters:
         report.hyper_parameters = dict(hyper_parameters)
-    epochs = _check_hyper_parameters(hyper_parameters or {}, spec, report)
+    epochs = check_hyper_parameters(hyper_parameters or {}, spec, report)
     if region and region not in spec.regions:
         report.add(
             Issue(
