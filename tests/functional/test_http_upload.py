@@ -13,7 +13,14 @@ from shared import bootstrap
 from shared.errors import TransientError
 from shared.jobs import JobState, job_id_for
 from tests.fakes import INVALID_DATASET, VALID_DATASET, Harness
-from tests.functional.support import Functions, GoldenRequest, create_function_app, load_golden
+from tests.functional.support import (
+    Functions,
+    GoldenRequest,
+    changed_event,
+    create_function_app,
+    eventarc_request,
+    load_golden,
+)
 
 FINALIZE = load_golden("pubsub_gcs_finalize.json")
 DELETE = load_golden("pubsub_gcs_delete.json")
@@ -54,10 +61,16 @@ def test_golden_bucket_notification_has_the_fake_gcs_server_shape() -> None:
 
 
 def test_golden_eventarc_requests_are_cloud_events() -> None:
-    assert BINARY.headers["ce-type"] == STRUCTURED.body["type"] == "google.cloud.storage.object.v1.finalized"
-    assert BINARY.headers["ce-subject"] == f"objects/{BINARY.body['name']}"
-    assert STRUCTURED.body["subject"] == f"objects/{STRUCTURED.body['data']['name']}"
+    binary, structured = BINARY.cloud_event(), STRUCTURED.cloud_event()
+    assert binary["type"] == structured["type"] == "google.cloud.storage.object.v1.finalized"
+    assert binary["subject"] == f"objects/{BINARY.announced_object()['name']}"
+    assert structured["subject"] == f"objects/{STRUCTURED.announced_object()['name']}"
+    assert binary["bucket"] == "ds"  # Eventarc's extension attribute
     assert STRUCTURED.headers["Content-Type"].startswith("application/cloudevents+json")
+    # What the SDK writes for these events is the same request the platform sent.
+    assert eventarc_request(binary, mode="binary").cloud_event() == binary
+    assert eventarc_request(structured, mode="structured").cloud_event() == structured
+    assert eventarc_request(binary, mode="binary").body == BINARY.body
 
 
 def test_the_function_sees_a_pubsub_cloud_event_named_after_the_push_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,13 +105,13 @@ def test_pubsub_notification_queues_a_job(world: Harness, functions: Functions) 
 
 @pytest.mark.parametrize("golden", [BINARY, STRUCTURED], ids=["binary", "structured"])
 def test_eventarc_event_queues_a_job(world: Harness, functions: Functions, golden: GoldenRequest) -> None:
-    resource = golden.body if golden is BINARY else golden.body["data"]
+    resource = golden.announced_object()
     job_id = stage(world, resource)
     assert golden.send(functions.upload).status_code == 200
     job = world.job(job_id)
     assert job.state is JobState.QUEUED
     assert job.object_name == resource["name"]
-    assert job.upload_event_id == (BINARY.headers["ce-id"] if golden is BINARY else STRUCTURED.body["id"])
+    assert job.upload_event_id == golden.cloud_event()["id"]
     assert job.priority == (2 if golden is BINARY else 0)
     assert len(world.dispatch_messages()) == 1
 
@@ -110,11 +123,8 @@ def test_redelivery_and_a_second_route_create_no_second_job(world: Harness, func
 
     assert FINALIZE.send(functions.upload).status_code == 200  # Pub/Sub redelivers
     # The same object announced by Eventarc as well.
-    eventarc = GoldenRequest(
-        "eventarc-for-a",
-        BINARY.path,
-        {**BINARY.headers, "ce-subject": "objects/incoming/a.jsonl"},
-        FINALIZE.pubsub_data(),
+    eventarc = eventarc_request(
+        changed_event(BINARY.cloud_event(), FINALIZE.pubsub_data(), subject="objects/incoming/a.jsonl")
     )
     assert eventarc.send(functions.upload).status_code == 200
 
@@ -168,10 +178,11 @@ def test_objects_outside_incoming_are_ignored(world: Harness, functions: Functio
         pytest.param(lambda: FINALIZE.with_pubsub_data(b"{}", objectGeneration=None), id="no-generation"),
         pytest.param(lambda: FINALIZE.with_pubsub_data(b"", payloadFormat="NONE"), id="payload-format-none"),
         pytest.param(
-            lambda: GoldenRequest("x", BINARY.path, BINARY.headers, {"bucket": "ds", "generation": "1"}), id="no-name"
+            lambda: eventarc_request(changed_event(BINARY.cloud_event(), {"bucket": "ds", "generation": "1"})),
+            id="no-name",
         ),
         pytest.param(
-            lambda: GoldenRequest("x", BINARY.path, {**BINARY.headers, "ce-type": "com.example.other"}, {}),
+            lambda: eventarc_request(changed_event(BINARY.cloud_event(), {}, type="com.example.other")),
             id="other-event-type",
         ),
     ],
