@@ -1,201 +1,141 @@
-"""Settings, read once per instance from the environment and validated at cold start."""
+"""Settings, read once per instance from the environment and validated at cold start.
+
+One typed model is the one table of settings: each field declares its environment variable
+(``validation_alias``), default, constraints and description, and the README table
+(``SETTINGS``) and ``setting_default(name)`` are derived from those fields.
+
+Two classes, for two kinds of reader:
+
+* ``CommonSettings``: what a command run on a laptop needs and may leave unset: the project
+  (``""`` when unset), region, default base model, TUNEDROP_MODEL_RETIRING_DAYS and the local
+  Vertex AI emulator's host. ``tunedrop validate`` and ``tunedrop dlq`` read these with
+  ``CommonSettings.from_env()`` (or ``CommonSettings.from_env(environ)``), so no bucket is required.
+* ``Settings(CommonSettings)``: everything the functions need; the project and bucket are
+  required. ``Settings.from_env(environ)`` is the service's way in (``os.environ`` when no
+  mapping is given).
+
+Both are frozen and both raise one ``ConfigError("Tunedrop configuration is invalid: ...")``
+that names every bad variable. A blank variable counts as unset (its default applies); values
+are stripped; TUNEDROP_QUOTA_REGIONS and TUNEDROP_RETIREMENT_NOTICE_DAYS are comma-separated.
+Instantiating a class with no arguments (``Settings()``) reads ``os.environ`` the same way but
+raises pydantic's ValidationError; prefer ``from_env``.
+"""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from typing import Any, Final, Self
+
+from annotated_types import Ge, Le
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import ConfigError
 from shared.validation.registry import ModelStatus, registry
 
-_TOPIC_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9._~%+-]{2,254}$")
-_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
+# Pub/Sub's topic id rule: 3-255 characters from this set, starting with a letter, not "goog...".
+_TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
+_OPTIONAL_TOPIC_PATTERN: Final = rf"^$|{_TOPIC_PATTERN}"
+_REGION_PATTERN: Final = r"^[a-z]+-[a-z]+[0-9]+$"
+# What a value failing each pattern is not, for the one-line message.
+_PATTERN_SHAPES: Final = {
+    _TOPIC_PATTERN: "a valid Pub/Sub topic id",
+    _OPTIONAL_TOPIC_PATTERN: "a valid Pub/Sub topic id",
+    _REGION_PATTERN: "a region like us-central1",
+}
+_NOT_WHOLE: Final = frozenset({"int_parsing", "int_from_float", "int_type"})
+_OUT_OF_RANGE: Final = frozenset({"greater_than_equal", "less_than_equal"})
+
+_PROJECT_DOC: Final = "Project that holds the bucket, topics, Firestore and tuning jobs."
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One environment variable the code reads; the README table is generated from these."""
-
-    name: str
-    default: str | None
-    doc: str
+def env_name(field: FieldInfo) -> str:
+    """The environment variable a settings field is read from."""
+    return str(field.validation_alias)
 
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("GOOGLE_CLOUD_PROJECT", None, "Project that holds the bucket, topics, Firestore and tuning jobs."),
-    Setting("TUNEDROP_REGION", "us-central1", "Vertex AI region where tuning jobs run."),
-    Setting("TUNEDROP_BUCKET", None, "Datasets bucket: uploads under `incoming/`, reports under `reports/`."),
-    Setting("TUNEDROP_INCOMING_PREFIX", "incoming/", "Object prefix whose `.jsonl` uploads become jobs."),
-    Setting("TUNEDROP_REPORTS_PREFIX", "reports/", "Object prefix for validation reports."),
-    Setting("TUNEDROP_UPLOADS_TOPIC", "tunedrop-uploads", "Topic that receives the bucket's notifications."),
-    Setting("TUNEDROP_DISPATCH_TOPIC", "tunedrop-dispatch", "Topic that wakes the dispatcher."),
-    Setting("TUNEDROP_POLL_TOPIC", "tunedrop-poll", "Topic of the scheduler's poll ticks."),
-    Setting("TUNEDROP_COMPLETIONS_TOPIC", "tunedrop-completions", "Topic of completion events."),
-    Setting(
-        "TUNEDROP_EVENTS_TOPIC", "", "Optional topic of lifecycle events (queued, submitted, running, stuck, finished)."
-    ),
-    Setting(
-        "TUNEDROP_STUCK_SECONDS", "3600", "A job still pending on Vertex AI after this long raises a stuck warning."
-    ),
-    Setting("TUNEDROP_MAX_RUNNING_SECONDS", "172800", "A job running longer than this raises a stuck warning."),
-    Setting(
-        "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
-        "7200",
-        "A job still VALIDATING after this long (longer than the upload subscription's retries last) ends FAILED "
-        "with `validation_incomplete`.",
-    ),
-    Setting("TUNEDROP_QUOTA", "1", "Concurrent tuning jobs Tunedrop may run (the project's global quota)."),
-    Setting(
-        "TUNEDROP_QUOTA_REGIONS",
+def _declared(model: type[BaseSettings], environ: Mapping[str, str]) -> dict[str, str]:
+    """The model's variables that `environ` sets to something other than blanks, stripped."""
+    values = {}
+    for field in model.model_fields.values():
+        value = environ.get(env_name(field), "").strip()
+        if value:
+            values[env_name(field)] = value
+    return values
+
+
+class _Environment(PydanticBaseSettingsSource):
+    """os.environ read as from_env reads a mapping: declared names only, blank means unset."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        value = os.environ.get(env_name(field), "").strip()
+        return value or None, env_name(field), False
+
+    def __call__(self) -> dict[str, Any]:
+        return _declared(self.settings_cls, os.environ)
+
+
+def _split(raw: object) -> object:
+    """'a, b,,c' -> ('a', 'b', 'c'); anything not a string is left to the field's type."""
+    return tuple(part.strip() for part in raw.split(",") if part.strip()) if isinstance(raw, str) else raw
+
+
+class CommonSettings(BaseSettings):
+    """The settings a local command may need, none of them required (see the module docstring)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore", regex_engine="python-re")
+
+    project: str = Field("", validation_alias="GOOGLE_CLOUD_PROJECT", description=_PROJECT_DOC)
+    region: str = Field(
+        "us-central1",
+        validation_alias="TUNEDROP_REGION",
+        pattern=_REGION_PATTERN,
+        description="Vertex AI region where tuning jobs run.",
+    )
+    base_model: str = Field(
+        "gemini-3.5-flash",
+        validation_alias="TUNEDROP_BASE_MODEL",
+        description="Base model when the upload's metadata names none.",
+    )
+    model_retiring_days: int = Field(
+        30,
+        validation_alias="TUNEDROP_MODEL_RETIRING_DAYS",
+        ge=0,
+        le=365,
+        description="Reports and events of a model whose new tuning closes within this many days carry "
+        "`model_retiring`.",
+    )
+    vertex_emulator_host: str = Field(
         "",
-        "Comma-separated regions whose active tuning jobs, Tunedrop's or not, count against the quota "
-        "(always includes TUNEDROP_REGION).",
-    ),
-    Setting("TUNEDROP_BASE_MODEL", "gemini-3.5-flash", "Base model when the upload's metadata names none."),
-    Setting(
-        "TUNEDROP_MODEL_RETIRING_DAYS",
-        "30",
-        "Reports and events of a model whose new tuning closes within this many days carry `model_retiring`.",
-    ),
-    Setting(
-        "TUNEDROP_RETIREMENT_NOTICE_DAYS",
-        "30,7",
-        "Days before a base model retires at which each succeeded job's tuned model gets a `model_retiring` "
-        "lifecycle event (comma-separated).",
-    ),
-    Setting(
-        "TUNEDROP_RECONCILE_PAGE",
-        "500",
-        "Objects under the incoming prefix the poll tick checks for a missing job, per tick.",
-    ),
-    Setting(
-        "TUNEDROP_RECONCILE_GRACE_SECONDS",
-        "900",
-        "An upload without a job this long after it was written is notified again by the poll tick.",
-    ),
-    Setting(
-        "TUNEDROP_RECONCILE_WINDOW_DAYS",
-        "7",
-        "Uploads older than this are never notified again (shorter than TUNEDROP_RETENTION_DAYS, so an expired "
-        "job's upload is not tuned twice).",
-    ),
-    Setting("TUNEDROP_COLLECTION_PREFIX", "tunedrop", "Prefix of the Firestore collections."),
-    Setting("TUNEDROP_FIRESTORE_DATABASE", "(default)", "Firestore database id."),
-    Setting("TUNEDROP_RETENTION_DAYS", "365", "Days until a finished job record expires (Firestore TTL on expire_at)."),
-    Setting("TUNEDROP_SUBMIT_LEASE_SECONDS", "300", "How long a SUBMITTING claim holds before it is recovered."),
-    Setting("TUNEDROP_VERTEX_EMULATOR_HOST", "", "host:port of the local Vertex AI emulator (local stack only)."),
-)
-_DEFAULTS = {s.name: s.default for s in SETTINGS}
-
-
-def setting_default(name: str) -> str:
-    """The default of a setting in SETTINGS ("" for a required one)."""
-    return _DEFAULTS[name] or ""
-
-
-@dataclass(frozen=True)
-class Settings:
-    project: str
-    region: str
-    bucket: str
-    incoming_prefix: str
-    reports_prefix: str
-    uploads_topic: str
-    dispatch_topic: str
-    poll_topic: str
-    completions_topic: str
-    quota: int
-    base_model: str
-    collection_prefix: str
-    firestore_database: str
-    submit_lease_seconds: int
-    events_topic: str = ""
-    retention_days: int = 365
-    stuck_seconds: int = 3600
-    max_running_seconds: int = 172_800
-    vertex_emulator_host: str = ""
-    quota_regions: tuple[str, ...] = ()
-    validation_timeout_seconds: int = 7200
-    reconcile_page: int = 500
-    reconcile_grace_seconds: int = 900
-    reconcile_window_days: int = 7
-    model_retiring_days: int = 30
-    retirement_notice_days: tuple[int, ...] = (30, 7)
-    extra: Mapping[str, str] = field(default_factory=dict)
+        validation_alias="TUNEDROP_VERTEX_EMULATOR_HOST",
+        description="host:port of the local Vertex AI emulator (local stack only).",
+    )
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if environ is None else environ
-        problems: list[str] = []
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, _Environment(settings_cls)
 
-        def get(name: str) -> str:
-            value = env.get(name, "").strip() or (_DEFAULTS.get(name) or "")
-            if not value and _DEFAULTS.get(name) is None:
-                problems.append(f"{name} is not set")
-            return value
-
-        def get_int(name: str, low: int, high: int) -> int:
-            raw = get(name)
-            try:
-                value = int(raw)
-            except ValueError:
-                problems.append(f"{name}={raw!r} is not a whole number")
-                return low
-            if not low <= value <= high:
-                problems.append(f"{name}={value} is outside {low}..{high}")
-            return value
-
-        def get_topic(name: str) -> str:
-            value = get(name)
-            if value and (not _TOPIC_NAME.match(value) or value.lower().startswith("goog")):
-                problems.append(f"{name}={value!r} is not a valid Pub/Sub topic id")
-            return value
-
-        settings = cls(
-            project=get("GOOGLE_CLOUD_PROJECT"),
-            region=get("TUNEDROP_REGION"),
-            bucket=get("TUNEDROP_BUCKET"),
-            incoming_prefix=get("TUNEDROP_INCOMING_PREFIX"),
-            reports_prefix=get("TUNEDROP_REPORTS_PREFIX"),
-            uploads_topic=get_topic("TUNEDROP_UPLOADS_TOPIC"),
-            dispatch_topic=get_topic("TUNEDROP_DISPATCH_TOPIC"),
-            poll_topic=get_topic("TUNEDROP_POLL_TOPIC"),
-            completions_topic=get_topic("TUNEDROP_COMPLETIONS_TOPIC"),
-            quota=get_int("TUNEDROP_QUOTA", 1, 1000),
-            base_model=get("TUNEDROP_BASE_MODEL"),
-            collection_prefix=get("TUNEDROP_COLLECTION_PREFIX"),
-            firestore_database=get("TUNEDROP_FIRESTORE_DATABASE"),
-            # Longer than two Vertex AI call deadlines (30 s each), so a live submitter is never overtaken.
-            submit_lease_seconds=get_int("TUNEDROP_SUBMIT_LEASE_SECONDS", 60, 86_400),
-            events_topic=get_topic("TUNEDROP_EVENTS_TOPIC"),
-            retention_days=get_int("TUNEDROP_RETENTION_DAYS", 1, 3650),
-            stuck_seconds=get_int("TUNEDROP_STUCK_SECONDS", 60, 30 * 86_400),
-            max_running_seconds=get_int("TUNEDROP_MAX_RUNNING_SECONDS", 60, 30 * 86_400),
-            vertex_emulator_host=env.get("TUNEDROP_VERTEX_EMULATOR_HOST", "").strip(),
-            quota_regions=tuple(r.strip() for r in env.get("TUNEDROP_QUOTA_REGIONS", "").split(",") if r.strip()),
-            reconcile_page=get_int("TUNEDROP_RECONCILE_PAGE", 0, 5000),
-            reconcile_grace_seconds=get_int("TUNEDROP_RECONCILE_GRACE_SECONDS", 0, 86_400),
-            reconcile_window_days=get_int("TUNEDROP_RECONCILE_WINDOW_DAYS", 1, 365),
-            validation_timeout_seconds=get_int("TUNEDROP_VALIDATION_TIMEOUT_SECONDS", 60, 7 * 86_400),
-            model_retiring_days=get_int("TUNEDROP_MODEL_RETIRING_DAYS", 0, 365),
-            retirement_notice_days=_notice_days(get("TUNEDROP_RETIREMENT_NOTICE_DAYS"), problems),
-        )
-        for region in settings.quota_regions:
-            if not _REGION.match(region):
-                problems.append(f"TUNEDROP_QUOTA_REGIONS has {region!r}, which is not a region like europe-west4")
-        if settings.reconcile_window_days >= settings.retention_days:
-            problems.append(
-                f"TUNEDROP_RECONCILE_WINDOW_DAYS={settings.reconcile_window_days} must be shorter than "
-                f"TUNEDROP_RETENTION_DAYS={settings.retention_days}, or expired jobs' uploads would be tuned again"
-            )
-        if settings.region and not _REGION.match(settings.region):
-            problems.append(f"TUNEDROP_REGION={settings.region!r} is not a region like us-central1")
-        if problems:
-            raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".")
-        return settings
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """The settings `environ` (os.environ when None) declares; every problem in one ConfigError."""
+        try:
+            return cls.model_validate(_declared(cls, os.environ if environ is None else environ))
+        except ValidationError as exc:
+            problems = [_problem(error, cls) for error in exc.errors()]
+            raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".") from None
 
     def check_base_model(self, today: date) -> None:
         """Refuse to take uploads when the default base model cannot be tuned today (one clear message)."""
@@ -216,15 +156,225 @@ class Settings:
         return f"projects/{self.project}/topics/{topic}"
 
 
-def _notice_days(raw: str, problems: list[str]) -> tuple[int, ...]:
-    """'30,7' -> (30, 7): distinct whole days, largest first."""
-    days: set[int] = set()
-    for part in raw.split(","):
-        text = part.strip()
-        if not text:
-            continue
-        if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 365:
-            problems.append(f"TUNEDROP_RETIREMENT_NOTICE_DAYS has {text!r}, which is not a whole number of days 1..365")
-            continue
-        days.add(int(text))
-    return tuple(sorted(days, reverse=True))
+class Settings(CommonSettings):
+    """Everything the functions read; the project and the bucket are required."""
+
+    project: str = Field(validation_alias="GOOGLE_CLOUD_PROJECT", description=_PROJECT_DOC)
+    bucket: str = Field(
+        validation_alias="TUNEDROP_BUCKET",
+        description="Datasets bucket: uploads under `incoming/`, reports under `reports/`.",
+    )
+    incoming_prefix: str = Field(
+        "incoming/",
+        validation_alias="TUNEDROP_INCOMING_PREFIX",
+        description="Object prefix whose `.jsonl` uploads become jobs.",
+    )
+    reports_prefix: str = Field(
+        "reports/", validation_alias="TUNEDROP_REPORTS_PREFIX", description="Object prefix for validation reports."
+    )
+    uploads_topic: str = Field(
+        "tunedrop-uploads",
+        validation_alias="TUNEDROP_UPLOADS_TOPIC",
+        pattern=_TOPIC_PATTERN,
+        description="Topic that receives the bucket's notifications.",
+    )
+    dispatch_topic: str = Field(
+        "tunedrop-dispatch",
+        validation_alias="TUNEDROP_DISPATCH_TOPIC",
+        pattern=_TOPIC_PATTERN,
+        description="Topic that wakes the dispatcher.",
+    )
+    poll_topic: str = Field(
+        "tunedrop-poll",
+        validation_alias="TUNEDROP_POLL_TOPIC",
+        pattern=_TOPIC_PATTERN,
+        description="Topic of the scheduler's poll ticks.",
+    )
+    completions_topic: str = Field(
+        "tunedrop-completions",
+        validation_alias="TUNEDROP_COMPLETIONS_TOPIC",
+        pattern=_TOPIC_PATTERN,
+        description="Topic of completion events.",
+    )
+    events_topic: str = Field(
+        "",
+        validation_alias="TUNEDROP_EVENTS_TOPIC",
+        pattern=_OPTIONAL_TOPIC_PATTERN,
+        description="Optional topic of lifecycle events (queued, submitted, running, stuck, finished).",
+    )
+    stuck_seconds: int = Field(
+        3600,
+        validation_alias="TUNEDROP_STUCK_SECONDS",
+        ge=60,
+        le=30 * 86_400,
+        description="A job still pending on Vertex AI after this long raises a stuck warning.",
+    )
+    max_running_seconds: int = Field(
+        172_800,
+        validation_alias="TUNEDROP_MAX_RUNNING_SECONDS",
+        ge=60,
+        le=30 * 86_400,
+        description="A job running longer than this raises a stuck warning.",
+    )
+    validation_timeout_seconds: int = Field(
+        7200,
+        validation_alias="TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
+        ge=60,
+        le=7 * 86_400,
+        description="A job still VALIDATING after this long (longer than the upload subscription's retries last) "
+        "ends FAILED with `validation_incomplete`.",
+    )
+    quota: int = Field(
+        1,
+        validation_alias="TUNEDROP_QUOTA",
+        ge=1,
+        le=1000,
+        description="Concurrent tuning jobs Tunedrop may run (the project's global quota).",
+    )
+    quota_regions: tuple[str, ...] = Field(
+        (),
+        validation_alias="TUNEDROP_QUOTA_REGIONS",
+        description="Comma-separated regions whose active tuning jobs, Tunedrop's or not, count against the quota "
+        "(always includes TUNEDROP_REGION).",
+    )
+    retirement_notice_days: tuple[int, ...] = Field(
+        (30, 7),
+        validation_alias="TUNEDROP_RETIREMENT_NOTICE_DAYS",
+        description="Days before a base model retires at which each succeeded job's tuned model gets a "
+        "`model_retiring` lifecycle event (comma-separated).",
+    )
+    reconcile_page: int = Field(
+        500,
+        validation_alias="TUNEDROP_RECONCILE_PAGE",
+        ge=0,
+        le=5000,
+        description="Objects under the incoming prefix the poll tick checks for a missing job, per tick.",
+    )
+    reconcile_grace_seconds: int = Field(
+        900,
+        validation_alias="TUNEDROP_RECONCILE_GRACE_SECONDS",
+        ge=0,
+        le=86_400,
+        description="An upload without a job this long after it was written is notified again by the poll tick.",
+    )
+    reconcile_window_days: int = Field(
+        7,
+        validation_alias="TUNEDROP_RECONCILE_WINDOW_DAYS",
+        ge=1,
+        le=365,
+        description="Uploads older than this are never notified again (shorter than TUNEDROP_RETENTION_DAYS, so an "
+        "expired job's upload is not tuned twice).",
+    )
+    collection_prefix: str = Field(
+        "tunedrop", validation_alias="TUNEDROP_COLLECTION_PREFIX", description="Prefix of the Firestore collections."
+    )
+    firestore_database: str = Field(
+        "(default)", validation_alias="TUNEDROP_FIRESTORE_DATABASE", description="Firestore database id."
+    )
+    retention_days: int = Field(
+        365,
+        validation_alias="TUNEDROP_RETENTION_DAYS",
+        ge=1,
+        le=3650,
+        description="Days until a finished job record expires (Firestore TTL on expire_at).",
+    )
+    # Longer than two Vertex AI call deadlines (30 s each), so a live submitter is never overtaken.
+    submit_lease_seconds: int = Field(
+        300,
+        validation_alias="TUNEDROP_SUBMIT_LEASE_SECONDS",
+        ge=60,
+        le=86_400,
+        description="How long a SUBMITTING claim holds before it is recovered.",
+    )
+
+    @field_validator("quota_regions", mode="before")
+    @classmethod
+    def _regions(cls, raw: object) -> object:
+        regions = _split(raw)
+        bad = [r for r in regions if not re.match(_REGION_PATTERN, str(r))] if isinstance(regions, tuple) else []
+        if bad:
+            raise ValueError(
+                "; ".join(f"TUNEDROP_QUOTA_REGIONS has {r!r}, which is not a region like europe-west4" for r in bad)
+            )
+        return regions
+
+    @field_validator("retirement_notice_days", mode="before")
+    @classmethod
+    def _notice_days(cls, raw: object) -> object:
+        """'30,7' -> (30, 7): distinct whole days, largest first."""
+        days = _split(raw)
+        if not isinstance(days, tuple):
+            return days
+        bad = [d for d in days if not (str(d).isascii() and str(d).isdigit() and 1 <= int(d) <= 365)]
+        if bad:
+            raise ValueError(
+                "; ".join(
+                    f"TUNEDROP_RETIREMENT_NOTICE_DAYS has {str(d)!r}, which is not a whole number of days 1..365"
+                    for d in bad
+                )
+            )
+        return tuple(sorted({int(d) for d in days}, reverse=True))
+
+    @model_validator(mode="after")
+    def _window_within_retention(self) -> Self:
+        if self.reconcile_window_days >= self.retention_days:
+            raise ValueError(
+                f"TUNEDROP_RECONCILE_WINDOW_DAYS={self.reconcile_window_days} must be shorter than "
+                f"TUNEDROP_RETENTION_DAYS={self.retention_days}, or expired jobs' uploads would be tuned again"
+            )
+        return self
+
+
+def _bounds(model: type[BaseSettings], name: str) -> tuple[object, object]:
+    field = next(f for f in model.model_fields.values() if env_name(f) == name)
+    low = next((m.ge for m in field.metadata if isinstance(m, Ge)), "")
+    high = next((m.le for m in field.metadata if isinstance(m, Le)), "")
+    return low, high
+
+
+def _problem(error: ErrorDetails, model: type[BaseSettings]) -> str:
+    """One pydantic error as the sentence the operator reads, naming the variable."""
+    name = str(error["loc"][0]) if error["loc"] else ""
+    value, kind, context = error["input"], error["type"], error.get("ctx") or {}
+    if kind == "missing":
+        return f"{name} is not set"
+    if kind in _NOT_WHOLE:
+        return f"{name}={value!r} is not a whole number"
+    if kind in _OUT_OF_RANGE:
+        low, high = _bounds(model, name)
+        return f"{name}={value} is outside {low}..{high}"
+    if kind == "string_pattern_mismatch":
+        return f"{name}={value!r} is not {_PATTERN_SHAPES.get(str(context.get('pattern')), 'valid')}"
+    if kind == "value_error":  # our validators write whole sentences
+        return str(context.get("error", error["msg"]))
+    return f"{name}={value!r}: {error['msg']}"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable the code reads, as the README table shows it."""
+
+    name: str
+    default: str | None  # None: required
+    doc: str
+
+
+def _shown(field: FieldInfo) -> str | None:
+    if field.is_required():
+        return None
+    default = field.get_default(call_default_factory=True)
+    return ",".join(str(item) for item in default) if isinstance(default, tuple) else str(default)
+
+
+def settings_table(model: type[CommonSettings] = Settings) -> tuple[Setting, ...]:
+    """The environment variables a settings model reads, with their defaults and descriptions."""
+    return tuple(Setting(env_name(f), _shown(f), f.description or "") for f in model.model_fields.values())
+
+
+SETTINGS: Final = settings_table(Settings)
+_DEFAULTS: Final = {s.name: s.default for s in SETTINGS}
+
+
+def setting_default(name: str) -> str:
+    """The default of a setting as its environment variable would spell it ("" for a required one)."""
+    return _DEFAULTS[name] or ""

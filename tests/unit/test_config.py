@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
-from shared.config import SETTINGS, Settings
+from shared.config import SETTINGS, CommonSettings, Settings, setting_default
 from shared.errors import ConfigError
 
 REQUIRED = {"GOOGLE_CLOUD_PROJECT": "demo", "TUNEDROP_BUCKET": "ds"}
@@ -125,3 +126,50 @@ def test_topic_ids_may_not_start_with_goog() -> None:
         Settings.from_env(
             {"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b", "TUNEDROP_COMPLETIONS_TOPIC": "google-done"}
         )
+
+
+def test_comma_separated_lists_are_split_deduplicated_and_checked() -> None:
+    s = Settings.from_env(
+        {**REQUIRED, "TUNEDROP_QUOTA_REGIONS": " europe-west4, ,us-east1", "TUNEDROP_RETIREMENT_NOTICE_DAYS": "7, 30,7"}
+    )
+    assert s.quota_regions == ("europe-west4", "us-east1")
+    assert s.retirement_notice_days == (30, 7)
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(
+            {**REQUIRED, "TUNEDROP_QUOTA_REGIONS": "Mars", "TUNEDROP_RETIREMENT_NOTICE_DAYS": "30,0,x"},
+        )
+    message = str(caught.value)
+    assert "TUNEDROP_QUOTA_REGIONS has 'Mars', which is not a region like europe-west4" in message
+    assert "TUNEDROP_RETIREMENT_NOTICE_DAYS has '0', which is not a whole number of days 1..365" in message
+    assert "TUNEDROP_RETIREMENT_NOTICE_DAYS has 'x'" in message
+
+
+def test_the_reconcile_window_must_be_shorter_than_retention() -> None:
+    with pytest.raises(ConfigError, match="TUNEDROP_RECONCILE_WINDOW_DAYS=30 must be shorter than TUNEDROP_RETENTION"):
+        Settings.from_env({**REQUIRED, "TUNEDROP_RECONCILE_WINDOW_DAYS": "30", "TUNEDROP_RETENTION_DAYS": "30"})
+    assert Settings.from_env({**REQUIRED, "TUNEDROP_RETENTION_DAYS": "8"}).retention_days == 8
+
+
+def test_settings_are_frozen() -> None:
+    s = Settings.from_env(REQUIRED)
+    with pytest.raises(ValidationError):
+        s.quota = 5
+
+
+def test_common_settings_need_no_project_nor_bucket() -> None:
+    common = CommonSettings.from_env({"TUNEDROP_REGION": "europe-west4"})
+    assert (common.project, common.region, common.base_model) == ("", "europe-west4", "gemini-3.5-flash")
+    assert common.model_retiring_days == 30 and common.vertex_emulator_host == ""
+    assert not hasattr(common, "bucket")
+    with pytest.raises(ConfigError, match=r"TUNEDROP_MODEL_RETIRING_DAYS=400 is outside 0\.\.365"):
+        CommonSettings.from_env({"TUNEDROP_MODEL_RETIRING_DAYS": "400"})
+
+
+def test_the_table_and_the_defaults_come_from_the_model() -> None:
+    names = [s.name for s in SETTINGS]
+    assert len(names) == len(set(names)) == len(Settings.model_fields)
+    assert all(s.doc for s in SETTINGS)
+    assert setting_default("TUNEDROP_RETIREMENT_NOTICE_DAYS") == "30,7"
+    assert setting_default("TUNEDROP_QUOTA_REGIONS") == ""
+    assert setting_default("TUNEDROP_BUCKET") == ""
+    assert setting_default("TUNEDROP_SUBMIT_LEASE_SECONDS") == str(Settings.from_env(REQUIRED).submit_lease_seconds)

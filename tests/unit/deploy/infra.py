@@ -23,6 +23,9 @@ from typing import Any
 
 import hcl2
 
+from shared.adapters.firestore_store import QUERIES, QuerySpec
+from shared.config import CommonSettings, Settings, settings_table
+
 ROOT = Path(__file__).resolve().parents[3]
 TERRAFORM = ROOT / "deploy" / "terraform"
 INDEXES = TERRAFORM / "firestore_indexes.json"
@@ -294,9 +297,16 @@ def _env_name(node: ast.AST) -> str | None:
         if func.attr in ("get", "setdefault", "pop") and _is_environ(func.value):
             return _literal(first)
         return _literal(first) if func.attr == "getenv" else None
-    # getenv("X"), Setting("X", ...) and shared/config.py's helpers get("X"), get_int("X"), get_topic("X").
-    if isinstance(func, ast.Name) and (func.id in ("getenv", "Setting") or func.id.startswith("get")):
+    # getenv("X") and helpers named get...("X", ...).
+    if isinstance(func, ast.Name) and (func.id == "getenv" or func.id.startswith("get")):
         return _literal(first)
+    return None
+
+
+def _settings_field_name(node: ast.AST) -> str | None:
+    """The variable a settings field of shared/config.py reads: Field(..., validation_alias="X")."""
+    if isinstance(node, ast.keyword) and node.arg == "validation_alias":
+        return _literal(node.value)
     return None
 
 
@@ -304,8 +314,8 @@ def env_reads(paths: Iterable[Path]) -> dict[str, list[str]]:
     """Environment variables read by the code: name -> ["file:line", ...].
 
     Recognized: os.environ["X"], os.environ.get/setdefault/pop("X"), os.getenv("X"), the same on a
-    name bound to the environment (env, environ), Setting("X", ...) declarations, and the settings
-    helpers of shared/config.py (get("X"), get_int("X", ...), get_topic("X")).
+    name bound to the environment (env, environ), helpers named get...("X"), and the settings
+    fields of shared/config.py (Field(..., validation_alias="X")).
     """
     found: dict[str, list[str]] = {}
     for path in paths:
@@ -313,23 +323,16 @@ def env_reads(paths: Iterable[Path]) -> dict[str, list[str]]:
         for file in files:
             tree = ast.parse(file.read_text(), filename=str(file))
             for node in ast.walk(tree):
-                name = _env_name(node)
+                name = _env_name(node) or _settings_field_name(node)
                 if name:
                     where = f"{file.relative_to(file.parents[1])}:{getattr(node, 'lineno', 0)}"
                     found.setdefault(name, []).append(where)
     return found
 
 
-def settings_declared(config_py: Path = CONFIG) -> dict[str, str | None]:
-    """SETTINGS of shared/config.py read with ast: name -> default (None when required)."""
-    tree = ast.parse(config_py.read_text(), filename=str(config_py))
-    settings: dict[str, str | None] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "Setting":
-            name, default = node.args[0], node.args[1]
-            assert isinstance(name, ast.Constant) and isinstance(default, ast.Constant)
-            settings[str(name.value)] = None if default.value is None else str(default.value)
-    return settings
+def settings_declared(model: type[CommonSettings] = Settings) -> dict[str, str | None]:
+    """The fields of a settings model of shared/config.py: variable name -> default (None when required)."""
+    return {setting.name: setting.default for setting in settings_table(model)}
 
 
 def terraform_environment(root: Path = TERRAFORM) -> dict[str, set[str]]:
@@ -343,11 +346,12 @@ def terraform_environment(root: Path = TERRAFORM) -> dict[str, set[str]]:
 
 
 def undeclared_environment(
-    code_dirs: Iterable[Path] = CODE_DIRS, config_py: Path = CONFIG, root: Path = TERRAFORM
+    code_dirs: Iterable[Path] = CODE_DIRS, model: type[CommonSettings] = Settings, root: Path = TERRAFORM
 ) -> list[str]:
-    """Variables the code reads that a deployed function would not have, nor default."""
-    reads = env_reads(code_dirs)
-    settings = settings_declared(config_py)
+    """Variables the code reads (the settings model's fields among them) that a deployed function would
+    not have, nor default."""
+    settings = settings_declared(model)
+    reads = {name: [f"{model.__name__} in shared/config.py"] for name in settings} | env_reads(code_dirs)
     problems: list[str] = []
     for address, names in sorted(terraform_environment(root).items()):
         for variable, where in sorted(reads.items()):
@@ -361,13 +365,13 @@ def undeclared_environment(
     return problems
 
 
-def unpassed_settings(config_py: Path = CONFIG, root: Path = TERRAFORM) -> list[str]:
+def unpassed_settings(model: type[CommonSettings] = Settings, root: Path = TERRAFORM) -> list[str]:
     """Settings of SETTINGS (other than local-only ones) that Terraform does not pass to a function.
 
     Stricter than undeclared_environment: a default is not enough, so that every knob of the code is a
     knob of the deployment (and a topic or bucket name never falls back to a resource that does not exist).
     """
-    settings = settings_declared(config_py)
+    settings = settings_declared(model)
     return [
         f"{address} does not set {variable} (shared/config.py SETTINGS); pass it in modules/tunedrop/functions.tf"
         for address, names in sorted(terraform_environment(root).items())
@@ -383,7 +387,7 @@ _EQUALITY = frozenset({"==", "in", "array_contains", "array-contains", "array_co
 
 @dataclass(frozen=True)
 class Query:
-    where: str  # "Class.method:line"
+    where: str  # "FirestoreJobStore.<the QuerySpec's name>"
     collection: str
     filters: tuple[tuple[str, str], ...]  # (field, operator)
     orders: tuple[tuple[str, str], ...]  # (field, ASCENDING|DESCENDING)
@@ -405,121 +409,13 @@ class Query:
         return tuple(index)
 
 
-def _collection_suffix(call: ast.expr) -> str | None:
-    """The collection id suffix of client.collection(f"{prefix}_jobs") -> "jobs"."""
-    if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "collection"):
-        return None
-    arg = call.args[0] if call.args else None
-    if isinstance(arg, ast.JoinedStr) and arg.values and isinstance(arg.values[-1], ast.Constant):
-        return str(arg.values[-1].value).lstrip("_")
-    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-        return arg.value
-    return None
-
-
-def _direction(call: ast.Call) -> str:
-    for keyword in call.keywords:
-        if keyword.arg == "direction":
-            text = ast.unparse(keyword.value).upper()
-            return "DESCENDING" if "DESC" in text else "ASCENDING"
-    if len(call.args) > 1:
-        return "DESCENDING" if "DESC" in ast.unparse(call.args[1]).upper() else "ASCENDING"
-    return "ASCENDING"
-
-
-def _filter(call: ast.Call) -> tuple[str, str] | None:
-    args = list(call.args)
-    for keyword in call.keywords:
-        if keyword.arg == "filter" and isinstance(keyword.value, ast.Call):
-            args = list(keyword.value.args)
-    if len(args) >= 2 and isinstance(args[0], ast.Constant) and isinstance(args[1], ast.Constant):
-        return str(args[0].value), str(args[1].value)
-    return None
-
-
-def _chain(node: ast.expr) -> tuple[ast.expr, list[ast.Call]]:
-    """Split x.where(..).order_by(..).limit(..) into its root x and the calls, innermost first."""
-    calls: list[ast.Call] = []
-    while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-        calls.append(node)
-        node = node.func.value
-    return node, list(reversed(calls))
-
-
-def store_queries(store_py: Path = STORE) -> list[Query]:
-    """Every Firestore query the store's methods build, read with ast."""
-    tree = ast.parse(store_py.read_text(), filename=str(store_py))
-    queries: list[Query] = []
-    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
-        collections: dict[str, str] = {}
-        for node in ast.walk(cls):
-            if isinstance(node, ast.Assign) and len(node.targets) == 1:
-                target = node.targets[0]
-                suffix = _collection_suffix(node.value)
-                if suffix and isinstance(target, ast.Attribute):
-                    collections[target.attr] = suffix
-        for method in (n for n in cls.body if isinstance(n, ast.FunctionDef)):
-            # A variable may hold a query that later statements extend (query = query.where(...)).
-            variables: dict[str, list[tuple[ast.expr, list[ast.Call]]]] = {}
-            chains: list[tuple[ast.expr, list[ast.Call], int]] = []
-            for node in ast.walk(method):
-                if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
-                    targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-                    for target in targets:
-                        if isinstance(target, ast.Name):
-                            variables.setdefault(target.id, []).append(_chain(node.value))
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("where", "order_by", "limit", "stream", "get", "count")
-                ):
-                    root, calls = _chain(node)
-                    chains.append((root, calls, node.lineno))
-            for root, calls, line in chains:
-                # A chain inside a longer one is not a query of its own.
-                if any(set(map(id, calls)) < set(map(id, other)) for _, other, _ in chains):
-                    continue
-                for collection, earlier in _roots(root, collections, variables):
-                    filters: list[tuple[str, str]] = []
-                    orders: list[tuple[str, str]] = []
-                    for call in earlier + calls:
-                        assert isinstance(call.func, ast.Attribute)
-                        if call.func.attr == "where":
-                            parsed = _filter(call)
-                            if parsed is None:
-                                raise Unresolved(f"{store_py.name}:{call.lineno}: cannot read the filter")
-                            filters.append(parsed)
-                        elif call.func.attr == "order_by":
-                            first = call.args[0]
-                            if not isinstance(first, ast.Constant):
-                                raise Unresolved(f"{store_py.name}:{call.lineno}: cannot read the order_by field")
-                            orders.append((str(first.value), _direction(call)))
-                    if filters or orders:
-                        queries.append(
-                            Query(f"{cls.name}.{method.name}:{line}", collection, tuple(filters), tuple(orders))
-                        )
-    return queries
-
-
-def _roots(
-    root: ast.expr,
-    collections: Mapping[str, str],
-    variables: Mapping[str, list[tuple[ast.expr, list[ast.Call]]]],
-) -> list[tuple[str, list[ast.Call]]]:
-    """The collections a chain's root may stand for, with the calls already applied to it."""
-    if isinstance(root, ast.Attribute) and isinstance(root.value, ast.Name) and root.value.id == "self":
-        return [(collections[root.attr], [])] if root.attr in collections else []
-    if not (isinstance(root, ast.Name) and root.id in variables):
-        return []
-    alternatives = variables[root.id]
-    plain = [(r, c) for r, c in alternatives if not (isinstance(r, ast.Name) and r.id == root.id)]
-    extending = [c for r, c in alternatives if isinstance(r, ast.Name) and r.id == root.id]
-    found: list[tuple[str, list[ast.Call]]] = []
-    for base_root, base_calls in plain:
-        for collection, earlier in _roots(base_root, collections, {k: v for k, v in variables.items() if k != root.id}):
-            found.append((collection, earlier + base_calls))
-            found.extend((collection, earlier + base_calls + more) for more in extending)
-    return found
+def store_queries(specs: Iterable[QuerySpec] = QUERIES) -> list[Query]:
+    """Every Firestore query of the store, from the table the store builds its queries from."""
+    return [
+        Query(f"FirestoreJobStore.{spec.name}", spec.collection, spec.filters, spec.orders)
+        for spec in specs
+        if spec.filters or spec.orders
+    ]
 
 
 def load_index_catalog(path: Path = INDEXES) -> dict[str, Any]:
@@ -534,9 +430,9 @@ def catalog_indexes(path: Path = INDEXES) -> set[tuple[str, tuple[tuple[str, str
     }
 
 
-def index_mismatches(store_py: Path = STORE, catalog: Path = INDEXES) -> list[str]:
+def index_mismatches(specs: Iterable[QuerySpec] = QUERIES, catalog: Path = INDEXES) -> list[str]:
     needed: dict[tuple[str, tuple[tuple[str, str], ...]], list[str]] = {}
-    for query in store_queries(store_py):
+    for query in store_queries(specs):
         index = query.composite_index()
         if index is not None:
             needed.setdefault((query.collection, index), []).append(query.where)
@@ -547,7 +443,7 @@ def index_mismatches(store_py: Path = STORE, catalog: Path = INDEXES) -> list[st
         if (collection, fields) not in declared
     ]
     problems += [
-        f"{catalog.name} declares {collection}: {list(fields)}, which no query of {store_py.name} needs"
+        f"{catalog.name} declares {collection}: {list(fields)}, which no query of {STORE.name} needs"
         for collection, fields in sorted(declared - set(needed))
     ]
     return problems

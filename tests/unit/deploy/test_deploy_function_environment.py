@@ -6,19 +6,29 @@ import shutil
 from pathlib import Path
 
 import pytest
+from pydantic import Field
 
-from shared.config import SETTINGS
+from shared.config import SETTINGS, Settings
 from tests.unit.deploy import infra
 
 
-def copy_code(tmp_path: Path) -> tuple[list[Path], Path]:
+def copy_code(tmp_path: Path) -> list[Path]:
     for name in ("shared", "functions"):
         shutil.copytree(infra.ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
-    return [tmp_path / "shared", tmp_path / "functions"], tmp_path / "shared" / "config.py"
+    return [tmp_path / "shared", tmp_path / "functions"]
 
 
-def test_settings_read_with_ast_are_the_settings() -> None:
-    assert infra.settings_declared() == {s.name: s.default for s in SETTINGS}
+class SettingsWithToken(Settings):
+    """The service's settings plus a new required one."""
+
+    token: str = Field(validation_alias="TUNEDROP_TOKEN", description="x")
+
+
+def test_the_declared_settings_are_the_models_fields() -> None:
+    declared = infra.settings_declared()
+    assert declared == {s.name: s.default for s in SETTINGS}
+    assert declared["GOOGLE_CLOUD_PROJECT"] is None and declared["TUNEDROP_QUOTA"] == "1"
+    assert infra.settings_declared(SettingsWithToken)["TUNEDROP_TOKEN"] is None
 
 
 def test_the_scan_finds_every_setting_and_the_emulator_switches() -> None:
@@ -46,26 +56,27 @@ def test_terraform_passes_every_setting() -> None:
     ],
 )
 def test_an_undeclared_variable_is_reported(tmp_path: Path, snippet: str) -> None:
-    code_dirs, config = copy_code(tmp_path)
+    code_dirs = copy_code(tmp_path)
     (tmp_path / "shared" / "knob.py").write_text(f"import os\n\nenv = os.environ\nVALUE = {snippet}\n")
-    problems = infra.undeclared_environment(code_dirs, config)
+    problems = infra.undeclared_environment(code_dirs)
     assert problems, "the new variable went unnoticed"
     assert all("TUNEDROP_NEW_KNOB (read at shared/knob.py:4)" in p for p in problems)
     assert len(problems) == 3  # one per deployed function
 
 
-def test_a_new_required_setting_is_reported(tmp_path: Path) -> None:
-    code_dirs, config = copy_code(tmp_path)
-    text = config.read_text()
-    config.write_text(
-        text.replace(
-            "SETTINGS: tuple[Setting, ...] = (",
-            'SETTINGS: tuple[Setting, ...] = (\n    Setting("TUNEDROP_TOKEN", None, "x"),',
-            1,
-        )
-    )
-    assert any("TUNEDROP_TOKEN" in p and "no default" in p for p in infra.undeclared_environment(code_dirs, config))
-    assert any("TUNEDROP_TOKEN" in p for p in infra.unpassed_settings(config))
+def test_a_new_required_setting_is_reported() -> None:
+    problems = infra.undeclared_environment(model=SettingsWithToken)
+    assert any("TUNEDROP_TOKEN" in p and "no default" in p for p in problems)
+    assert any("TUNEDROP_TOKEN" in p for p in infra.unpassed_settings(SettingsWithToken))
+    assert not any("TUNEDROP_TOKEN" in p for p in infra.undeclared_environment())
+
+
+def test_a_new_setting_with_a_default_need_not_be_set_but_must_be_passed() -> None:
+    class SettingsWithKnob(Settings):
+        knob: int = Field(3, validation_alias="TUNEDROP_KNOB", description="x")
+
+    assert not any("TUNEDROP_KNOB" in p for p in infra.undeclared_environment(model=SettingsWithKnob))
+    assert any("does not set TUNEDROP_KNOB" in p for p in infra.unpassed_settings(SettingsWithKnob))
 
 
 def test_a_typo_in_the_terraform_environment_is_reported(tmp_path: Path) -> None:
