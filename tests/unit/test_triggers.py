@@ -7,7 +7,8 @@ import json
 from typing import Any
 
 import pytest
-from cloudevents.http import CloudEvent
+from cloudevents.conversion import to_binary, to_structured
+from cloudevents.http import CloudEvent, from_http
 
 from shared.errors import PermanentError
 from shared.services.upload import UploadedObject
@@ -69,6 +70,14 @@ def test_pubsub_bucket_notification() -> None:
 
 def test_eventarc_storage_event() -> None:
     assert uploaded_object(storage_event(RESOURCE)) == replace_id(EXPECTED, "eventarc-1")
+
+
+@pytest.mark.parametrize("to_http", [to_binary, to_structured], ids=["binary", "structured"])
+def test_eventarc_storage_event_over_http(to_http: Any) -> None:
+    """As functions-framework hands it over: written to HTTP by the SDK, read back from the request."""
+    headers, body = to_http(storage_event({**RESOURCE, "metadata": {"priority": "5"}}))
+    obj = uploaded_object(from_http(headers, body))
+    assert obj == UploadedObject("ds", "incoming/a.jsonl", "1795266321404665", {"priority": "5"}, "eventarc-1")
 
 
 def test_event_id_is_the_message_id() -> None:
