@@ -2,79 +2,125 @@
 
 Against a real project it reads the usual settings from the environment; against the local
 stack it reads `.tunedrop/local.env` when GOOGLE_CLOUD_PROJECT is not set.
+
+Every command that prints data takes `--json` and then prints only JSON on stdout; notes,
+warnings, progress bars and logs go to stderr.
 """
 
 from __future__ import annotations
 
-import argparse
+import contextlib
+import functools
+import io
 import json
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ParamSpec
 
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from shared import dlq
 from shared.errors import ConfigError, TunedropError
 from shared.jobs import Job, JobState
+from shared.logs import configure_logging
 from shared.text import printable
+from shared.validation import cli as validate_cli
 from shared.validation.cli import parse_day
 
+if TYPE_CHECKING:
+    from shared.bootstrap import App
 
-def _load_local_env() -> None:
-    """Point the CLI at the local stack when no project is configured."""
-    if os.environ.get("GOOGLE_CLOUD_PROJECT"):
-        return
-    from tunedrop_local.stack import default_state_dir, read_env_file
+app = typer.Typer(
+    name="tunedrop",
+    help=__doc__,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    # Help texts are the docstrings: Markdown reflows their paragraphs to the terminal's width.
+    rich_markup_mode="markdown",
+)
+dlq_app = typer.Typer(help="dead-lettered messages", no_args_is_help=True, rich_markup_mode="markdown")
+app.add_typer(dlq_app, name="dlq")
 
-    env_file = default_state_dir() / "local.env"
-    if env_file.exists():
-        for key, value in read_env_file(env_file).items():
-            os.environ.setdefault(key, value)
-        print(f"(using the local stack: {env_file})", file=sys.stderr)
-
-
-def _cmd_local(args: argparse.Namespace) -> int:
-    from tunedrop_local import stack
-
-    state_dir = Path(args.state_dir) if args.state_dir else None
-    if args.action == "up":
-        stack.up(state_dir)
-    elif args.action == "down":
-        stack.down(state_dir)
-    else:
-        current = stack.Stack(state_dir or stack.default_state_dir())
-        running = stack.is_running(current)
-        print("running" if running else "not running")
-        for name, pid in stack.running_pids(current).items():
-            print(f"  {name:<10} pid {pid}")
-        return 0 if running else 1
-    return 0
-
-
-def _cmd_demo(args: argparse.Namespace) -> int:
-    from tunedrop_local.demo import run_demo
-
-    return int(run_demo(timeout=args.timeout))
-
-
-def _format_row(values: Sequence[Any], widths: Sequence[int]) -> str:
-    return "  ".join(str(v).ljust(w) for v, w in zip(values, widths, strict=True)).rstrip()
-
-
-def _table_lines(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    """A header and rows as aligned columns."""
-    widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
-    return [_format_row(row, widths) for row in (header, *rows)]
-
-
+P = ParamSpec("P")
+JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON on stdout instead of text")]
 # Wide enough for the usual gs:// URI; one very long name must not push every other column away.
 _TABLE_CELL_LIMIT = 100
+# Tables written to a pipe or a file are never wrapped or cut to a terminal's width.
+_UNWRAPPED_WIDTH = 100_000
+
+
+def _command(
+    name: str, short_help: str, *, help: str | None = None, group: typer.Typer = app
+) -> Callable[[Callable[P, int]], Callable[P, int]]:
+    """Register a function returning the exit status as a command of `group` (typer's commands exit 0)."""
+
+    def register(function: Callable[P, int]) -> Callable[P, int]:
+        @functools.wraps(function)
+        def command(*args: P.args, **kwargs: P.kwargs) -> None:
+            raise typer.Exit(function(*args, **kwargs))
+
+        group.command(name, help=help, short_help=short_help)(command)
+        return function
+
+    return register
+
+
+_command(
+    "validate", "check a JSONL tuning dataset (local file or gs:// URI) before uploading it", help=validate_cli.__doc__
+)(validate_cli.validate_command)
+
+
+# ------------------------------------------------------------------------------------ output
+
+
+def _print_json(value: Any, indent: int | None = 2) -> None:
+    # ASCII only (json.dumps' default): user text in a document cannot carry a raw control to the terminal.
+    print(json.dumps(value, default=str, indent=indent))
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """Aligned columns, no borders; cells are Text, so rich reads no markup in user text."""
+    table = Table(box=None, pad_edge=False, show_edge=False, header_style="bold")
+    for title in header:
+        table.add_column(title)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
+    return table
+
+
+def table_lines(table: Table) -> list[str]:
+    """The table as plain lines, never wrapped, without trailing blanks."""
+    console = Console(file=io.StringIO(), width=_UNWRAPPED_WIDTH, color_system=None, highlight=False)
+    with console.capture() as captured:
+        console.print(table)
+    return [line.rstrip() for line in captured.get().splitlines()]
+
+
+def _show_table(table: Table) -> None:
+    """On a terminal, rich's table (bold header, fitted to the width); elsewhere, plain aligned lines."""
+    if sys.stdout.isatty():
+        Console(highlight=False).print(table)
+    else:
+        print("\n".join(table_lines(table)))
 
 
 def jobs_table(jobs: Sequence[Job]) -> list[str]:
     """`tunedrop jobs` as lines: a header and one row per job, with user text made printable."""
+    return table_lines(_jobs_table(jobs))
+
+
+def _jobs_table(jobs: Sequence[Job]) -> Table:
     header = ("JOB ID", "STATE", "PRIORITY", "BASE MODEL", "CREATED", "DATASET")
-    rows = [
+    rows = (
         tuple(
             printable(str(value), _TABLE_CELL_LIMIT)
             for value in (
@@ -87,8 +133,8 @@ def jobs_table(jobs: Sequence[Job]) -> list[str]:
             )
         )
         for j in jobs
-    ]
-    return _table_lines(header, rows)
+    )
+    return _table(header, rows)
 
 
 def job_details(job: Job) -> list[str]:
@@ -115,215 +161,348 @@ def job_details(job: Job) -> list[str]:
     return lines
 
 
-def _cmd_jobs(args: argparse.Namespace) -> int:
-    from shared.adapters.firestore_store import FirestoreJobStore
+# ------------------------------------------------------------------------------------ the services
+
+
+def _load_local_env() -> None:
+    """Point the CLI at the local stack when no project is configured."""
+    if os.environ.get("GOOGLE_CLOUD_PROJECT"):
+        return
+    from tunedrop_local.stack import default_state_dir, read_env_file
+
+    env_file = default_state_dir() / "local.env"
+    if env_file.exists():
+        for key, value in read_env_file(env_file).items():
+            os.environ.setdefault(key, value)
+        print(f"(using the local stack: {env_file})", file=sys.stderr)
+
+
+def _services() -> App:
+    """The services, on the local stack when no project is configured."""
     from shared.bootstrap import get_app
 
     _load_local_env()
-    app = get_app()
-    assert isinstance(app.store, FirestoreJobStore)
-    state = JobState(args.state.upper()) if args.state else None
-    jobs = sorted(app.store.all_jobs(state=state, limit=args.limit), key=lambda j: j.created_at)
-    if args.json:
-        print(json.dumps([j.to_document() for j in jobs], default=str, indent=2))
+    return get_app()
+
+
+# ------------------------------------------------------------------------------------ local stack and demo
+
+
+class LocalAction(StrEnum):
+    UP = "up"
+    DOWN = "down"
+    STATUS = "status"
+
+
+@_command("local", "start, stop or inspect the local stack of emulators")
+def local_command(
+    action: Annotated[LocalAction, typer.Argument(help="up, down or status")],
+    state_dir: Annotated[
+        Path | None, typer.Option(help="where pids, logs and local.env live (default: .tunedrop/)")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> int:
+    """Start, stop or inspect the local stack of emulators (status exits 1 when it is not running)."""
+    from tunedrop_local import stack
+
+    if action is LocalAction.UP:
+        stack.up(state_dir)
         return 0
-    print("\n".join(jobs_table(jobs)))
+    if action is LocalAction.DOWN:
+        stack.down(state_dir)
+        return 0
+    current = stack.Stack(state_dir or stack.default_state_dir())
+    running = stack.is_running(current)
+    pids = stack.running_pids(current)
+    if json_output:
+        _print_json({"running": running, "processes": pids})
+    else:
+        print("running" if running else "not running")
+        for name, pid in pids.items():
+            print(f"  {name:<10} pid {pid}")
+    return 0 if running else 1
+
+
+@_command("demo", "run the whole pipeline locally on sample datasets")
+def demo_command(
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 110.0,
+) -> int:
+    """Run the whole pipeline locally on sample datasets."""
+    from tunedrop_local.demo import run_demo
+
+    return int(run_demo(timeout=timeout))
+
+
+# ------------------------------------------------------------------------------------ jobs
+
+
+@_command("jobs", "list jobs")
+def jobs_command(
+    state: Annotated[
+        JobState | None, typer.Option(case_sensitive=False, help="only jobs in this state, e.g. QUEUED")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="at most this many jobs")] = 500,
+    json_output: Annotated[bool, typer.Option("--json", help="a JSON list of the job documents")] = False,
+) -> int:
+    """List jobs, oldest first."""
+    jobs = sorted(_services().store.list_jobs(state, limit), key=lambda j: j.created_at)
+    if json_output:
+        _print_json([j.to_document() for j in jobs])
+    else:
+        _show_table(_jobs_table(jobs))
     return 0
 
 
-def _cmd_job(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
-
-    _load_local_env()
-    found = get_app().store.get(args.job_id)
+@_command("job", "one job's details and history")
+def job_command(job_id: str, json_output: JsonFlag = False) -> int:
+    """One job's details and its history of state changes."""
+    found = _services().store.get(job_id)
     if found is None:
-        print(f"tunedrop: no job {printable(args.job_id)}", file=sys.stderr)
+        print(f"tunedrop: no job {printable(job_id)}", file=sys.stderr)
         return 1
     job = found.value
-    if args.json:
-        print(json.dumps(job.to_document(), default=str, indent=2))
-        return 0
-    print("\n".join(job_details(job)))
-    return 0
-
-
-def _cmd_cancel(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
-
-    _load_local_env()
-    job = get_app().operations.cancel(args.job_id)
-    if job.state.terminal:
-        print(f"{job.job_id}: {job.state.value} (it had not been submitted)")
+    if json_output:
+        _print_json(job.to_document())
     else:
-        print(f"{job.job_id}: cancel requested on Vertex AI; `tunedrop job {job.job_id}` shows when it ends")
+        print("\n".join(job_details(job)))
     return 0
 
 
-def _cmd_retry(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
-
-    _load_local_env()
-    job = get_app().operations.retry(args.job_id)
-    print(f"{job.job_id}: QUEUED as attempt {job.attempt}")
+@_command("cancel", "cancel a job: dequeue it, or cancel its Vertex AI job")
+def cancel_command(job_id: str, json_output: JsonFlag = False) -> int:
+    """Cancel a job: a queued one is dequeued and reported CANCELLED, a running one cancelled on Vertex AI."""
+    job = _services().operations.cancel(job_id)
+    if json_output:
+        _print_json(job.to_document())
+    elif job.state.terminal:
+        print(f"{printable(job.job_id)}: {job.state.value} (it had not been submitted)")
+    else:
+        job_name = printable(job.job_id)
+        print(f"{job_name}: cancel requested on Vertex AI; `tunedrop job {job_name}` shows when it ends")
     return 0
 
 
-def _cmd_quota(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
+@_command("retry", "re-queue a FAILED job as a new attempt")
+def retry_command(job_id: str, json_output: JsonFlag = False) -> int:
+    """Re-queue a FAILED job as a new attempt."""
+    job = _services().operations.retry(job_id)
+    if json_output:
+        _print_json(job.to_document())
+    else:
+        print(f"{printable(job.job_id)}: QUEUED as attempt {job.attempt}")
+    return 0
 
-    _load_local_env()
-    status = get_app().operations.quota()
-    if args.json:
+
+@_command("retune", "tune a finished job's datasets again on another base model")
+def retune_command(
+    job_id: str,
+    model: Annotated[
+        str | None, typer.Option(help="base model to tune on (default: the replacement of the job's model)")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> int:
+    """A new job from a finished job's datasets and settings, on another base model; exit 1 if it is rejected."""
+    job = _services().uploads.retune(job_id, model)
+    if json_output:
+        _print_json(job.to_document())
+    else:
         print(
-            json.dumps(
-                {
-                    "limit": status.limit,
-                    "in_use": status.in_use,
-                    "held": status.held,
-                    "foreign": status.foreign,
-                    "queued": status.queued,
-                    "paused_until": status.paused_until.isoformat() if status.paused_until else None,
-                }
-            )
+            f"{printable(job.job_id)}: {job.state.value} on {printable(job.base_model)} "
+            f"(retuned from {printable(job.retuned_from)})"
+        )
+        if job.error:
+            print(f"  {printable(str(job.error.get('message', '')))}")
+    return 0 if job.state is not JobState.REJECTED else 1
+
+
+@_command("quota", "the concurrent tuning-job quota: limit, in use, queued")
+def quota_command(json_output: JsonFlag = False) -> int:
+    """The concurrent tuning-job quota: the limit, the slots in use (Tunedrop's and others'), the queue."""
+    status = _services().operations.quota()
+    if json_output:
+        paused_until = status.paused_until.isoformat() if status.paused_until else None
+        _print_json(
+            {
+                "limit": status.limit,
+                "in_use": status.in_use,
+                "held": status.held,
+                "foreign": status.foreign,
+                "queued": status.queued,
+                "paused_until": paused_until,
+            },
+            indent=None,
         )
         return 0
     print(f"limit   {status.limit} concurrent tuning jobs (TUNEDROP_QUOTA)")
     print(f"in use  {status.in_use}: {len(status.held)} by Tunedrop, {len(status.foreign)} by others")
     for name in status.held:
-        print(f"          tunedrop  {name}")
+        print(f"          tunedrop  {printable(name)}")
     for name in status.foreign:
-        print(f"          other     {name}")
+        print(f"          other     {printable(name)}")
     print(f"queued  {status.queued}")
     if status.paused_until:
         print(f"paused  until {status.paused_until:%H:%M:%S} after Vertex AI answered RESOURCE_EXHAUSTED")
     return 0
 
 
-def _cmd_models(args: argparse.Namespace) -> int:
-    from datetime import UTC, datetime
+# ------------------------------------------------------------------------------------ models
 
-    from shared.validation.registry import markdown_table, model_summary, registry
 
-    if args.action == "check":
+class ModelsAction(StrEnum):
+    CHECK = "check"
+
+
+@_command("models", "the base models Tunedrop can tune, with their lifecycle and limits")
+def models_command(
+    action: Annotated[
+        ModelsAction | None, typer.Argument(help="check: compare the registry with Google's pages")
+    ] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="a JSON list of objects, one per model")] = False,
+    markdown: Annotated[bool, typer.Option("--markdown", help="the README's model table")] = False,
+    on: Annotated[
+        date | None,
+        typer.Option(parser=parse_day, metavar="YYYY-MM-DD", help="status as of this day (default: today, UTC)"),
+    ] = None,
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            metavar="URL-or-FILE",
+            help="with check: a page to read (repeatable; default: Google's supervised-tuning, tuning reference "
+            "and model-versions pages as .md.txt)",
+        ),
+    ] = None,
+) -> int:
+    """The base models Tunedrop can tune, with their lifecycle and limits; `models check` compares the
+    registry with Google's pages (exit 1 on a difference, 2 when a page cannot be read)."""
+    from shared.validation.registry import markdown_table, registry
+
+    if action is ModelsAction.CHECK:
         from shared.validation.docs_check import run_check
 
-        return run_check(args.source, on=args.on)
-    models = registry().models
-    if args.markdown:
-        print(markdown_table(models), end="")
+        return run_check(source, on=on)
+    if markdown:
+        print(markdown_table(registry().models), end="")
         return 0
-    today = args.on or datetime.now(UTC).date()
-    rows = [model_summary(spec, today) for spec in models.values()]
-    rows.sort(key=lambda row: (row["released"] or "", row["id"]), reverse=True)
-    if args.json:
-        print(json.dumps(rows, indent=2))
+    today = on or datetime.now(UTC).date()
+    rows = _model_rows(today)
+    if json_output:
+        _print_json(rows)
         return 0
-    header = ("MODEL", "STATUS", "STAGE", "RELEASED", "TUNING CLOSES", "RETIRES", "REPLACEMENT", "TOKENS", "MODALITIES")
-    table = [
-        (
-            r["id"],
-            r["status"],
-            "preview" if r["preview"] else "GA",
-            r["released"] or "-",
-            r["tuning_closes"] or "-",
-            r["retires"] or "-",
-            r["replacement"] or "-",
-            f"{r['max_tokens_per_example']:,}",
-            ",".join(r["modalities"]),
-        )
-        for r in rows
-    ]
-    print("\n".join(_table_lines(header, table)))
+    _show_table(_models_table(rows))
     print(f"(status as of {today}; registry checked {registry().checked})")
     return 0
 
 
-def _cmd_retune(args: argparse.Namespace) -> int:
-    from shared.bootstrap import get_app
+def _model_rows(today: date) -> list[dict[str, Any]]:
+    """One summary per model, newest release first (what `models --json` prints)."""
+    from shared.validation.registry import model_summary, registry
 
-    _load_local_env()
-    job = get_app().uploads.retune(args.job_id, args.model)
-    print(
-        f"{printable(job.job_id)}: {job.state.value} on {printable(job.base_model)} "
-        f"(retuned from {printable(job.retuned_from)})"
+    rows = [model_summary(spec, today) for spec in registry().models.values()]
+    rows.sort(key=lambda row: (row["released"] or "", row["id"]), reverse=True)
+    return rows
+
+
+def _models_table(rows: Sequence[dict[str, Any]]) -> Table:
+    header = ("MODEL", "STATUS", "STAGE", "RELEASED", "TUNING CLOSES", "RETIRES", "REPLACEMENT", "TOKENS", "MODALITIES")
+    return _table(
+        header,
+        (
+            (
+                r["id"],
+                r["status"],
+                "preview" if r["preview"] else "GA",
+                r["released"] or "-",
+                r["tuning_closes"] or "-",
+                r["retires"] or "-",
+                r["replacement"] or "-",
+                f"{r['max_tokens_per_example']:,}",
+                ",".join(r["modalities"]),
+            )
+            for r in rows
+        ),
     )
-    if job.error:
-        print(f"  {printable(str(job.error.get('message', '')))}")
-    return 0 if job.state is not JobState.REJECTED else 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tunedrop", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+# ------------------------------------------------------------------------------------ dead letters
 
-    local = sub.add_parser("local", help="start, stop or inspect the local stack of emulators")
-    local.add_argument("action", choices=("up", "down", "status"))
-    local.add_argument("--state-dir", help="where pids, logs and local.env live (default: .tunedrop/)")
-    local.set_defaults(func=_cmd_local)
 
-    demo = sub.add_parser("demo", help="run the whole pipeline locally on sample datasets")
-    demo.add_argument("--timeout", type=float, default=110.0, help="give up after this many seconds")
-    demo.set_defaults(func=_cmd_demo)
+@_command("replay", "republish dead-lettered messages to their original topic", help=dlq.__doc__, group=dlq_app)
+def dlq_replay_command(
+    subscription: Annotated[
+        str, typer.Option(help="dead-letter subscription (id or projects/P/subscriptions/S)", show_default=False)
+    ],
+    topic: Annotated[str, typer.Option(help="topic the messages came from (id or projects/P/topics/T)")],
+    max_messages: Annotated[
+        int, typer.Option("--max", min=1, metavar="N", help="at most this many messages")
+    ] = dlq.DEFAULT_MAX,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="list the messages, publish and acknowledge nothing")
+    ] = False,
+    project: Annotated[
+        str | None, typer.Option(help="project of ids given without one (default: GOOGLE_CLOUD_PROJECT)")
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print the report as JSON on stdout (each message's line on stderr)")
+    ] = False,
+) -> int:
+    project_id = project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    subscription_path = dlq.resource_path("subscriptions", subscription, project_id)
+    topic_path = dlq.resource_path("topics", topic, project_id)
 
-    jobs = sub.add_parser("jobs", help="list jobs")
-    jobs.add_argument("--state", help="only jobs in this state, e.g. QUEUED")
-    jobs.add_argument("--limit", type=int, default=500)
-    jobs.add_argument("--json", action="store_true")
-    jobs.set_defaults(func=_cmd_jobs)
+    from shared.adapters.pubsub_dead_letters import connect
 
-    job = sub.add_parser("job", help="one job's details and history")
-    job.add_argument("job_id")
-    job.add_argument("--json", action="store_true")
-    job.set_defaults(func=_cmd_job)
+    source, target = connect(subscription_path, topic_path)
+    # With --json, stdout is the report's alone; the running commentary goes to stderr.
+    say = _printer(sys.stderr if json_output else sys.stdout)
+    mode = "dry run: nothing is published or acknowledged" if dry_run else f"replaying into {topic_path}"
+    say(f"{subscription_path} ({mode}, at most {max_messages} messages)")
+    report = dlq.replay(source, target, max_messages=max_messages, dry_run=dry_run, say=say)
+    if json_output:
+        _print_json({"subscription": subscription_path, "topic": topic_path, "dry_run": dry_run, **report.to_dict()})
+    else:
+        done = len(report.listed) if dry_run else len(report.replayed)
+        say(f"{done} message(s) {'would be replayed' if dry_run else 'replayed'} into {topic_path}.")
+    _warn_about(report)
+    return 0 if report.ok else 1
 
-    cancel = sub.add_parser("cancel", help="cancel a job: dequeue it, or cancel its Vertex AI job")
-    cancel.add_argument("job_id")
-    cancel.set_defaults(func=_cmd_cancel)
 
-    retry = sub.add_parser("retry", help="re-queue a FAILED job as a new attempt")
-    retry.add_argument("job_id")
-    retry.set_defaults(func=_cmd_retry)
+def _printer(stream: Any) -> Callable[[str], None]:
+    """print() to `stream`, user text made printable: dead letters carry object names from uploads."""
 
-    quota = sub.add_parser("quota", help="the concurrent tuning-job quota: limit, in use, queued")
-    quota.add_argument("--json", action="store_true")
-    quota.set_defaults(func=_cmd_quota)
+    def say(line: str) -> None:
+        print(printable(line), file=stream)
 
-    models = sub.add_parser("models", help="the base models Tunedrop can tune, with their lifecycle and limits")
-    models.add_argument("action", nargs="?", choices=("check",), help="check: compare the registry with Google's pages")
-    models.add_argument("--json", action="store_true", help="a JSON list of objects, one per model")
-    models.add_argument("--markdown", action="store_true", help="the README's model table")
-    models.add_argument(
-        "--on", type=parse_day, metavar="YYYY-MM-DD", help="status as of this day (default: today, UTC)"
-    )
-    models.add_argument(
-        "--source",
-        action="append",
-        metavar="URL-or-FILE",
-        help="with check: a page to read (repeatable; default: Google's supervised-tuning, tuning reference and "
-        "model-versions pages as .md.txt)",
-    )
-    models.set_defaults(func=_cmd_models)
+    return say
 
-    retune = sub.add_parser("retune", help="tune a finished job's datasets again on another base model")
-    retune.add_argument("job_id")
-    retune.add_argument("--model", help="base model to tune on (default: the replacement of the job's model)")
-    retune.set_defaults(func=_cmd_retune)
 
-    from shared.validation.cli import add_parser as add_validate_parser
+def _warn_about(report: dlq.ReplayReport) -> None:
+    if report.failed is not None:
+        message, error = report.failed
+        print(
+            f"tunedrop: publishing {printable(message.message_id)} failed ({printable(error)}); "
+            "it and the rest stay dead-lettered.",
+            file=sys.stderr,
+        )
+    for message_id, error in report.unacked:
+        print(
+            f"tunedrop: {printable(message_id)} was replayed but not acknowledged ({printable(error)}); "
+            "it may be replayed again.",
+            file=sys.stderr,
+        )
 
-    add_validate_parser(sub)
 
-    from shared.dlq import register_cli as add_dlq_parser
-
-    add_dlq_parser(sub)
-    return parser
+# ------------------------------------------------------------------------------------ entry point
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """`tunedrop`: run the command in argv (default: the process's arguments) and exit with its status.
+
+    0 done, 1 failed, 2 bad usage or configuration, 130 interrupted."""
+    code = 0
     try:
-        code = int(args.func(args))
+        with _logs_on_stderr():
+            # typer's standalone mode: usage errors and --help print and exit as typer does (2 and 0).
+            typer.main.get_command(app).main(args=None if argv is None else list(argv), prog_name="tunedrop")
     except ConfigError as exc:
         print(f"tunedrop: {printable(str(exc))}", file=sys.stderr)
         code = 2
@@ -334,3 +513,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         code = 130
     raise SystemExit(code)
+
+
+@contextlib.contextmanager
+def _logs_on_stderr() -> Iterator[None]:
+    """JSON logs on stderr while a command runs, so stdout carries only its output (JSON with --json).
+
+    The root logger is handed back as it was: a caller in the same process (a test) keeps its logging."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging(stream=sys.stderr)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)

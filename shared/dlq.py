@@ -12,11 +12,12 @@ Replaying publishes to the topic, so every subscription of that topic receives t
 redelivery, which is what makes a replay safe.
 """
 
+# This module is the replay on two ports (it is also the command's help text above);
+# shared/adapters/pubsub_dead_letters.py implements the ports on Pub/Sub, shared/cli.py is the command.
+
 from __future__ import annotations
 
-import argparse
-import os
-import sys
+import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -27,8 +28,6 @@ from shared.errors import ConfigError
 DEAD_LETTER_ATTRIBUTE_PREFIX = "CloudPubSubDeadLetter"
 DEFAULT_MAX = 100
 PULL_BATCH = 100
-PULL_TIMEOUT_SECONDS = 20.0
-PUBLISH_TIMEOUT_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,28 @@ class ReplayReport:
     def ok(self) -> bool:
         return self.failed is None and not self.unacked
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as `tunedrop dlq replay --json` prints it."""
+        failed = None
+        if self.failed is not None:
+            failed = {"message_id": self.failed[0].message_id, "error": self.failed[1]}
+        return {
+            "ok": self.ok,
+            "replayed": [{"message_id": old, "new_message_id": new} for old, new in self.replayed],
+            "listed": [_listing(message) for message in self.listed],
+            "failed": failed,
+            "unacked": [{"message_id": message_id, "error": error} for message_id, error in self.unacked],
+        }
+
+
+def _listing(message: DeadLetter) -> dict[str, Any]:
+    return {
+        "message_id": message.message_id,
+        "delivery_attempt": message.delivery_attempt,
+        "attributes": replay_attributes(message.attributes),
+        "data_base64": base64.b64encode(message.data).decode("ascii"),
+    }
+
 
 def replay(
     source: DeadLetterSource,
@@ -99,42 +120,67 @@ def replay(
     """
     if max_messages < 1:
         raise ValueError("max_messages must be at least 1")
-    report = ReplayReport()
-    seen: set[str] = set()
-    held: list[str] = []  # dry run: leases to end when done
+    run = _ReplayRun(source, topic, dry_run, say)
     try:
-        while len(seen) < max_messages:
-            batch = source.pull(min(PULL_BATCH, max_messages - len(seen)))
-            fresh = [m for m in batch if m.message_id not in seen]
-            for again in (m for m in batch if m.message_id in seen):
-                # Delivered twice in one run (a lease ran out): replayed already, or listed already.
-                if dry_run:
-                    held.append(again.ack_id)
-                else:
-                    _ack(source, again, report)
-            if not fresh:
+        while len(run.seen) < max_messages:
+            if not run.take(source.pull(min(PULL_BATCH, max_messages - len(run.seen)))):
                 break
-            for index, message in enumerate(fresh):
-                seen.add(message.message_id)
-                if dry_run:
-                    held.append(message.ack_id)
-                    report.listed.append(message)
-                    say(_describe("would replay", message))
-                    continue
-                try:
-                    new_id = topic.publish(message.data, replay_attributes(message.attributes))
-                except Exception as exc:
-                    report.failed = (message, f"{type(exc).__name__}: {exc}")
-                    source.release([m.ack_id for m in fresh[index:]])
-                    say(_describe("NOT replayed (publish failed, message stays dead-lettered)", message))
-                    return report
-                report.replayed.append((message.message_id, new_id))
-                acked = _ack(source, message, report)
-                say(_describe(f"replayed as {new_id}" + ("" if acked else " (NOT acknowledged)"), message))
     finally:
-        if held:
-            source.release(held)
-    return report
+        if run.held:
+            source.release(run.held)
+    return run.report
+
+
+@dataclass
+class _ReplayRun:
+    """The state of one replay: what was seen, which dry-run leases to end, and the report."""
+
+    source: DeadLetterSource
+    topic: TopicPublisher
+    dry_run: bool
+    say: Callable[[str], None]
+    report: ReplayReport = field(default_factory=ReplayReport)
+    seen: set[str] = field(default_factory=set)
+    held: list[str] = field(default_factory=list)  # dry run: leases to end when done
+
+    def take(self, batch: Sequence[DeadLetter]) -> bool:
+        """Handle one pulled batch; False when the run is over (nothing new arrived, or a publish failed)."""
+        fresh = [m for m in batch if m.message_id not in self.seen]
+        self._settle_repeats([m for m in batch if m.message_id in self.seen])
+        for index, message in enumerate(fresh):
+            self.seen.add(message.message_id)
+            if self.dry_run:
+                self._list(message)
+            elif not self._republish(message):
+                self.source.release([m.ack_id for m in fresh[index:]])
+                return False
+        return bool(fresh)
+
+    def _settle_repeats(self, repeats: Sequence[DeadLetter]) -> None:
+        """Messages delivered twice in one run (a lease ran out): replayed already, or listed already."""
+        for again in repeats:
+            if self.dry_run:
+                self.held.append(again.ack_id)
+            else:
+                _ack(self.source, again, self.report)
+
+    def _list(self, message: DeadLetter) -> None:
+        self.held.append(message.ack_id)
+        self.report.listed.append(message)
+        self.say(_describe("would replay", message))
+
+    def _republish(self, message: DeadLetter) -> bool:
+        """Publish then acknowledge one message; False when the publish failed (the run stops there)."""
+        try:
+            new_id = self.topic.publish(message.data, replay_attributes(message.attributes))
+        except Exception as exc:
+            self.report.failed = (message, f"{type(exc).__name__}: {exc}")
+            self.say(_describe("NOT replayed (publish failed, message stays dead-lettered)", message))
+            return False
+        self.report.replayed.append((message.message_id, new_id))
+        acked = _ack(self.source, message, self.report)
+        self.say(_describe(f"replayed as {new_id}" + ("" if acked else " (NOT acknowledged)"), message))
+        return True
 
 
 def _ack(source: DeadLetterSource, message: DeadLetter, report: ReplayReport) -> bool:
@@ -156,7 +202,7 @@ def _describe(what: str, message: DeadLetter) -> str:
     )
 
 
-# ------------------------------------------------------------------------------------ Pub/Sub
+# ------------------------------------------------------------------------------------ resource paths
 
 
 def resource_path(kind: str, value: str, project: str | None) -> str:
@@ -171,127 +217,3 @@ def resource_path(kind: str, value: str, project: str | None) -> str:
     if not project:
         raise ConfigError(f"--{kind[:-1]} {value} needs a project: pass --project or set GOOGLE_CLOUD_PROJECT")
     return f"projects/{project}/{kind}/{value}"
-
-
-class PubSubDeadLetters:
-    """DeadLetterSource on a Pub/Sub pull subscription (honours PUBSUB_EMULATOR_HOST)."""
-
-    def __init__(self, subscriber: Any, subscription: str, timeout: float = PULL_TIMEOUT_SECONDS) -> None:
-        self._subscriber = subscriber
-        self._subscription = subscription
-        self._timeout = timeout
-
-    def pull(self, max_messages: int) -> list[DeadLetter]:
-        from google.api_core import exceptions as gexc
-
-        try:
-            response = self._subscriber.pull(
-                request={"subscription": self._subscription, "max_messages": max_messages}, timeout=self._timeout
-            )
-        except gexc.DeadlineExceeded:
-            return []  # nothing arrived within the timeout
-        return [
-            DeadLetter(
-                ack_id=str(received.ack_id),
-                message_id=str(received.message.message_id),
-                data=bytes(received.message.data),
-                attributes={str(k): str(v) for k, v in received.message.attributes.items()},
-                delivery_attempt=int(received.delivery_attempt),
-            )
-            for received in response.received_messages
-        ]
-
-    def ack(self, ack_ids: Sequence[str]) -> None:
-        self._subscriber.acknowledge(request={"subscription": self._subscription, "ack_ids": list(ack_ids)})
-
-    def release(self, ack_ids: Sequence[str]) -> None:
-        self._subscriber.modify_ack_deadline(
-            request={"subscription": self._subscription, "ack_ids": list(ack_ids), "ack_deadline_seconds": 0}
-        )
-
-
-class PubSubTopic:
-    """TopicPublisher on a Pub/Sub topic."""
-
-    def __init__(self, publisher: Any, topic: str, timeout: float = PUBLISH_TIMEOUT_SECONDS) -> None:
-        self._publisher = publisher
-        self._topic = topic
-        self._timeout = timeout
-
-    def publish(self, data: bytes, attributes: Mapping[str, str]) -> str:
-        future = self._publisher.publish(self._topic, data, **dict(attributes))
-        return str(future.result(timeout=self._timeout))
-
-
-# ------------------------------------------------------------------------------------ command line
-
-
-def _positive(raw: str) -> int:
-    try:
-        value = int(raw)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _cmd_replay(args: argparse.Namespace) -> int:
-    project = args.project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-    subscription = resource_path("subscriptions", args.subscription, project)
-    topic = resource_path("topics", args.topic, project)
-
-    from google.cloud import pubsub_v1
-
-    source = PubSubDeadLetters(pubsub_v1.SubscriberClient(), subscription)
-    target = PubSubTopic(pubsub_v1.PublisherClient(), topic)
-    mode = "dry run: nothing is published or acknowledged" if args.dry_run else f"replaying into {topic}"
-    print(f"{subscription} ({mode}, at most {args.max_messages} messages)")
-    report = replay(source, target, max_messages=args.max_messages, dry_run=args.dry_run)
-    if args.dry_run:
-        print(f"{len(report.listed)} message(s) would be replayed into {topic}.")
-    else:
-        print(f"{len(report.replayed)} message(s) replayed into {topic}.")
-    if report.failed is not None:
-        message, error = report.failed
-        print(
-            f"tunedrop: publishing {message.message_id} failed ({error}); it and the rest stay dead-lettered.",
-            file=sys.stderr,
-        )
-    for message_id, error in report.unacked:
-        print(
-            f"tunedrop: {message_id} was replayed but not acknowledged ({error}); it may be replayed again.",
-            file=sys.stderr,
-        )
-    return 0 if report.ok else 1
-
-
-def register_cli(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `dlq replay` to the tunedrop command line (shared/cli.py)."""
-    dlq = sub.add_parser("dlq", help="dead-lettered messages")
-    actions = dlq.add_subparsers(dest="dlq_command", required=True)
-    replay_parser = actions.add_parser(
-        "replay",
-        help="republish dead-lettered messages to their original topic",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    replay_parser.add_argument(
-        "--subscription", required=True, help="dead-letter subscription (id or projects/P/subscriptions/S)"
-    )
-    replay_parser.add_argument(
-        "--topic", required=True, help="topic the messages came from (id or projects/P/topics/T)"
-    )
-    replay_parser.add_argument(
-        "--max",
-        dest="max_messages",
-        type=_positive,
-        metavar="N",
-        default=DEFAULT_MAX,
-        help=f"at most this many (default {DEFAULT_MAX})",
-    )
-    replay_parser.add_argument(
-        "--dry-run", action="store_true", help="list the messages, publish and acknowledge nothing"
-    )
-    replay_parser.add_argument("--project", help="project of ids given without one (default: GOOGLE_CLOUD_PROJECT)")
-    replay_parser.set_defaults(func=_cmd_replay)

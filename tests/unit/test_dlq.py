@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +14,8 @@ import pytest
 from google.api_core import exceptions as gexc
 
 from shared import dlq
-from shared.cli import build_parser, main
+from shared.adapters import pubsub_dead_letters
+from shared.cli import main
 from shared.errors import ConfigError
 
 Event = tuple[str, str]  # ("publish" | "ack" | "release", message id)
@@ -212,27 +215,107 @@ def test_resource_paths() -> None:
         dlq.resource_path("topics", "a/b", "demo")
 
 
-def test_the_cli_registers_dlq_replay() -> None:
-    args = build_parser().parse_args(
-        ["dlq", "replay", "--subscription", "s-dlq", "--topic", "t", "--max", "5", "--dry-run", "--project", "p"]
-    )
-    assert args.func is dlq._cmd_replay
-    assert (args.subscription, args.topic, args.max_messages, args.dry_run, args.project) == (
+def replay_cli(
+    monkeypatch: pytest.MonkeyPatch, subscription: FakeDeadLetterSubscription, topic: FakeTopic, *argv: str
+) -> int:
+    """Run `tunedrop dlq replay ...` on the fakes instead of Pub/Sub; returns the exit status."""
+    connected: list[tuple[str, str]] = []
+
+    def connect(subscription_path: str, topic_path: str) -> tuple[FakeDeadLetterSubscription, FakeTopic]:
+        connected.append((subscription_path, topic_path))
+        return subscription, topic
+
+    monkeypatch.setattr(pubsub_dead_letters, "connect", connect)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dlq", "replay", *argv])
+    assert connected == [("projects/p/subscriptions/s-dlq", "projects/p/topics/t")]
+    return int(exit_info.value.code or 0)
+
+
+def test_the_cli_replays_into_the_topic_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subscription, topic, _ = setup(3)
+    code = replay_cli(monkeypatch, subscription, topic, "--subscription", "s-dlq", "--topic", "t", "--project", "p")
+    out = capsys.readouterr().out
+    assert code == 0 and len(topic.published) == 3 and subscription.remaining() == set()
+    assert out.startswith("projects/p/subscriptions/s-dlq (replaying into projects/p/topics/t, at most 100 messages)")
+    assert "m1: replayed as new-1;" in out
+    assert out.endswith("3 message(s) replayed into projects/p/topics/t.\n")
+
+
+def test_the_cli_dry_run_lists_at_most_max(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    subscription, topic, _ = setup(5)
+    argv = ("--subscription", "projects/p/subscriptions/s-dlq", "--topic", "projects/p/topics/t", "--max", "2")
+    code = replay_cli(monkeypatch, subscription, topic, *argv, "--dry-run")
+    out = capsys.readouterr().out
+    assert code == 0 and topic.published == [] and subscription.remaining() == {"m1", "m2", "m3", "m4", "m5"}
+    assert "(dry run: nothing is published or acknowledged, at most 2 messages)" in out
+    assert out.endswith("2 message(s) would be replayed into projects/p/topics/t.\n")
+
+
+def test_the_cli_json_report_is_alone_on_stdout_and_a_failed_publish_exits_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "p")
+    subscription, topic, _ = setup(3)
+    topic.fail_on = {b'{"n": 2}'}
+    code = replay_cli(monkeypatch, subscription, topic, "--subscription", "s-dlq", "--topic", "t", "--json")
+    out, err = capsys.readouterr()
+    report = json.loads(out)
+    assert code == 1
+    assert report["ok"] is False and report["dry_run"] is False
+    assert report["replayed"] == [{"message_id": "m1", "new_message_id": "new-1"}]
+    assert report["failed"]["message_id"] == "m2" and "topic not found" in report["failed"]["error"]
+    assert "m1: replayed as new-1;" in err and "publishing m2 failed" in err
+
+
+def test_the_cli_json_dry_run_lists_each_message_without_dead_letter_attributes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subscription, topic, _ = setup(1)
+    code = replay_cli(
+        monkeypatch,
+        subscription,
+        topic,
+        "--subscription",
         "s-dlq",
+        "--topic",
         "t",
-        5,
-        True,
+        "--project",
         "p",
+        "--json",
+        "--dry-run",
     )
-    defaults = build_parser().parse_args(["dlq", "replay", "--subscription", "s", "--topic", "t"])
-    assert (defaults.max_messages, defaults.dry_run) == (dlq.DEFAULT_MAX, False)
+    (listed,) = json.loads(capsys.readouterr().out)["listed"]
+    assert code == 0
+    assert listed == {
+        "message_id": "m1",
+        "delivery_attempt": 10,
+        "attributes": {"eventType": "OBJECT_FINALIZE", "objectId": "incoming/1.jsonl"},
+        "data_base64": base64.b64encode(b'{"n": 1}').decode(),
+    }
+
+
+def test_the_cli_prints_object_names_from_dead_letters_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    subscription, topic, _ = setup(0)
+    hostile = dlq.DeadLetter("", "m9", b"{}", {"objectId": "incoming/\x1b[2Jx\u202e.jsonl"}, 10)
+    subscription.available.append(hostile)
+    code = replay_cli(monkeypatch, subscription, topic, "--subscription", "s-dlq", "--topic", "t", "--project", "p")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "\x1b" not in out and "\u202e" not in out
+    assert "objectId=incoming/\\x1b[2Jx\\u202e.jsonl" in out
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "x"])
-def test_the_cli_refuses_a_bad_max(bad: str) -> None:
+def test_the_cli_refuses_a_bad_max(bad: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        build_parser().parse_args(["dlq", "replay", "--subscription", "s", "--topic", "t", "--max", bad])
+        main(["dlq", "replay", "--subscription", "s", "--topic", "t", "--max", bad])
     assert exit_info.value.code == 2
+    assert "--max" in capsys.readouterr().err
 
 
 def test_the_cli_needs_a_project_for_bare_ids(
@@ -287,8 +370,8 @@ def received(n: int) -> SimpleNamespace:
 def test_the_pubsub_adapters_pull_publish_and_acknowledge() -> None:
     subscriber = FakeSubscriberClient([received(1), received(2)])
     publisher = FakePublisherClient()
-    source = dlq.PubSubDeadLetters(subscriber, "projects/p/subscriptions/s-dlq")
-    topic = dlq.PubSubTopic(publisher, "projects/p/topics/t")
+    source = pubsub_dead_letters.PubSubDeadLetters(subscriber, "projects/p/subscriptions/s-dlq")
+    topic = pubsub_dead_letters.PubSubTopic(publisher, "projects/p/topics/t")
 
     report = dlq.replay(source, topic, say=quiet)
 
@@ -307,12 +390,14 @@ def test_the_pubsub_adapters_pull_publish_and_acknowledge() -> None:
 
 def test_the_pubsub_adapter_releases_with_a_zero_deadline_and_survives_an_empty_pull() -> None:
     subscriber = FakeSubscriberClient([received(1)])
-    source = dlq.PubSubDeadLetters(subscriber, "projects/p/subscriptions/s-dlq")
-    report = dlq.replay(source, dlq.PubSubTopic(FakePublisherClient(), "projects/p/topics/t"), dry_run=True, say=quiet)
+    source = pubsub_dead_letters.PubSubDeadLetters(subscriber, "projects/p/subscriptions/s-dlq")
+    report = dlq.replay(
+        source, pubsub_dead_letters.PubSubTopic(FakePublisherClient(), "projects/p/topics/t"), dry_run=True, say=quiet
+    )
     assert [m.delivery_attempt for m in report.listed] == [7]
     assert subscriber.requests[-1] == (
         "modify_ack_deadline",
         {"subscription": "projects/p/subscriptions/s-dlq", "ack_ids": ["ack1"], "ack_deadline_seconds": 0},
     )
     empty = FakeSubscriberClient([], deadline_exceeded=True)
-    assert dlq.PubSubDeadLetters(empty, "projects/p/subscriptions/s").pull(10) == []
+    assert pubsub_dead_letters.PubSubDeadLetters(empty, "projects/p/subscriptions/s").pull(10) == []

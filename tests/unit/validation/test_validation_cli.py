@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from shared.cli import main
+from shared.validation.cli import PROGRESS_MIN_BYTES, progress_bar
 from shared.validation.registry import registry
 
 DATASETS = Path(__file__).resolve().parents[2] / "fixtures" / "datasets"
@@ -99,7 +102,7 @@ def test_a_valid_file_exits_zero_with_a_readable_report(capsys: pytest.CaptureFi
     assert code == 0
     assert out.startswith("# Dataset validation: ✅ valid")
     assert "Tokens per example" in out
-    assert "validating [" not in err  # no progress bar when stderr is not a terminal
+    assert "validating" not in err  # no progress bar when stderr is not a terminal
 
 
 def test_json_top_level_fields(capsys: pytest.CaptureFixture[str]) -> None:
@@ -167,19 +170,28 @@ def test_usage_errors_exit_two(
     assert err
 
 
-def test_progress_bar_draws_on_a_terminal(tmp_path: Path) -> None:
-    import io
+def test_progress_bar_draws_on_a_terminal_and_clears_itself() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    total = PROGRESS_MIN_BYTES
+    with progress_bar(total, console) as advance:
+        assert advance is not None
+        advance(total // 2)
+        advance(total)
+    text = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "validating" in text and "100%" in text
+    assert text.rstrip(" ").endswith("\x1b[2K"), "the transient bar erases its line when done"
 
-    from shared.validation.cli import _ProgressBar
 
-    class Terminal(io.StringIO):
-        def isatty(self) -> bool:
-            return True
+def test_no_progress_bar_without_a_console_or_for_a_small_file() -> None:
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    with progress_bar(PROGRESS_MIN_BYTES - 1, console) as advance:
+        assert advance is None
+    with progress_bar(PROGRESS_MIN_BYTES, None) as advance:
+        assert advance is None
+    assert console.file.getvalue() == ""  # type: ignore[attr-defined]
 
-    stream = Terminal()
-    bar = _ProgressBar(1000, stream)
-    bar(500)
-    bar(1000)
-    bar.close()
-    text = stream.getvalue()
-    assert "validating [" in text and "100.0%" in text and "MB/s" in text
+
+def test_a_missing_bucket_object_is_a_usage_error_without_a_network_call(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = validate(capsys, "gs://bucket-only/")
+    assert (code, out) == (2, "")
+    assert "gs://bucket-only/ is not a gs://bucket/object URI" in err
