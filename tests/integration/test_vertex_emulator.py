@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import calendar
-import json
-import os
 import re
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,35 +16,14 @@ from google.cloud.aiplatform_v1.services.gen_ai_tuning_service.transports.grpc i
     GenAiTuningServiceGrpcTransport,
 )
 from google.rpc import error_details_pb2
-from tunedrop_local.vertex_emulator import (
-    JOB_SECONDS_LABEL,
-    QUOTA_METRIC,
-    ConfigError,
-    EmulatorError,
-    VertexEmulator,
-    project_number,
-    serve,
-)
+from tunedrop_local.vertex_emulator import JOB_SECONDS_LABEL, QUOTA_METRIC, VertexEmulator, project_number, serve
+
+from tests.integration.vertex import NUMBER, PARENT, PROJECT, FakeClock, tuning_job
 
 pytestmark = pytest.mark.integration
 
-PROJECT = "tunedrop-dev"
-NUMBER = project_number(PROJECT)
-PARENT = f"projects/{PROJECT}/locations/us-central1"
 JOB_NAME_RE = re.compile(r"^projects/(\d{12})/locations/([a-z0-9-]+)/tuningJobs/(\d{19})$")
 State = aiplatform_v1.JobState
-
-
-class FakeClock:
-    def __init__(self, start: float = 1_750_000_000.0) -> None:
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 Factory = Callable[..., aiplatform_v1.GenAiTuningServiceClient]
 
@@ -83,15 +56,6 @@ def make_client(clock: FakeClock) -> Iterator[Factory]:
 @pytest.fixture
 def client(make_client: Factory) -> aiplatform_v1.GenAiTuningServiceClient:
     return make_client(quota=10, job_seconds=10)
-
-
-def tuning_job(**overrides: Any) -> aiplatform_v1.TuningJob:
-    fields: dict[str, Any] = {
-        "base_model": "gemini-3.5-flash",
-        "supervised_tuning_spec": {"training_dataset_uri": "gs://tunedrop-in/train.jsonl"},
-    }
-    fields.update(overrides)
-    return aiplatform_v1.TuningJob(**fields)
 
 
 def create(
@@ -521,124 +485,6 @@ def test_unimplemented_method_is_unimplemented(client: aiplatform_v1.GenAiTuning
         client.rebase_tuned_model(
             parent=PARENT, tuned_model_ref=aiplatform_v1.TunedModelRef(tuning_job=f"{PARENT}/tuningJobs/1")
         )
-
-
-# --- the state class on its own ---------------------------------------------------------------
-
-
-def test_concurrent_creates_respect_quota(clock: FakeClock) -> None:
-    emulator = VertexEmulator(quota=3, env={}, clock=clock)
-    results: list[str] = []
-    lock = threading.Lock()
-
-    def worker() -> None:
-        try:
-            job = emulator.create_tuning_job(PARENT, tuning_job())
-        except EmulatorError as err:
-            assert err.code == grpc.StatusCode.RESOURCE_EXHAUSTED
-            return
-        with lock:
-            results.append(job.name)
-
-    threads = [threading.Thread(target=worker) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(results) == 3
-    assert len(set(results)) == 3
-    assert emulator.active_job_count() == 3
-
-
-@pytest.mark.parametrize(
-    ("env", "variable"),
-    [
-        ({"TUNEDROP_EMULATOR_QUOTA": "many"}, "TUNEDROP_EMULATOR_QUOTA"),
-        ({"TUNEDROP_QUOTA": "-1"}, "TUNEDROP_QUOTA"),
-        ({"TUNEDROP_EMULATOR_JOB_SECONDS": "soon"}, "TUNEDROP_EMULATOR_JOB_SECONDS"),
-        ({"TUNEDROP_EMULATOR_JOB_SECONDS": "-3"}, "TUNEDROP_EMULATOR_JOB_SECONDS"),
-        ({"TUNEDROP_EMULATOR_FAIL_RATE": "1.5"}, "TUNEDROP_EMULATOR_FAIL_RATE"),
-        ({"TUNEDROP_EMULATOR_UNAVAILABLE_RATE": "nan"}, "TUNEDROP_EMULATOR_UNAVAILABLE_RATE"),
-        ({"TUNEDROP_EMULATOR_SEED": "0.5"}, "TUNEDROP_EMULATOR_SEED"),
-    ],
-)
-def test_invalid_knobs_name_the_variable(env: dict[str, str], variable: str) -> None:
-    with pytest.raises(ConfigError, match=variable):
-        VertexEmulator(env=env)
-
-
-def test_knob_precedence() -> None:
-    assert VertexEmulator(env={}).config.quota == 1
-    assert VertexEmulator(env={"TUNEDROP_QUOTA": "4"}).config.quota == 4
-    env = {"TUNEDROP_QUOTA": "4", "TUNEDROP_EMULATOR_QUOTA": "6", "TUNEDROP_EMULATOR_JOB_SECONDS": "2.5"}
-    config = VertexEmulator(env=env).config
-    assert (config.quota, config.job_seconds) == (6, 2.5)
-    assert VertexEmulator(quota=9, env=env).config.quota == 9
-    defaults = VertexEmulator(env={}).config
-    assert (defaults.job_seconds, defaults.fail_rate, defaults.unavailable_rate, defaults.seed) == (5.0, 0, 0, 0)
-    with pytest.raises(ConfigError, match="fail_rate"):
-        VertexEmulator(fail_rate=2, env={})
-
-
-# --- the command line ------------------------------------------------------------------------
-
-
-def _read_json_line(proc: subprocess.Popen[str], deadline: float) -> dict[str, Any]:
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if not line:
-        raise AssertionError(f"emulator exited early with {proc.poll()}")
-    if time.monotonic() > deadline:
-        raise AssertionError("emulator did not start in time")
-    entry: dict[str, Any] = json.loads(line)
-    return entry
-
-
-def test_module_runs_as_a_process_and_stops_on_sigterm() -> None:
-    env = {
-        **os.environ,
-        "TUNEDROP_EMULATOR_QUOTA": "2",
-        "TUNEDROP_EMULATOR_JOB_SECONDS": "30",
-        "TUNEDROP_EMULATOR_UNAVAILABLE_RATE": "0",
-        "PYTHONUNBUFFERED": "1",
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tunedrop_local.vertex_emulator", "--host", "127.0.0.1", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        entry = _read_json_line(proc, deadline)
-        while entry["message"] != "Vertex AI tuning emulator serving":
-            entry = _read_json_line(proc, deadline)
-        assert entry["severity"] == "INFO"
-        assert entry["quota"] == 2
-        port = entry["port"]
-
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        grpc.channel_ready_future(channel).result(timeout=10)
-        client = aiplatform_v1.GenAiTuningServiceClient(transport=GenAiTuningServiceGrpcTransport(channel=channel))
-        job = create(client)
-        assert JOB_NAME_RE.match(job.name)
-        assert client.get_tuning_job(name=job.name).state == State.JOB_STATE_PENDING
-        channel.close()
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=15) == 0
-        out, err = proc.communicate(timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
-    entries = [json.loads(line) for line in out.splitlines() if line.strip()]
-    assert all({"severity", "message"} <= entry.keys() for entry in entries)
-    created = [e for e in entries if e.get("method") == "CreateTuningJob"]
-    assert created and created[0]["job"] == job.name
-    assert any(e["message"] == "Vertex AI tuning emulator stopped" for e in entries), out + err
 
 
 @pytest.mark.parametrize(

@@ -4,15 +4,43 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import grpc
 from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.gen_ai_tuning_service.transports.grpc import (
     GenAiTuningServiceGrpcTransport,
 )
-from tunedrop_local.vertex_emulator import VertexEmulator, serve
+from tunedrop_local.vertex_emulator import VertexEmulator, project_number, serve
 
 from shared.adapters.vertex_tuning import VertexTuning
+
+PROJECT = "tunedrop-dev"
+NUMBER = project_number(PROJECT)
+PARENT = f"projects/{PROJECT}/locations/us-central1"
+
+
+class FakeClock:
+    """Simulated time for an emulator: tests advance it instead of sleeping."""
+
+    def __init__(self, start: float = 1_750_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def tuning_job(**overrides: Any) -> aiplatform_v1.TuningJob:
+    """A valid TuningJob to create, with ``overrides`` on top."""
+    fields: dict[str, Any] = {
+        "base_model": "gemini-3.5-flash",
+        "supervised_tuning_spec": {"training_dataset_uri": "gs://tunedrop-in/train.jsonl"},
+    }
+    fields.update(overrides)
+    return aiplatform_v1.TuningJob(**fields)
 
 
 # mypy cannot follow the editable install's mapping of tunedrop_local to deploy/local, so it sees Any here.
