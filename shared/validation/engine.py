@@ -760,41 +760,12 @@ def validate_dataset(
     with "raise", CountingIncomplete (a TransientError) is raised instead when a counter failed or none
     was given, so that the upload is validated again rather than rejected on a guess.
     """
-    spec: ModelSpec | None
-    if isinstance(model, ModelSpec):
-        name, spec = model.name, model
-    else:
-        name = (model or DEFAULT_MODEL).strip()
-        spec = get_model(name)
     report = ValidationReport(file=file, validation_file=validation_file if validation is not None else "")
-    if spec is None:
-        known = ", ".join(registry().names())
-        report.add(
-            Issue(0, "unknown_model", f'Base model "{name}" cannot be tuned by Tunedrop: use one of {known}.', "model")
-        )
-        fallback = get_model(DEFAULT_MODEL)
-        assert fallback is not None, "the registry must hold the default model"
-        spec = fallback
-        report.notes.append(
-            f"{name} is not in the registry: the examples were checked against the rules of {spec.name}."
-        )
-        report.model = name
-    else:
-        report.model = spec.name
-        if on is not None:
-            _check_lifecycle(report, spec, on, retiring_days)
+    spec = _resolve_model(report, model, on, retiring_days)
     if hyper_parameters:
         report.hyper_parameters = dict(hyper_parameters)
     epochs = check_hyper_parameters(hyper_parameters or {}, spec, report)
-    if region and region not in spec.regions:
-        report.add(
-            Issue(
-                0,
-                "unsupported_region",
-                f"{spec.name} cannot be tuned in {region}: use one of {', '.join(sorted(spec.regions))}.",
-                "region",
-            )
-        )
+    _check_region(report, spec, region)
     counting = _Counting(_counters(token_counter), spec.name, count_deadline)
     run = _Validation(spec, report, counting, label_files=validation is not None, unverified_length=unverified_length)
 
@@ -803,18 +774,7 @@ def validate_dataset(
     )
     # The counts of a file read in part say nothing of the whole file.
     if not partial:
-        if report.example_count == 0 and report.error_count == 0:
-            report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
-        elif 0 < report.example_count < spec.min_examples:
-            report.add(
-                Issue(
-                    0,
-                    "too_few_examples",
-                    f"The training file has {report.example_count} examples; {spec.name} needs at least "
-                    f"{spec.min_examples}.",
-                )
-            )
-        check_example_count(report, spec, report.example_count, multimodal=run.multimodal_examples > 0)
+        _check_training_count(report, spec, multimodal=run.multimodal_examples > 0)
 
     if validation is not None:
         count, report.validation_byte_count, partial_validation = _scan_file(
@@ -830,43 +790,110 @@ def validate_dataset(
         )
         report.validation_example_count = count
         partial = partial or partial_validation
-        if partial_validation:
-            pass  # as for the training file: its counts say nothing of the whole
-        elif count > spec.max_validation_examples:
-            report.add(
-                Issue(
-                    0,
-                    "validation_too_large",
-                    f"The validation file has {count:,} examples; {spec.name} accepts at most "
-                    f"{spec.max_validation_examples:,}: keep a random subset.",
-                    file=validation_file,
-                )
-            )
-        elif (
-            spec.max_validation_share is not None
-            and spec.validation_share_above is not None
-            and count > spec.validation_share_above
-            and count > spec.max_validation_share * report.example_count
-        ):
-            report.add(
-                Issue(
-                    0,
-                    "validation_too_large",
-                    f"The validation file has {count:,} examples; above {spec.validation_share_above:,}, {spec.name} "
-                    f"accepts at most {spec.max_validation_share:.0%} of the training examples "
-                    f"({int(spec.max_validation_share * report.example_count):,} for {report.example_count:,}): "
-                    "keep a random subset, or move examples to the training file.",
-                    file=validation_file,
-                )
-            )
-        elif count == 0:
-            report.add(Issue(0, "empty_dataset", "The validation file holds no examples.", file=validation_file))
+        if not partial_validation:  # as for the training file: the counts of a part say nothing of the whole
+            _check_validation_count(report, spec, count, validation_file)
 
     if uri_checker is not None and run.uris:
         run.check_uris(uri_checker)
     run.statistics(report, epochs)
     if partial:
         report.cost = {}  # a fraction of a file that cannot be tuned as it is: no figure to plan with
+    _note_counting(report, counting)
+    return report
+
+
+def _resolve_model(
+    report: ValidationReport, model: str | ModelSpec | None, on: date | None, retiring_days: int
+) -> ModelSpec:
+    """The spec to check against; an unknown name is reported and checked with DEFAULT_MODEL's rules."""
+    spec: ModelSpec | None
+    if isinstance(model, ModelSpec):
+        name, spec = model.name, model
+    else:
+        name = (model or DEFAULT_MODEL).strip()
+        spec = get_model(name)
+    if spec is not None:
+        report.model = spec.name
+        if on is not None:
+            _check_lifecycle(report, spec, on, retiring_days)
+        return spec
+    known = ", ".join(registry().names())
+    report.add(
+        Issue(0, "unknown_model", f'Base model "{name}" cannot be tuned by Tunedrop: use one of {known}.', "model")
+    )
+    fallback = get_model(DEFAULT_MODEL)
+    assert fallback is not None, "the registry must hold the default model"
+    report.notes.append(
+        f"{name} is not in the registry: the examples were checked against the rules of {fallback.name}."
+    )
+    report.model = name
+    return fallback
+
+
+def _check_region(report: ValidationReport, spec: ModelSpec, region: str | None) -> None:
+    if region and region not in spec.regions:
+        report.add(
+            Issue(
+                0,
+                "unsupported_region",
+                f"{spec.name} cannot be tuned in {region}: use one of {', '.join(sorted(spec.regions))}.",
+                "region",
+            )
+        )
+
+
+def _check_training_count(report: ValidationReport, spec: ModelSpec, *, multimodal: bool) -> None:
+    """The training file read whole: empty, too few or too many examples."""
+    if report.example_count == 0 and report.error_count == 0:
+        report.add(Issue(0, "empty_dataset", "The file holds no examples: upload at least one."))
+    elif 0 < report.example_count < spec.min_examples:
+        report.add(
+            Issue(
+                0,
+                "too_few_examples",
+                f"The training file has {report.example_count} examples; {spec.name} needs at least "
+                f"{spec.min_examples}.",
+            )
+        )
+    check_example_count(report, spec, report.example_count, multimodal=multimodal)
+
+
+def _check_validation_count(report: ValidationReport, spec: ModelSpec, count: int, validation_file: str) -> None:
+    """The validation file read whole: empty, or over the model's count or share of the training examples."""
+    share = spec.max_validation_share
+    if count > spec.max_validation_examples:
+        report.add(
+            Issue(
+                0,
+                "validation_too_large",
+                f"The validation file has {count:,} examples; {spec.name} accepts at most "
+                f"{spec.max_validation_examples:,}: keep a random subset.",
+                file=validation_file,
+            )
+        )
+    elif (
+        share is not None
+        and spec.validation_share_above is not None
+        and count > spec.validation_share_above
+        and count > share * report.example_count
+    ):
+        report.add(
+            Issue(
+                0,
+                "validation_too_large",
+                f"The validation file has {count:,} examples; above {spec.validation_share_above:,}, {spec.name} "
+                f"accepts at most {share:.0%} of the training examples "
+                f"({int(share * report.example_count):,} for {report.example_count:,}): "
+                "keep a random subset, or move examples to the training file.",
+                file=validation_file,
+            )
+        )
+    elif count == 0:
+        report.add(Issue(0, "empty_dataset", "The validation file holds no examples.", file=validation_file))
+
+
+def _note_counting(report: ValidationReport, counting: _Counting) -> None:
+    """Notes on the token counters that failed or were retried during the run."""
     for counter_name, reason in counting.failures.items():
         report.notes.append(f"Token counter {counter_name} was unavailable: {reason}")
     for counter_name, reason in counting.gave_up.items():
@@ -875,7 +902,6 @@ def validate_dataset(
         report.notes.append(
             f"Token counting was retried {counting.retries:,} time(s) after quota or availability errors."
         )
-    return report
 
 
 def _scan_file(

@@ -73,13 +73,26 @@ def _histogram(bins: list[dict[str, Any]]) -> list[str]:
 
 def render_markdown(report: ValidationReport) -> str:
     """A readable report: verdict, errors by code, warnings, statistics with a histogram, cost."""
-    out: list[str] = []
+    out = _summary(report)
+    show_file = bool(report.validation_file)
+    for section in (
+        _errors(report, show_file),
+        _warnings(report, show_file),
+        _statistics(report.stats),
+        _cost(report.cost),
+        _notes(report.notes),
+    ):
+        out.extend(section)
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _summary(report: ValidationReport) -> list[str]:
     verdict = "✅ valid" if report.valid else f"❌ invalid: {report.error_count:,} problem(s)"
-    out.append(f"# Dataset validation: {verdict}")
-    out.append("")
-    out.append(
-        f"- Training file: {_code(report.file)} ({report.example_count:,} examples, {report.byte_count:,} bytes)"
-    )
+    out = [
+        f"# Dataset validation: {verdict}",
+        "",
+        f"- Training file: {_code(report.file)} ({report.example_count:,} examples, {report.byte_count:,} bytes)",
+    ]
     if report.validation_file:
         out.append(
             f"- Validation file: {_code(report.validation_file)} ({report.validation_example_count:,} examples, "
@@ -91,85 +104,101 @@ def render_markdown(report: ValidationReport) -> str:
         shown = ", ".join(f"{_text(k)}={_text(v)}" for k, v in report.hyper_parameters.items())
         out.append(f"- Hyper-parameters: {shown}")
     out.append("")
-    show_file = bool(report.validation_file)
-    if report.counts:
-        out.append("## Errors")
-        out.append("")
-        out.append("| Code | Count |")
-        out.append("|---|---|")
-        for code, count in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0])):
-            out.append(f"| {_code(code, in_table=True)} | {count:,} |")
-        out.append("")
-        out.append("First errors of each code (up to 100 per code are in the JSON report):")
-        out.append("")
-        by_code: dict[str, list[Issue]] = {}
-        for issue in report.sorted_issues():
-            by_code.setdefault(issue.code, []).append(issue)
-        first = sorted((i for issues in by_code.values() for i in issues[:5]), key=lambda i: (i.file, i.line))
-        out.extend(_issue_rows(first, show_file))
-        out.append("")
-    if report.warning_counts:
-        out.append("## Warnings")
-        out.append("")
-        counts = ", ".join(f"{_code(c)} x {n:,}" for c, n in sorted(report.warning_counts.items()))
-        out.append(f"These do not stop tuning: {counts}.")
-        out.append("")
-        out.extend(_issue_rows(sorted(report.warnings, key=lambda i: (i.file, i.line))[:20], show_file))
-        out.append("")
-    stats = report.stats
-    if stats:
-        out.append("## Statistics")
-        out.append("")
-        turns = stats.get("turns", {})
-        out.append(f"- Examples checked: {stats.get('examples_checked', 0):,}")
-        out.append(f"- Turns: {turns.get('total', 0):,} (mean {turns.get('mean', 0)}, max {turns.get('max', 0)})")
-        out.append(f"- Characters of text: {stats.get('characters', 0):,}")
-        if stats.get("multimodal_examples"):
-            out.append(
-                f"- Multimodal examples: {stats['multimodal_examples']:,} ({stats.get('media_parts', 0):,} media parts)"
-            )
-        tokens = stats.get("tokens_per_example", {})
-        if "median" in tokens:
-            out.append(
-                f"- Tokens per example: min {tokens['min']:,}, median {tokens['median']:,}, "
-                f"p95 {tokens['p95']:,}, max {tokens['max']:,}"
-            )
-            out.append(f"- Token counts: {_text(tokens.get('method', ''))}")
-            out.append("")
-            out.append("Tokens per example:")
-            out.append("")
-            out.extend(_histogram(tokens.get("histogram", [])))
-        out.append("")
-    cost = report.cost
-    if cost:
-        out.append("## Training cost estimate")
-        out.append("")
+    return out
+
+
+def _errors(report: ValidationReport, show_file: bool) -> list[str]:
+    if not report.counts:
+        return []
+    out = ["## Errors", "", "| Code | Count |", "|---|---|"]
+    for code, count in sorted(report.counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"| {_code(code, in_table=True)} | {count:,} |")
+    out += ["", "First errors of each code (up to 100 per code are in the JSON report):", ""]
+    by_code: dict[str, list[Issue]] = {}
+    for issue in report.sorted_issues():
+        by_code.setdefault(issue.code, []).append(issue)
+    first = sorted((i for issues in by_code.values() for i in issues[:5]), key=lambda i: (i.file, i.line))
+    out.extend(_issue_rows(first, show_file))
+    out.append("")
+    return out
+
+
+def _warnings(report: ValidationReport, show_file: bool) -> list[str]:
+    if not report.warning_counts:
+        return []
+    counts = ", ".join(f"{_code(c)} x {n:,}" for c, n in sorted(report.warning_counts.items()))
+    out = ["## Warnings", "", f"These do not stop tuning: {counts}.", ""]
+    out.extend(_issue_rows(sorted(report.warnings, key=lambda i: (i.file, i.line))[:20], show_file))
+    out.append("")
+    return out
+
+
+def _statistics(stats: dict[str, Any]) -> list[str]:
+    if not stats:
+        return []
+    turns = stats.get("turns", {})
+    out = [
+        "## Statistics",
+        "",
+        f"- Examples checked: {stats.get('examples_checked', 0):,}",
+        f"- Turns: {turns.get('total', 0):,} (mean {turns.get('mean', 0)}, max {turns.get('max', 0)})",
+        f"- Characters of text: {stats.get('characters', 0):,}",
+    ]
+    if stats.get("multimodal_examples"):
         out.append(
-            f"- Training tokens: {cost['training_tokens']:,} x {cost['epochs']} epoch(s) = "
-            f"{cost['billable_tokens']:,} billable tokens"
+            f"- Multimodal examples: {stats['multimodal_examples']:,} ({stats.get('media_parts', 0):,} media parts)"
         )
-        if "billable_tokens_ci95" in cost:
-            low, high = cost["billable_tokens_ci95"]
-            out.append(f"- 95% interval: {low:,} - {high:,} billable tokens")
-        if cost.get("epochs_note"):
-            out.append(f"- {_text(cost['epochs_note'], starts_block=True)}")
-        if cost.get("estimated_cost_usd") is not None:
-            confirmed = "" if cost.get("price_confirmed") else ", not re-confirmed"
-            line = (
-                f"- Estimated cost: **${cost['estimated_cost_usd']:,.2f}** at ${cost['price_per_million_tokens_usd']}"
-                f" per 1M training tokens (price as of {cost.get('price_date') or 'unknown'}{confirmed})"
-            )
-            out.append(line)
-            if "estimated_cost_ci95_usd" in cost:
-                low_usd, high_usd = cost["estimated_cost_ci95_usd"]
-                out.append(f"- Cost range (95%): ${low_usd:,.2f} - ${high_usd:,.2f}")
-        elif cost.get("price_note"):
-            out.append(f"- {_text(cost['price_note'], starts_block=True)}")
-        out.append(f"- Uncertainty: {_text(cost.get('uncertainty', ''))}")
-        out.append("")
-    if report.notes:
-        out.append("## Notes")
-        out.append("")
-        out.extend(f"- {_text(note, starts_block=True)}" for note in report.notes)
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    tokens = stats.get("tokens_per_example", {})
+    if "median" in tokens:
+        out += [
+            f"- Tokens per example: min {tokens['min']:,}, median {tokens['median']:,}, "
+            f"p95 {tokens['p95']:,}, max {tokens['max']:,}",
+            f"- Token counts: {_text(tokens.get('method', ''))}",
+            "",
+            "Tokens per example:",
+            "",
+        ]
+        out.extend(_histogram(tokens.get("histogram", [])))
+    out.append("")
+    return out
+
+
+def _cost(cost: dict[str, Any]) -> list[str]:
+    if not cost:
+        return []
+    out = [
+        "## Training cost estimate",
+        "",
+        f"- Training tokens: {cost['training_tokens']:,} x {cost['epochs']} epoch(s) = "
+        f"{cost['billable_tokens']:,} billable tokens",
+    ]
+    if "billable_tokens_ci95" in cost:
+        low, high = cost["billable_tokens_ci95"]
+        out.append(f"- 95% interval: {low:,} - {high:,} billable tokens")
+    if cost.get("epochs_note"):
+        out.append(f"- {_text(cost['epochs_note'], starts_block=True)}")
+    out.extend(_price(cost))
+    out.append(f"- Uncertainty: {_text(cost.get('uncertainty', ''))}")
+    out.append("")
+    return out
+
+
+def _price(cost: dict[str, Any]) -> list[str]:
+    """The cost lines in dollars, or why there is no figure."""
+    if cost.get("estimated_cost_usd") is None:
+        return [f"- {_text(cost['price_note'], starts_block=True)}"] if cost.get("price_note") else []
+    confirmed = "" if cost.get("price_confirmed") else ", not re-confirmed"
+    out = [
+        f"- Estimated cost: **${cost['estimated_cost_usd']:,.2f}** at ${cost['price_per_million_tokens_usd']}"
+        f" per 1M training tokens (price as of {cost.get('price_date') or 'unknown'}{confirmed})"
+    ]
+    if "estimated_cost_ci95_usd" in cost:
+        low_usd, high_usd = cost["estimated_cost_ci95_usd"]
+        out.append(f"- Cost range (95%): ${low_usd:,.2f} - ${high_usd:,.2f}")
+    return out
+
+
+def _notes(notes: list[str]) -> list[str]:
+    if not notes:
+        return []
+    return ["## Notes", "", *(f"- {_text(note, starts_block=True)}" for note in notes), ""]
