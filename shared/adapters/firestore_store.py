@@ -6,7 +6,8 @@ contention on Firestore and on its emulator alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -31,6 +32,38 @@ class MissingIndex(TransientError):
     """A query needs a Firestore index that does not exist: the message names it."""
 
 
+JOBS = "jobs"  # collection suffixes: the deployed collection is <prefix>_<suffix>
+
+
+@dataclass(frozen=True)
+class QuerySpec:
+    """One query the store runs, declared as data: the methods build their queries from these rows, and the
+    deploy check (tests/unit/deploy) reads them to compare with deploy/terraform/firestore_indexes.json.
+
+    `filters` are (field, operator) pairs whose values the method gives, in that order; `orders` are
+    (field, "ASCENDING" | "DESCENDING")."""
+
+    name: str
+    collection: str
+    filters: tuple[tuple[str, str], ...] = ()
+    orders: tuple[tuple[str, str], ...] = ()
+
+
+# Every query of FirestoreJobStore, named after the method that runs it.
+QUERIES: tuple[QuerySpec, ...] = (
+    # Needs the composite index (state ASC, priority DESC, enqueued_at ASC).
+    QuerySpec("queued", JOBS, (("state", "=="),), (("priority", "DESCENDING"), ("enqueued_at", "ASCENDING"))),
+    QuerySpec("in_states", JOBS, (("state", "in"),)),
+    QuerySpec("completion_pending", JOBS, (("completion_pending", "=="),)),
+    # Equality filters only, in document-id order: single-field indexes serve it.
+    QuerySpec("on_models", JOBS, (("state", "=="), ("base_model", "in"))),
+    QuerySpec("count", JOBS, (("state", "=="),)),
+    QuerySpec("list_jobs", JOBS, (("state", "=="),)),
+    QuerySpec("list_jobs_of_any_state", JOBS),
+)
+_QUERY: Mapping[str, QuerySpec] = {spec.name: spec for spec in QUERIES}
+
+
 def _readable(snap: Any) -> Versioned[Job] | None:
     """The job of a document, or None (with a warning) for one a newer release wrote in a state unknown here."""
     try:
@@ -44,7 +77,8 @@ class FirestoreJobStore(JobStore):
     def __init__(self, client: firestore.Client, collection_prefix: str, retention: timedelta | None = None) -> None:
         self._client = client
         self._retention = retention
-        self._jobs = client.collection(f"{collection_prefix}_jobs")
+        self._jobs = client.collection(f"{collection_prefix}_{JOBS}")
+        self._collections = {JOBS: self._jobs}
         self._state = client.collection(f"{collection_prefix}_state")
         self._slots = self._state.document(SLOTS_DOCUMENT)
 
@@ -86,41 +120,40 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore write failed: {exc}") from exc
         return True
 
-    def _run(self, query: Any, index: str = "") -> list[Versioned[Job]]:
+    def _query(self, name: str, *values: Any) -> Any:
+        """The declared query `name` (see QUERIES), its filters given `values` in order."""
+        spec = _QUERY[name]
+        query: Any = self._collections[spec.collection]
+        for (path, operator), value in zip(spec.filters, values, strict=True):
+            query = query.where(filter=FieldFilter(path, operator, value))
+        for path, direction in spec.orders:
+            query = query.order_by(path, direction=direction)
+        return query
+
+    def _run(self, name: str, *values: Any, limit: int) -> list[Versioned[Job]]:
         try:
-            snaps = list(query.stream())
+            snaps = list(self._query(name, *values).limit(limit).stream())
         except gexc.FailedPrecondition as exc:
             # Not a passing fault: say which index to create (deploy/terraform/firestore_indexes.json).
             raise MissingIndex(
-                f"Firestore has no index for this query; create {index or 'the index it names'}: {exc}"
+                f"Firestore has no index for the query {name} on {self._jobs.id}; create the index that "
+                f"deploy/terraform/firestore_indexes.json declares for FirestoreJobStore.{name}: {exc}"
             ) from exc
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore query failed: {exc}") from exc
         return [found for found in map(_readable, snaps) if found is not None]
 
     def queued(self, limit: int) -> list[Versioned[Job]]:
-        # Needs the composite index (state ASC, priority DESC, enqueued_at ASC).
-        query = (
-            self._jobs.where(filter=FieldFilter("state", "==", JobState.QUEUED.value))
-            .order_by("priority", direction=firestore.Query.DESCENDING)
-            .order_by("enqueued_at")
-            .limit(limit)
-        )
-        return self._run(query, f"the composite index on {self._jobs.id} (state ASC, priority DESC, enqueued_at ASC)")
+        return self._run("queued", JobState.QUEUED.value, limit=limit)
 
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
-        query = self._jobs.where(filter=FieldFilter("state", "in", [s.value for s in states])).limit(limit)
-        return self._run(query)
+        return self._run("in_states", [s.value for s in states], limit=limit)
 
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
-        query = self._jobs.where(filter=FieldFilter("completion_pending", "==", True)).limit(limit)
-        return self._run(query)
+        return self._run("completion_pending", True, limit=limit)
 
     def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
-        # Equality filters only, in document-id order: single-field indexes serve it.
-        query = self._jobs.where(filter=FieldFilter("state", "==", state.value)).where(
-            filter=FieldFilter("base_model", "in", list(models))
-        )
+        query = self._query("on_models", state.value, list(models))
         last: Any = None
         while True:
             page = query.limit(_PAGE)
@@ -137,6 +170,14 @@ class FirestoreJobStore(JobStore):
             if len(snaps) < _PAGE:
                 return
             last = snaps[-1]
+
+    def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
+        found = (
+            self._run("list_jobs_of_any_state", limit=limit)
+            if state is None
+            else self._run("list_jobs", state.value, limit=limit)
+        )
+        return [v.value for v in found]
 
     def existing(self, job_ids: Sequence[str]) -> set[str]:
         if not job_ids:
@@ -161,17 +202,11 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore write failed: {exc}") from exc
 
     def count(self, state: JobState) -> int:
-        query: Any = self._jobs.where(filter=FieldFilter("state", "==", state.value)).count()
+        query: Any = self._query("count", state.value).count()
         try:
             return int(query.get()[0][0].value)
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore count failed: {exc}") from exc
-
-    def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
-        query: Any = self._jobs
-        if state is not None:
-            query = query.where(filter=FieldFilter("state", "==", state.value))
-        return [v.value for v in self._run(query.limit(limit))]
 
     def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
         """Kept only until the CLI lists through JobStore.list_jobs."""
