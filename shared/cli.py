@@ -28,6 +28,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared import dlq
+from shared.config import CommonSettings
 from shared.errors import ConfigError, TunedropError
 from shared.jobs import Job, JobState
 from shared.logs import configure_logging
@@ -166,12 +167,13 @@ def job_details(job: Job) -> list[str]:
 
 def _load_local_env() -> None:
     """Point the CLI at the local stack when no project is configured."""
-    if os.environ.get("GOOGLE_CLOUD_PROJECT"):
+    if CommonSettings.from_env().project:
         return
     from tunedrop_local.stack import default_state_dir, read_env_file
 
     env_file = default_state_dir() / "local.env"
     if env_file.exists():
+        # Into the environment, where the services' settings (and the client libraries) read them.
         for key, value in read_env_file(env_file).items():
             os.environ.setdefault(key, value)
         print(f"(using the local stack: {env_file})", file=sys.stderr)
@@ -445,7 +447,7 @@ def dlq_replay_command(
         bool, typer.Option("--json", help="print the report as JSON on stdout (each message's line on stderr)")
     ] = False,
 ) -> int:
-    project_id = project or os.environ.get("GOOGLE_CLOUD_PROJECT", "")
+    project_id = project or CommonSettings.from_env().project
     subscription_path = dlq.resource_path("subscriptions", subscription, project_id)
     topic_path = dlq.resource_path("topics", topic, project_id)
 

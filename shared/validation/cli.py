@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TransferSpeedColumn
 
-from shared.config import setting_default
+from shared.config import CommonSettings
 from shared.validation.engine import validate_dataset
 from shared.validation.markdown import render_markdown
 from shared.validation.registry import DEFAULT_MODEL, registry
@@ -145,7 +145,9 @@ def run(request: ValidateRequest) -> int:
 
 
 def _run(request: ValidateRequest) -> int:
-    counters = _token_counters(request)
+    # The settings a laptop may have: the functions' defaults apply, so a local check judges alike.
+    settings = CommonSettings.from_env()
+    counters = _token_counters(request, settings)
     checker = _uri_checker() if request.check_files else None
     with contextlib.ExitStack() as stack:
         train, train_size = stack.enter_context(_open(request.train))
@@ -156,7 +158,7 @@ def _run(request: ValidateRequest) -> int:
         report = validate_dataset(
             train,
             file=request.train,
-            model=request.model or os.environ.get("TUNEDROP_BASE_MODEL") or DEFAULT_MODEL,
+            model=request.model or settings.base_model,
             validation=validation,
             validation_file=request.validation or "",
             hyper_parameters=request.hyper_parameters(),
@@ -167,7 +169,7 @@ def _run(request: ValidateRequest) -> int:
             region=request.region,
             progress=progress,
             on=request.on or datetime.now(UTC).date(),
-            retiring_days=_retiring_days(),
+            retiring_days=settings.model_retiring_days,
         )
     if request.json_output:
         # ASCII only: a bidi override or a C1 control quoted from a dataset must not reach the terminal raw.
@@ -233,24 +235,14 @@ def progress_bar(total: int, console: Console | None) -> Iterator[Callable[[int]
         yield lambda done: progress.update(task, completed=done)
 
 
-def _retiring_days() -> int:
-    """TUNEDROP_MODEL_RETIRING_DAYS as the functions read it (shared/config.py), so a local check warns alike."""
-    raw = os.environ.get("TUNEDROP_MODEL_RETIRING_DAYS", "").strip() or setting_default("TUNEDROP_MODEL_RETIRING_DAYS")
-    if not raw.isascii() or not raw.isdigit():
-        raise UsageError(f"TUNEDROP_MODEL_RETIRING_DAYS={raw!r} is not a whole number of days")
-    return int(raw)
-
-
-def _token_counters(request: ValidateRequest) -> list[TokenCounter]:
+def _token_counters(request: ValidateRequest, settings: CommonSettings) -> list[TokenCounter]:
     counters: list[TokenCounter] = []
     if request.count_tokens:
-        project = os.environ.get("GOOGLE_CLOUD_PROJECT", "")
-        if not project:
+        if not settings.project:
             raise UsageError("--count-tokens needs GOOGLE_CLOUD_PROJECT")
         from shared.adapters.vertex_tokens import VertexTokenCounter
 
-        host = os.environ.get("TUNEDROP_VERTEX_EMULATOR_HOST", "")
-        counters.append(VertexTokenCounter(project, os.environ.get("TUNEDROP_REGION") or "us-central1", host=host))
+        counters.append(VertexTokenCounter(settings.project, settings.region, host=settings.vertex_emulator_host))
     if request.tokenizer:
         try:
             counters.append(SentencePieceTokenCounter.load(request.tokenizer))

@@ -1,0 +1,252 @@
+"""`tunedrop` commands on fakes: exit statuses, text and --json output, usage errors, where logs go."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import bootstrap, cli, logs
+from shared.clock import FakeClock
+from shared.validation.cli import parse_day
+from shared.validation.registry import markdown_table, registry
+from tests.fakes import Harness, make_harness
+
+MARKUP = "[bold red]loud[/bold red] :smile: [link=https://example.invalid]x[/link]"
+
+
+@pytest.fixture
+def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
+    """The services on fakes, on 2026-11-29 (every seed model retired); a project is set, so no local stack."""
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    built = make_harness(clock=FakeClock(datetime(2026, 11, 29, 12, tzinfo=UTC)))
+    bootstrap.set_app(built.app)
+    try:
+        yield built
+    finally:
+        bootstrap.set_app(None)
+
+
+def tunedrop(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of one command."""
+    capsys.readouterr()  # what the test's own setup logged
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return int(exit_info.value.code or 0), out, err
+
+
+# -- jobs and job ------------------------------------------------------------------------------
+
+
+def test_jobs_json_is_the_list_of_job_documents_oldest_first(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = harness.upload("a.jsonl")
+    harness.clock.advance(60)
+    second = harness.upload("b.jsonl")
+    code, out, _ = tunedrop(capsys, "jobs", "--json")
+    documents = json.loads(out)
+    assert code == 0
+    assert [d["job_id"] for d in documents] == [first, second]
+    assert documents[0] == json.loads(json.dumps(harness.job(first).to_document(), default=str))
+    for key in ("job_id", "state", "bucket", "object_name", "base_model", "vertex_job_name"):
+        assert key in documents[1]
+
+
+def test_jobs_state_is_read_in_any_case_and_limit_bounds_the_list(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queued = {harness.upload("a.jsonl"), harness.upload("c.jsonl")}
+    harness.upload("old.jsonl", metadata={"base_model": "gemini-1.5-pro-002"})  # rejected: retired
+    _, out, _ = tunedrop(capsys, "jobs", "--state", "rejected", "--json")
+    assert [d["state"] for d in json.loads(out)] == ["REJECTED"]
+    _, out, _ = tunedrop(capsys, "jobs", "--state", "QUEUED", "--json")
+    assert {d["job_id"] for d in json.loads(out)} == queued
+    _, out, _ = tunedrop(capsys, "jobs", "--state", "Queued", "--json", "--limit", "1")
+    assert len(json.loads(out)) == 1 and json.loads(out)[0]["job_id"] in queued
+    code, out, err = tunedrop(capsys, "jobs", "--state", "sleeping")
+    assert (code, out) == (2, "") and "sleeping" in err
+
+
+def test_jobs_table_has_a_header_and_a_row_per_job(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = harness.upload("a.jsonl")
+    code, out, _ = tunedrop(capsys, "jobs")
+    header, row = out.splitlines()
+    assert code == 0
+    assert header.split() == ["JOB", "ID", "STATE", "PRIORITY", "BASE", "MODEL", "CREATED", "DATASET"]
+    assert row.startswith(f"{job_id}  QUEUED") and row.endswith(harness.job(job_id).dataset_uri)
+
+
+def test_rich_reads_no_markup_or_emoji_codes_in_user_text(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = harness.upload(f"{harness.settings.incoming_prefix}{MARKUP}.jsonl")
+    _, out, _ = tunedrop(capsys, "jobs")
+    assert f"{MARKUP}.jsonl" in out
+    _, out, _ = tunedrop(capsys, "job", job_id)
+    assert f"{MARKUP}.jsonl" in out
+
+
+def test_job_not_found_exits_one_naming_it_printably(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = tunedrop(capsys, "job", "nope\x1b[2J")
+    assert (code, out) == (1, "")
+    assert err == "tunedrop: no job nope\\x1b[2J\n"
+
+
+# -- cancel, retry, retune ---------------------------------------------------------------------
+
+
+def test_cancel_prints_the_outcome_or_the_job_document(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    queued = harness.upload("a.jsonl")
+    code, out, _ = tunedrop(capsys, "cancel", queued)
+    assert (code, out) == (0, f"{queued}: CANCELLED (it had not been submitted)\n")
+    other = harness.upload("b.jsonl")
+    code, out, _ = tunedrop(capsys, "cancel", other, "--json")
+    assert code == 0 and json.loads(out)["state"] == "CANCELLED" and json.loads(out)["job_id"] == other
+
+
+def test_cancel_of_an_unknown_job_exits_one(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = tunedrop(capsys, "cancel", "nope")
+    assert (code, out) == (1, "")
+    assert err.startswith("tunedrop: ") and "nope" in err
+
+
+def test_retry_requeues_a_failed_job(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="x")
+    harness.app.poller.poll()
+    code, out, _ = tunedrop(capsys, "retry", job_id, "--json")
+    document = json.loads(out)
+    assert code == 0 and (document["state"], document["attempt"]) == ("QUEUED", 2)
+
+
+def test_retry_text(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="x")
+    harness.app.poller.poll()
+    assert tunedrop(capsys, "retry", job_id)[:2] == (0, f"{job_id}: QUEUED as attempt 2\n")
+
+
+def test_retune_prints_the_new_job(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    rejected = harness.upload("old.jsonl", metadata={"base_model": "gemini-1.5-pro-002"})
+    code, out, _ = tunedrop(capsys, "retune", rejected)
+    (line,) = out.splitlines()
+    new_id = line.split(":", 1)[0]
+    assert code == 0 and new_id != rejected
+    assert line == f"{new_id}: QUEUED on gemini-3.5-flash-lite (retuned from {rejected})"
+    code, out, _ = tunedrop(capsys, "retune", rejected, "--model", "gemini-3.1-flash-lite", "--json")
+    document = json.loads(out)
+    assert code == 0
+    assert (document["retuned_from"], document["base_model"]) == (rejected, "gemini-3.1-flash-lite")
+
+
+# -- quota and models --------------------------------------------------------------------------
+
+
+def test_quota_text_and_json(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    code, out, _ = tunedrop(capsys, "quota", "--json")
+    assert code == 0
+    assert json.loads(out) == {
+        "limit": 1,
+        "in_use": 1,
+        "held": [job_id],
+        "foreign": [],
+        "queued": 0,
+        "paused_until": None,
+    }
+    _, out, _ = tunedrop(capsys, "quota")
+    assert out.splitlines()[:3] == [
+        "limit   1 concurrent tuning jobs (TUNEDROP_QUOTA)",
+        "in use  1: 1 by Tunedrop, 0 by others",
+        f"          tunedrop  {job_id}",
+    ]
+
+
+def test_models_json_table_and_markdown(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = tunedrop(capsys, "models", "--json", "--on", "2026-11-29")
+    rows = json.loads(out)
+    assert code == 0 and {row["id"] for row in rows} == set(registry().models)
+    code, out, _ = tunedrop(capsys, "models", "--on", "2026-11-29")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:2] == ["MODEL", "STATUS"]
+    assert [line.split()[0] for line in lines[1:-1]] == [row["id"] for row in rows]
+    assert lines[-1] == f"(status as of 2026-11-29; registry checked {registry().checked})"
+    assert tunedrop(capsys, "models", "--markdown")[:2] == (0, markdown_table(registry().models))
+
+
+def test_a_bad_day_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = tunedrop(capsys, "models", "--on", "2026-13-01")
+    assert (code, out) == (2, "")
+    assert "is not a date like 2026-11-29" in err
+
+
+# -- local stack -------------------------------------------------------------------------------
+
+
+def test_local_status_of_a_stack_that_is_not_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tunedrop(capsys, "local", "status", "--state-dir", str(tmp_path))[:2] == (1, "not running\n")
+    code, out, _ = tunedrop(capsys, "local", "status", "--state-dir", str(tmp_path), "--json")
+    assert (code, json.loads(out)) == (1, {"running": False, "processes": {}})
+
+
+# -- the command line itself -------------------------------------------------------------------
+
+
+def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = tunedrop(capsys, "--help")
+    assert code == 0
+    for command in ("validate", "jobs", "job", "cancel", "retry", "retune", "quota", "models", "dlq", "local", "demo"):
+        assert f" {command} " in out
+    code, out, err = tunedrop(capsys)
+    assert code == 2 and "Usage: tunedrop" in out + err
+    code, out, err = tunedrop(capsys, "frobnicate")
+    assert (code, out) == (2, "") and "frobnicate" in err
+
+
+def test_a_configuration_error_exits_two(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    monkeypatch.setenv("TUNEDROP_REGION", "not a region")
+    code, out, err = tunedrop(capsys, "validate", "whatever.jsonl")
+    assert (code, out) == (2, "")
+    assert err.startswith("tunedrop: Tunedrop configuration is invalid") and "TUNEDROP_REGION" in err
+
+
+def test_logs_go_to_stderr_while_a_command_runs_and_logging_is_handed_back(
+    harness: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = logging.getLogger()
+    before = (list(root.handlers), root.level)
+
+    def quota_logging() -> Any:
+        logs.warning("reading the quota", job_id="j1")
+        return original()
+
+    original = harness.app.operations.quota
+    monkeypatch.setattr(harness.app.operations, "quota", quota_logging)
+    code, out, err = tunedrop(capsys, "quota", "--json")
+    assert code == 0 and json.loads(out)["limit"] == 1
+    (entry,) = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert (entry["severity"], entry["message"], entry["job_id"]) == ("WARNING", "reading the quota", "j1")
+    assert (list(root.handlers), root.level) == before
+
+
+def test_an_interrupted_command_exits_130(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(harness.app.operations, "quota", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["quota"])
+    assert exit_info.value.code == 130
+
+
+def test_on_is_parsed_as_a_day() -> None:
+    assert parse_day("2026-11-29") == date(2026, 11, 29)
