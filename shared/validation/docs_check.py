@@ -169,56 +169,71 @@ def _limit_row(label: str, value: str) -> dict[str, Any]:
 
 def parse_page(text: str, source: str, facts: DocsFacts) -> None:
     """Add what one page says to ``facts``; any page may hold lists, limits tables and version tables."""
+    reader = _PageReader(source, facts)
     lines = text.splitlines()
-    in_models_list = False
-    pending_names: list[str] = []
-    header: list[str] = []
     row = 0
     while row < len(lines):
+        row = reader.read(lines, row)
+
+
+@dataclass
+class _PageReader:
+    """Reads one page line by line; what a line means depends on the heading and table it is under."""
+
+    source: str
+    facts: DocsFacts
+    in_models_list: bool = False
+    pending_names: list[str] = field(default_factory=list)  # the models the next limits table is for
+    header: list[str] = field(default_factory=list)  # the current table's header cells, lowercased
+
+    def read(self, lines: Sequence[str], row: int) -> int:
+        """Takes in the line at ``row`` (and any lines it owns); the index of the next line to read."""
         line = lines[row]
         heading = _HEADING.match(line)
         if heading:
-            title = heading["text"].strip()
-            in_models_list = "supported models" in title.lower() or (
-                in_models_list and "click to expand" in title.lower()
-            )
-            pending_names = [title] if _MODEL_NAME.match(title) else []
-            header = []
-            row += 1
-            # Models sharing one limits table: further names on the lines right under the heading.
-            while pending_names and row < len(lines) and _MODEL_NAME.match(lines[row].strip()):
-                pending_names.append(lines[row].strip())
-                row += 1
-            if in_models_list:
-                facts.lists_read += 1
-            continue
+            return self._heading(heading["text"].strip(), lines, row + 1)
         stripped = line.strip()
-        if in_models_list:
-            item = _LINK_ITEM.match(line) or _PLAIN_ITEM.match(line)
-            if item:
-                facts.listed.setdefault(model_id(item["name"]), source)
-            elif stripped and not stripped.startswith(("-", "*")) and facts.listed and stripped.startswith("#"):
-                in_models_list = False
+        if self.in_models_list:
+            self._list_line(line, stripped)
         if stripped.startswith("|"):
-            cells = _cells(stripped)
-            if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
-                row += 1
-                continue
-            if not header:
-                header = [c.lower() for c in cells]
-                row += 1
-                continue
-            if header[:2] == ["specification", "value"] and pending_names and len(cells) >= 2:
-                for name in pending_names:
-                    facts.limits.setdefault(model_id(name), {}).update(_limit_row(cells[0], cells[1]))
-                    facts.limit_sources[model_id(name)] = source
-            elif (
-                header and header[0] == "model id" and any("retirement" in h or "discontinuation" in h for h in header)
-            ):
-                _version_row(header, cells, source, facts)
-        else:
-            header = [] if not stripped.startswith("|") and stripped else header
-        row += 1
+            self._table_row(_cells(stripped))
+        elif stripped:
+            self.header = []  # text between tables ends the table
+        return row + 1
+
+    def _heading(self, title: str, lines: Sequence[str], row: int) -> int:
+        lowered = title.lower()
+        self.in_models_list = "supported models" in lowered or (self.in_models_list and "click to expand" in lowered)
+        self.pending_names = [title] if _MODEL_NAME.match(title) else []
+        self.header = []
+        # Models sharing one limits table: further names on the lines right under the heading.
+        while self.pending_names and row < len(lines) and _MODEL_NAME.match(lines[row].strip()):
+            self.pending_names.append(lines[row].strip())
+            row += 1
+        if self.in_models_list:
+            self.facts.lists_read += 1
+        return row
+
+    def _list_line(self, line: str, stripped: str) -> None:
+        item = _LINK_ITEM.match(line) or _PLAIN_ITEM.match(line)
+        if item:
+            self.facts.listed.setdefault(model_id(item["name"]), self.source)
+        elif stripped.startswith("#") and self.facts.listed:
+            self.in_models_list = False
+
+    def _table_row(self, cells: list[str]) -> None:
+        if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):
+            return
+        if not self.header:
+            self.header = [c.lower() for c in cells]
+            return
+        header = self.header
+        if header[:2] == ["specification", "value"] and self.pending_names and len(cells) >= 2:
+            for name in self.pending_names:
+                self.facts.limits.setdefault(model_id(name), {}).update(_limit_row(cells[0], cells[1]))
+                self.facts.limit_sources[model_id(name)] = self.source
+        elif header[0] == "model id" and any("retirement" in h or "discontinuation" in h for h in header):
+            _version_row(header, cells, self.source, self.facts)
 
 
 def _version_row(header: Sequence[str], cells: Sequence[str], source: str, facts: DocsFacts) -> None:
@@ -264,6 +279,14 @@ def _registry_limit(spec: ModelSpec, name: str) -> Any:
 
 def compare(facts: DocsFacts, reg: Registry, on: date) -> tuple[list[Difference], list[str]]:
     """(differences, notes): a note is something the pages contradict among themselves, not drift."""
+    differences, notes = _listing_differences(facts, reg, on)
+    differences += _limit_differences(facts, reg, on)
+    differences += _lifecycle_differences(facts, reg)
+    return differences, notes
+
+
+def _listing_differences(facts: DocsFacts, reg: Registry, on: date) -> tuple[list[Difference], list[str]]:
+    """Models the tuning lists name that the registry lacks, and tunable ones they do not name."""
     differences: list[Difference] = []
     notes: list[str] = []
     for ident, source in sorted(facts.listed.items()):
@@ -279,6 +302,11 @@ def compare(facts: DocsFacts, reg: Registry, on: date) -> tuple[list[Difference]
         for name in reg.tunable(on):
             if not any(reg.resolve(ident) is reg.models[name] for ident in facts.listed):
                 differences.append(Difference(name, "supervised tuning", "available", "not listed", "the tuning lists"))
+    return differences, notes
+
+
+def _limit_differences(facts: DocsFacts, reg: Registry, on: date) -> list[Difference]:
+    differences: list[Difference] = []
     for ident, limits in sorted(facts.limits.items()):
         spec = reg.resolve(ident)
         source = facts.limit_sources[ident]
@@ -290,6 +318,11 @@ def compare(facts: DocsFacts, reg: Registry, on: date) -> tuple[list[Difference]
         for name in _LIMIT_FIELDS:
             if name in limits and limits[name] != _registry_limit(spec, name):
                 differences.append(Difference(spec.name, name, _registry_limit(spec, name), limits[name], source))
+    return differences
+
+
+def _lifecycle_differences(facts: DocsFacts, reg: Registry) -> list[Difference]:
+    differences: list[Difference] = []
     for ident, entry in sorted(facts.lifecycle.items()):
         spec = reg.resolve(ident)
         source = facts.lifecycle_sources[ident]
@@ -300,14 +333,16 @@ def compare(facts: DocsFacts, reg: Registry, on: date) -> tuple[list[Difference]
             theirs = entry.get(name, "")
             if theirs != "" and theirs != ours:
                 differences.append(Difference(spec.name, name, _show(ours), _show(theirs), source))
-        if "replacement" in entry:
-            theirs = entry["replacement"]
-            ours_spec = reg.resolve(life.replacement) if life.replacement else None
-            theirs_spec = reg.resolve(theirs) if theirs else None
-            same = (ours_spec is not None and ours_spec is theirs_spec) or (life.replacement == theirs)
-            if not same:
-                differences.append(Difference(spec.name, "replacement", life.replacement, theirs, source))
-    return differences, notes
+        if "replacement" in entry and not _same_model(reg, life.replacement, entry["replacement"]):
+            differences.append(Difference(spec.name, "replacement", life.replacement, entry["replacement"], source))
+    return differences
+
+
+def _same_model(reg: Registry, ours: str | None, theirs: str | None) -> bool:
+    """Whether two replacement names (either may be None) are the same model, alias or not."""
+    ours_spec = reg.resolve(ours) if ours else None
+    theirs_spec = reg.resolve(theirs) if theirs else None
+    return (ours_spec is not None and ours_spec is theirs_spec) or ours == theirs
 
 
 def _show(value: date | None) -> str | None:
