@@ -116,13 +116,13 @@ class VertexEmulator:
         validate_tuning_job(src)
         check_base_model(src.base_model, number, location, dt.datetime.fromtimestamp(self._clock(), dt.UTC).date())
         labelled = labelled_job_seconds(src)
-        secs = self.config.job_seconds if labelled is None else labelled
+        duration = self.config.job_seconds if labelled is None else labelled
         with self._lock:
             now = self._clock()
             active = self._active_count(now)
             if active >= self.config.quota:
                 raise quota_error(number, active, self.config.quota)
-            job = self._new_record(src, number, location, now, secs)
+            job = self._new_record(src, number, location, now, duration)
             self._jobs[(number, location, job.job_id)] = job
             log.info(
                 "tuning job created",
@@ -221,7 +221,7 @@ class VertexEmulator:
             raise EmulatorError(grpc.StatusCode.NOT_FOUND, f"TuningJob {name} not found.")
         return job
 
-    def _new_record(self, src: Any, number: str, location: str, now: float, secs: float) -> TuningJobRecord:
+    def _new_record(self, src: Any, number: str, location: str, now: float, duration: float) -> TuningJobRecord:
         job_id = self._new_id()
         pb = type(src)()
         pb.CopyFrom(src)
@@ -238,8 +238,8 @@ class VertexEmulator:
             location=location,
             job_id=job_id,
             pb=pb,
-            running_at=now + min(0.1 * secs, 1.0),
-            terminal_at=now + secs,
+            running_at=now + min(0.1 * duration, 1.0),
+            terminal_at=now + duration,
             # random() < 1.0 always holds, so a rate of 1 fails every job.
             fails=self._fail_rng.random() < self.config.fail_rate,
             model_id=self._new_id(),
