@@ -68,45 +68,70 @@ MAX_DOCUMENT_DEPTH = 20
 _INT64 = (-(2**63), 2**63 - 1)
 
 
+# What each kind of value Firestore stores adds to a document's storage size, in the order they are tested
+# (bool before int: a bool is an int to Python).
+_VALUE_SIZES: tuple[tuple[type | tuple[type, ...], Callable[[Any], int]], ...] = (
+    ((bool, type(None)), lambda _: 1),
+    (int, lambda _: 8),
+    ((float, datetime), lambda _: 8),
+    (str, lambda text: len(text.encode("utf-8", errors="surrogatepass")) + 1),
+    (bytes, len),
+)
+
+_Pending = tuple[Any, int, bool]  # a value, its depth, whether an array holds it directly
+
+
 def firestore_refusal(doc: Mapping[str, Any]) -> str | None:
     """Why Firestore would refuse ``doc`` (None when it would store it), and its storage size checked too."""
     size = 0
-    stack: list[tuple[Any, int, bool]] = [(doc, 0, False)]
+    stack: list[_Pending] = [(doc, 0, False)]
     while stack:
         value, depth, in_array = stack.pop()
-        if isinstance(value, Mapping):
-            if depth > MAX_DOCUMENT_DEPTH:
-                return f"maps and arrays nest deeper than {MAX_DOCUMENT_DEPTH} levels"
-            for key, item in value.items():
-                if not isinstance(key, str) or not key or len(key.encode()) > 1500:
-                    return f"field name {key!r} is empty, not text or longer than 1,500 bytes"
-                if key.startswith("__") and key.endswith("__") and len(key) >= 4:
-                    return f"field name {key!r} is reserved (__.*__)"
-                size += len(key.encode()) + 1
-                stack.append((item, depth + 1, False))
-        elif isinstance(value, list | tuple):
-            if in_array:
-                return "an array directly inside an array"
-            if depth > MAX_DOCUMENT_DEPTH:
-                return f"maps and arrays nest deeper than {MAX_DOCUMENT_DEPTH} levels"
-            stack.extend((item, depth + 1, True) for item in value)
-        elif isinstance(value, bool) or value is None:
-            size += 1
-        elif isinstance(value, int):
-            if not _INT64[0] <= value <= _INT64[1]:
-                return f"integer {value} does not fit 64 bits"
-            size += 8
-        elif isinstance(value, float | datetime):
-            size += 8
-        elif isinstance(value, str):
-            size += len(value.encode("utf-8", errors="surrogatepass")) + 1
-        elif isinstance(value, bytes):
-            size += len(value)
-        else:
-            return f"a {type(value).__name__} value"
+        if isinstance(value, Mapping | list | tuple):
+            refusal = _container_refusal(value, depth, in_array)
+            if refusal is not None:
+                return refusal
+            if isinstance(value, Mapping):
+                size += sum(len(key.encode()) + 1 for key in value)
+                stack.extend((item, depth + 1, False) for item in value.values())
+            else:
+                stack.extend((item, depth + 1, True) for item in value)
+            continue
+        refusal, value_size = _value_refusal(value)
+        if refusal is not None:
+            return refusal
+        size += value_size
     if size + 32 > MAX_DOCUMENT_BYTES:
         return f"the document takes {size + 32:,} bytes; at most {MAX_DOCUMENT_BYTES:,}"
     return None
+
+
+def _container_refusal(value: Mapping[Any, Any] | Sequence[Any], depth: int, in_array: bool) -> str | None:
+    if not isinstance(value, Mapping) and in_array:
+        return "an array directly inside an array"
+    if depth > MAX_DOCUMENT_DEPTH:
+        return f"maps and arrays nest deeper than {MAX_DOCUMENT_DEPTH} levels"
+    if isinstance(value, Mapping):
+        return next((refusal for refusal in map(_field_name_refusal, value) if refusal is not None), None)
+    return None
+
+
+def _field_name_refusal(key: Any) -> str | None:
+    if not isinstance(key, str) or not key or len(key.encode()) > 1500:
+        return f"field name {key!r} is empty, not text or longer than 1,500 bytes"
+    if key.startswith("__") and key.endswith("__") and len(key) >= 4:
+        return f"field name {key!r} is reserved (__.*__)"
+    return None
+
+
+def _value_refusal(value: Any) -> tuple[str | None, int]:
+    """Why Firestore refuses a value that is not a map or an array (None when it stores it), and its size."""
+    if isinstance(value, int) and not isinstance(value, bool) and not _INT64[0] <= value <= _INT64[1]:
+        return f"integer {value} does not fit 64 bits", 0
+    for kinds, size_of in _VALUE_SIZES:
+        if isinstance(value, kinds):
+            return None, size_of(value)
+    return f"a {type(value).__name__} value", 0
 
 
 class InMemoryJobStore(JobStore):

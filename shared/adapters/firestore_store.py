@@ -208,10 +208,6 @@ class FirestoreJobStore(JobStore):
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore count failed: {exc}") from exc
 
-    def all_jobs(self, state: JobState | None = None, limit: int = 500) -> list[Job]:
-        """Kept only until the CLI lists through JobStore.list_jobs."""
-        return self.list_jobs(state, limit)
-
     def read_slots(self) -> Versioned[SlotTable]:
         try:
             snap = self._slots.get()

@@ -171,6 +171,38 @@ class UploadService:
         against that model's rules and linked to the original by ``retuned_from``.
 
         Asking twice for the same model gives the same job, so a repeated command never tunes twice."""
+        original = self._retunable(job_id)
+        target = model or _successor_of(original.base_model, self._clock().date())
+        spec = get_model(target)
+        if spec is None:
+            raise NotAllowed(f"{target!r} is not a model Tunedrop can tune: use one of {', '.join(registry().names())}")
+        fresh = new_job(
+            job_id=retune_job_id(job_id, spec.name),
+            bucket=original.bucket,
+            object_name=original.object_name,
+            generation=original.generation,
+            base_model=spec.name,
+            now=self._clock(),
+            priority=original.priority,
+            hyper_parameters=dict(original.hyper_parameters),
+            labels=dict(original.labels),
+            upload_event_id=f"retune:{job_id}",
+        ).with_fields(retuned_from=job_id)
+        with logs.log_context(job_id=fresh.job_id):
+            if self._store.create(fresh):
+                logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
+            current = self._store.get(fresh.job_id)
+            if current is None:
+                raise TransientError(f"job {fresh.job_id} vanished right after it was created")
+            if current.value.state is JobState.VALIDATING:
+                self._validate(current, _retune_plan(original, spec.name))
+            latest = self._store.get(fresh.job_id)
+            assert latest is not None
+            return latest.value
+
+    def _retunable(self, job_id: str) -> Job:
+        """The job to retune; NotAllowed unless it ended with datasets that passed validation (or failed only
+        because their model closed)."""
         found = self._store.get(job_id)
         if found is None:
             raise JobNotFound(f"no job {job_id}")
@@ -184,51 +216,7 @@ class UploadService:
                 f"job {job_id} has no validated dataset to tune again (its own problems: "
                 f"{', '.join(sorted(errors)) or 'validation never finished'}); fix and upload it again."
             )
-        target = model or _successor_of(original.base_model, self._clock().date())
-        spec = get_model(target)
-        if spec is None:
-            raise NotAllowed(f"{target!r} is not a model Tunedrop can tune: use one of {', '.join(registry().names())}")
-        now = self._clock()
-        fresh = new_job(
-            job_id=retune_job_id(job_id, spec.name),
-            bucket=original.bucket,
-            object_name=original.object_name,
-            generation=original.generation,
-            base_model=spec.name,
-            now=now,
-            priority=original.priority,
-            hyper_parameters=dict(original.hyper_parameters),
-            labels=dict(original.labels),
-            upload_event_id=f"retune:{job_id}",
-        ).with_fields(retuned_from=job_id)
-        with logs.log_context(job_id=fresh.job_id):
-            if self._store.create(fresh):
-                logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
-            current = self._store.get(fresh.job_id)
-            if current is None:
-                raise TransientError(f"job {fresh.job_id} vanished right after it was created")
-            if current.value.state is JobState.VALIDATING:
-                # The datasets at the generations the original validated (a bare upload's own, if older).
-                settings = Manifest(
-                    training_uri=original.training_uri,
-                    validation_uri=original.validation_uri,
-                    base_model=spec.name,
-                    hyper_parameters=dict(original.hyper_parameters),
-                    display_name=original.display_name,
-                    labels=dict(original.labels),
-                    priority=original.priority,
-                )
-                bare = not original.manifest_uri
-                plan = _Plan(
-                    settings,
-                    original.training_generation or (original.generation if bare else None),
-                    validation_generation=original.validation_generation or None,
-                    manifest_uri=original.manifest_uri,
-                )
-                self._validate(current, plan)
-            latest = self._store.get(fresh.job_id)
-            assert latest is not None
-            return latest.value
+        return original
 
     def _open_job(self, job_id: str, obj: UploadedObject) -> Versioned[Job] | None:
         """The job to validate, or None when this delivery has nothing left to do."""
@@ -522,6 +510,26 @@ class _Plan:
     validation_generation: str | None = None
     manifest_uri: str = ""
     issues: list[Issue] = field(default_factory=list)
+
+
+def _retune_plan(original: Job, model: str) -> _Plan:
+    """The original's datasets at the generations it validated (a bare upload's own, if older), on ``model``."""
+    settings = Manifest(
+        training_uri=original.training_uri,
+        validation_uri=original.validation_uri,
+        base_model=model,
+        hyper_parameters=dict(original.hyper_parameters),
+        display_name=original.display_name,
+        labels=dict(original.labels),
+        priority=original.priority,
+    )
+    bare = not original.manifest_uri
+    return _Plan(
+        settings,
+        original.training_generation or (original.generation if bare else None),
+        validation_generation=original.validation_generation or None,
+        manifest_uri=original.manifest_uri,
+    )
 
 
 def retune_job_id(original_job_id: str, model: str) -> str:
