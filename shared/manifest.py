@@ -28,6 +28,7 @@ from msgspec import Meta
 
 from shared.text import printable
 from shared.validation import Issue
+from shared.validation.hyperparams import ADAPTER_SIZE_NAMES, HYPER_PARAMETER_NAMES
 
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_MANIFEST_BYTES = 64 * 1024
@@ -42,12 +43,10 @@ KNOWN_KEYS = {
     "labels",
     "priority",
 }
-HYPER_PARAMETER_KEYS = {"epochs", "adapter_size", "learning_rate_multiplier"}
 # Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
 RESERVED_LABEL_PREFIX = "tunedrop_"
 # Vertex AI allows 64 labels on a resource; Tunedrop adds its two.
 MAX_USER_LABELS = 62
-_ADAPTER_NAMES = {"ONE": 1, "TWO": 2, "FOUR": 4, "EIGHT": 8, "SIXTEEN": 16, "THIRTY_TWO": 32}
 
 # ---- declared limits. \A and \Z: a `$` would let a trailing newline through.
 Priority = Annotated[int, Meta(ge=-1000, le=1000)]
@@ -99,11 +98,12 @@ def adapter_size_value(value: Any) -> Any:
     """4, "4", "four" and "ADAPTER_SIZE_FOUR" are all 4; anything else is left for the type check."""
     if isinstance(value, str):
         name = value.strip().upper().removeprefix("ADAPTER_SIZE_")
-        if name in _ADAPTER_NAMES:
-            return _ADAPTER_NAMES[name]
+        if name in ADAPTER_SIZE_NAMES:
+            return ADAPTER_SIZE_NAMES[name]
     return value
 
 
+# The declared type of each of shared.validation.hyperparams' HYPER_PARAMETERS (the model's range is checked there).
 HYPER_PARAMETER_TYPES: dict[str, Any] = {
     "epochs": Epochs,
     "adapter_size": AdapterSize,
@@ -364,12 +364,12 @@ def _hyper_parameters(data: Mapping[Any, Any], text: str, issues: list[Issue]) -
         return {}
     hyper: dict[str, Any] = {}
     for key, value in hyper_raw.items():
-        if key not in HYPER_PARAMETER_KEYS:
+        if key not in HYPER_PARAMETER_NAMES:
             issues.append(
                 Issue(
                     _line_of(text, str(key)),
                     "manifest_unknown_key",
-                    f"Unknown hyper-parameter {quoted(key)}: use {', '.join(sorted(HYPER_PARAMETER_KEYS))}.",
+                    f"Unknown hyper-parameter {quoted(key)}: use {', '.join(sorted(HYPER_PARAMETER_NAMES))}.",
                     f"$.hyper_parameters.{str(key)[:MAX_QUOTED_CHARS]}",
                 )
             )
@@ -458,7 +458,7 @@ def settings_from_metadata(metadata: Mapping[str, str], training_uri: str) -> tu
         else:
             priority = value
     hyper: dict[str, Any] = {}
-    for key in sorted(HYPER_PARAMETER_KEYS):
+    for key in sorted(HYPER_PARAMETER_NAMES):
         raw = metadata.get(key, "")
         if not isinstance(raw, str) or not raw.strip():
             continue

@@ -7,7 +7,8 @@ import json
 import pytest
 
 from shared.jobs import JobState
-from shared.manifest import parse_manifest
+from shared.manifest import HYPER_PARAMETER_TYPES, parse_manifest
+from shared.validation.hyperparams import HYPER_PARAMETER_NAMES, HYPER_PARAMETERS
 from tests.fakes import VALID_DATASET, Harness
 
 GOOD = {
@@ -141,3 +142,20 @@ def test_bad_hyper_parameters_in_a_manifest_are_rejected_against_the_model(harne
     job = harness.job(harness.upload("m.json", data=json.dumps(manifest)))
     assert job.state is JobState.REJECTED
     assert "bad_adapter_size" in job.validation["error_counts"]
+
+
+def test_every_supported_hyper_parameter_has_a_declared_type() -> None:
+    """The manifest takes the names of shared.validation.hyperparams' one table, each with a type of its own."""
+    assert set(HYPER_PARAMETER_TYPES) == set(HYPER_PARAMETER_NAMES) == {p.name for p in HYPER_PARAMETERS}
+    manifest, issues = parse_manifest(
+        json.dumps({"training_dataset": "t.jsonl", "hyper_parameters": {"epoch_count": 3}}).encode(),
+        name="incoming/m.json",
+        bucket="ds",
+    )
+    assert manifest.hyper_parameters == {}
+    assert [(i.code, i.message) for i in issues] == [
+        (
+            "manifest_unknown_key",
+            "Unknown hyper-parameter 'epoch_count': use adapter_size, epochs, learning_rate_multiplier.",
+        )
+    ]
