@@ -195,3 +195,31 @@ def test_a_missing_bucket_object_is_a_usage_error_without_a_network_call(capsys:
     code, out, err = validate(capsys, "gs://bucket-only/")
     assert (code, out) == (2, "")
     assert "gs://bucket-only/ is not a gs://bucket/object URI" in err
+
+
+def test_a_bucket_object_is_read_through_the_blob_store_adapter(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from google.cloud import storage
+
+    from shared.adapters import gcs_blobs
+    from tests.fakes import InMemoryBlobStore
+
+    bucket = InMemoryBlobStore()
+    bucket.put("ds", "incoming/valid.jsonl", (DATASETS / "valid.jsonl").read_bytes())
+    clients: list[str] = []
+
+    def new_client() -> str:
+        clients.append("client")
+        return "client"
+
+    monkeypatch.setattr(storage, "Client", new_client)
+    monkeypatch.setattr(gcs_blobs, "GcsBlobStore", lambda client: bucket if client == "client" else None)
+
+    code, out, _ = validate(capsys, "gs://ds/incoming/valid.jsonl", "--json")
+    doc = as_json(out)
+    assert (code, doc["valid"], doc["file"], doc["example_count"]) == (0, True, "gs://ds/incoming/valid.jsonl", 3)
+    assert doc["byte_count"] == len((DATASETS / "valid.jsonl").read_bytes())
+    code, out, err = validate(capsys, "gs://ds/incoming/missing.jsonl")
+    assert (code, out) == (2, "") and "gs://ds/incoming/missing.jsonl does not exist" in err
+    assert clients == ["client", "client"]
