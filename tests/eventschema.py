@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from cloudevents.http import from_http
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "shared" / "schemas" / "completion-event-data.v1.json"
 # Copies of the schema as it was published at each release that changed it: an event must still validate
@@ -37,6 +38,9 @@ def assert_valid_completion(attributes: dict[str, str], data: dict[str, Any]) ->
     assert attributes.get("ce-dataschema") == json.loads(SCHEMA_PATH.read_text())["$id"]
     missing = [a for a in REQUIRED_ATTRIBUTES if not attributes.get(a)]
     assert not missing, f"missing CloudEvents attributes {missing}"
+    # A subscriber's CloudEvents SDK reads the message as a binary-mode event, its data the same document.
+    event = from_http(attributes, json.dumps(data))
+    assert (event["id"], event["specversion"], event.get_data()) == (attributes["ce-id"], "1.0", data)
     assert attributes["ce-subject"] == data["job_id"]
     assert attributes["ce-type"] == f"tunedrop.job.v1.{data['state'].lower()}"
     assert attributes["state"] == data["state"]
