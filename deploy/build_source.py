@@ -3,17 +3,19 @@
 
 Cloud Run functions' Python buildpack wants `main.py` at the root of the source and a
 `requirements.txt` next to it. This repository keeps the entry points in `functions/main.py` and the
-code in `shared/`, with its runtime dependencies in pyproject.toml. This script lays out:
+code in `shared/`, with its runtime dependencies in pyproject.toml, locked with hashes in
+requirements.lock (`make lock`). This script lays out:
 
     build/function-source/
         main.py            re-exports the entry points of functions/main.py (generated)
         functions/         copied from the repository
         shared/            copied from the repository (package data included)
-        requirements.txt   pyproject.toml [project].dependencies and everything they pull in,
-                           pinned to the versions installed in the environment running this script
+        requirements.txt   requirements.lock: pyproject.toml [project].dependencies and everything they
+                           pull in, each pinned with the hashes of its files (pip checks them all)
     build/function-source.zip   the same, zipped reproducibly (same input, same bytes)
 
-Run it with the project's virtualenv, so that production runs the versions the tests ran against:
+requirements.lock holds the versions of requirements-dev.lock, which `make install` installs: production
+runs the versions the tests ran against, whatever environment runs this script:
 
     .venv/bin/python deploy/build_source.py
 
@@ -24,14 +26,13 @@ from __future__ import annotations
 
 import argparse
 import ast
-import importlib.metadata
 import re
 import shutil
 import sys
 import tomllib
 import zipfile
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,9 +41,11 @@ SKIPPED_DIRS = frozenset({"__pycache__"})
 SKIPPED_SUFFIXES = frozenset({".pyc", ".pyo"})
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest date a zip can hold: the archive does not depend on mtimes
 FUNCTION_DECORATOR_MODULE = "functions_framework"
+RUNTIME_LOCK = "requirements.lock"
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[([^\]]*)\])?")
-_EXTRA_MARKER = re.compile(r"""extra\s*==\s*["']([^"']+)["']""")
+_COMMENT = re.compile(r"(^|\s)#.*$")  # pip's rule: a comment starts a line or follows whitespace
+_HASH_OPTION = "--hash="
 
 
 class BuildError(Exception):
@@ -77,54 +80,80 @@ def runtime_dependencies(pyproject: Path) -> list[Requirement]:
     return [parse_requirement(spec) for spec in project.get("dependencies", [])]
 
 
-@dataclass
-class Pins:
-    top_level: dict[str, str] = field(default_factory=dict)  # normalized name -> "Name==version"
-    everything: dict[str, str] = field(default_factory=dict)  # the top level and all it pulls in
+@dataclass(frozen=True)
+class LockedRequirement:
+    """One entry of a lock file: `name==version` (with any marker) and the hashes of its files."""
+
+    requirement: str
+    hashes: tuple[str, ...]
 
     @property
-    def transitive(self) -> dict[str, str]:
-        return {key: line for key, line in self.everything.items() if key not in self.top_level}
+    def key(self) -> str:
+        return normalize(parse_requirement(self.requirement).name)
+
+    def render(self) -> str:
+        """The entry as pip reads it, one hash per continuation line."""
+        return " \\\n    ".join([self.requirement, *(f"{_HASH_OPTION}{digest}" for digest in self.hashes)])
 
 
-def pin(requirements: Iterable[Requirement]) -> Pins:
-    """Pin the requirements and their dependency closure to the installed versions.
+def _entries(text: str) -> Iterator[str]:
+    """The logical lines of a requirements file: comments dropped, continuation lines joined."""
+    parts: list[str] = []
+    for raw in text.splitlines():
+        line = _COMMENT.sub("", raw).strip()
+        parts.append(line.removesuffix("\\").strip())
+        if not line.endswith("\\"):
+            entry = " ".join(part for part in parts if part)
+            parts = []
+            if entry:
+                yield entry
+    if any(parts):
+        yield " ".join(part for part in parts if part)
 
-    A dependency behind an extra is followed only when that extra was asked for. A dependency with
-    another environment marker is followed when it is installed here (its marker held here) and
-    skipped otherwise; a plain dependency that is not installed is an error.
+
+def read_lock(lock: Path) -> dict[str, LockedRequirement]:
+    """The entries of a hashed lock file by normalized name; every entry must be pinned and hashed."""
+    if not lock.is_file():
+        raise BuildError(f"{lock.name} is missing; run `make lock`")
+    locked: dict[str, LockedRequirement] = {}
+    for entry in _entries(lock.read_text()):
+        requirement, *hashes = (part.strip() for part in entry.split(_HASH_OPTION))
+        if requirement.startswith("-") or "==" not in requirement or not hashes:
+            raise BuildError(f"{lock.name}: {entry!r} is not a pinned requirement with hashes; run `make lock`")
+        found = LockedRequirement(requirement, tuple(hashes))
+        locked[found.key] = found
+    return locked
+
+
+def locked_runtime(
+    requirements: Iterable[Requirement], lock: Path
+) -> tuple[list[LockedRequirement], list[LockedRequirement]]:
+    """The lock's entries split into (the requirements themselves, what they pull in), each sorted.
+
+    A requirement with an environment marker may be absent (its marker does not hold on the functions'
+    Python 3.11 Linux); any other requirement the lock lacks means the lock is older than pyproject.toml.
     """
-    pins = Pins()
-    expanded: dict[str, frozenset[str]] = {}  # normalized name -> extras whose dependencies were followed
-    pending: list[tuple[Requirement, bool]] = [(r, True) for r in requirements]
-    while pending:
-        requirement, top = pending.pop()
+    locked = read_lock(lock)
+    direct: set[str] = set()
+    for requirement in requirements:
         key = normalize(requirement.name)
-        try:
-            dist = importlib.metadata.distribution(requirement.name)
-        except importlib.metadata.PackageNotFoundError:
-            if requirement.marker:
-                continue  # its marker does not hold in this environment
-            raise BuildError(
-                f"{requirement.name} is not installed in this environment; run `make install` and build with "
-                ".venv/bin/python."
-            ) from None
-        line = f"{dist.metadata['Name']}=={dist.version}"
-        pins.everything[key] = line
-        if top:
-            pins.top_level[key] = line
-        done = expanded.get(key)
-        if done is not None and requirement.extras <= done:
-            continue
-        extras = (done or frozenset()) | requirement.extras
-        expanded[key] = extras
-        for spec in dist.requires or []:
-            child = parse_requirement(spec)
-            wanted = {normalize(e) for e in _EXTRA_MARKER.findall(child.marker)}
-            if wanted and not wanted & extras:
-                continue
-            pending.append((child, False))
-    return pins
+        if key in locked:
+            direct.add(key)
+        elif not requirement.marker:
+            raise BuildError(f"{lock.name} does not pin {requirement.name}; run `make lock`")
+    ordered = sorted(locked)
+    return [locked[k] for k in ordered if k in direct], [locked[k] for k in ordered if k not in direct]
+
+
+def requirements_txt(direct: Sequence[LockedRequirement], pulled_in: Sequence[LockedRequirement]) -> str:
+    return (
+        f"# Generated by deploy/build_source.py from {RUNTIME_LOCK} (`make lock`): pyproject.toml\n"
+        "# [project].dependencies (first block) and their dependencies (second block), each with the hashes\n"
+        "# of its files, so pip installs exactly what the tests ran against.\n"
+        + "".join(f"{entry.render()}\n" for entry in direct)
+        + "\n"
+        + "".join(f"{entry.render()}\n" for entry in pulled_in)
+    )
 
 
 def entry_points(main_py: Path) -> list[str]:
@@ -173,7 +202,7 @@ def assemble(root: Path, out_dir: Path) -> list[str]:
     names = entry_points(root / "functions" / "main.py")
     if not names:
         raise BuildError("functions/main.py defines no functions_framework entry point")
-    pins = pin(runtime_dependencies(root / "pyproject.toml"))
+    direct, pulled_in = locked_runtime(runtime_dependencies(root / "pyproject.toml"), root / RUNTIME_LOCK)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -184,14 +213,7 @@ def assemble(root: Path, out_dir: Path) -> list[str]:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)
     (out_dir / "main.py").write_text(shim(names))
-    (out_dir / "requirements.txt").write_text(
-        "# Generated by deploy/build_source.py: pyproject.toml [project].dependencies (first block) and\n"
-        "# their dependencies (second block), pinned to the versions of the environment that built this.\n"
-        + "\n".join(pins.top_level[k] for k in sorted(pins.top_level))
-        + "\n\n"
-        + "\n".join(line for _, line in sorted(pins.transitive.items()))
-        + "\n"
-    )
+    (out_dir / "requirements.txt").write_text(requirements_txt(direct, pulled_in))
     return names
 
 
