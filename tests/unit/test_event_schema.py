@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -11,7 +12,7 @@ from tests.eventschema import assert_valid_completion
 from tests.fakes import Harness
 
 
-def _events(h: Harness) -> list[tuple[dict[str, str], dict]]:
+def _events(h: Harness) -> list[tuple[dict[str, str], dict[str, Any]]]:
     return [(dict(p.attributes), json.loads(p.data)) for p in h.completions()]
 
 
