@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.adapters.firestore_store import FirestoreJobStore
-from shared.jobs import JobState, new_job
+from shared.jobs import Job, JobState, new_job
 from shared.ports import SlotTable
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def _job(job_id: str, *, priority: int = 0, minutes: int = 0):
+def _job(job_id: str, *, priority: int = 0, minutes: int = 0) -> Job:
     job = new_job(
         job_id=job_id,
         bucket="b",

@@ -180,7 +180,7 @@ def test_gcs_read_failures_are_transient() -> None:
     reader = io.BufferedReader(_ReadFailuresAreTransient(Broken(), "gs://b/o"))  # type: ignore[arg-type]
     with pytest.raises(TransientError, match="gs://b/o"):
         list(reader)
-    good = io.BufferedReader(_ReadFailuresAreTransient(io.BytesIO(b"a\nb\n"), "gs://b/o"))  # type: ignore[arg-type]
+    good = io.BufferedReader(_ReadFailuresAreTransient(io.BytesIO(b"a\nb\n"), "gs://b/o"))
     assert list(good) == [b"a\n", b"b\n"]
 
 
@@ -248,7 +248,12 @@ def test_network_errors_of_the_storage_client_are_transient() -> None:
 
     from shared.adapters.gcs_blobs import GcsBlobStore
 
-    for error in (requests.ConnectionError("reset"), gexc.Forbidden("iam"), gexc.BadGateway("5xx")):
+    errors: tuple[Exception, ...] = (
+        requests.ConnectionError("reset"),
+        gexc.Forbidden("iam"),  # type: ignore[no-untyped-call]
+        gexc.BadGateway("5xx"),  # type: ignore[no-untyped-call]
+    )
+    for error in errors:
 
         class Client:
             def bucket(self, name: str) -> Any:
@@ -261,4 +266,4 @@ def test_network_errors_of_the_storage_client_are_transient() -> None:
                 raise error
 
         with pytest.raises(TransientError):
-            GcsBlobStore(Client()).describe("b", "o")  # type: ignore[arg-type]
+            GcsBlobStore(Client()).describe("b", "o")

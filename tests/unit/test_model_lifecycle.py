@@ -11,13 +11,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from shared.clock import FakeClock
 from shared.errors import ConfigError, NotAllowed
 from shared.jobs import JobState
 from shared.services.retirement import CHECKED_MARKER
 from shared.validation.registry import get_model, registry
 from tests.eventschema import assert_valid_completion
 from tests.fakes import (
-    FakeClock,
     Harness,
     make_harness,
 )
