@@ -9,17 +9,21 @@ import threading
 from datetime import UTC, datetime
 
 from google.cloud.pubsub_v1 import PublisherClient
+from tunedrop_local.stack import POLL_SECONDS
+
+from shared import logs
+from shared.config import Settings
 
 
 def main() -> None:
-    project = os.environ["GOOGLE_CLOUD_PROJECT"]
-    topic = os.environ.get("TUNEDROP_POLL_TOPIC", "tunedrop-poll")
-    interval = float(os.environ.get("TUNEDROP_POLL_SECONDS", "2"))
+    logs.configure_logging()
+    settings = Settings.from_env()  # the stack's settings: project and poll topic
+    interval = float(os.environ.get("TUNEDROP_POLL_SECONDS") or POLL_SECONDS)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     publisher = PublisherClient()
-    path = publisher.topic_path(project, topic)
+    path = publisher.topic_path(settings.project, settings.poll_topic)
     tick = 0
     while not stop.wait(interval):
         tick += 1
@@ -27,7 +31,7 @@ def main() -> None:
         try:
             publisher.publish(path, json.dumps(body).encode()).result(timeout=10)
         except Exception as exc:  # keep ticking: a missed tick only delays the next poll
-            print(json.dumps({"severity": "WARNING", "message": "poll tick not published", "error": str(exc)}))
+            logs.warning("poll tick not published", error=str(exc))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ two stacks (a developer's and a test run's) never collide.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -20,21 +21,24 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared.config import setting_default
+
 PROJECT = "tunedrop-local"
 BUCKET = "tunedrop-datasets"
-REGION = "us-central1"
-TOPICS = {
-    "TUNEDROP_UPLOADS_TOPIC": "tunedrop-uploads",
-    "TUNEDROP_DISPATCH_TOPIC": "tunedrop-dispatch",
-    "TUNEDROP_POLL_TOPIC": "tunedrop-poll",
-    "TUNEDROP_COMPLETIONS_TOPIC": "tunedrop-completions",
-    "TUNEDROP_EVENTS_TOPIC": "tunedrop-events",
-}
+REGION = setting_default("TUNEDROP_REGION")
+# The topics under the names the settings default to, and the events topic (optional in production) too.
+_DEFAULT_NAMED_TOPICS = (
+    "TUNEDROP_UPLOADS_TOPIC",
+    "TUNEDROP_DISPATCH_TOPIC",
+    "TUNEDROP_POLL_TOPIC",
+    "TUNEDROP_COMPLETIONS_TOPIC",
+)
+TOPICS = {**{name: setting_default(name) for name in _DEFAULT_NAMED_TOPICS}, "TUNEDROP_EVENTS_TOPIC": "tunedrop-events"}
 # Each function: (entry point, topics whose push subscriptions feed it).
 FUNCTIONS = {
     "upload": ("on_upload", ("TUNEDROP_UPLOADS_TOPIC",)),
@@ -59,6 +63,8 @@ PASSTHROUGH = (
 MAX_DELIVERY_ATTEMPTS = 5
 RETRY_BACKOFF = ("1s", "10s")
 START_TIMEOUT_SECONDS = 90
+POLL_SECONDS = "2"  # the scheduler stand-in's tick, unless TUNEDROP_POLL_SECONDS says otherwise
+LOST_NOTIFICATIONS_TOPIC = "tunedrop-lost"
 
 
 class StackError(RuntimeError):
@@ -215,14 +221,14 @@ def _spawn(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> 
     return process.pid
 
 
-def _wait(stack: Stack, name: str, ready: object, deadline: float) -> None:
+def _wait(stack: Stack, name: str, ready: Callable[[], bool], deadline: float) -> None:
     child = _children.get(name)
     while time.monotonic() < deadline:
         if child is not None and child.poll() is not None:
             tail = (stack.log_dir / f"{name}.log").read_text(errors="replace")[-1500:]
             raise StackError(f"{name} exited while starting; its log ends with:\n{tail}")
         try:
-            if ready():  # type: ignore[operator]
+            if ready():
                 return
         except Exception:
             pass
@@ -262,6 +268,113 @@ def _grpc_ready(host_port: str) -> bool:
         channel.close()
 
 
+# ---------------------------------------------------------------- the processes, as data
+
+
+@dataclass(frozen=True)
+class Launch:
+    """What the commands and readiness checks of the processes are built from."""
+
+    stack: Stack
+    env: Mapping[str, str]  # the stack's settings, as written to local.env
+    ports: Mapping[str, int]  # port key -> the free port chosen for it
+
+
+@dataclass(frozen=True)
+class Process:
+    """One process of the stack. All of them run with the same environment: the caller's, then the stack's."""
+
+    name: str  # also the name of its pid file and log
+    command: Callable[[Launch], list[str]]
+    ready: Callable[[Launch], bool] | None = None  # None: nothing to wait for
+    port: str | None = None  # its key in Launch.ports; a free port is chosen for each key at start
+
+
+def _gcloud(*args: str) -> list[str]:
+    return [shutil.which("gcloud") or "gcloud", *args]
+
+
+def _fake_gcs_command(launch: Launch) -> list[str]:
+    # TUNEDROP_LOCAL_NOTIFICATIONS=0: notifications go to a topic nobody reads, as if they were lost.
+    notified = launch.env.get("TUNEDROP_LOCAL_NOTIFICATIONS") != "0"
+    return [
+        str(fake_gcs_binary()),
+        *("-scheme", "http", "-host", "127.0.0.1", "-port", str(launch.ports["gcs"]), "-backend", "memory"),
+        *("-external-url", launch.env["STORAGE_EMULATOR_HOST"]),
+        *("-event.pubsub-project-id", PROJECT),
+        *("-event.pubsub-topic", TOPICS["TUNEDROP_UPLOADS_TOPIC"] if notified else LOST_NOTIFICATIONS_TOPIC),
+        *("-event.bucket", BUCKET, "-event.object-prefix", setting_default("TUNEDROP_INCOMING_PREFIX")),
+        *("-event.list", "finalize", "-log-level", "warn"),
+    ]
+
+
+def _function_host(name: str, target: str) -> Process:
+    """functions-framework serving one entry point of functions/main.py."""
+    return Process(
+        name,
+        lambda launch: [
+            str(Path(sys.executable).with_name("functions-framework")),
+            *("--source", str(repo_root() / "functions" / "main.py"), "--target", target),
+            *("--signature-type", "cloudevent", "--host", "127.0.0.1", "--port", str(launch.ports[name])),
+        ],
+        ready=lambda launch: _http_ok(f"http://127.0.0.1:{launch.ports[name]}/"),
+        port=name,
+    )
+
+
+# Started together, then waited for; the topics and subscriptions are created once they answer.
+EMULATORS: tuple[Process, ...] = (
+    Process(
+        "pubsub",
+        lambda launch: _gcloud(
+            *("beta", "emulators", "pubsub", "start"),
+            f"--host-port={launch.env['PUBSUB_EMULATOR_HOST']}",
+            f"--project={PROJECT}",
+            f"--data-dir={launch.stack.state_dir / 'pubsub-data'}",
+        ),
+        ready=lambda launch: _tcp_open(launch.env["PUBSUB_EMULATOR_HOST"]),
+        port="pubsub",
+    ),
+    Process(
+        "firestore",
+        lambda launch: _gcloud(
+            "emulators", "firestore", "start", f"--host-port={launch.env['FIRESTORE_EMULATOR_HOST']}"
+        ),
+        ready=lambda launch: _http_ok(f"http://{launch.env['FIRESTORE_EMULATOR_HOST']}/"),
+        port="firestore",
+    ),
+    Process(
+        "gcs",
+        _fake_gcs_command,
+        ready=lambda launch: _http_ok(f"{launch.env['STORAGE_EMULATOR_HOST']}/storage/v1/b"),
+        port="gcs",
+    ),
+    Process(
+        "vertex",
+        lambda launch: [
+            *(sys.executable, "-m", "tunedrop_local.vertex_emulator"),
+            *("--host", "127.0.0.1", "--port", str(launch.ports["vertex"])),
+        ],
+        ready=lambda launch: _grpc_ready(launch.env["TUNEDROP_VERTEX_EMULATOR_HOST"]),
+        port="vertex",
+    ),
+)
+# Started once the emulators are provisioned: the functions, then the scheduler's ticks.
+SERVICES: tuple[Process, ...] = (
+    *(_function_host(name, target) for name, (target, _) in FUNCTIONS.items()),
+    Process("scheduler", lambda launch: [sys.executable, "-m", "tunedrop_local.scheduler"]),
+)
+
+
+def _launch(launch: Launch, processes: tuple[Process, ...], env: Mapping[str, str], deadline: float) -> None:
+    """Start the processes, then wait for each one that has a readiness check."""
+    for process in processes:
+        _spawn(launch.stack, process.name, process.command(launch), env)
+    for process in processes:
+        if process.ready is not None:
+            _wait(launch.stack, process.name, functools.partial(process.ready, launch), deadline)
+
+
 # ---------------------------------------------------------------- up / down
 
 
@@ -287,11 +400,13 @@ def up(state_dir: Path | None = None, environ: Mapping[str, str] | None = None, 
     return stack
 
 
-def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
-    say = (lambda *_: None) if quiet else print
-    (stack.state_dir / "pubsub-data").mkdir(parents=True, exist_ok=True)
-    ports = {name: free_port() for name in ("pubsub", "firestore", "gcs", "vertex", *FUNCTIONS)}
-    quota = caller.get("TUNEDROP_QUOTA", "1") or "1"
+def _stack_env(caller: Mapping[str, str], ports: Mapping[str, int]) -> dict[str, str]:
+    """The settings every process of the stack gets (and local.env records)."""
+
+    def knob(name: str, default: str) -> str:
+        return caller.get(name) or default
+
+    quota = knob("TUNEDROP_QUOTA", setting_default("TUNEDROP_QUOTA"))
     env = {
         "GOOGLE_CLOUD_PROJECT": PROJECT,
         "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{ports['pubsub']}",
@@ -301,116 +416,34 @@ def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
         "TUNEDROP_REGION": REGION,
         "TUNEDROP_BUCKET": BUCKET,
         "TUNEDROP_QUOTA": quota,
-        "TUNEDROP_POLL_SECONDS": caller.get("TUNEDROP_POLL_SECONDS", "2") or "2",
-        "TUNEDROP_EMULATOR_QUOTA": caller.get("TUNEDROP_EMULATOR_QUOTA", quota) or quota,
-        # An upload without a job is notified again after a few seconds (production: a minute).
-        "TUNEDROP_RECONCILE_GRACE_SECONDS": caller.get("TUNEDROP_RECONCILE_GRACE_SECONDS", "5") or "5",
+        "TUNEDROP_POLL_SECONDS": knob("TUNEDROP_POLL_SECONDS", POLL_SECONDS),
+        "TUNEDROP_EMULATOR_QUOTA": knob("TUNEDROP_EMULATOR_QUOTA", quota),
+        # An upload without a job is notified again after a few seconds (production: 15 minutes).
+        "TUNEDROP_RECONCILE_GRACE_SECONDS": knob("TUNEDROP_RECONCILE_GRACE_SECONDS", "5"),
         **TOPICS,
     }
-    for knob in PASSTHROUGH:
-        if caller.get(knob):
-            env[knob] = caller[knob]
-    stack.env = env
-    child_env = {**caller, **env, "PYTHONUNBUFFERED": "1"}
-    gcloud = shutil.which("gcloud") or "gcloud"
+    return env | {name: caller[name] for name in PASSTHROUGH if caller.get(name)}
+
+
+def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
+    say = (lambda *_: None) if quiet else print
+    (stack.state_dir / "pubsub-data").mkdir(parents=True, exist_ok=True)
+    ports = {process.port: free_port() for process in (*EMULATORS, *SERVICES) if process.port}
+    stack.env = _stack_env(caller, ports)
+    launch = Launch(stack, stack.env, ports)
+    child_env = {**caller, **stack.env, "PYTHONUNBUFFERED": "1"}
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
 
     say("Starting the Pub/Sub and Firestore emulators, fake-gcs-server and the Vertex AI emulator ...")
-    _spawn(
-        stack,
-        "pubsub",
-        [
-            gcloud,
-            "beta",
-            "emulators",
-            "pubsub",
-            "start",
-            f"--host-port={env['PUBSUB_EMULATOR_HOST']}",
-            f"--project={PROJECT}",
-            f"--data-dir={stack.state_dir / 'pubsub-data'}",
-        ],
-        child_env,
-    )
-    _spawn(
-        stack,
-        "firestore",
-        [gcloud, "emulators", "firestore", "start", f"--host-port={env['FIRESTORE_EMULATOR_HOST']}"],
-        child_env,
-    )
-    _spawn(
-        stack,
-        "gcs",
-        [
-            str(fake_gcs_binary()),
-            "-scheme",
-            "http",
-            "-host",
-            "127.0.0.1",
-            "-port",
-            str(ports["gcs"]),
-            "-backend",
-            "memory",
-            "-external-url",
-            env["STORAGE_EMULATOR_HOST"],
-            "-event.pubsub-project-id",
-            PROJECT,
-            "-event.pubsub-topic",
-            # TUNEDROP_LOCAL_NOTIFICATIONS=0: notifications go to a topic nobody reads, as if they were lost.
-            TOPICS["TUNEDROP_UPLOADS_TOPIC"] if env.get("TUNEDROP_LOCAL_NOTIFICATIONS") != "0" else "tunedrop-lost",
-            "-event.bucket",
-            BUCKET,
-            "-event.object-prefix",
-            "incoming/",
-            "-event.list",
-            "finalize",
-            "-log-level",
-            "warn",
-        ],
-        child_env,
-    )
-    _spawn(
-        stack,
-        "vertex",
-        [sys.executable, "-m", "tunedrop_local.vertex_emulator", "--host", "127.0.0.1", "--port", str(ports["vertex"])],
-        child_env,
-    )
-    _wait(stack, "pubsub", lambda: _tcp_open(env["PUBSUB_EMULATOR_HOST"]), deadline)
-    _wait(stack, "firestore", lambda: _http_ok(f"http://{env['FIRESTORE_EMULATOR_HOST']}/"), deadline)
-    _wait(stack, "gcs", lambda: _http_ok(f"{env['STORAGE_EMULATOR_HOST']}/storage/v1/b"), deadline)
-    _wait(stack, "vertex", lambda: _grpc_ready(env["TUNEDROP_VERTEX_EMULATOR_HOST"]), deadline)
-
+    _launch(launch, EMULATORS, child_env, deadline)
     say("Creating the bucket, topics and push subscriptions ...")
-    _provision(env, ports)
-
+    _provision(stack.env, ports)
     say("Starting the functions and the scheduler ...")
-    source = repo_root() / "functions" / "main.py"
-    functions_framework = str(Path(sys.executable).with_name("functions-framework"))
-    for name, (target, _) in FUNCTIONS.items():
-        _spawn(
-            stack,
-            name,
-            [
-                functions_framework,
-                "--source",
-                str(source),
-                "--target",
-                target,
-                "--signature-type",
-                "cloudevent",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports[name]),
-            ],
-            child_env,
-        )
-    _spawn(stack, "scheduler", [sys.executable, "-m", "tunedrop_local.scheduler"], child_env)
-    for name in FUNCTIONS:
-        _wait(stack, name, lambda name=name: _http_ok(f"http://127.0.0.1:{ports[name]}/"), deadline)  # type: ignore[misc]
+    _launch(launch, SERVICES, child_env, deadline)
 
     stack.env_file.write_text(
         "# Written by `tunedrop local up`; source it to talk to the local stack.\n"
-        + "".join(f"{key}={value}\n" for key, value in sorted(env.items()))
+        + "".join(f"{key}={value}\n" for key, value in sorted(stack.env.items()))
     )
 
 
@@ -443,7 +476,7 @@ def _provision(env: Mapping[str, str], ports: Mapping[str, int]) -> None:
     with exported({key: env[key] for key in ("PUBSUB_EMULATOR_HOST", "STORAGE_EMULATOR_HOST")}):
         publisher = pubsub_v1.PublisherClient()
         subscriber = pubsub_v1.SubscriberClient()
-        for topic in (*TOPICS.values(), "tunedrop-lost"):
+        for topic in (*TOPICS.values(), LOST_NOTIFICATIONS_TOPIC):
             with contextlib.suppress(gexc.AlreadyExists):
                 publisher.create_topic(name=publisher.topic_path(PROJECT, topic))
         feeds = [(function, key, "") for function, (_, keys) in FUNCTIONS.items() for key in keys]
@@ -486,24 +519,29 @@ def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
     """Stop every process `up` started, by process group; returns the names stopped."""
     stack = Stack(state_dir=state_dir or default_state_dir())
     pids = running_pids(stack)
-    for pid in pids.values():
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and any(_alive(pid) for pid in pids.values()):
-        time.sleep(0.1)
-    for pid in pids.values():
-        if _alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+    _stop_groups(list(pids.values()))
     for name in pids:
         (stack.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         child = _children.pop(name, None)
         if child is not None:
             child.wait(timeout=5)
-    if stack.env_file.exists():
-        stack.env_file.unlink()
+    stack.env_file.unlink(missing_ok=True)
     shutil.rmtree(stack.state_dir / "pubsub-data", ignore_errors=True)
     if not quiet:
         print(f"Stopped {len(pids)} processes of the local stack." if pids else "No local stack was running.")
     return sorted(pids)
+
+
+def _stop_groups(pids: list[int], grace_seconds: float = 10) -> None:
+    """SIGTERM each process group, then SIGKILL the groups still alive after the grace period."""
+    _signal_groups(pids, signal.SIGTERM)
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
+        time.sleep(0.1)
+    _signal_groups([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+
+
+def _signal_groups(pids: list[int], signal_number: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal_number)
