@@ -21,6 +21,7 @@ from cloudevents.http import CloudEvent
 from shared.jobs import Job, JobState
 
 SPEC_VERSION = "1.0"
+JSON_CONTENT_TYPE = "application/json"
 # The JSON Schema of completion event data, named in each event's dataschema attribute.
 DATA_SCHEMA = "https://github.com/tunedrop/tunedrop/schemas/completion-event-data.v1.json"
 EVENT_TYPES = {
@@ -29,9 +30,6 @@ EVENT_TYPES = {
     JobState.CANCELLED: "tunedrop.job.v1.cancelled",
     JobState.REJECTED: "tunedrop.job.v1.rejected",
 }
-
-
-JSON_CONTENT_TYPE = "application/json"
 
 
 @dataclass(frozen=True)
