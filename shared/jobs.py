@@ -169,6 +169,15 @@ class Job:
         """The training dataset: the uploaded file, or the one its manifest names."""
         return self.training_uri or self.upload_uri
 
+    @property
+    def latest_move(self) -> tuple[JobState | None, JobState]:
+        """The move moved_to recorded last, as (from, to); from is None for the job's first state. This is
+        the event a move leaves on the job: JobEffects reads it to do what the move implies."""
+        entry = self.history[-1] if self.history else None
+        if entry is None or entry.from_state is None:
+            return None, self.state
+        return JobState(entry.from_state), JobState(entry.to_state)
+
     def moved_to(self, target: JobState, now: datetime, reason: str, **changes: Any) -> Job:
         """The job after a guarded transition; raises TransitionRefused when not allowed."""
         if not can_transition(self.state, target):

@@ -1,7 +1,7 @@
 """What a job's move implies, in one place.
 
 Services move a job only with Job.moved_to, which records the move on the job itself (its latest history
-entry). Once the store holds the moved job, JobEffects.settle reads that entry and does what the move
+entry, Job.latest_move). Once the store holds the moved job, JobEffects.settle reads it and does what the move
 implies: a job that ended frees the slot it held and announces its completion (which also emits the
 lifecycle "finished" step); some other moves are announced on the lifecycle topic. No service does these
 by hand.
@@ -45,8 +45,7 @@ class JobEffects:
     def settle(self, moved: Job) -> None:
         """Do what the job's latest move implies. Call it once, with the job the store now holds, right after
         the write that recorded the move (never after a write that only changed fields)."""
-        move = moved.history[-1]
-        source = JobState(move.from_state) if move.from_state else None
+        source, _ = moved.latest_move
         if moved.state.terminal:
             if source is not None and source.holds_slot:
                 self._ledger.release(moved.job_id)

@@ -216,3 +216,12 @@ def test_with_fields_changes_fields_but_never_the_state_or_the_history() -> None
     for guarded in ({"state": JobState.SUCCEEDED}, {"history": ()}, {"job_id": "other"}):
         with pytest.raises(TransitionRefused):
             job.with_fields(**guarded)
+
+
+def test_latest_move_is_the_move_last_recorded() -> None:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    job = new_job(job_id="j", bucket="b", object_name="incoming/j.jsonl", generation="1", base_model="m", now=now)
+    assert job.latest_move == (None, JobState.VALIDATING)
+    queued = job.moved_to(JobState.QUEUED, now, "validated")
+    assert queued.latest_move == (JobState.VALIDATING, JobState.QUEUED)
+    assert queued.with_fields(priority=1).latest_move == (JobState.VALIDATING, JobState.QUEUED)

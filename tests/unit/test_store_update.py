@@ -65,3 +65,17 @@ def test_a_lost_race_is_retried_on_the_new_state_then_gives_up_with_a_transient_
     result = store.update("j", loses_once, sleep=lambda s: None)
     assert result is not None and result.written and result.job.priority == 99
     assert store.job("j").display_name == "second try"
+
+
+def test_swap_writes_over_the_version_read_and_never_over_a_newer_one() -> None:
+    store = InMemoryJobStore()
+    stored(store)
+    read = store.get("j")
+    assert read is not None
+    assert store.swap(read, lambda job: None) is None  # the change declined: nothing written
+    assert store.writes == 0
+    written = store.swap(read, lambda job: job.with_fields(priority=2))
+    assert written is not None and written.priority == 2 and store.job("j").priority == 2
+    # The job moved on since `read`: a claim on what was read loses, and is not retried.
+    assert store.swap(read, lambda job: job.with_fields(priority=3)) is None
+    assert store.job("j").priority == 2
