@@ -70,6 +70,11 @@ _DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec.Validation
 _LISTED_UNITS = 1 << 16
 _LISTED_TURNS = 1 << 10
 _SETTLE_BYTES = 1 << 20  # clean lines are checked for repeats in runs of about this size (see _settle)
+# The two fast tiers (the typed text-only decode in _Validation.scan, schema.fast_check in _other_line) only
+# ever answer "clean, with these numbers" for lines the precise path would pass alike. False sends every
+# line to the precise path: what the benchmark's "precise tier only" case measures against (tests/bench/
+# validator.py) and what tests compare reports with. Read when a validation starts.
+FAST_TIERS = True
 
 Progress = Callable[[int], None]
 # What validate_dataset does with an example whose upper bound is over the token limit when no exact
@@ -176,6 +181,9 @@ class _Validation:
         self.label_files = label_files
         self.unverified_length = unverified_length
         self.checker = ExampleChecker(spec)
+        self.fast_tiers = FAST_TIERS
+        # scan tries the typed decode on lines up to the token limit (see text_bound); on none without fast tiers.
+        self.typed_decode_limit = spec.max_tokens_per_example if self.fast_tiers else -1
         self.max_line = max_line_bytes(spec)
         self.max_values = max_json_values(spec)
         self.file = ""  # the file being scanned, for CountingIncomplete's message
@@ -214,6 +222,11 @@ class _Validation:
         local variables; every other line goes to _other_line. Everything used per line is bound to a
         local name first: attribute lookups add up here.
 
+        Why one long function (radon E): splitting the loop into per-line calls costs a Python call and
+        its argument passing on every line, the largest item left in the per-line budget. The figures
+        are in ``python -m tests.bench validator`` (tests/bench/validator.py): the local-file case
+        against the json.loads floor, and the fast tiers against the precise tier alone.
+
         Reading stops after the line that reaches ``stop_at`` bytes (``stopped_early`` tells).
         """
         self.file = file
@@ -224,7 +237,7 @@ class _Validation:
             MESSAGES_DECODER if legacy else TEXT_DECODER
         ).decode
         first_chars: Callable[[Any], int] = messages_chars if legacy else text_chars
-        limit = self.spec.max_tokens_per_example
+        limit = self.typed_decode_limit
         longest = self.max_line
         lines, rest_of_line = _bounded_lines(lines, longest)
         # Hashes of the clean lines since the last check for repeats: a run of consecutive lines,
@@ -382,12 +395,13 @@ class _Validation:
                 )
             )
             return False, -1, 0
-        shape: Shape | None
+        shape: Shape | None = None
         obj: dict[str, Any] | None = None
-        try:
-            shape = fast_check(FAST_DECODER.decode(raw), spec)
-        except _DECODE_ERRORS:
-            shape = None
+        if self.fast_tiers:
+            try:
+                shape = fast_check(FAST_DECODER.decode(raw), spec)
+            except _DECODE_ERRORS:
+                shape = None
         if shape is None:
             precise = self._precise(raw, number, label)
             if precise is None:

@@ -230,7 +230,17 @@ class Shape:
 
 
 def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
-    """The example's shape when it is clean for ``spec``; None when the precise path must decide."""
+    """The example's shape when it is clean for ``spec``; None when the precise path must decide.
+
+    A second description of the rules ExampleChecker states (and TextExample, narrower still, a third):
+    kept because it is measured to pay. ``python -m tests.bench validator`` (tests/bench/validator.py,
+    "fast tiers against the precise tier alone") validates the same files with and without the fast
+    tiers; the multimodal file is the one whose lines take this function. One flat function (radon F)
+    for the same reason: a call per part or turn would show in those figures. A rule changed in
+    ExampleChecker must be changed here (or refused here, so that the line falls back); the
+    hypothesis tests in tests/unit/validation/test_validation_fuzz.py check that this path never
+    passes a line the precise path refuses.
+    """
     if spec.format == "messages":
         return _fast_messages(ex)
     contents = ex.contents

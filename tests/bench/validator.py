@@ -9,6 +9,12 @@ bench-data/ (git-ignored) and reused while its marker matches GENERATOR_VERSION;
     python -m tests.bench.validator                # all cases
     python -m tests.bench.validator --rounds 3
     python -m tests.bench.validator --memory-only  # the peak-memory cases
+    python -m tests.bench.validator --tiers-only   # the fast tiers against the precise tier alone
+
+The fast tiers (schema.TextExample for clean text-only lines, schema.fast_check for the rest) repeat rules
+the precise path (schema.ExampleChecker) states once more; the "fast tiers" table measures what they gain
+by validating the same files with engine.FAST_TIERS off: the 1 GB text dataset (text tier) and a smaller
+multimodal one whose every line carries an image part (fast_check's tier).
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ TARGET_GCS_MBPS = 150
 # Issue 10: peak RSS on a line of tiny parts, a 1 GB line and the 1 GB dataset.
 TARGET_HOSTILE_RSS_MIB = 256
 TINY_PARTS_LINE_BYTES = 50_000_000
+MULTIMODAL_BYTES = 100_000_000
 HUGE_LINE_BYTES = 1_000_000_000
 
 _WORD_TEXT = (
@@ -178,6 +185,22 @@ def memory_cases(directory: Path) -> list[tuple[str, Path]]:
     return [("one 50 MB line of empty text parts", tiny), ("one 1 GB line", huge)]
 
 
+def multimodal_file(path: Path, target: int = MULTIMODAL_BYTES, seed: int = 7) -> int:
+    """Chats whose first turn holds an image next to its text, so no line fits the text-only tier; the size."""
+    rng = random.Random(seed)
+    pool = _sentences(rng, 5_000)
+    written = 0
+    with open(path, "wb", buffering=8 * 1024 * 1024) as out:
+        while written < target:
+            image = {"fileData": {"mimeType": "image/jpeg", "fileUri": f"gs://bench/images/{written}.jpg"}}
+            turns: list[dict[str, Any]] = [{"role": "user", "parts": [image, {"text": _text(rng, pool, 40)}]}]
+            for t in range(1, rng.choice((2, 2, 4))):
+                words = max(3, int(rng.lognormvariate(4.0 if t % 2 == 0 else 4.6, 0.8)))
+                turns.append({"role": "user" if t % 2 == 0 else "model", "parts": [{"text": _text(rng, pool, words)}]})
+            written += out.write(json.dumps({"contents": turns}).encode() + b"\n")
+    return written
+
+
 def ensure_dataset() -> dict[str, int]:
     if DATASET.exists() and MARKER.exists():
         info = json.loads(MARKER.read_text())
@@ -218,6 +241,11 @@ def _child(mode: str, location: str) -> dict[str, Any]:
 
     from shared.validation import validate_dataset
 
+    if mode == "precise":  # the local case with every line sent to the precise tier
+        from shared.validation import engine
+
+        engine.FAST_TIERS = False
+        mode = "local"
     if mode == "local":
         started = time.perf_counter()
         with open(location, "rb", buffering=LOCAL_BUFFER_BYTES) as handle:
@@ -335,6 +363,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="runs per case; the fastest is reported")
     parser.add_argument("--no-gcs", action="store_true", help="skip the fake-gcs-server case")
     parser.add_argument("--memory-only", action="store_true", help="only the peak-memory cases")
+    parser.add_argument("--tiers-only", action="store_true", help="only the fast tiers against the precise tier")
     args = parser.parse_args(argv)
     if args.child:
         result = _child(*args.child)
@@ -345,6 +374,8 @@ def main(argv: list[str]) -> int:
     info = ensure_dataset()
     if args.memory_only:
         return _memory_report(info, None)
+    if args.tiers_only:
+        return _tiers_report(args.rounds, None)
     path = str(DATASET)
     floor_runs: list[dict[str, Any]] = []
     local_runs: list[dict[str, Any]] = []
@@ -383,7 +414,40 @@ def main(argv: list[str]) -> int:
         print(f"- fake-gcs-server: {gcs['bytes'] / gcs['seconds'] / 1e6:.0f} MB/s (target >= {TARGET_GCS_MBPS} MB/s)")
     print(f"- error counts (local): {json.dumps(local.get('error_counts', {}))}")
     print()
+    _tiers_report(args.rounds, local)
     return _memory_report(info, local)
+
+
+def _tiers_report(rounds: int, local: dict[str, Any] | None) -> int:
+    """Throughput of the same files with the fast tiers and with the precise tier alone (``local``: the
+    1 GB dataset's fast-tier figure when already measured)."""
+    rows: list[tuple[str, dict[str, Any], dict[str, Any]]] = []
+    with tempfile.TemporaryDirectory(prefix="tunedrop-bench-") as directory:
+        multimodal = Path(directory) / "multimodal.jsonl"
+        multimodal_file(multimodal)
+        for name, path, fast in (
+            ("1 GB text dataset (text tier)", DATASET, local),
+            ("100 MB multimodal dataset (fast_check tier)", multimodal, None),
+        ):
+            fast_runs: list[dict[str, Any]] = []
+            precise_runs: list[dict[str, Any]] = []
+            for _ in range(rounds):  # alternate, so both see the same machine state
+                if fast is None:
+                    fast_runs.append(_measure("local", str(path)))
+                precise_runs.append(_measure("precise", str(path)))
+            rows.append((name, fast or _best(fast_runs), _best(precise_runs)))
+    print("| File | fast tiers MB/s | precise tier only MB/s | gain | same errors |")
+    print("|---|---|---|---|---|")
+    for name, fast, precise in rows:
+        fast_mbps = fast["bytes"] / fast["seconds"] / 1e6
+        precise_mbps = precise["bytes"] / precise["seconds"] / 1e6
+        same = fast.get("error_counts") == precise.get("error_counts") and fast["examples"] == precise["examples"]
+        print(
+            f"| {name} | {fast_mbps:,.0f} | {precise_mbps:,.0f} | {precise['seconds'] / fast['seconds']:.2f}x | "
+            f"{'yes' if same else 'NO'} |"
+        )
+    print()
+    return 0
 
 
 def _memory_report(info: dict[str, int], local: dict[str, Any] | None) -> int:

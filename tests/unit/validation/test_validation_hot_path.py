@@ -6,10 +6,11 @@ import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.validation import get_model
+from shared.validation import engine, get_model
 from shared.validation.engine import (
     _LISTED_TURNS,
     _LISTED_UNITS,
@@ -221,3 +222,59 @@ def test_repeats_are_found_within_and_across_the_bulk_checks() -> None:
         ("validation", 4),
         ("validation", 5),
     ]
+
+
+def test_the_fast_tiers_change_no_figure_of_the_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast tiers only save time (tests/bench/validator.py measures how much): sending every line to the
+    precise path must give the same report, down to the statistics and the sample the cost comes from."""
+    from tests.unit.validation.helpers import GOOD, LEGACY_GOOD, FakeCounter, example, file_part, run, turn
+
+    def message(role: str, content: str) -> dict[str, str]:
+        return {"role": role, "content": content}
+
+    odd_lines: list[Any] = [b"{not json", b"", GOOD, LEGACY_GOOD, [1, 2]]
+    mixed = {
+        "gemini-2.5-flash": [
+            GOOD,
+            example(turn("user", "describe"), turn("model", "a cat"), systemInstruction={"parts": [{"text": "brief"}]}),
+            example({"role": "user", "parts": [file_part(), {"text": "what is it?"}]}, turn("model", "a cat")),
+            example(
+                {"role": "user", "parts": [file_part("gs://b/d.png"), file_part("gs://b/d.png")]}, turn("model", "x")
+            ),
+            example(turn("model", "starts with the model")),
+            {
+                "contents": [
+                    {"role": "user", "parts": [{"functionCall": {"name": "f", "args": {}}}]},
+                    turn("model", "ok"),
+                ]
+            },
+            *odd_lines,
+            *(example(turn("user", f"question {i} " * (i % 7 + 1)), turn("model", f"answer {i}")) for i in range(300)),
+        ],
+        "gemini-1.0-pro-002": [
+            LEGACY_GOOD,
+            {"messages": [message("system", "brief"), message("user", "hi"), message("model", "hello")]},
+            {"messages": [message("user", "hi"), message("system", "late"), message("model", "hello")]},
+            {"messages": [message("user", "hi"), message("user", "again")]},
+            *odd_lines,
+            *(
+                {"messages": [message("user", f"question {i} " * (i % 7 + 1)), message("model", "ok")]}
+                for i in range(300)
+            ),
+        ],
+    }
+
+    def report_dict(model: str) -> dict[str, Any]:
+        counter = FakeCounter(lambda request: 3 + len(json.dumps(request)) // 5)
+        report = run(*mixed[model], model=model, token_counter=counter, hyper_parameters={"epoch_count": 2})
+        return report.to_dict()
+
+    assert sorted(mixed) == sorted(MODELS)
+    for model in MODELS:
+        with_fast_tiers = report_dict(model)
+        monkeypatch.setattr(engine, "FAST_TIERS", False)
+        precise_only = report_dict(model)
+        monkeypatch.setattr(engine, "FAST_TIERS", True)
+        assert with_fast_tiers["stats"]["examples_checked"] > 300
+        assert with_fast_tiers["error_count"] >= 4
+        assert precise_only == with_fast_tiers
