@@ -6,7 +6,7 @@ The upload service calls :func:`validate_dataset`; :func:`render_markdown` and
 
 from typing import TYPE_CHECKING, Any
 
-from shared.validation.engine import validate_dataset, validate_stream
+from shared.validation.engine import validate_dataset
 from shared.validation.markdown import render_markdown
 from shared.validation.registry import DEFAULT_MODEL, ModelSpec, get_model, registry
 from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
@@ -48,5 +48,4 @@ __all__ = [
     "registry",
     "render_markdown",
     "validate_dataset",
-    "validate_stream",
 ]

@@ -1017,8 +1017,3 @@ def _check_file_size(
                 file=file if report.validation_file else "",
             )
         )
-
-
-def validate_stream(lines: Iterable[bytes], *, file: str, model: str | None = None) -> ValidationReport:
-    """The first validator's entry point, kept for callers: validate_dataset on one file."""
-    return validate_dataset(lines, file=file, model=model)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from shared.validation import validate_dataset, validate_stream
+from shared.validation import validate_dataset
 from tests.unit.validation.helpers import (
     FILE,
     GOOD,
@@ -323,9 +323,3 @@ def test_empty_files(data: bytes) -> None:
     report = validate_dataset(io.BytesIO(data), file=FILE)
     assert not report.valid
     assert codes(report) == ([(1, "empty_line"), (2, "empty_line")] if data else [(0, "empty_dataset")])
-
-
-def test_validate_stream_is_the_old_entry_point() -> None:
-    report = validate_stream(io.BufferedReader(io.BytesIO(body(GOOD, b"{bad", {"contents": []}))), file=FILE)  # type: ignore[arg-type]
-    assert codes(report) == [(2, "not_json"), (3, "missing_contents")]
-    assert report.model == "gemini-3.5-flash"
