@@ -11,9 +11,10 @@ Use:
 * ``configure_logging()`` once in a process's composition root (functions/main.py does it);
   it installs the JSON handler on the root logger, idempotently.
 * ``info/warning/error(message, **fields)`` and ``log_context(**fields)`` in code; they go
-  through the ``tunedrop`` logger. If no JSON handler is installed yet when one of them is
-  called (a test or a script that calls a service directly), it installs the default one, so
-  our lines stay JSON on stdout as they always were.
+  through the ``tunedrop`` logger. In a process that never called ``configure_logging`` (a
+  test, a command of the ``tunedrop`` CLI) the first of them gives the ``tunedrop`` logger a
+  JSON handler of its own, so our lines stay JSON on stdout as they always were, while the
+  libraries' records are left to whatever that process set up.
 
 Why not google-cloud-logging's ``StructuredLogHandler``: it is not installed, it would add a
 dependency (and its transitive google-cloud-* pins) for what is about forty lines over
@@ -106,17 +107,32 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     level and stream) instead of adding another, so no line is written twice.
     """
     root = logging.getLogger()
-    for handler in [h for h in root.handlers if isinstance(h, _JsonLineHandler)]:
-        root.removeHandler(handler)
-    handler = _JsonLineHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root.addHandler(handler)
+    _remove_json_handlers(root)
+    _remove_json_handlers(_logger)  # the fallback of an unconfigured process, if it was installed
+    _logger.propagate = True
+    _logger.setLevel(logging.NOTSET)
+    root.addHandler(_json_handler(stream))
     root.setLevel(level)
 
 
+def _json_handler(stream: TextIO | None) -> logging.Handler:
+    handler = _JsonLineHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    return handler
+
+
+def _remove_json_handlers(logger: logging.Logger) -> None:
+    for handler in [h for h in logger.handlers if isinstance(h, _JsonLineHandler)]:
+        logger.removeHandler(handler)
+
+
 def _ensure_configured() -> None:
-    if not any(isinstance(h, _JsonLineHandler) for h in logging.getLogger().handlers):
-        configure_logging()
+    """Without configure_logging, our own records still become JSON lines on stdout (and only ours)."""
+    configured = (logging.getLogger(), _logger)
+    if not any(isinstance(h, _JsonLineHandler) for logger in configured for h in logger.handlers):
+        _logger.addHandler(_json_handler(None))
+        _logger.setLevel(logging.INFO)
+        _logger.propagate = False
 
 
 @contextmanager

@@ -124,14 +124,37 @@ def test_the_default_stream_is_stdout_at_write_time(capsys: pytest.CaptureFixtur
         root.setLevel(level)
 
 
-def test_calling_before_configuring_installs_the_default_handler(capsys: pytest.CaptureFixture[str]) -> None:
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    root.handlers[:] = [h for h in handlers if type(h).__name__ != "_JsonLineHandler"]
-    try:
-        logs.error("unconfigured")
-        (entry,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-        assert entry["severity"] == "ERROR" and entry["message"] == "unconfigured"
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
+@pytest.fixture
+def unconfigured() -> Iterator[None]:
+    """A process that never called configure_logging; the loggers are put back afterwards."""
+    root, ours = logging.getLogger(), logging.getLogger(logs.LOGGER_NAME)
+    saved = (list(root.handlers), root.level, list(ours.handlers), ours.level, ours.propagate)
+    root.handlers[:] = [h for h in saved[0] if type(h).__name__ != "_JsonLineHandler"]
+    ours.handlers[:] = []
+    yield
+    root.handlers[:], root.level = saved[0], saved[1]
+    ours.handlers[:], ours.level, ours.propagate = saved[2], saved[3], saved[4]
+
+
+@pytest.mark.usefixtures("unconfigured")
+def test_unconfigured_our_records_are_json_on_stdout_and_the_libraries_are_left_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.info("unconfigured", job_id="j4")
+    logs.error("still one handler")
+    logging.getLogger("urllib3.connectionpool").info("library chatter")
+    out = capsys.readouterr().out
+    assert "library chatter" not in out
+    first, second = (json.loads(line) for line in out.splitlines())
+    assert (first["severity"], first["message"], first["job_id"]) == ("INFO", "unconfigured", "j4")
+    assert second["message"] == "still one handler"
+
+
+@pytest.mark.usefixtures("unconfigured")
+def test_configuring_after_the_fallback_does_not_duplicate_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.info("before")  # installs the fallback, writing to stdout
+    buffer = io.StringIO()
+    logs.configure_logging(stream=buffer)
+    logs.info("after")
+    assert [e["message"] for e in lines(buffer)] == ["after"]
+    assert [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()] == ["before"]
