@@ -411,7 +411,7 @@ class FakeTuningService(TuningService):
         quota: int | None = None,
         clock: Clock | None = None,
         parent: str = "projects/demo/locations/us-central1",
-        initial_state: str = "JOB_STATE_PENDING",
+        initial_state: str = RemoteState.PENDING,
     ) -> None:
         self._lock = threading.Lock()
         self.quota = quota
@@ -473,7 +473,7 @@ class FakeTuningService(TuningService):
         current = self.jobs[name]
         extra: dict[str, Any] = {}
         now = self._clock()
-        if state == "JOB_STATE_RUNNING" and current.start_time is None:
+        if state == RemoteState.RUNNING and current.start_time is None:
             extra["start_time"] = now
         if state not in RemoteState.ACTIVE and current.end_time is None:
             extra["end_time"] = now
