@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import yaml
 
 from tests.unit.deploy import infra
@@ -45,3 +47,16 @@ def test_a_difference_or_an_unreadable_page_alerts() -> None:
     assert "DIFFERENCE" in metric and "tunedrop models check:" in metric
     policy = module.resources["google_monitoring_alert_policy"]["registry_drift"]
     assert infra.one(policy["notification_channels"]) == "${var.notification_channels}"
+
+
+def test_the_check_installs_the_locked_runtime_in_an_image_pinned_by_digest() -> None:
+    config = yaml.safe_load(BUILD_CONFIG.read_text())
+    image = config["substitutions"]["_PYTHON_IMAGE"]
+    assert re.fullmatch(r"[a-z0-9./-]+@sha256:[0-9a-f]{64}", image), image
+    assert all(step["name"] == "${_PYTHON_IMAGE}" for step in config["steps"])
+    script = "\n".join(step["args"][-1] for step in config["steps"])
+    assert "--require-hashes -r requirements.lock" in script
+    assert "--require-hashes --no-deps --no-warn-conflicts" in script and "-r requirements-build.lock" in script
+    # The project itself: no dependency resolution, no build isolation (either would fetch unpinned packages).
+    project_installs = [line for line in script.splitlines() if line.rstrip().endswith(" .")]
+    assert project_installs and all("--no-deps --no-build-isolation" in line for line in project_installs)
