@@ -55,12 +55,12 @@ def requirement_entries(text: str) -> list[str]:
 
 
 def key(spec: str) -> str:
-    return build_source.normalize(build_source.parse_requirement(spec).name)
+    return str(build_source.normalize(build_source.parse_requirement(spec).name))
 
 
 def pins_of(lock_text: str) -> dict[str, str]:
     """Normalized name -> the whole entry (requirement and hashes)."""
-    return {build_source.normalize(entry.split("==")[0]): entry for entry in requirement_entries(lock_text)}
+    return {str(build_source.normalize(entry.split("==")[0])): entry for entry in requirement_entries(lock_text)}
 
 
 def test_requirements_pin_every_runtime_dependency_with_hashes(built: tuple[Path, Path]) -> None:
