@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Self
@@ -70,15 +71,25 @@ def _declared(model: type[BaseSettings], environ: Mapping[str, str]) -> dict[str
     return values
 
 
+# The mapping from_env was given; None means os.environ. A context variable rather than an argument
+# because pydantic-settings builds its sources itself, and a mapping passed in must replace the
+# process environment, not sit on top of it.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("tunedrop_settings_environ", default=None)
+
+
 class _Environment(PydanticBaseSettingsSource):
-    """os.environ read as from_env reads a mapping: declared names only, blank means unset."""
+    """The environment read as from_env reads a mapping: declared names only, blank means unset."""
+
+    def _environ(self) -> Mapping[str, str]:
+        given = _ENVIRON.get()
+        return os.environ if given is None else given
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        value = os.environ.get(env_name(field), "").strip()
+        value = self._environ().get(env_name(field), "").strip()
         return value or None, env_name(field), False
 
     def __call__(self) -> dict[str, Any]:
-        return _declared(self.settings_cls, os.environ)
+        return _declared(self.settings_cls, self._environ())
 
 
 def _split(raw: object) -> object:
@@ -131,11 +142,14 @@ class CommonSettings(BaseSettings):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """The settings `environ` (os.environ when None) declares; every problem in one ConfigError."""
+        token = _ENVIRON.set(environ)
         try:
-            return cls.model_validate(_declared(cls, os.environ if environ is None else environ))
+            return cls()
         except ValidationError as exc:
             problems = [_problem(error, cls) for error in exc.errors()]
             raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".") from None
+        finally:
+            _ENVIRON.reset(token)
 
     def check_base_model(self, today: date) -> None:
         """Refuse to take uploads when the default base model cannot be tuned today (one clear message)."""

@@ -63,6 +63,16 @@ def test_reads_os_environ_when_no_mapping_is_given(monkeypatch: pytest.MonkeyPat
     assert Settings.from_env().project == "from-env"
 
 
+def test_a_given_mapping_replaces_the_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A test (or a stack) that passes its own mapping must not pick up what the shell exported.
+    monkeypatch.setenv("TUNEDROP_EVENTS_TOPIC", "exported-topic")
+    monkeypatch.setenv("TUNEDROP_QUOTA", "7")
+    settings = Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b"})
+    assert settings.events_topic == ""
+    assert settings.quota == 1
+    assert CommonSettings.from_env({}).project == ""
+
+
 def test_missing_required_settings_are_named_together() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({})
