@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.adapters.gcs_uris import GcsUriChecker
+from shared.adapters.vertex_tokens import VertexTokenCounter
 from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
@@ -24,7 +26,7 @@ from shared.services.poll import Poller
 from shared.services.reconcile import Reconciler
 from shared.services.slots import SlotLedger
 from shared.services.upload import UploadService
-from shared.validation import GcsUriChecker, TokenCounter, UriChecker, VertexTokenCounter
+from shared.validation import TokenCounter, UriChecker
 
 
 @dataclass(frozen=True)

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import TransientError
-
-if TYPE_CHECKING:
-    from shared.adapters.vertex_tokens import VertexTokenCounter as VertexTokenCounter
 
 Request = Mapping[str, Any]  # {"contents": [...], "systemInstruction": {...}} in camelCase
 
@@ -101,13 +98,3 @@ class SentencePieceTokenCounter:
                 if isinstance(text, str):
                     total += len(self._processor.encode(text))
         return total
-
-
-def __getattr__(name: str) -> Any:
-    """``VertexTokenCounter`` moved to shared.adapters.vertex_tokens; the old name resolves lazily (an eager
-    import would be circular: that adapter imports this port)."""
-    if name == "VertexTokenCounter":
-        from shared.adapters.vertex_tokens import VertexTokenCounter
-
-        return VertexTokenCounter
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

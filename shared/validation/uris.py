@@ -5,10 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from shared.adapters.gcs_uris import GcsUriChecker as GcsUriChecker
+from typing import Protocol
 
 DEFAULT_WORKERS = 16
 
@@ -44,13 +41,3 @@ def check_all(
         return {}
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(unique))), thread_name_prefix="uri-check") as pool:
         return dict(zip(unique, pool.map(one, unique), strict=True))
-
-
-def __getattr__(name: str) -> Any:
-    """``GcsUriChecker`` moved to shared.adapters.gcs_uris; the old name resolves lazily (an eager import
-    would be circular: that adapter imports this port)."""
-    if name == "GcsUriChecker":
-        from shared.adapters.gcs_uris import GcsUriChecker
-
-        return GcsUriChecker
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

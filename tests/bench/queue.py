@@ -66,6 +66,15 @@ class CountingStore(JobStore):
             self.reads += 1
             yield found
 
+    def list_jobs(self, state, limit):  # type: ignore[no-untyped-def]
+        found = self.inner.list_jobs(state, limit)
+        self.reads += max(1, len(found))
+        return found
+
+    def existing(self, job_ids):  # type: ignore[no-untyped-def]
+        self.reads += max(1, len(job_ids))
+        return self.inner.existing(job_ids)
+
     def read_marker(self, name):  # type: ignore[no-untyped-def]
         self.reads += 1
         return self.inner.read_marker(name)

@@ -21,7 +21,8 @@ from tunedrop_local.vertex_emulator import (
     serve,
 )
 
-from shared.validation import VertexTokenCounter, validate_dataset
+from shared.adapters.vertex_tokens import VertexTokenCounter
+from shared.validation import validate_dataset
 from shared.validation.tokens import CountingIncomplete, TokenCountRetryable
 
 pytestmark = pytest.mark.integration
