@@ -144,7 +144,7 @@ class CommonSettings(BaseSettings):
         """The settings `environ` (os.environ when None) declares; every problem in one ConfigError."""
         token = _ENVIRON.set(environ)
         try:
-            return cls()
+            return cls.model_validate({})
         except ValidationError as exc:
             problems = [_problem(error, cls) for error in exc.errors()]
             raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".") from None
