@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, T
 
 from shared.config import CommonSettings
 from shared.validation.engine import validate_dataset
+from shared.validation.hyperparams import HYPER_PARAMETERS
 from shared.validation.markdown import render_markdown
 from shared.validation.registry import DEFAULT_MODEL, registry
 from shared.validation.tokens import SentencePieceTokenCounter, TokenCounter, TokenCountUnavailable
@@ -61,12 +62,9 @@ class ValidateRequest:
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The tuning job's hyper-parameters as Vertex AI names them, only those given."""
-        given = {
-            "epoch_count": self.epochs,
-            "adapter_size": self.adapter_size,
-            "learning_rate_multiplier": self.learning_rate_multiplier,
-        }
-        return {name: value for name, value in given.items() if value is not None}
+        # The options are named after the table's entries, so the table alone says which ones exist.
+        given = {p.key: getattr(self, p.name) for p in HYPER_PARAMETERS}
+        return {key: value for key, value in given.items() if value is not None}
 
 
 def validate_command(

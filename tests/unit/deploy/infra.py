@@ -255,7 +255,7 @@ def entry_point_mismatches(main_py: Path = FUNCTIONS_MAIN, root: Path = TERRAFOR
 # Variables only the local stack and the emulators use; production never sets them.
 LOCAL_ONLY_VARIABLES = frozenset(
     {
-        "TUNEDROP_VERTEX_EMULATOR_HOST",  # the local Vertex AI emulator (deploy/local/vertex_emulator.py)
+        "TUNEDROP_VERTEX_EMULATOR_HOST",  # the local Vertex AI emulator (deploy/local/vertex_emulator/)
         "TUNEDROP_STATE_DIR",  # where `tunedrop local up` keeps pids and logs
     }
 )
