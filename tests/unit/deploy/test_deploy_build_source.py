@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.functions import code_entry_points, load_builder
+from tests.unit.deploy.terraform.paths import ROOT
 
-build_source = infra.load_builder()
+build_source = load_builder()
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_main_py_exposes_every_entry_point_from_the_copied_packages(built: tuple
     result = subprocess.run([sys.executable, "-c", script], cwd=source, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     names, callable_, shared_file = result.stdout.splitlines()
-    assert names == str(sorted(infra.code_entry_points()))
+    assert names == str(sorted(code_entry_points()))
     assert callable_ == "True"
     assert Path(shared_file).resolve().is_relative_to(source.resolve())  # the copy, not the checkout
 
@@ -68,7 +69,7 @@ def test_requirements_pin_every_runtime_dependency_with_hashes(built: tuple[Path
     entries = requirement_entries((source / "requirements.txt").read_text())
     # pip's hash-checking mode is all or nothing: every requirement pinned with == and hashed.
     assert entries and all("==" in e and " --hash=sha256:" in e for e in entries), entries
-    with (infra.ROOT / "pyproject.toml").open("rb") as handle:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
         dependencies = tomllib.load(handle)["project"]["dependencies"]
     pinned = pins_of((source / "requirements.txt").read_text())
     assert [spec for spec in dependencies if key(spec) not in pinned] == []
@@ -79,21 +80,21 @@ def test_requirements_pin_every_runtime_dependency_with_hashes(built: tuple[Path
 def test_the_functions_get_the_versions_make_install_installs(built: tuple[Path, Path]) -> None:
     source, _ = built
     shipped = pins_of((source / "requirements.txt").read_text())
-    installed = pins_of((infra.ROOT / "requirements-dev.lock").read_text())
-    assert shipped == pins_of((infra.ROOT / "requirements.lock").read_text())
+    installed = pins_of((ROOT / "requirements-dev.lock").read_text())
+    assert shipped == pins_of((ROOT / "requirements.lock").read_text())
     assert {name: entry for name, entry in shipped.items() if installed.get(name) != entry} == {}
 
 
 def test_the_locks_cover_pyproject() -> None:
     """A dependency added to pyproject.toml without `make lock` fails here (and `make install` skips it)."""
-    with (infra.ROOT / "pyproject.toml").open("rb") as handle:
+    with (ROOT / "pyproject.toml").open("rb") as handle:
         pyproject = tomllib.load(handle)
     wanted = list(pyproject["project"]["dependencies"])
     for extra in pyproject["project"].get("optional-dependencies", {}).values():
         wanted += extra
-    locked = pins_of((infra.ROOT / "requirements-dev.lock").read_text())
+    locked = pins_of((ROOT / "requirements-dev.lock").read_text())
     assert [spec for spec in wanted if key(spec) not in locked] == [], "run `make lock`"
-    backend = pins_of((infra.ROOT / "requirements-build.lock").read_text())
+    backend = pins_of((ROOT / "requirements-build.lock").read_text())
     assert [spec for spec in pyproject["build-system"]["requires"] if key(spec) not in backend] == []
 
 

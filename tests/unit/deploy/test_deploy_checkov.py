@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import re
 
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.paths import ROOT
+from tests.unit.deploy.terraform.tfmodel import tf_files
 
 _SKIP = re.compile(r"#\s*checkov:skip=([A-Z0-9_]+)(?::(.*))?")
 
 
 def test_every_skip_is_justified() -> None:
     skips = []
-    for path in infra.tf_files():
+    for path in tf_files():
         for line in path.read_text().splitlines():
             found = _SKIP.search(line)
             if found:
@@ -22,6 +23,6 @@ def test_every_skip_is_justified() -> None:
 
 
 def test_make_lint_runs_checkov_on_the_terraform() -> None:
-    makefile = (infra.ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
     lint = makefile.split("\nlint:", 1)[1].split("\n\n", 1)[0]
     assert "checkov" in lint and "-d deploy/terraform" in lint

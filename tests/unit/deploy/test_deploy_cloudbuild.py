@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.paths import ROOT
 
-CLOUDBUILD = infra.ROOT / "cloudbuild.yaml"
-MAKEFILE = infra.ROOT / "Makefile"
-DEV_LOCK = infra.ROOT / "requirements-dev.lock"
+CLOUDBUILD = ROOT / "cloudbuild.yaml"
+MAKEFILE = ROOT / "Makefile"
+DEV_LOCK = ROOT / "requirements-dev.lock"
 DIGEST = re.compile(r"[a-z0-9.-]+(?:/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}")
 PIPED_INTO_A_SHELL = re.compile(r"\|\s*(?:sudo\s+)?(?:ba|z|da)?sh\b")
 
@@ -108,7 +108,7 @@ def test_the_install_step_installs_from_the_locks() -> None:
     extraction = next((line for line in install.splitlines() if line.startswith("sed ")), "")
     assert " requirements-dev.lock > " in extraction
     command = extraction.split(" > ")[0]
-    extracted = subprocess.run(["bash", "-c", command], cwd=infra.ROOT, capture_output=True, text=True, timeout=30)
+    extracted = subprocess.run(["bash", "-c", command], cwd=ROOT, capture_output=True, text=True, timeout=30)
     lock = DEV_LOCK.read_text()
     entry = lock[lock.index("\nuv==") + 1 :]
     entry = entry[: entry.index("\n    #")] if "\n    #" in entry else entry

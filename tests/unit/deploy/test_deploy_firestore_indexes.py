@@ -6,13 +6,15 @@ import json
 from pathlib import Path
 
 from shared.adapters.firestore_store import JOBS, QUERIES, QuerySpec
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.indexes import index_mismatches, load_index_catalog, store_queries
+from tests.unit.deploy.terraform.paths import INDEXES, TERRAFORM
+from tests.unit.deploy.terraform.tfmodel import load_module, one
 
-FIRESTORE_TF = infra.TERRAFORM / "modules" / "tunedrop" / "firestore.tf"
+FIRESTORE_TF = TERRAFORM / "modules" / "tunedrop" / "firestore.tf"
 
 
 def test_the_store_queries_are_found() -> None:
-    queries = {q.where for q in infra.store_queries()}
+    queries = {q.where for q in store_queries()}
     assert {
         "FirestoreJobStore.queued",
         "FirestoreJobStore.in_states",
@@ -24,7 +26,7 @@ def test_the_store_queries_are_found() -> None:
 
 
 def test_the_queued_query_needs_its_composite_index() -> None:
-    (queued,) = [q for q in infra.store_queries() if q.where == "FirestoreJobStore.queued"]
+    (queued,) = [q for q in store_queries() if q.where == "FirestoreJobStore.queued"]
     assert queued.collection == "jobs"
     assert queued.composite_index() == (
         ("state", "ASCENDING"),
@@ -34,18 +36,18 @@ def test_the_queued_query_needs_its_composite_index() -> None:
 
 
 def test_declared_indexes_match_the_queries() -> None:
-    assert infra.index_mismatches() == []
+    assert index_mismatches() == []
 
 
 def test_a_query_without_its_index_is_reported() -> None:
     oldest_rejected = QuerySpec("oldest_rejected", JOBS, (("state", "=="),), (("created_at", "ASCENDING"),))
-    problems = infra.index_mismatches((*QUERIES, oldest_rejected))
+    problems = index_mismatches((*QUERIES, oldest_rejected))
     assert len(problems) == 1
     assert "oldest_rejected" in problems[0] and "[('state', 'ASCENDING'), ('created_at', 'ASCENDING')]" in problems[0]
 
 
 def test_an_index_no_query_needs_is_reported(tmp_path: Path) -> None:
-    catalog = json.loads(infra.INDEXES.read_text())
+    catalog = json.loads(INDEXES.read_text())
     catalog["indexes"].append(
         {
             "collection": "jobs",
@@ -54,7 +56,7 @@ def test_an_index_no_query_needs_is_reported(tmp_path: Path) -> None:
     )
     path = tmp_path / "firestore_indexes.json"
     path.write_text(json.dumps(catalog))
-    problems = infra.index_mismatches(catalog=path)
+    problems = index_mismatches(catalog=path)
     unused = [("state", "ASCENDING"), ("x", "ASCENDING")]
     assert problems == [f"firestore_indexes.json declares jobs: {unused}, which no query of firestore_store.py needs"]
 
@@ -62,10 +64,10 @@ def test_an_index_no_query_needs_is_reported(tmp_path: Path) -> None:
 def test_terraform_reads_the_catalog_and_declares_the_ttl() -> None:
     text = FIRESTORE_TF.read_text()
     assert 'jsondecode(file("${path.module}/../../firestore_indexes.json"))' in text
-    module = infra.load_module(FIRESTORE_TF.parent)
+    module = load_module(FIRESTORE_TF.parent)
     assert "google_firestore_index" in module.resources and "google_firestore_field" in module.resources
     ttl = module.resources["google_firestore_field"]["ttl"]
     assert "ttl_config" in ttl
-    assert infra.load_index_catalog()["ttl_fields"] == [{"collection": "jobs", "field_path": "expire_at"}]
+    assert load_index_catalog()["ttl_fields"] == [{"collection": "jobs", "field_path": "expire_at"}]
     database = module.resources["google_firestore_database"]["this"]
-    assert infra.one(database["type"]) == "FIRESTORE_NATIVE"
+    assert one(database["type"]) == "FIRESTORE_NATIVE"

@@ -9,12 +9,20 @@ import pytest
 from pydantic import Field
 
 from shared.config import SETTINGS, Settings
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.environment import (
+    env_reads,
+    local_only,
+    settings_declared,
+    terraform_environment,
+    undeclared_environment,
+    unpassed_settings,
+)
+from tests.unit.deploy.terraform.paths import CODE_DIRS, ROOT, TERRAFORM
 
 
 def copy_code(tmp_path: Path) -> list[Path]:
     for name in ("shared", "functions"):
-        shutil.copytree(infra.ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     return [tmp_path / "shared", tmp_path / "functions"]
 
 
@@ -25,25 +33,25 @@ class SettingsWithToken(Settings):
 
 
 def test_the_declared_settings_are_the_models_fields() -> None:
-    declared = infra.settings_declared()
+    declared = settings_declared()
     assert declared == {s.name: s.default for s in SETTINGS}
     assert declared["GOOGLE_CLOUD_PROJECT"] is None and declared["TUNEDROP_QUOTA"] == "1"
-    assert infra.settings_declared(SettingsWithToken)["TUNEDROP_TOKEN"] is None
+    assert settings_declared(SettingsWithToken)["TUNEDROP_TOKEN"] is None
 
 
 def test_the_scan_finds_every_setting_and_the_emulator_switches() -> None:
-    reads = infra.env_reads(infra.CODE_DIRS)
+    reads = env_reads(CODE_DIRS)
     assert {s.name for s in SETTINGS} <= set(reads)
     assert "STORAGE_EMULATOR_HOST" in reads  # shared/bootstrap.py's env.get(...)
 
 
 def test_every_variable_the_code_reads_is_available_in_production() -> None:
-    assert infra.terraform_environment(), "no function environment found in the Terraform"
-    assert infra.undeclared_environment() == []
+    assert terraform_environment(), "no function environment found in the Terraform"
+    assert undeclared_environment() == []
 
 
 def test_terraform_passes_every_setting() -> None:
-    assert infra.unpassed_settings() == []
+    assert unpassed_settings() == []
 
 
 @pytest.mark.parametrize(
@@ -58,35 +66,35 @@ def test_terraform_passes_every_setting() -> None:
 def test_an_undeclared_variable_is_reported(tmp_path: Path, snippet: str) -> None:
     code_dirs = copy_code(tmp_path)
     (tmp_path / "shared" / "knob.py").write_text(f"import os\n\nenv = os.environ\nVALUE = {snippet}\n")
-    problems = infra.undeclared_environment(code_dirs)
+    problems = undeclared_environment(code_dirs)
     assert problems, "the new variable went unnoticed"
     assert all("TUNEDROP_NEW_KNOB (read at shared/knob.py:4)" in p for p in problems)
     assert len(problems) == 3  # one per deployed function
 
 
 def test_a_new_required_setting_is_reported() -> None:
-    problems = infra.undeclared_environment(model=SettingsWithToken)
+    problems = undeclared_environment(model=SettingsWithToken)
     assert any("TUNEDROP_TOKEN" in p and "no default" in p for p in problems)
-    assert any("TUNEDROP_TOKEN" in p for p in infra.unpassed_settings(SettingsWithToken))
-    assert not any("TUNEDROP_TOKEN" in p for p in infra.undeclared_environment())
+    assert any("TUNEDROP_TOKEN" in p for p in unpassed_settings(SettingsWithToken))
+    assert not any("TUNEDROP_TOKEN" in p for p in undeclared_environment())
 
 
 def test_a_new_setting_with_a_default_need_not_be_set_but_must_be_passed() -> None:
     class SettingsWithKnob(Settings):
         knob: int = Field(3, validation_alias="TUNEDROP_KNOB", description="x")
 
-    assert not any("TUNEDROP_KNOB" in p for p in infra.undeclared_environment(model=SettingsWithKnob))
-    assert any("does not set TUNEDROP_KNOB" in p for p in infra.unpassed_settings(SettingsWithKnob))
+    assert not any("TUNEDROP_KNOB" in p for p in undeclared_environment(model=SettingsWithKnob))
+    assert any("does not set TUNEDROP_KNOB" in p for p in unpassed_settings(SettingsWithKnob))
 
 
 def test_a_typo_in_the_terraform_environment_is_reported(tmp_path: Path) -> None:
     copy = tmp_path / "terraform"
-    shutil.copytree(infra.TERRAFORM, copy)
+    shutil.copytree(TERRAFORM, copy)
     functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
     functions_tf.write_text(functions_tf.read_text().replace("TUNEDROP_BASE_MODEL ", "TUNEDROP_BASE_MODLE "))
-    problems = infra.undeclared_environment(root=copy)
+    problems = undeclared_environment(root=copy)
     assert any("sets TUNEDROP_BASE_MODLE, which is not in shared/config.py SETTINGS" in p for p in problems)
-    assert any("does not set TUNEDROP_BASE_MODEL" in p for p in infra.unpassed_settings(root=copy))
+    assert any("does not set TUNEDROP_BASE_MODEL" in p for p in unpassed_settings(root=copy))
 
 
 def test_local_only_variables_are_an_explicit_list() -> None:
@@ -98,6 +106,6 @@ def test_local_only_variables_are_an_explicit_list() -> None:
         "TUNEDROP_STATE_DIR",
         "TUNEDROP_EMULATOR_QUOTA",
     ):
-        assert infra.local_only(name), name
+        assert local_only(name), name
     for name in ("TUNEDROP_QUOTA", "TUNEDROP_BUCKET", "GOOGLE_CLOUD_PROJECT", "TUNEDROP_EMULATOR"):
-        assert not infra.local_only(name), name
+        assert not local_only(name), name

@@ -6,45 +6,46 @@ import re
 import shutil
 from pathlib import Path
 
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.iam import grants, role_problems
+from tests.unit.deploy.terraform.paths import ROOT, TERRAFORM
 
-README = infra.ROOT / "deploy" / "README.md"
+README = ROOT / "deploy" / "README.md"
 
 
 def test_no_primitive_admin_or_public_grant() -> None:
-    assert infra.grants(), "no IAM grant found"
-    assert infra.role_problems() == []
+    assert grants(), "no IAM grant found"
+    assert role_problems() == []
 
 
 def test_a_primitive_or_admin_role_is_reported(tmp_path: Path) -> None:
     copy = tmp_path / "terraform"
-    shutil.copytree(infra.TERRAFORM, copy)
+    shutil.copytree(TERRAFORM, copy)
     iam = copy / "modules" / "tunedrop" / "iam.tf"
     text = iam.read_text()
     text = text.replace('function = "poll", role = "roles/aiplatform.user"', 'function = "poll", role = "roles/editor"')
     text = text.replace('role = "roles/logging.logWriter"', 'role = "roles/storage.admin"')
     iam.write_text(text)
-    problems = infra.role_problems(copy)
+    problems = role_problems(copy)
     assert any("primitive role roles/editor" in p for p in problems)
     assert any("admin role roles/storage.admin on the whole project" in p for p in problems)
 
 
 def test_a_public_invoker_is_reported(tmp_path: Path) -> None:
     copy = tmp_path / "terraform"
-    shutil.copytree(infra.TERRAFORM, copy)
+    shutil.copytree(TERRAFORM, copy)
     function = copy / "modules" / "function" / "main.tf"
     function.write_text(
         function.read_text().replace(
             'member   = "serviceAccount:${google_service_account.invoker.email}"', 'member   = "allUsers"'
         )
     )
-    assert any("allUsers" in p for p in infra.role_problems(copy))
+    assert any("allUsers" in p for p in role_problems(copy))
 
 
 def runtime_grants() -> set[tuple[str, str]]:
     """(function, role) granted to a function's runtime service account."""
     found = set()
-    for grant in infra.grants():
+    for grant in grants():
         match = re.search(r'module\.function\["(\w+)"\]\.runtime_service_account_email', grant.member)
         if match:
             found.add((match.group(1), grant.role))

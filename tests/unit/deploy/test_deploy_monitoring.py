@@ -8,24 +8,26 @@ import re
 import pytest
 
 from tests.fakes import Harness
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.logs import filter_messages, unknown_log_messages
+from tests.unit.deploy.terraform.paths import TERRAFORM
+from tests.unit.deploy.terraform.tfmodel import load_module, one
 
-MONITORING = infra.TERRAFORM / "modules" / "tunedrop" / "monitoring.tf"
+MONITORING = TERRAFORM / "modules" / "tunedrop" / "monitoring.tf"
 SEVERITIES = ["DEFAULT", "DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"]
 
 
 def metric_filter(name: str) -> str:
-    module = infra.load_module(MONITORING.parent)
+    module = load_module(MONITORING.parent)
     body = module.resources["google_logging_metric"][name]
-    return str(infra.one(body["filter"]))
+    return str(one(body["filter"]))
 
 
 def test_alert_policies_cover_dead_letters_errors_failed_and_stuck_jobs() -> None:
-    module = infra.load_module(MONITORING.parent)
+    module = load_module(MONITORING.parent)
     policies = module.resources["google_monitoring_alert_policy"]
     assert set(policies) == {"dead_letters", "function_errors", "jobs_failed", "jobs_stuck", "registry_drift"}
     for name, policy in policies.items():
-        assert infra.one(policy["notification_channels"]) == "${var.notification_channels}", name
+        assert one(policy["notification_channels"]) == "${var.notification_channels}", name
         assert "documentation" in policy, name
     assert "google_monitoring_dashboard" in module.resources
     dead_letters = str(policies["dead_letters"]["conditions"])
@@ -34,13 +36,13 @@ def test_alert_policies_cover_dead_letters_errors_failed_and_stuck_jobs() -> Non
 
 def test_every_logged_message_in_a_filter_exists_in_the_code() -> None:
     text = MONITORING.read_text()
-    assert set(infra.filter_messages(text)) >= {"job finished", "poll done"}
-    assert infra.unknown_log_messages(text) == []
+    assert set(filter_messages(text)) >= {"job finished", "poll done"}
+    assert unknown_log_messages(text) == []
 
 
 def test_a_filter_on_a_message_the_code_no_longer_logs_is_reported() -> None:
     text = MONITORING.read_text().replace('message=\\"job finished\\"', 'message=\\"job ended\\"')
-    assert infra.unknown_log_messages(text) == ["job ended"]
+    assert unknown_log_messages(text) == ["job ended"]
 
 
 def matches(log_filter: str, entry: dict[str, object]) -> bool:

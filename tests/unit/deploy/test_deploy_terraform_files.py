@@ -8,21 +8,22 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import hcl2
 import pytest
 from lark.exceptions import LarkError
 
-from tests.unit.deploy import infra
+from tests.unit.deploy.terraform.paths import INDEXES, TERRAFORM
+from tests.unit.deploy.terraform.references import reference_problems
+from tests.unit.deploy.terraform.tfmodel import load_module, module_dirs, one, parse_tf, tf_files
 
-EXAMPLE = infra.TERRAFORM / "environments" / "example"
-MODULES = infra.TERRAFORM / "modules"
+EXAMPLE = TERRAFORM / "environments" / "example"
+MODULES = TERRAFORM / "modules"
 
 
 def parse_errors(root: Path) -> list[str]:
     problems = []
-    for path in infra.tf_files(root):
+    for path in tf_files(root):
         try:
-            parsed = infra.parse_tf(path)
+            parsed = parse_tf(path)
         except (LarkError, ValueError) as exc:
             problems.append(f"{path.relative_to(root)}: {type(exc).__name__}: {str(exc).splitlines()[0]}")
             continue
@@ -38,9 +39,9 @@ def test_there_are_modules_and_an_environment_root() -> None:
 
 
 def test_every_terraform_file_parses() -> None:
-    files = infra.tf_files()
+    files = tf_files()
     assert len(files) >= 15
-    assert parse_errors(infra.TERRAFORM) == []
+    assert parse_errors(TERRAFORM) == []
 
 
 def test_a_broken_file_is_reported(tmp_path: Path) -> None:
@@ -51,30 +52,29 @@ def test_a_broken_file_is_reported(tmp_path: Path) -> None:
 
 
 def test_tfvars_example_and_index_catalog_parse() -> None:
-    with (EXAMPLE / "terraform.tfvars.example").open() as handle:
-        tfvars = hcl2.load(handle)
+    tfvars = parse_tf(EXAMPLE / "terraform.tfvars.example")
     assert "project_id" in tfvars
     declared = set()
-    for group in infra.parse_tf(EXAMPLE / "variables.tf")["variable"]:
+    for group in parse_tf(EXAMPLE / "variables.tf")["variable"]:
         declared.update(group)
     assert set(tfvars) - {k for k in tfvars if k.startswith("__")} <= declared
-    assert json.loads(infra.INDEXES.read_text())["indexes"]
+    assert json.loads(INDEXES.read_text())["indexes"]
 
 
 def test_every_variable_is_typed_and_described() -> None:
     problems = []
-    for directory in infra.module_dirs():
-        for name, body in infra.load_module(directory).variables.items():
+    for directory in module_dirs():
+        for name, body in load_module(directory).variables.items():
             for key in ("type", "description"):
                 if key not in body:
-                    problems.append(f"{directory.relative_to(infra.TERRAFORM)}: variable {name} has no {key}")
+                    problems.append(f"{directory.relative_to(TERRAFORM)}: variable {name} has no {key}")
     assert problems == []
 
 
 def test_the_environment_root_only_calls_the_module() -> None:
-    root = infra.load_module(EXAMPLE)
+    root = load_module(EXAMPLE)
     assert root.resources == {}
-    assert [infra.one(b["source"]) for b in root.modules.values()] == ["../../modules/tunedrop"]
+    assert [one(b["source"]) for b in root.modules.values()] == ["../../modules/tunedrop"]
 
 
 # Home and work folders of one machine, or a Windows drive.
@@ -82,7 +82,7 @@ MACHINE_PATH = re.compile(r"/(?:home|Users|work|root)/|[A-Z]:\\\\")
 
 
 def test_no_machine_specific_paths() -> None:
-    for path in [*infra.tf_files(), EXAMPLE / "terraform.tfvars.example"]:
+    for path in [*tf_files(), EXAMPLE / "terraform.tfvars.example"]:
         found = MACHINE_PATH.search(path.read_text())
         assert found is None, f"{path} holds the machine-specific path {found.group(0) if found else ''}"
 
@@ -90,7 +90,7 @@ def test_no_machine_specific_paths() -> None:
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform is not installed")
 def test_terraform_fmt_is_clean() -> None:
     result = subprocess.run(
-        ["terraform", "fmt", "-check", "-recursive", "-diff", str(infra.TERRAFORM)],
+        ["terraform", "fmt", "-check", "-recursive", "-diff", str(TERRAFORM)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -100,19 +100,19 @@ def test_terraform_fmt_is_clean() -> None:
 
 def test_every_reference_resolves() -> None:
     # terraform validate needs the providers, which cannot be downloaded offline; this checks references.
-    assert infra.reference_problems() == []
+    assert reference_problems() == []
 
 
 def test_a_dangling_reference_is_reported(tmp_path: Path) -> None:
     copy = tmp_path / "terraform"
-    shutil.copytree(infra.TERRAFORM, copy)
+    shutil.copytree(TERRAFORM, copy)
     functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
     text = functions_tf.read_text()
     text = text.replace("var.upload_max_instances", "var.upload_max_instance")
     text = text.replace("google_storage_bucket.sources.name", "google_storage_bucket.source.name")
     text = text.replace("  memory                     = each.value.memory", "  ram = each.value.memory")
     functions_tf.write_text(text)
-    assert infra.reference_problems(copy) == [
+    assert reference_problems(copy) == [
         "modules/tunedrop: var.upload_max_instance is not declared",
         "modules/tunedrop: google_storage_bucket.source is not a resource of this module",
         "modules/tunedrop: module.function passes ram, which function does not declare",
