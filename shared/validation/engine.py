@@ -305,13 +305,9 @@ class _Validation:
                     # The check at the end of the loop, here so that the fast path does not test units;
                     # pending is empty (settled above).
                     if size_total >= next_check:
-                        if size_total >= next_progress and progress is not None:
-                            progress(self.bytes_done + size_total)
-                            next_progress += PROGRESS_BYTES
-                        if size_total >= stop_at:
-                            self.stopped_early = True
+                        next_progress, next_check = self._checkpoint(size_total, next_progress, stop_at, progress)
+                        if self.stopped_early:
                             break
-                        next_check = min(next_progress, size_total + _SETTLE_BYTES, stop_at)
                     continue
             try:
                 unit_counts[units] += 1
@@ -332,13 +328,9 @@ class _Validation:
             if size_total >= next_check:
                 if pending:
                     self._settle(pending, number, label, training)
-                if size_total >= next_progress and progress is not None:
-                    progress(self.bytes_done + size_total)
-                    next_progress += PROGRESS_BYTES
-                if size_total >= stop_at:
-                    self.stopped_early = True
+                next_progress, next_check = self._checkpoint(size_total, next_progress, stop_at, progress)
+                if self.stopped_early:
                     break
-                next_check = min(next_progress, size_total + _SETTLE_BYTES, stop_at)
         if pending:
             self._settle(pending, number, label, training)
         sample.skip(sample_skipped)
@@ -355,6 +347,18 @@ class _Validation:
         if progress is not None:
             progress(self.bytes_done)
         return examples, size_total
+
+    def _checkpoint(
+        self, size_total: int, next_progress: float, stop_at: float, progress: Progress | None
+    ) -> tuple[float, float]:
+        """scan's check every _SETTLE_BYTES or so (never per line): report progress when due and set
+        stopped_early once ``stop_at`` is reached; (next progress, next check) in the file's bytes."""
+        if size_total >= next_progress and progress is not None:
+            progress(self.bytes_done + size_total)
+            next_progress += PROGRESS_BYTES
+        if size_total >= stop_at:
+            self.stopped_early = True
+        return next_progress, min(next_progress, size_total + _SETTLE_BYTES, stop_at)
 
     def _too_long(self, size: int, number: int, label: str) -> None:
         spec = self.spec
