@@ -6,7 +6,7 @@ contention on Firestore and on its emulator alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -83,15 +83,7 @@ class FirestoreJobStore(JobStore):
         self._slots = self._state.document(SLOTS_DOCUMENT)
 
     def create(self, job: Job) -> bool:
-        try:
-            self._jobs.document(job.job_id).create(self._document(job))
-        except gexc.Conflict:
-            return False
-        except _REFUSED as exc:
-            raise DocumentRefused(f"Firestore refuses job {job.job_id}: {exc}") from exc
-        except _TRANSIENT as exc:
-            raise TransientError(f"Firestore create failed: {exc}") from exc
-        return True
+        return self._write(job, "create", (gexc.Conflict,), lambda document, data: document.create(data))
 
     def _document(self, job: Job) -> dict[str, Any]:
         """The stored form; a finished job gets `expire_at`, the field of the collection's TTL policy."""
@@ -110,14 +102,29 @@ class FirestoreJobStore(JobStore):
 
     def replace(self, job: Job, version: Any) -> bool:
         option = self._client.write_option(last_update_time=version)
+        return self._write(
+            job,
+            "write",
+            (gexc.FailedPrecondition, gexc.NotFound),
+            lambda document, data: document.update(data, option=option),
+        )
+
+    def _write(
+        self,
+        job: Job,
+        operation: str,
+        lost: tuple[type[Exception], ...],
+        write: Callable[[Any, dict[str, Any]], object],
+    ) -> bool:
+        """`write` the job's stored form to its document: False when `lost` says another writer came first."""
         try:
-            self._jobs.document(job.job_id).update(self._document(job), option=option)
-        except (gexc.FailedPrecondition, gexc.NotFound):
+            write(self._jobs.document(job.job_id), self._document(job))
+        except lost:
             return False
         except _REFUSED as exc:
             raise DocumentRefused(f"Firestore refuses job {job.job_id}: {exc}") from exc
         except _TRANSIENT as exc:
-            raise TransientError(f"Firestore write failed: {exc}") from exc
+            raise TransientError(f"Firestore {operation} failed: {exc}") from exc
         return True
 
     def _query(self, name: str, *values: Any) -> Any:
