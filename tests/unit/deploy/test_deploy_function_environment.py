@@ -61,6 +61,7 @@ def test_terraform_passes_every_setting() -> None:
         'os.environ.get("TUNEDROP_NEW_KNOB", "")',
         'os.getenv("TUNEDROP_NEW_KNOB")',
         'env.get("TUNEDROP_NEW_KNOB")',
+        'getenv("TUNEDROP_NEW_KNOB")',
     ],
 )
 def test_an_undeclared_variable_is_reported(tmp_path: Path, snippet: str) -> None:

@@ -27,6 +27,10 @@ def test_a_primitive_or_admin_role_is_reported(tmp_path: Path) -> None:
     iam.write_text(text)
     problems = role_problems(copy)
     assert any("primitive role roles/editor" in p for p in problems)
+    # The file names it, and the grant resolved from local.runtime_project_roles gives it.
+    assert (
+        "tunedrop.google_project_iam_member.runtime[poll-aiplatform] grants the primitive role roles/editor" in problems
+    )
     assert any("admin role roles/storage.admin on the whole project" in p for p in problems)
 
 
