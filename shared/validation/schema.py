@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -26,6 +27,7 @@ PART_KINDS = frozenset(TEXT_KEYS + FILE_KEYS + CALL_KEYS + RESPONSE_KEYS)
 PART_MODIFIERS = frozenset({"videoMetadata", "video_metadata"})  # qualifies a fileData part, not a kind
 SYSTEM_KEYS = ("systemInstruction", "system_instruction")
 TOP_LEVEL_KEYS = frozenset({"contents", "messages", "tools", *SYSTEM_KEYS})
+FILE_DATA_KEYS = ("mimeType", "mime_type", "fileUri", "file_uri", "displayName", "display_name")
 CONTENT_ROLES = ("user", "model")
 URI_SCHEMES = ("gs://", "https://", "http://")
 # Tokens a turn may add beyond its text (role and turn markers); every turn's JSON is longer than this.
@@ -460,6 +462,17 @@ def _pick(obj: dict[str, Any], keys: tuple[str, ...], path: str, problems: list[
     return present[0], obj[present[0]]
 
 
+def _unknown_fields(
+    obj: dict[str, Any], known: Collection[str], path: str, not_part_of: str, problems: list[Problem]
+) -> None:
+    """A warning for each key of ``obj`` outside ``known``: 'Field "key" is not part of <not_part_of>.'"""
+    for key in obj:
+        if key not in known:
+            problems.append(
+                Problem("unknown_field", f'Field "{key}" is not part of {not_part_of}.', f"{path}.{key}", True)
+            )
+
+
 class ExampleChecker:
     """The precise checks for one model; one instance serves a whole file."""
 
@@ -469,16 +482,7 @@ class ExampleChecker:
     def check(self, obj: dict[str, Any]) -> tuple[list[Problem], Shape]:
         problems: list[Problem] = []
         shape = Shape()
-        for key in obj:
-            if key not in TOP_LEVEL_KEYS:
-                problems.append(
-                    Problem(
-                        "unknown_field",
-                        f'Field "{key}" is not part of a tuning example and is ignored: remove it.',
-                        f"$.{key}",
-                        warning=True,
-                    )
-                )
+        _unknown_fields(obj, TOP_LEVEL_KEYS, "$", "a tuning example and is ignored: remove it", problems)
         if self.spec.format == "messages":
             self._messages(obj, problems, shape)
         else:
@@ -528,16 +532,7 @@ class ExampleChecker:
                 )
                 previous = last_role = ""
                 continue
-            for key in turn:
-                if key not in ("role", "parts"):
-                    problems.append(
-                        Problem(
-                            "unknown_field",
-                            f'Field "{key}" is not part of a turn and is ignored.',
-                            f"{path}.{key}",
-                            True,
-                        )
-                    )
+            _unknown_fields(turn, ("role", "parts"), path, "a turn and is ignored", problems)
             role = turn.get("role")
             if role not in CONTENT_ROLES:
                 problems.append(Problem("bad_role", _role_message(role), f"{path}.role"))
@@ -642,13 +637,7 @@ class ExampleChecker:
                 Problem("bad_file_data", 'fileData must be an object {"mimeType": ..., "fileUri": ...}.', path)
             )
             return
-        for key in data:
-            if key not in ("mimeType", "mime_type", "fileUri", "file_uri", "displayName", "display_name"):
-                problems.append(
-                    Problem(
-                        "unknown_field", f'Field "{key}" is not part of fileData and is ignored.', f"{path}.{key}", True
-                    )
-                )
+        _unknown_fields(data, FILE_DATA_KEYS, path, "fileData and is ignored", problems)
         mime_key, mime = _pick(data, ("mimeType", "mime_type"), path, problems)
         uri_key, uri = _pick(data, ("fileUri", "file_uri"), path, problems)
         rule = None
@@ -710,11 +699,7 @@ class ExampleChecker:
         if not isinstance(parts, list) or not parts:
             problems.append(Problem("bad_system_instruction", bad, f"{path}.parts"))
             return
-        for key in system:
-            if key not in ("role", "parts"):
-                problems.append(
-                    Problem("unknown_field", f'Field "{key}" is not part of systemInstruction.', f"{path}.{key}", True)
-                )
+        _unknown_fields(system, ("role", "parts"), path, "systemInstruction", problems)
         for p, part in enumerate(parts):
             ppath = f"{path}.parts[{p}]"
             if not isinstance(part, dict) or set(part) != {"text"}:
@@ -757,11 +742,7 @@ class ExampleChecker:
                 )
                 previous = ""
                 continue
-            for key in message:
-                if key not in ("role", "content"):
-                    problems.append(
-                        Problem("unknown_field", f'Field "{key}" is not part of a message.', f"{path}.{key}", True)
-                    )
+            _unknown_fields(message, ("role", "content"), path, "a message", problems)
             role = message.get("role")
             if role == "system" and i == 0:
                 pass
