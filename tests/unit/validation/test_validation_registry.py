@@ -53,24 +53,33 @@ def test_the_registry_holds_todays_models_and_keeps_the_retired_ones() -> None:
     assert set(MODELS) == CURRENT | SEEDS | {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"}
     assert registry().checked == TODAY.isoformat()
     assert set(registry().tunable(TODAY)) == CURRENT
-    for name in CURRENT:
-        spec = model(name)
-        assert (spec.max_tokens_per_example, spec.max_validation_examples) == (131_072, 5_000)
-        assert (spec.max_examples_text, spec.max_examples_multimodal) == (10_000_000, 300_000)
-        assert spec.adapter_sizes == (1, 2, 4, 8, 16) and spec.max_file_bytes == 2**30
-        assert spec.regions == {"us-central1", "europe-west4"} and spec.cmek is False
-        assert (spec.validation_share_above, spec.max_validation_share) == (1000, 0.3)
-        assert not spec.lifecycle.preview and spec.lifecycle.released is not None
-        assert spec.media["document"].max_per_example == 4 and spec.media["video"].max_per_example == 1
+    assert registry().disagreements
+
+
+@pytest.mark.parametrize("name", sorted(CURRENT))
+def test_todays_models_share_the_gemini_3_limits(name: str) -> None:
+    spec = model(name)
+    assert (spec.max_tokens_per_example, spec.max_validation_examples) == (131_072, 5_000)
+    assert (spec.max_examples_text, spec.max_examples_multimodal) == (10_000_000, 300_000)
+    assert spec.adapter_sizes == (1, 2, 4, 8, 16) and spec.max_file_bytes == 2**30
+    assert spec.regions == {"us-central1", "europe-west4"} and spec.cmek is False
+    assert (spec.validation_share_above, spec.max_validation_share) == (1000, 0.3)
+    assert not spec.lifecycle.preview and spec.lifecycle.released is not None
+    assert spec.media["document"].max_per_example == 4 and spec.media["video"].max_per_example == 1
+
+
+def test_retired_models_keep_their_own_limits() -> None:
     assert model("gemini-2.5-pro").adapter_sizes == (1, 2, 4, 8)
     assert model("gemini-1.0-pro-002").format == "messages" and not model("gemini-1.0-pro-002").multimodal
     assert (model("gemini-1.5-pro-002").adapter_sizes, model("gemini-1.5-pro-002").default_adapter_size) == ((1, 4), 4)
     for name in ("gemini-1.0-pro-002", "gemini-1.5-pro-002", "gemini-1.5-flash-002"):
         assert (model(name).max_tokens_per_example, model(name).max_validation_examples) == (32_000, 256)
+
+
+def test_aliases_resolve_case_insensitively_and_unknown_names_do_not() -> None:
     assert get_model("gemini-2.0-flash") == model("gemini-2.0-flash-001")
     assert get_model("GEMINI-2.0-FLASH-LITE") == model("gemini-2.0-flash-lite-001")
     assert get_model("gemini-9") is None
-    assert registry().disagreements
 
 
 @pytest.mark.parametrize("name", sorted(SEEDS | {"gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"}))
