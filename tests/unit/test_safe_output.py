@@ -38,15 +38,15 @@ def unsafe_characters(text: str) -> set[str]:
     return {char for char in text if char in UNSAFE and char != "\n"}
 
 
-def hostile_job(**changes: Any) -> Job:
-    job = new_job(
-        job_id="red-evil-0123456789ab",
-        bucket="ds",
-        object_name=f"incoming/{HOSTILE}",
-        generation="1",
-        base_model=HOSTILE,
-        now=NOW,
+def uploaded_job(job_id: str, name: str, base_model: str) -> Job:
+    """A job just made from the upload `name` (under incoming/ in bucket "ds")."""
+    return new_job(
+        job_id=job_id, bucket="ds", object_name=f"incoming/{name}", generation="1", base_model=base_model, now=NOW
     )
+
+
+def hostile_job(**changes: Any) -> Job:
+    job = uploaded_job("red-evil-0123456789ab", HOSTILE, HOSTILE)
     return job.moved_to(JobState.REJECTED, NOW, f"invalid dataset: {HOSTILE}", error={"message": HOSTILE}, **changes)
 
 
@@ -84,14 +84,7 @@ def test_printable_escapes_lone_surrogates_so_the_text_encodes_as_utf8() -> None
 
 
 def test_jobs_table_shows_hostile_names_escaped_one_row_per_job() -> None:
-    plain = new_job(
-        job_id="plain-0123456789ab",
-        bucket="ds",
-        object_name="incoming/plain.jsonl",
-        generation="1",
-        base_model="gemini-2.5-flash",
-        now=NOW,
-    )
+    plain = uploaded_job("plain-0123456789ab", "plain.jsonl", "gemini-2.5-flash")
     lines = cli.jobs_table([hostile_job(), plain])
     assert len(lines) == 3, "a newline in a name must not start a new row"
     assert not unsafe_characters("\n".join(lines))
