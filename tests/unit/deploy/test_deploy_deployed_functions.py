@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
+from tests.unit.deploy.terraform.copies import edited_terraform
 from tests.unit.deploy.terraform.functions import code_entry_points, deployed_functions, entry_point_mismatches
 from tests.unit.deploy.terraform.iam import grants, role_problems
 from tests.unit.deploy.terraform.paths import FUNCTIONS_MAIN, TERRAFORM
@@ -31,10 +31,7 @@ def test_a_function_renamed_in_code_only_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_function_renamed_in_terraform_only_is_reported(tmp_path: Path) -> None:
-    copy = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy)
-    functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
-    functions_tf.write_text(functions_tf.read_text().replace('"on_dispatch"', '"on_dispatcher"'))
+    copy = edited_terraform(tmp_path, "modules/tunedrop/functions.tf", ('"on_dispatch"', '"on_dispatcher"'))
     problems = entry_point_mismatches(root=copy)
     assert "on_dispatcher is deployed by Terraform but not defined in main.py" in problems
     assert "on_dispatch is defined in main.py but not deployed by Terraform" in problems

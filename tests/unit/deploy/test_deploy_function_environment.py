@@ -9,6 +9,7 @@ import pytest
 from pydantic import Field
 
 from shared.config import SETTINGS, Settings
+from tests.unit.deploy.terraform.copies import edited_terraform
 from tests.unit.deploy.terraform.environment import (
     env_reads,
     local_only,
@@ -17,7 +18,7 @@ from tests.unit.deploy.terraform.environment import (
     undeclared_environment,
     unpassed_settings,
 )
-from tests.unit.deploy.terraform.paths import CODE_DIRS, ROOT, TERRAFORM
+from tests.unit.deploy.terraform.paths import CODE_DIRS, ROOT
 
 
 def copy_code(tmp_path: Path) -> list[Path]:
@@ -89,10 +90,7 @@ def test_a_new_setting_with_a_default_need_not_be_set_but_must_be_passed() -> No
 
 
 def test_a_typo_in_the_terraform_environment_is_reported(tmp_path: Path) -> None:
-    copy = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy)
-    functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
-    functions_tf.write_text(functions_tf.read_text().replace("TUNEDROP_BASE_MODEL ", "TUNEDROP_BASE_MODLE "))
+    copy = edited_terraform(tmp_path, "modules/tunedrop/functions.tf", ("TUNEDROP_BASE_MODEL ", "TUNEDROP_BASE_MODLE "))
     problems = undeclared_environment(root=copy)
     assert any("sets TUNEDROP_BASE_MODLE, which is not in shared/config.py SETTINGS" in p for p in problems)
     assert any("does not set TUNEDROP_BASE_MODEL" in p for p in unpassed_settings(root=copy))

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
+from tests.unit.deploy.terraform.copies import edited_terraform
 from tests.unit.deploy.terraform.iam import grants, role_problems
-from tests.unit.deploy.terraform.paths import ROOT, TERRAFORM
+from tests.unit.deploy.terraform.paths import ROOT
 
 README = ROOT / "deploy" / "README.md"
 
@@ -18,13 +18,12 @@ def test_no_primitive_admin_or_public_grant() -> None:
 
 
 def test_a_primitive_or_admin_role_is_reported(tmp_path: Path) -> None:
-    copy = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy)
-    iam = copy / "modules" / "tunedrop" / "iam.tf"
-    text = iam.read_text()
-    text = text.replace('function = "poll", role = "roles/aiplatform.user"', 'function = "poll", role = "roles/editor"')
-    text = text.replace('role = "roles/logging.logWriter"', 'role = "roles/storage.admin"')
-    iam.write_text(text)
+    copy = edited_terraform(
+        tmp_path,
+        "modules/tunedrop/iam.tf",
+        ('function = "poll", role = "roles/aiplatform.user"', 'function = "poll", role = "roles/editor"'),
+        ('role = "roles/logging.logWriter"', 'role = "roles/storage.admin"'),
+    )
     problems = role_problems(copy)
     assert any("primitive role roles/editor" in p for p in problems)
     # The file names it, and the grant resolved from local.runtime_project_roles gives it.
@@ -35,13 +34,10 @@ def test_a_primitive_or_admin_role_is_reported(tmp_path: Path) -> None:
 
 
 def test_a_public_invoker_is_reported(tmp_path: Path) -> None:
-    copy = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy)
-    function = copy / "modules" / "function" / "main.tf"
-    function.write_text(
-        function.read_text().replace(
-            'member   = "serviceAccount:${google_service_account.invoker.email}"', 'member   = "allUsers"'
-        )
+    copy = edited_terraform(
+        tmp_path,
+        "modules/function/main.tf",
+        ('member   = "serviceAccount:${google_service_account.invoker.email}"', 'member   = "allUsers"'),
     )
     assert any("allUsers" in p for p in role_problems(copy))
 

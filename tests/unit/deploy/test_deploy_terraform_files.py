@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from lark.exceptions import LarkError
 
+from tests.unit.deploy.terraform.copies import edited_terraform
 from tests.unit.deploy.terraform.paths import INDEXES, TERRAFORM
 from tests.unit.deploy.terraform.references import reference_problems
 from tests.unit.deploy.terraform.tfmodel import load_module, module_dirs, one, parse_tf, tf_files
@@ -104,14 +105,13 @@ def test_every_reference_resolves() -> None:
 
 
 def test_a_dangling_reference_is_reported(tmp_path: Path) -> None:
-    copy = tmp_path / "terraform"
-    shutil.copytree(TERRAFORM, copy)
-    functions_tf = copy / "modules" / "tunedrop" / "functions.tf"
-    text = functions_tf.read_text()
-    text = text.replace("var.upload_max_instances", "var.upload_max_instance")
-    text = text.replace("google_storage_bucket.sources.name", "google_storage_bucket.source.name")
-    text = text.replace("  memory                     = each.value.memory", "  ram = each.value.memory")
-    functions_tf.write_text(text)
+    copy = edited_terraform(
+        tmp_path,
+        "modules/tunedrop/functions.tf",
+        ("var.upload_max_instances", "var.upload_max_instance"),
+        ("google_storage_bucket.sources.name", "google_storage_bucket.source.name"),
+        ("  memory                     = each.value.memory", "  ram = each.value.memory"),
+    )
     assert reference_problems(copy) == [
         "modules/tunedrop: var.upload_max_instance is not declared",
         "modules/tunedrop: google_storage_bucket.source is not a resource of this module",
