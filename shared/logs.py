@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any, Final, TextIO
 
 LOGGER_NAME: Final = "tunedrop"
+_GOOGLE_LOGGER: Final = "google"  # the base logger of every google-cloud-* library
 _FIELDS_ATTR: Final = "tunedrop_fields"  # where info/warning/error put their fields on a record
 
 _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("tunedrop_log", default=None)
@@ -113,6 +114,13 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     _logger.setLevel(logging.NOTSET)
     root.addHandler(_json_handler(stream))
     root.setLevel(level)
+    # google-api-core cuts the "google" logger off from the root (propagate=False) when a GAPIC
+    # client is created, unless that logger already looks configured (a level, a handler or no
+    # propagation). Give it a level and keep it propagating, so Pub/Sub's, Firestore's and Vertex
+    # AI's records still reach the JSON handler, whichever came first.
+    google = logging.getLogger(_GOOGLE_LOGGER)
+    google.setLevel(level)
+    google.propagate = True
 
 
 def _json_handler(stream: TextIO | None) -> logging.Handler:

@@ -17,13 +17,16 @@ from shared import logs
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
     """Log into a buffer for one test, then leave the root logger as the test found it."""
-    root = logging.getLogger()
+    root, google = logging.getLogger(), logging.getLogger("google")
     handlers, level = list(root.handlers), root.level
+    google_level, google_propagates = google.level, google.propagate
     buffer = io.StringIO()
     logs.configure_logging(stream=buffer)
     yield buffer
     root.handlers[:] = handlers
     root.setLevel(level)
+    google.setLevel(google_level)
+    google.propagate = google_propagates
 
 
 def lines(buffer: io.StringIO) -> list[dict[str, Any]]:
@@ -158,3 +161,18 @@ def test_configuring_after_the_fallback_does_not_duplicate_lines(capsys: pytest.
     logs.info("after")
     assert [e["message"] for e in lines(buffer)] == ["after"]
     assert [json.loads(line)["message"] for line in capsys.readouterr().out.splitlines()] == ["before"]
+
+
+def test_google_clients_do_not_cut_their_records_off_from_the_json_handler(stream: io.StringIO) -> None:
+    # Creating a GAPIC client (Pub/Sub, Firestore, Vertex AI) runs api-core's logging set-up, which
+    # stops the "google" logger propagating unless it already looks configured.
+    from google.api_core import client_logging
+
+    google = logging.getLogger("google")
+    google.propagate = False  # a client created before configure_logging
+    logs.configure_logging(stream=stream)
+    client_logging.setup_logging()  # a client created after it
+    logging.getLogger("google.api_core.retry").warning("retrying")
+    (entry,) = lines(stream)
+    assert entry["logger"] == "google.api_core.retry"
+    assert entry["severity"] == "WARNING"
