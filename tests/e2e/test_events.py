@@ -5,22 +5,21 @@ from __future__ import annotations
 import json
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 
 import pytest
 
 from shared.bootstrap import build_app
 from shared.jobs import job_id_for
 from tests.e2e.helpers import Completion, CompletionReader, bucket, dataset, wait_for
+from tests.e2e.stacks import stack_fixture
 from tests.eventschema import assert_valid_completion
-from tests.stackfixture import running_stack
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def failing_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    settings = {
+failing_env = stack_fixture(
+    "events",
+    {
         "TUNEDROP_QUOTA": "2",
         "TUNEDROP_EMULATOR_QUOTA": "10",
         "TUNEDROP_EMULATOR_JOB_SECONDS": "3",
@@ -28,9 +27,9 @@ def failing_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         # With this seed the first five jobs end FAILED, SUCCEEDED, FAILED, FAILED, SUCCEEDED.
         "TUNEDROP_EMULATOR_SEED": "2",
         "TUNEDROP_POLL_SECONDS": "1",
-    }
-    with running_stack(tmp_path_factory.mktemp("events"), settings) as env:
-        yield env
+    },
+    scope="module",
+)
 
 
 def test_every_outcome_is_announced_once_and_matches_the_schema(failing_env: dict[str, str]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 
 import pytest
 from tunedrop_local.vertex_emulator import JOB_SECONDS_LABEL
@@ -11,22 +10,21 @@ from tunedrop_local.vertex_emulator import JOB_SECONDS_LABEL
 from shared.bootstrap import build_app
 from tests.e2e.helpers import list_tuning_jobs, max_overlap, tuning_client, wait_for
 from tests.e2e.scenarios import Burst, upload_burst
-from tests.stackfixture import running_stack
+from tests.e2e.stacks import stack_fixture
 
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def quota_three_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    settings = {
+quota_three_env = stack_fixture(
+    "quota3",
+    {
         "TUNEDROP_QUOTA": "3",
         "TUNEDROP_EMULATOR_QUOTA": "10",
         "TUNEDROP_EMULATOR_JOB_SECONDS": "3",
         "TUNEDROP_POLL_SECONDS": "1",
         "TUNEDROP_LOCAL_DUPLICATE_UPLOADS": "1",  # every upload notification is delivered twice
-    }
-    with running_stack(tmp_path_factory.mktemp("quota3"), settings) as env:
-        yield env
+    },
+)
 
 
 def test_forty_uploads_delivered_twice_run_once_each_within_quota_three(quota_three_env: dict[str, str]) -> None:
@@ -36,16 +34,15 @@ def test_forty_uploads_delivered_twice_run_once_each_within_quota_three(quota_th
     assert result.peak_overlap <= 3  # how close it came is a figure for `make bench`, not a test
 
 
-@pytest.fixture
-def tight_vertex_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    settings = {
+tight_vertex_env = stack_fixture(
+    "tight",
+    {
         "TUNEDROP_QUOTA": "3",
         "TUNEDROP_EMULATOR_QUOTA": "3",
         "TUNEDROP_EMULATOR_JOB_SECONDS": "6",
         "TUNEDROP_POLL_SECONDS": "1",
-    }
-    with running_stack(tmp_path_factory.mktemp("tight"), settings) as env:
-        yield env
+    },
+)
 
 
 def test_a_job_started_by_hand_takes_a_slot_and_nothing_fails(tight_vertex_env: dict[str, str]) -> None:

@@ -4,7 +4,6 @@ still becomes a job."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from google.cloud import aiplatform_v1
@@ -13,8 +12,8 @@ from tunedrop_local.vertex_emulator import JOB_SECONDS_LABEL
 from shared.bootstrap import build_app
 from shared.jobs import JobState, job_id_for
 from tests.e2e.helpers import bucket, dataset, job_record, list_tuning_jobs, tuning_client, wait_for
+from tests.e2e.stacks import stack_fixture
 from tests.fakes import crc32c_of
-from tests.stackfixture import running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -73,16 +72,15 @@ def test_a_dataset_overwritten_while_queued_and_while_running_is_tuned_as_valida
     assert crc32c_of(tuned_bytes) == job.value.training_crc32c
 
 
-@pytest.fixture
-def lost_notifications_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    settings = {
+lost_notifications_env = stack_fixture(
+    "lost",
+    {
         "TUNEDROP_LOCAL_NOTIFICATIONS": "0",  # the bucket's notifications go nowhere
         "TUNEDROP_POLL_SECONDS": "1",
         "TUNEDROP_RECONCILE_GRACE_SECONDS": "1",
         "TUNEDROP_EMULATOR_JOB_SECONDS": "2",
-    }
-    with running_stack(tmp_path_factory.mktemp("lost"), settings) as env:
-        yield env
+    },
+)
 
 
 def test_an_upload_whose_notification_was_lost_gets_a_job(lost_notifications_env: dict[str, str]) -> None:
