@@ -37,3 +37,32 @@ def test_readme_quickstart_has_exactly_the_two_commands() -> None:
     quickstart = README.read_text().split("## Quickstart", 1)[1].split("##", 1)[0]
     commands = re.findall(r"^(make \w+)", quickstart, flags=re.MULTILINE)
     assert commands == ["make demo", "make test"]
+
+
+def _emitted_codes() -> set[str]:
+    """Every issue code the source can emit: the literal code of each Issue(...) or Problem(...),
+    the hyper-parameters' codes and the closed-model codes."""
+    from shared.validation.hyperparams import HYPER_PARAMETERS
+    from shared.validation.registry import ModelStatus
+
+    source = README.parent / "shared"
+    literal = re.compile(r"\b(?:Issue|Problem)\(\s*(?:[^,()]*?,\s*)?\"([a-z_]+)\"")
+    codes = {match.group(1) for path in source.rglob("*.py") for match in literal.finditer(path.read_text())}
+    codes |= {parameter.code for parameter in HYPER_PARAMETERS}
+    codes |= {status.error_code for status in ModelStatus if status.error_code}
+    return codes
+
+
+def test_every_code_the_source_emits_is_in_the_codes_table() -> None:
+    from shared.validation.codes import CODES
+
+    emitted = _emitted_codes()
+    assert {"not_json", "bad_role", "train_validation_overlap", "bad_epochs", "model_retired"} <= emitted
+    assert emitted - CODES.keys() == set()
+
+
+def test_readme_codes_table_is_generated_from_the_codes_table() -> None:
+    from shared.validation.codes import markdown_table
+
+    block = README.read_text().split("<!-- codes-table:start", 1)[1].split("<!-- codes-table:end", 1)[0]
+    assert block.split("\n", 1)[1] == markdown_table()

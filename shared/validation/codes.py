@@ -1,0 +1,313 @@
+"""Every issue code Tunedrop reports, declared once: whether it is an error or a warning, what it means
+and how to fix it. The README's table of codes is generated from this table (`python -m
+shared.validation.codes`), and tests/unit/test_readme.py checks that every code the source can emit is here.
+
+An error is what Vertex AI refuses, drops or truncates (or what Tunedrop cannot read); a warning is worth a
+look but does not stop the job. A hygiene finding (``hygiene=True``) is a warning unless the operator asks
+for strict validation (TUNEDROP_STRICT_VALIDATION, `tunedrop validate --strict`), which makes it an error.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True)
+class IssueCode:
+    code: str
+    severity: Severity
+    meaning: str
+    fix: str
+    hygiene: bool = False  # a warning that strict validation turns into an error
+
+    def is_error(self, *, strict: bool) -> bool:
+        return self.severity is Severity.ERROR or (strict and self.hygiene)
+
+    @property
+    def shown_severity(self) -> str:
+        return "warning (error when strict)" if self.hygiene else self.severity.value
+
+
+E, W = Severity.ERROR, Severity.WARNING
+
+ISSUE_CODES: tuple[IssueCode, ...] = (
+    # ---- a line that is not an example
+    IssueCode("empty_line", E, "A blank line: every line must be one example.", "Remove the blank line."),
+    IssueCode(
+        "not_json",
+        E,
+        "The line is not valid JSON (or starts with a byte order mark, or is not UTF-8).",
+        "Fix the JSON; save the file as UTF-8 without BOM, one example per line.",
+    ),
+    IssueCode(
+        "trailing_data",
+        E,
+        "Something follows the JSON object on the same line.",
+        "Put each example on a line of its own.",
+    ),
+    IssueCode(
+        "not_object", E, "The line is JSON but not an object.", 'Make each line an object like {"contents": [...]}.'
+    ),
+    IssueCode(
+        "line_too_long",
+        E,
+        "The line is longer than any example the model accepts could be; it was not read.",
+        "Remove padding and ignored fields, or shorten or split the example.",
+    ),
+    IssueCode(
+        "too_many_values",
+        E,
+        "The line holds more JSON values than any example the model accepts could; it was not read.",
+        "Merge small parts and turns, or split the example.",
+    ),
+    # ---- the example's shape
+    IssueCode(
+        "missing_contents",
+        E,
+        'The example has no "contents" list of turns (or uses the legacy "messages" format on a model that '
+        "does not read it).",
+        'Give the example a non-empty "contents" list.',
+    ),
+    IssueCode(
+        "bad_turn",
+        E,
+        "A turn (or legacy message) is not an object.",
+        'Write each turn as {"role": ..., "parts": [...]}.',
+    ),
+    IssueCode("bad_role", E, "A turn's role is not one the model accepts.", 'Use "user" or "model".'),
+    IssueCode(
+        "role_order",
+        E,
+        "Turns do not alternate between user and model as the model requires.",
+        "Merge consecutive turns of the same role.",
+    ),
+    IssueCode("missing_parts", E, 'A turn has no "parts".', 'Give the turn a non-empty "parts" list.'),
+    IssueCode(
+        "last_turn_not_model",
+        E,
+        "The example does not end with the model's answer, so there is nothing to learn from it.",
+        "End the example with a model turn.",
+    ),
+    IssueCode(
+        "bad_part", E, "A part is malformed or empty.", 'Give each part one of "text", "fileData" or a function part.'
+    ),
+    IssueCode("bad_text", E, "A text value is not a string (or is empty).", "Make the text a non-empty string."),
+    IssueCode(
+        "bad_system_instruction",
+        E,
+        "The systemInstruction is malformed or holds something other than text.",
+        'Write it as {"parts": [{"text": "..."}]}.',
+    ),
+    IssueCode(
+        "duplicate_field",
+        E,
+        "Two spellings of the same field are set (such as fileData and file_data).",
+        "Keep only one of them.",
+    ),
+    IssueCode(
+        "unknown_field",
+        W,
+        "A field is not part of a tuning example; Vertex AI ignores it.",
+        "Remove it if it was not meant to be there, or move its data into a field the format reads.",
+    ),
+    # ---- media
+    IssueCode(
+        "media_not_supported",
+        E,
+        "The example holds a kind of media the model cannot be tuned on.",
+        "Use a model that tunes this kind of media, or remove the media parts.",
+    ),
+    IssueCode(
+        "bad_file_data",
+        E,
+        "A fileData part is malformed or has no mimeType.",
+        'Write it as {"mimeType": ..., "fileUri": ...}.',
+    ),
+    IssueCode(
+        "unsupported_mime_type",
+        E,
+        "The fileData MIME type is not one the model accepts.",
+        "Convert the file to a supported type.",
+    ),
+    IssueCode("bad_file_uri", E, "A fileData part has no usable fileUri.", "Give a gs:// URI of the file."),
+    IssueCode(
+        "too_many_media",
+        E,
+        "The example holds more media files than the model accepts per example.",
+        "Split the example or remove media parts.",
+    ),
+    IssueCode(
+        "missing_file",
+        E,
+        "A gs:// file an example references does not exist or cannot be read (checked with --check-files).",
+        "Upload the file, or fix the fileUri.",
+    ),
+    IssueCode(
+        "uri_check_failed",
+        W,
+        "Tunedrop could not check whether a referenced file exists.",
+        "Check the file yourself, or validate again.",
+    ),
+    # ---- length
+    IssueCode(
+        "too_many_tokens",
+        E,
+        "The example has more tokens (counted exactly, or proved by a bound) than the model accepts per example.",
+        "Shorten the example or split the conversation into several examples.",
+    ),
+    IssueCode(
+        "may_exceed_token_limit",
+        W,
+        "The example may be over the per-example token limit, but its length was not counted exactly.",
+        "Shorten or split it, or validate with a token counter (--tokenizer or --count-tokens).",
+    ),
+    # ---- hygiene
+    IssueCode(
+        "duplicate_example",
+        W,
+        "The example repeats an earlier line of the same file exactly.",
+        "Remove the copy.",
+        hygiene=True,
+    ),
+    IssueCode(
+        "train_validation_overlap",
+        W,
+        "A validation example is also in the training file, so validation metrics look better than they are.",
+        "Remove it from one of the files.",
+        hygiene=True,
+    ),
+    # ---- the dataset as a whole
+    IssueCode("empty_dataset", E, "The file holds no examples.", "Upload a file with at least one example."),
+    IssueCode("too_few_examples", E, "The training file has fewer examples than the model needs.", "Add examples."),
+    IssueCode(
+        "too_many_examples",
+        E,
+        "The training file has more examples than the model accepts.",
+        "Sample or split the dataset.",
+    ),
+    IssueCode(
+        "validation_too_large",
+        E,
+        "The validation file has more examples than the model accepts (a count, or a share of the training set).",
+        "Keep a random subset, or move examples to the training file.",
+    ),
+    IssueCode("file_too_large", E, "The file is larger than the model accepts.", "Split or sample the dataset."),
+    # ---- model, region, hyper-parameters
+    IssueCode("unknown_model", E, "The base model is not one Tunedrop can tune.", "Use a model from the models table."),
+    IssueCode(
+        "model_tuning_closed",
+        E,
+        "Google no longer accepts new tuning jobs for the base model.",
+        "Move to the model's successor.",
+    ),
+    IssueCode("model_retired", E, "The base model is retired.", "Move to the model's successor."),
+    IssueCode(
+        "model_retiring",
+        W,
+        "New tuning of the base model closes soon.",
+        "Plan the move to its successor.",
+    ),
+    IssueCode(
+        "unsupported_region", E, "The model cannot be tuned in the region asked for.", "Use a region the model lists."
+    ),
+    IssueCode("bad_epochs", E, "The epoch count is outside what the model allows.", "Use an allowed epoch count."),
+    IssueCode("bad_adapter_size", E, "The adapter size is not one the model allows.", "Use an allowed adapter size."),
+    IssueCode(
+        "bad_learning_rate_multiplier",
+        E,
+        "The learning-rate multiplier is outside what the model allows.",
+        "Use an allowed multiplier.",
+    ),
+    IssueCode(
+        "unknown_hyper_parameter",
+        E,
+        "A hyper-parameter Tunedrop does not know.",
+        "Use epoch_count, adapter_size or learning_rate_multiplier.",
+    ),
+    # ---- the upload
+    IssueCode("bad_base_model", E, "The base model names another project or region.", "Give the model's name only."),
+    IssueCode(
+        "nested_too_deep",
+        E,
+        "The upload is more than one folder below incoming/.",
+        "Upload directly under incoming/ or one team folder below it.",
+    ),
+    IssueCode(
+        "unsupported_object",
+        E,
+        "The uploaded object is neither a .jsonl dataset nor a manifest.",
+        "Upload a .jsonl dataset or a .json/.yaml manifest.",
+    ),
+    IssueCode(
+        "object_missing",
+        E,
+        "A dataset the upload names does not exist (or was deleted before validation).",
+        "Upload it, or fix the path that names it.",
+    ),
+    IssueCode(
+        "dataset_changed",
+        E,
+        "A dataset was replaced between validation and keeping it.",
+        "Upload again (drop the manifest again for a dataset a manifest names).",
+    ),
+    IssueCode(
+        "unprocessable_input",
+        E,
+        "Tunedrop could not process the upload.",
+        "Check it with `tunedrop validate`; if that passes, report it to the operators.",
+    ),
+    IssueCode("bad_metadata", E, "An object metadata value is not allowed.", "Fix or remove the metadata value."),
+    # ---- the manifest
+    IssueCode("manifest_not_utf8", E, "The manifest is not UTF-8.", "Save it as UTF-8."),
+    IssueCode("manifest_not_json", E, "The manifest is not valid JSON.", "Fix the JSON."),
+    IssueCode("manifest_not_yaml", E, "The manifest is not valid YAML.", "Fix the YAML."),
+    IssueCode("manifest_too_large", E, "The manifest is over 64 KiB.", "Keep it under 64 KiB."),
+    IssueCode(
+        "manifest_too_deep",
+        E,
+        "The manifest nests too deeply.",
+        "Only labels and hyper_parameters nest, one level each.",
+    ),
+    IssueCode("manifest_not_object", E, "The manifest is not an object.", "Make it an object with a training_dataset."),
+    IssueCode("manifest_missing_training", E, "The manifest names no training_dataset.", "Add a training_dataset."),
+    IssueCode(
+        "manifest_bad_dataset",
+        E,
+        "A dataset the manifest names is not a .jsonl path in the bucket.",
+        "Name a .jsonl file in the bucket.",
+    ),
+    IssueCode(
+        "manifest_other_bucket",
+        E,
+        "A dataset the manifest names is in another bucket.",
+        "Copy the file into the upload bucket.",
+    ),
+    IssueCode("manifest_bad_value", E, "A manifest value has the wrong type or form.", "Fix the value."),
+    IssueCode("manifest_bad_label", E, "A label is not a valid Vertex AI label.", "Fix the label's key or value."),
+)
+
+CODES: dict[str, IssueCode] = {entry.code: entry for entry in ISSUE_CODES}
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def markdown_table() -> str:
+    """The README's table of codes, one row per code in declaration order."""
+    rows = ["| Code | Error or warning | Meaning | Fix |", "| --- | --- | --- | --- |"]
+    rows += [
+        f"| `{entry.code}` | {entry.shown_severity} | {_cell(entry.meaning)} | {_cell(entry.fix)} |"
+        for entry in ISSUE_CODES
+    ]
+    return "\n".join(rows) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown_table(), end="")
