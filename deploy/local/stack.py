@@ -172,6 +172,12 @@ def fake_gcs_binary() -> Path:
 
 
 def _alive(pid: int) -> bool:
+    """Whether any process of the group `pid` leads still runs."""
+    # A child of ours that exited stays a zombie in its group until reaped, and a zombie still
+    # answers killpg(pid, 0): reap it first, or `down` would wait out its whole grace period.
+    for child in _children.values():
+        if child.pid == pid:
+            child.poll()
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
