@@ -265,7 +265,23 @@ def test_dataset_size_limits(name: str) -> None:
         over = ValidationReport(file=FILE)
         check_example_count(over, spec, most + 1, multimodal=multimodal)
         assert [(i.line, i.code) for i in over.issues] == [(0, "too_many_examples")]
-    # ... and through the validator, on the smaller multimodal limit.
+
+
+def _one_model_per_multimodal_limit() -> list[str]:
+    by_limit: dict[int, str] = {}
+    for name in [DEFAULT_MODEL, *MODELS]:
+        limit = model(name).max_examples_multimodal
+        if limit is not None:
+            by_limit.setdefault(limit, name)
+    return sorted(by_limit.values())
+
+
+@pytest.mark.parametrize("name", _one_model_per_multimodal_limit())
+def test_the_validator_applies_the_count_rule_while_streaming(name: str) -> None:
+    # The rule is one code path for every model (checked at both boundaries above); streaming
+    # 300,000 lines twice costs seconds, so it runs once per distinct limit.
+    spec = model(name)
+    assert spec.max_examples_multimodal is not None
     media = json.dumps(example({"role": "user", "parts": [file_part()]}, turn("model", "ok"))).encode() + b"\n"
     report = validate_dataset(_repeat(media, spec.max_examples_multimodal), file=FILE, model=name)
     assert report.valid
