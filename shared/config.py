@@ -122,6 +122,12 @@ class CommonSettings(BaseSettings):
         description="Reports and events of a model whose new tuning closes within this many days carry "
         "`model_retiring`.",
     )
+    strict_validation: bool = Field(
+        False,
+        validation_alias="TUNEDROP_STRICT_VALIDATION",
+        description="Make hygiene findings (duplicate examples, train/validation overlap) errors that reject "
+        "the upload, not warnings.",
+    )
     vertex_emulator_host: str = Field(
         "",
         validation_alias="TUNEDROP_VERTEX_EMULATOR_HOST",

@@ -419,6 +419,7 @@ class UploadService:
                 region=self._settings.region,
                 on=self._clock().date(),
                 retiring_days=self._settings.model_retiring_days,
+                strict=self._settings.strict_validation,
                 # A length nobody could measure (CountTokens out of quota) is not a reason to reject: validate
                 # again on redelivery instead.
                 unverified_length="raise",

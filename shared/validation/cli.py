@@ -59,6 +59,7 @@ class ValidateRequest:
     count_tokens: bool = False
     check_files: bool = False
     no_progress: bool = False
+    strict: bool = False
 
     def hyper_parameters(self) -> dict[str, Any]:
         """The tuning job's hyper-parameters as Vertex AI names them, only those given."""
@@ -112,6 +113,14 @@ def validate_command(
         bool, typer.Option("--check-files", help="check that every gs:// fileUri the examples reference exists")
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="never draw a progress bar")] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="make duplicate examples and train/validation overlap errors, not warnings "
+            "(also $TUNEDROP_STRICT_VALIDATION)",
+        ),
+    ] = False,
 ) -> int:
     """The `validate` command's options, handed to run()."""
     return run(
@@ -129,6 +138,7 @@ def validate_command(
             count_tokens=count_tokens,
             check_files=check_files,
             no_progress=no_progress,
+            strict=strict,
         )
     )
 
@@ -168,6 +178,7 @@ def _run(request: ValidateRequest) -> int:
             progress=progress,
             on=request.on or datetime.now(UTC).date(),
             retiring_days=settings.model_retiring_days,
+            strict=request.strict or settings.strict_validation,
         )
     if request.json_output:
         # ASCII only: a bidi override or a C1 control quoted from a dataset must not reach the terminal raw.

@@ -42,9 +42,10 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
     IssueCode(
         "not_json",
         E,
-        "The line is not valid JSON (or starts with a byte order mark, or is not UTF-8).",
+        "The line is not valid JSON (or starts with a byte order mark).",
         "Fix the JSON; save the file as UTF-8 without BOM, one example per line.",
     ),
+    IssueCode("not_utf8", E, "The line is not UTF-8 text.", "Save the file as UTF-8."),
     IssueCode(
         "trailing_data",
         E,

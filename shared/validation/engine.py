@@ -464,9 +464,10 @@ class _Validation:
         seen.add(digest)
         if len(seen) == before:
             message = "Example repeats an earlier line exactly: remove the copy."
-            self.report.warn(Issue(number, "duplicate_example", message, file=label))
+            self.report.hygiene(Issue(number, "duplicate_example", message, file=label))
         elif not training and digest in self.train_hashes:
-            self.report.add(
+            # Vertex AI accepts such a dataset: a hygiene finding, an error only under strict validation.
+            self.report.hygiene(
                 Issue(
                     number,
                     "train_validation_overlap",
@@ -757,6 +758,7 @@ def validate_dataset(
     unverified_length: UnverifiedLength = "warn",
     count_deadline: float = COUNT_DEADLINE_SECONDS,
     oversized_scan_bytes: int = OVERSIZED_SCAN_BYTES,
+    strict: bool = False,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for one base model.
 
@@ -777,8 +779,13 @@ def validate_dataset(
     bound is over the limit but that could not be counted is a warning with ``unverified_length="warn"``;
     with "raise", CountingIncomplete (a TransientError) is raised instead when a counter failed or none
     was given, so that the upload is validated again rather than rejected on a guess.
+
+    Hygiene findings (duplicate examples, train/validation overlap: shared.validation.codes) are warnings,
+    and errors with ``strict``.
     """
-    report = ValidationReport(file=file, validation_file=validation_file if validation is not None else "")
+    report = ValidationReport(
+        file=file, validation_file=validation_file if validation is not None else "", strict=strict
+    )
     spec = _resolve_model(report, model, on, retiring_days)
     if hyper_parameters:
         report.hyper_parameters = dict(hyper_parameters)

@@ -47,6 +47,7 @@ class ValidationReport:
     stats: dict[str, Any] = field(default_factory=dict)
     cost: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    strict: bool = False  # hygiene findings are errors, not warnings (TUNEDROP_STRICT_VALIDATION)
 
     def add(self, issue: Issue) -> None:
         self.counts[issue.code] += 1
@@ -58,6 +59,14 @@ class ValidationReport:
         self.warning_counts[issue.code] += 1
         if self.warning_counts[issue.code] <= MAX_ISSUES_PER_CODE:
             self.warnings.append(issue)
+
+    def hygiene(self, issue: Issue) -> None:
+        """A finding Vertex AI accepts but that is probably a mistake (a duplicate, a train/validation
+        overlap): a warning, or an error under strict validation."""
+        if self.strict:
+            self.add(issue)
+        else:
+            self.warn(issue)
 
     @property
     def error_count(self) -> int:
@@ -98,6 +107,8 @@ class ValidationReport:
             out["validation_example_count"] = self.validation_example_count
         if self.warning_counts:
             out["warning_count"] = self.warning_count
+        if self.strict:
+            out["strict"] = True
         tokens = self.stats.get("tokens_per_example")
         if tokens:
             out["tokens_per_example"] = {k: tokens[k] for k in ("min", "median", "p95", "max") if k in tokens}

@@ -46,7 +46,7 @@ def _emitted_codes() -> set[str]:
     from shared.validation.registry import ModelStatus
 
     source = README.parent / "shared"
-    literal = re.compile(r"\b(?:Issue|Problem)\(\s*(?:[^,()]*?,\s*)?\"([a-z_]+)\"")
+    literal = re.compile(r"\b(?:Issue|Problem)\(\s*(?:[^,()]*?,\s*)?\"([a-z0-9_]+)\"")
     codes = {match.group(1) for path in source.rglob("*.py") for match in literal.finditer(path.read_text())}
     codes |= {parameter.code for parameter in HYPER_PARAMETERS}
     codes |= {status.error_code for status in ModelStatus if status.error_code}

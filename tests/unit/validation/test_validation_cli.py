@@ -58,7 +58,7 @@ def as_json(out: str) -> dict[str, Any]:
     return doc
 
 
-def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+def every_error_run(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[int, dict[str, Any]]:
     code, out, _ = validate(
         capsys,
         str(EVERY_ERROR),
@@ -77,24 +77,45 @@ def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> Non
         "--on",
         "2025-01-01",  # while the model could still be tuned: this test is about the data's errors
         "--json",
+        *options,
     )
+    return code, as_json(out)
+
+
+def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code, doc = every_error_run(capsys)
     assert code == 1
-    doc = as_json(out)
     assert doc["valid"] is False
     assert doc["example_count"] == 17  # lines that are JSON objects
     errors = doc["errors"]
-    assert doc["error_count"] == len(errors) == 4 + len(EXPECTED_TRAIN) + 2
+    assert doc["error_count"] == len(errors) == 4 + len(EXPECTED_TRAIN) + 1
     train = {e["line"]: e["code"] for e in errors if e.get("file") == str(EVERY_ERROR)}
     assert train == EXPECTED_TRAIN
     validation = [(e["line"], e["code"]) for e in errors if e.get("file") == str(EVERY_ERROR_VALIDATION)]
-    assert validation == [(1, "train_validation_overlap"), (2, "not_json")]
+    assert validation == [(2, "not_json")]
     dataset = {e["code"] for e in errors if e["line"] == 0}
     assert dataset == {"bad_epochs", "bad_adapter_size", "bad_learning_rate_multiplier", "unsupported_region"}
     assert all({"line", "code", "message"} <= set(e) for e in errors)
+    # Hygiene findings are warnings unless --strict: Vertex AI accepts a duplicate or an overlap.
     assert [(w["line"], w["code"]) for w in doc["warnings"]] == [
         (UNMEASURED_TRAIN_LINE, "may_exceed_token_limit"),
         (22, "duplicate_example"),
+        (1, "train_validation_overlap"),
     ]
+    assert "strict" not in doc
+
+
+@pytest.mark.parametrize("how", ["option", "setting"])
+def test_strict_makes_duplicates_and_overlaps_errors(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "setting":
+        monkeypatch.setenv("TUNEDROP_STRICT_VALIDATION", "true")
+    code, doc = every_error_run(capsys, *(["--strict"] if how == "option" else []))
+    assert code == 1 and doc["strict"] is True
+    errors = [(e["line"], e["code"]) for e in doc["errors"]]
+    assert (22, "duplicate_example") in errors and (1, "train_validation_overlap") in errors
+    assert [(w["line"], w["code"]) for w in doc["warnings"]] == [(UNMEASURED_TRAIN_LINE, "may_exceed_token_limit")]
 
 
 def test_a_valid_file_exits_zero_with_a_readable_report(capsys: pytest.CaptureFixture[str]) -> None:

@@ -66,7 +66,8 @@ def test_too_few_examples() -> None:
     assert codes(run(GOOD, model=spec(min_examples=2))) == [(0, "too_few_examples")]
 
 
-def test_validation_set_size_overlap_and_labels() -> None:
+@pytest.mark.parametrize("strict", [False, True])
+def test_validation_set_size_overlap_and_labels(strict: bool) -> None:
     train = body(GOOD, example(turn("user", "a"), turn("model", "b")))
     validation = body(example(turn("user", "c"), turn("model", "d")), GOOD, b"oops", GOOD)
     report = validate_dataset(
@@ -75,16 +76,30 @@ def test_validation_set_size_overlap_and_labels() -> None:
         validation=io.BytesIO(validation),
         validation_file=VAL,
         model=spec(max_validation_examples=2),
+        strict=strict,
     )
-    assert [(i.file, i.line, i.code) for i in report.sorted_issues()] == [
-        (VAL, 0, "validation_too_large"),
-        (VAL, 2, "train_validation_overlap"),
-        (VAL, 3, "not_json"),
-    ]
-    assert [(w.file, w.line, w.code) for w in report.warnings] == [(VAL, 4, "duplicate_example")]
+    # Vertex AI accepts an overlap or a duplicate: hygiene findings, errors only under strict validation.
+    hygiene = [(VAL, 2, "train_validation_overlap"), (VAL, 4, "duplicate_example")]
+    errors = [(VAL, 0, "validation_too_large"), (VAL, 3, "not_json")]
+    assert [(i.file, i.line, i.code) for i in report.sorted_issues()] == sorted(
+        errors + (hygiene if strict else []), key=lambda found: found[1]
+    )
+    assert [(w.file, w.line, w.code) for w in report.warnings] == ([] if strict else hygiene)
     assert report.validation_example_count == 3 and report.validation_byte_count == len(validation)
     doc = report.to_dict()
     assert doc["validation_file"] == VAL and all(e["file"] == VAL for e in doc["errors"])
+    assert doc.get("strict", False) is strict
+
+
+def test_an_overlap_alone_leaves_the_dataset_valid_unless_strict() -> None:
+    def check(strict: bool) -> ValidationReport:
+        return validate_dataset(
+            io.BytesIO(body(GOOD)), file=FILE, validation=io.BytesIO(body(GOOD)), validation_file=VAL, strict=strict
+        )
+
+    lenient = check(strict=False)
+    assert lenient.valid and [w.code for w in lenient.warnings] == ["train_validation_overlap"]
+    assert [i.code for i in check(strict=True).issues] == ["train_validation_overlap"]
 
 
 def test_an_empty_validation_file_is_an_error() -> None:
