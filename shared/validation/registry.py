@@ -79,9 +79,19 @@ class MediaRule:
     max_per_example: int | None
     max_file_bytes: int | None
     token_estimate: int
-    # Recorded for reports and `tunedrop models`; the validator cannot see a file's duration or pages.
+    # The validator cannot see a file's duration, pages or bytes; it checks a duration only where the
+    # example states one (a video part's videoMetadata start and end offsets).
     max_seconds: int | None = None
     max_pages: int | None = None
+    # Video at MEDIA_RESOLUTION_LOW may run longer (the video tuning page: 5 minutes at HIGH or MEDIUM,
+    # 20 at LOW); None when the model has no such figure.
+    max_seconds_low_resolution: int | None = None
+
+    def seconds_allowed(self, resolution: str | None) -> int | None:
+        """The longest media this rule allows at ``resolution`` (the example's mediaResolution, if any)."""
+        if resolution == "MEDIA_RESOLUTION_LOW" and self.max_seconds_low_resolution is not None:
+            return self.max_seconds_low_resolution
+        return self.max_seconds
 
 
 @dataclass(frozen=True)
@@ -122,8 +132,12 @@ class ModelSpec:
     sources: tuple[str, ...]
     unconfirmed: tuple[str, ...] = field(default=())
     lifecycle: Lifecycle = NO_LIFECYCLE
-    # Whether examples may hold functionCall / functionResponse parts and a tools block.
+    # Whether examples may hold functionCall / functionResponse parts (Vertex AI refuses them per model:
+    # https://github.com/googleapis/python-aiplatform/issues/6127).
     function_calling: bool = True
+    # Whether a media part may carry its own mediaResolution ("Gemini 3 and higher models only" on the
+    # image, document and video tuning pages).
+    part_media_resolution: bool = False
     # Whether a tuning job on this model may use a customer-managed encryption key (None: not stated).
     cmek: bool | None = None
     # Beyond `validation_share_above` validation examples, at most this share of the training examples.
@@ -185,6 +199,14 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.models)
 
+    def function_calling_models(self, on: date | None = None) -> list[str]:
+        """The models whose examples may hold function calls (those that can be tuned ``on``, if given)."""
+        return sorted(
+            name
+            for name, spec in self.models.items()
+            if spec.function_calling and (on is None or spec.status(on) is ModelStatus.AVAILABLE)
+        )
+
     def tunable(self, on: date) -> list[str]:
         """The models that can be tuned on ``on``."""
         return sorted(name for name, spec in self.models.items() if spec.status(on) is ModelStatus.AVAILABLE)
@@ -216,6 +238,7 @@ def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSp
             token_estimate=int(kinds[kind]["token_estimate"]),
             max_seconds=limits.get("max_seconds"),
             max_pages=limits.get("max_pages"),
+            max_seconds_low_resolution=limits.get("max_seconds_low_resolution"),
         )
         for kind, limits in raw.get("media", {}).items()
     }
@@ -245,6 +268,7 @@ def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSp
         unconfirmed=tuple(raw.get("unconfirmed", ())),
         lifecycle=_lifecycle(raw.get("lifecycle")),
         function_calling=bool(raw.get("function_calling", True)),
+        part_media_resolution=bool(raw.get("part_media_resolution", False)),
         cmek=raw.get("cmek"),
         validation_share_above=share.get("above"),
         max_validation_share=share.get("max_share_of_training"),
@@ -331,10 +355,12 @@ def model_summary(spec: ModelSpec, on: date) -> dict[str, Any]:
                 "max_file_bytes": rule.max_file_bytes,
                 "max_seconds": rule.max_seconds,
                 "max_pages": rule.max_pages,
+                "max_seconds_low_resolution": rule.max_seconds_low_resolution,
             }
             for kind, rule in sorted(spec.media.items())
         },
         "function_calling": spec.function_calling,
+        "part_media_resolution": spec.part_media_resolution,
         "cmek": spec.cmek,
         "regions": sorted(spec.regions),
         "price_per_million_training_tokens_usd": spec.price_per_million_tokens_usd,

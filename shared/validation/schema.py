@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-from shared.validation.registry import ModelSpec
+from shared.validation.registry import ModelSpec, registry
 
 # Part kinds a tuning example may use; each part holds exactly one. Proto JSON accepts both spellings.
 TEXT_KEYS = ("text",)
@@ -24,12 +25,36 @@ FILE_KEYS = ("fileData", "file_data")
 CALL_KEYS = ("functionCall", "function_call")
 RESPONSE_KEYS = ("functionResponse", "function_response")
 PART_KINDS = frozenset(TEXT_KEYS + FILE_KEYS + CALL_KEYS + RESPONSE_KEYS)
-PART_MODIFIERS = frozenset({"videoMetadata", "video_metadata"})  # qualifies a fileData part, not a kind
+VIDEO_METADATA_KEYS = ("videoMetadata", "video_metadata")
+MEDIA_RESOLUTION_KEYS = ("mediaResolution", "media_resolution")
+# Qualify a fileData part, not kinds of their own.
+PART_MODIFIERS = frozenset(VIDEO_METADATA_KEYS + MEDIA_RESOLUTION_KEYS)
 SYSTEM_KEYS = ("systemInstruction", "system_instruction")
-TOP_LEVEL_KEYS = frozenset({"contents", "messages", "tools", *SYSTEM_KEYS})
+# A top-level generationConfig carrying mediaResolution is a documented setting of the image, document
+# and video tuning examples (https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/tuning/video).
+GENERATION_CONFIG_KEYS = ("generationConfig", "generation_config")
+TOP_LEVEL_KEYS = frozenset({"contents", "messages", "tools", *SYSTEM_KEYS, *GENERATION_CONFIG_KEYS})
 FILE_DATA_KEYS = ("mimeType", "mime_type", "fileUri", "file_uri", "displayName", "display_name")
 CONTENT_ROLES = ("user", "model")
-URI_SCHEMES = ("gs://", "https://", "http://")
+# A turn without a role is a user turn. Vertex AI's Content reference says the role is optional ("can be
+# left blank or unset", https://docs.cloud.google.com/python/docs/reference/aiplatform/latest/google.cloud.aiplatform_v1beta1.types.Content.html)
+# without naming a default; Google's SDKs default it to "user"
+# (https://firebase.google.com/docs/reference/kotlin/com/google/firebase/ai/type/Content), and Google's
+# function-calling tuning example leaves it unset on a functionResponse turn, the user's side of a call
+# (https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/tuning/function-calling). So for
+# alternation an unset role counts as "user".
+UNSET_ROLE = "user"
+# http:// is refused: Tunedrop fetches nothing over plain HTTP, and a dataset should not depend on it.
+URI_SCHEMES = ("gs://", "https://")
+# generationConfig.mediaResolution values (the GenerationConfig reference); a part's own level may also be
+# ULTRA_HIGH, which the 2026-05-20 release note allows for images at part level (unconfirmed on a Google page).
+MEDIA_RESOLUTIONS = frozenset(
+    {"MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"}
+)
+PART_MEDIA_RESOLUTIONS = MEDIA_RESOLUTIONS | {"MEDIA_RESOLUTION_ULTRA_HIGH"}
+# Vertex AI drops an example whose video is over the length limit and fails the job when it drops more
+# than this share of the dataset (the video tuning page, "Dropped examples").
+MAX_DROPPED_SHARE = 0.10
 # Tokens a turn may add beyond its text (role and turn markers); every turn's JSON is longer than this.
 TURN_OVERHEAD_TOKENS = 8
 
@@ -104,12 +129,13 @@ class Part(msgspec.Struct, forbid_unknown_fields=True):
     text: str | None = None
     fileData: FileData | None = None
     file_data: FileData | None = None
-    functionCall: msgspec.Raw | None = None
-    function_call: msgspec.Raw | None = None
-    functionResponse: msgspec.Raw | None = None
-    function_response: msgspec.Raw | None = None
-    videoMetadata: msgspec.Raw | None = None
-    video_metadata: msgspec.Raw | None = None
+    # Raw (empty, so false, when absent): msgspec cannot decode an object into "Raw | None".
+    functionCall: msgspec.Raw = msgspec.Raw()
+    function_call: msgspec.Raw = msgspec.Raw()
+    functionResponse: msgspec.Raw = msgspec.Raw()
+    function_response: msgspec.Raw = msgspec.Raw()
+    videoMetadata: msgspec.Raw = msgspec.Raw()
+    video_metadata: msgspec.Raw = msgspec.Raw()
 
 
 class Content(msgspec.Struct, forbid_unknown_fields=True):
@@ -127,7 +153,7 @@ class Example(msgspec.Struct, forbid_unknown_fields=True):
     messages: list[Message] | None = None
     systemInstruction: Content | None = None
     system_instruction: Content | None = None
-    tools: msgspec.Raw | None = None
+    tools: msgspec.Raw = msgspec.Raw()
 
 
 FAST_DECODER = msgspec.json.Decoder(Example)
@@ -256,6 +282,8 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
     previous = ""
     for t, turn in enumerate(contents):
         role = turn.role
+        if role is None:
+            role = UNSET_ROLE
         if role == previous or (role != "user" and role != "model"):
             return None
         previous = role
@@ -284,7 +312,13 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
                 if data.fileUri is not None and data.file_uri is not None:
                     return None
                 rule = spec.media_kind(mime)
-                if rule is None or not uri.startswith(URI_SCHEMES) or not uri.partition("://")[2]:
+                # Video goes to the precise path, whose checker keeps the dataset-wide video rules.
+                if (
+                    rule is None
+                    or rule.kind == "video"
+                    or not uri.startswith(URI_SCHEMES)
+                    or not uri.partition("://")[2]
+                ):
                     return None
                 if per_kind is None:
                     per_kind = {}
@@ -298,12 +332,14 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
                 continue
             if _has_modifier(part):
                 return None
-            # A function call or response: exactly one of them, shaped like {"name": ...}.
+            # A function call or response: exactly one of them, shaped like {"name": ...}; its JSON counts
+            # toward the example's size as text does.
             raws = [
                 r for r in (part.functionCall, part.function_call, part.functionResponse, part.function_response) if r
             ]
-            if len(raws) != 1 or not _named_object(raws[0]):
+            if not spec.function_calling or len(raws) != 1 or not _named_object(raws[0]):
                 return None
+            chars += len(raws[0])
     if previous != "model":
         return None
     system = ex.systemInstruction
@@ -317,6 +353,7 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
             if not part.text or part.fileData or part.file_data or _has_call(part) or _has_modifier(part):
                 return None
             chars += len(part.text)
+    chars += len(ex.tools)  # the declarations' JSON, counted like text (empty when absent)
     return Shape(turns=len(contents), chars=chars, media_tokens=media_tokens, media=media, uris=uris)
 
 
@@ -365,6 +402,13 @@ def _named_object(raw: msgspec.Raw) -> bool:
 # --------------------------------------------------------------------------------------------
 # Precise path: plain Python objects, every problem with its path.
 
+# Per-example tallies kept next to the media kinds' counts in ExampleChecker's per_kind (no media kind
+# has these names).
+_CALLS = "function calls"
+_DROPPED = "dropped"
+# A protobuf Duration in JSON: seconds with up to nine decimals and an "s" (videoMetadata offsets).
+_DURATION = re.compile(r"(\d+)(\.\d{1,9})?s")
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -386,7 +430,39 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# Python refuses to turn more than this many digits into an int (sys.get_int_max_str_digits), and json
+# reports it as a ValueError; JSON itself sets no limit.
+_INT_DIGITS_PYTHON_CONVERTS = 4300
+
+
+def _parse_int(digits: str) -> int | float:
+    """A JSON integer; a longer one than Python converts becomes a float (infinite past about 308 digits),
+    which is what proto JSON readers make of a number anyway (a Struct holds doubles)."""
+    if len(digits) <= _INT_DIGITS_PYTHON_CONVERTS:
+        return int(digits)
+    return float(digits)
+
+
+class DuplicateKeys(dict[str, Any]):
+    """A line whose JSON spells a key twice in one object, anywhere in it: the last value is kept, as
+    json does, and ``repeated`` names the keys for the checker to report."""
+
+    repeated: tuple[str, ...] = ()
+
+
+# The keys the line being decoded repeats, per thread (decode_line may run in several at once).
+_REPEATED = threading.local()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        _REPEATED.keys.extend(k for k, _ in pairs if k in seen or seen.add(k))  # type: ignore[func-returns-value]
+    return obj
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_parse_int, object_pairs_hook=_object)
 _BOM = "\ufeff"
 
 
@@ -410,6 +486,8 @@ def decode_line(raw: bytes) -> Any:
         raise LineError(
             Problem("not_json", "Line starts with a byte order mark (U+FEFF): save the file as UTF-8 without BOM.")
         )
+    repeated: list[str] = []
+    _REPEATED.keys = repeated
     try:
         value, end = _DECODER.raw_decode(text)
     except json.JSONDecodeError as exc:
@@ -431,6 +509,9 @@ def decode_line(raw: bytes) -> Any:
         raise LineError(
             Problem("not_object", f'Line must be a JSON object like {{"contents": [...]}}, not {_kind(value)}.')
         )
+    if repeated:
+        value = DuplicateKeys(value)
+        value.repeated = tuple(dict.fromkeys(repeated))
     return value
 
 
@@ -474,20 +555,69 @@ def _unknown_fields(
 
 
 class ExampleChecker:
-    """The precise checks for one model; one instance serves a whole file."""
+    """The precise checks for one model; one instance serves a whole dataset (training and validation
+    files), and keeps what the dataset-wide video rules need: the mediaResolution of the first example
+    with a video, and how many examples Vertex AI will drop."""
 
     def __init__(self, spec: ModelSpec) -> None:
         self.spec = spec
+        self.resolution = ""  # the example's generationConfig.mediaResolution while it is checked
+        self.video_resolution: str | None = None  # of the first example with a video ("" when unset)
+        self.dropped_examples = 0  # examples whose video is certainly over the length limit
 
     def check(self, obj: dict[str, Any]) -> tuple[list[Problem], Shape]:
         problems: list[Problem] = []
         shape = Shape()
         _unknown_fields(obj, TOP_LEVEL_KEYS, "$", "a tuning example and is ignored: remove it", problems)
+        if isinstance(obj, DuplicateKeys):
+            problems.append(_duplicate_keys(obj.repeated))
         if self.spec.format == "messages":
             self._messages(obj, problems, shape)
         else:
+            self.resolution = self._generation_config(obj, problems)
             self._contents(obj, problems, shape)
         return problems, shape
+
+    def dataset_problems(self, examples: int) -> list[Problem]:
+        """The dataset-wide problems once every file is read (``examples``: training and validation)."""
+        dropped = self.dropped_examples
+        if not dropped or dropped <= MAX_DROPPED_SHARE * examples:
+            return []
+        return [
+            Problem(
+                "too_many_dropped_examples",
+                f"{dropped:,} of the {examples:,} examples have a video over the length {self.spec.name} accepts: "
+                f"Vertex AI drops such examples and fails the job when it drops more than "
+                f"{MAX_DROPPED_SHARE:.0%} of the dataset. Cut the videos (videoMetadata start and end offsets) "
+                "or use MEDIA_RESOLUTION_LOW, which allows longer videos.",
+            )
+        ]
+
+    def _generation_config(self, obj: dict[str, Any], problems: list[Problem]) -> str:
+        """The example's mediaResolution ("" when unset); checks the generationConfig it sits in."""
+        key, config = _pick(obj, GENERATION_CONFIG_KEYS, "$", problems)
+        if config is None:
+            return ""
+        path = f"$.{key}"
+        if not isinstance(config, dict):
+            problems.append(
+                Problem(
+                    "bad_media_resolution",
+                    f'{key} must be an object like {{"mediaResolution": "MEDIA_RESOLUTION_LOW"}}, not {_kind(config)}.',
+                    path,
+                )
+            )
+            return ""
+        _unknown_fields(
+            config, MEDIA_RESOLUTION_KEYS, path, "generationConfig that the tuning pages document", problems
+        )
+        level_key, level = _pick(config, MEDIA_RESOLUTION_KEYS, path, problems)
+        if level is None:
+            return ""
+        if level not in MEDIA_RESOLUTIONS:
+            problems.append(_bad_resolution(level, MEDIA_RESOLUTIONS, f"{path}.{level_key}"))
+            return ""
+        return str(level)
 
     # ---- Gemini format
 
@@ -516,6 +646,10 @@ class ExampleChecker:
         key, system = _pick(obj, SYSTEM_KEYS, "$", problems)
         if system is not None:
             self._system(system, f"$.{key}", problems, shape)
+        tools = obj.get("tools")
+        if tools is not None:
+            # The declarations count toward the example's size like text (and are sent to CountTokens).
+            shape.chars += _json_chars(tools)
 
     def _turns(self, contents: list[Any], problems: list[Problem], shape: Shape) -> None:
         shape.turns = len(contents)
@@ -534,6 +668,8 @@ class ExampleChecker:
                 continue
             _unknown_fields(turn, ("role", "parts"), path, "a turn and is ignored", problems)
             role = turn.get("role")
+            if role is None or role == "":  # unset or blank: see UNSET_ROLE
+                role = UNSET_ROLE
             if role not in CONTENT_ROLES:
                 problems.append(Problem("bad_role", _role_message(role), f"{path}.role"))
             elif role == previous:
@@ -564,6 +700,28 @@ class ExampleChecker:
                     f'The last turn has role "{last_role}": end each example with the "model" turn you want the '
                     "model to learn.",
                     f"$.contents[{len(contents) - 1}].role",
+                )
+            )
+        if per_kind.get("video"):
+            self._video_example(per_kind, problems)
+
+    def _video_example(self, per_kind: dict[str, int], problems: list[Problem]) -> None:
+        """The dataset-wide video rules for one example with a video: one mediaResolution for every such
+        example ("Mixing different media resolutions isn't supported", the video tuning page), and the
+        count of examples Vertex AI drops."""
+        if per_kind.get(_DROPPED):
+            self.dropped_examples += 1
+        if self.video_resolution is None:
+            self.video_resolution = self.resolution
+        elif self.resolution != self.video_resolution:
+            first = self.video_resolution or "unset"
+            problems.append(
+                Problem(
+                    "mixed_media_resolution",
+                    f"This example's generationConfig.mediaResolution is {self.resolution or 'unset'}, an earlier "
+                    f"example with a video has {first}: Vertex AI requires the same mediaResolution on every line "
+                    "of a video dataset (training and validation); set the same value on all of them.",
+                    "$.generationConfig.mediaResolution",
                 )
             )
 
@@ -608,16 +766,101 @@ class ExampleChecker:
                 shape.chars += len(value)
         elif kind in FILE_KEYS:
             self._file(value, f"{path}.{kind}", problems, shape, per_kind, path)
-        elif not isinstance(value, dict) or not _nonempty_str(value.get("name")):
+            self._modifiers(part, path, problems, per_kind)
+        else:
+            self._function_part(kind, value, f"{path}.{kind}", problems, shape, per_kind)
+        if kind not in FILE_KEYS:
+            for key in part:
+                if key in PART_MODIFIERS:
+                    problems.append(Problem("bad_part", f"{key} only applies to a fileData part.", f"{path}.{key}"))
+
+    def _function_part(
+        self, kind: str, value: Any, path: str, problems: list[Problem], shape: Shape, per_kind: dict[str, int]
+    ) -> None:
+        """A functionCall or functionResponse part: refused on a model that does not tune function calls
+        (once per example), its JSON counted toward the example's size like text."""
+        if not isinstance(value, dict) or not _nonempty_str(value.get("name")):
             problems.append(
                 Problem(
-                    "bad_part",
-                    f'{kind} must be an object with a "name", e.g. {{"name": "get_weather", ...}}.',
-                    f"{path}.{kind}",
+                    "bad_part", f'{kind} must be an object with a "name", e.g. {{"name": "get_weather", ...}}.', path
                 )
             )
-        if any(k in PART_MODIFIERS for k in part) and kind not in FILE_KEYS:
-            problems.append(Problem("bad_part", "videoMetadata only applies to a fileData part.", path))
+            return
+        shape.chars += _json_chars(value)
+        if self.spec.function_calling:
+            return
+        per_kind[_CALLS] = per_kind.get(_CALLS, 0) + 1
+        if per_kind[_CALLS] == 1:
+            accepting = ", ".join(registry().function_calling_models()) or "none"
+            problems.append(
+                Problem(
+                    "function_calling_not_supported",
+                    f"{self.spec.name} does not tune on function calls: Vertex AI refuses examples with "
+                    f"functionCall or functionResponse parts for it. Models that accept them: {accepting}.",
+                    path,
+                )
+            )
+
+    def _modifiers(self, part: dict[str, Any], path: str, problems: list[Problem], per_kind: dict[str, int]) -> None:
+        """A fileData part's mediaResolution (Gemini 3 only) and videoMetadata (a video's segment, whose
+        length Vertex AI checks)."""
+        key, level = _pick(part, MEDIA_RESOLUTION_KEYS, path, problems)
+        resolution = self.resolution
+        if level is not None:
+            if not self.spec.part_media_resolution:
+                problems.append(
+                    Problem(
+                        "media_resolution_not_supported",
+                        f"A per-part {key} is for Gemini 3 and later models only, not {self.spec.name}: set "
+                        "generationConfig.mediaResolution for the whole example instead.",
+                        f"{path}.{key}",
+                    )
+                )
+            elif not isinstance(level, dict) or level.get("level") not in PART_MEDIA_RESOLUTIONS:
+                shown = level.get("level") if isinstance(level, dict) else level
+                problems.append(_bad_resolution(shown, PART_MEDIA_RESOLUTIONS, f"{path}.{key}", nested=True))
+            else:
+                resolution = level["level"]
+        if _pick(part, VIDEO_METADATA_KEYS, path, problems)[1] is not None:
+            self._video_length(part, path, resolution, problems, per_kind)
+
+    def _video_length(
+        self, part: dict[str, Any], path: str, resolution: str, problems: list[Problem], per_kind: dict[str, int]
+    ) -> None:
+        """A video segment longer than the model takes at ``resolution``: Vertex AI drops the example."""
+        data = part.get("fileData", part.get("file_data"))
+        mime = data.get("mimeType", data.get("mime_type")) if isinstance(data, dict) else None
+        rule = self.spec.media_kind(mime) if isinstance(mime, str) else None
+        key = "videoMetadata" if "videoMetadata" in part else "video_metadata"
+        metadata = part[key]
+        if rule is None or rule.kind != "video":
+            problems.append(Problem("bad_part", f"{key} only applies to a video part.", f"{path}.{key}"))
+            return
+        try:
+            seconds = _segment_seconds(metadata)
+        except ValueError:
+            problems.append(
+                Problem(
+                    "bad_video_metadata",
+                    f'{key} must be {{"startOffset": "5s", "endOffset": "25s"}} with durations in seconds '
+                    "and the end after the start.",
+                    f"{path}.{key}",
+                )
+            )
+            return
+        allowed = rule.seconds_allowed(resolution)
+        if seconds is None or allowed is None or seconds <= allowed:
+            return
+        per_kind[_DROPPED] = 1
+        problems.append(
+            Problem(
+                "video_too_long",
+                f"The video segment is {seconds:g} seconds long; {self.spec.name} takes at most {allowed:,} seconds "
+                f"at {resolution or 'the default mediaResolution'}: Vertex AI drops this example (not trained on, "
+                "not billed). Shorten the segment, or use MEDIA_RESOLUTION_LOW, which allows longer videos.",
+                f"{path}.{key}",
+            )
+        )
 
     def _file(
         self, data: Any, path: str, problems: list[Problem], shape: Shape, per_kind: dict[str, int], part_path: str
@@ -662,6 +905,15 @@ class ExampleChecker:
             problems.append(
                 Problem(
                     "bad_file_uri", 'fileData needs a "fileUri" such as "gs://bucket/image.jpg".', f"{path}.{uri_key}"
+                )
+            )
+        elif uri.startswith("http://"):
+            problems.append(
+                Problem(
+                    "insecure_file_uri",
+                    f'fileUri "{_clip(uri)}" uses plain http://: give the file as gs://bucket/object or an '
+                    "https:// URL.",
+                    f"{path}.{uri_key}",
                 )
             )
         elif not uri.startswith(URI_SCHEMES) or len(uri.split("://", 1)[1]) == 0:
@@ -779,6 +1031,52 @@ class ExampleChecker:
                     f"$.messages[{len(messages) - 1}].role",
                 )
             )
+
+
+def _json_chars(value: Any) -> int:
+    """The length of ``value`` as compact JSON: what a function payload or tools block adds to an example's size."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+
+
+def _segment_seconds(metadata: Any) -> float | None:
+    """The length of a videoMetadata segment in seconds; None when it runs to the video's unknown end.
+    Raises ValueError when the offsets are not Durations or the end is not after the start."""
+    if not isinstance(metadata, dict):
+        raise ValueError("videoMetadata is not an object")
+    offsets = []
+    for keys in (("startOffset", "start_offset"), ("endOffset", "end_offset")):
+        raw = next((metadata[k] for k in keys if k in metadata), None)
+        match = _DURATION.fullmatch(raw) if isinstance(raw, str) else None
+        if raw is not None and match is None:
+            raise ValueError(f"{raw!r} is not a Duration")
+        offsets.append(float(match.group()[:-1]) if match else None)
+    start, end = offsets
+    if end is None:
+        return None
+    if end <= (start or 0.0):
+        raise ValueError("the segment ends before it starts")
+    return end - (start or 0.0)
+
+
+def _bad_resolution(value: Any, allowed: Collection[str], path: str, nested: bool = False) -> Problem:
+    shown = json.dumps(value, default=str)[:60]
+    example = '{"level": "MEDIA_RESOLUTION_LOW"}' if nested else '"MEDIA_RESOLUTION_LOW"'
+    return Problem(
+        "bad_media_resolution",
+        f"mediaResolution {shown} is not one of {', '.join(sorted(allowed))}: write it like {example}.",
+        path,
+    )
+
+
+def _duplicate_keys(repeated: tuple[str, ...]) -> Problem:
+    keys = ", ".join(json.dumps(k) for k in repeated[:5])
+    return Problem(
+        "duplicate_key",
+        f"The line repeats the key(s) {keys} within one object; only the last value is read here, and protobuf "
+        "JSON readers refuse such input: keep one of each.",
+        "$",
+        True,
+    )
 
 
 def _role_message(role: Any, legacy: bool = False) -> str:

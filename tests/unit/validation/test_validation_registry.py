@@ -65,7 +65,33 @@ def test_todays_models_share_the_gemini_3_limits(name: str) -> None:
     assert spec.regions == {"us-central1", "europe-west4"} and spec.cmek is False
     assert (spec.validation_share_above, spec.max_validation_share) == (1000, 0.3)
     assert not spec.lifecycle.preview and spec.lifecycle.released is not None
-    assert spec.media["document"].max_per_example == 4 and spec.media["video"].max_per_example == 1
+    assert spec.media["document"].max_per_example == 4
+    # No video count: the video tuning page's own Gemini 3 example holds two videos (see "disagreements").
+    assert spec.media["video"].max_per_example is None
+    assert spec.part_media_resolution and spec.function_calling
+
+
+def test_function_calling_is_refused_where_vertex_refuses_it() -> None:
+    # python-aiplatform#6127: 2.0 Flash and Flash-Lite tune the function-calling dataset, 2.5 models refuse it.
+    assert [name for name in registry().names() if name.startswith("gemini-2.") and model(name).function_calling] == [
+        "gemini-2.0-flash-001",
+        "gemini-2.0-flash-lite-001",
+    ]
+    assert "gemini-2.5-flash" not in registry().function_calling_models()
+    assert "gemini-2.0-flash-001" not in registry().function_calling_models(TODAY)  # retired
+    for name in CURRENT:
+        assert any(note.startswith("function calling:") for note in model(name).unconfirmed), name
+
+
+def test_video_length_depends_on_the_media_resolution() -> None:
+    video = model("gemini-2.5-flash").media["video"]
+    assert video.max_per_example == 1
+    assert (video.seconds_allowed("MEDIA_RESOLUTION_LOW"), video.seconds_allowed("MEDIA_RESOLUTION_HIGH")) == (
+        1200,
+        300,
+    )
+    assert video.seconds_allowed("") == 300
+    assert model("gemini-2.0-flash-001").media["document"].max_per_example == 4
 
 
 def test_retired_models_keep_their_own_limits() -> None:
