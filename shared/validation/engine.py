@@ -818,6 +818,9 @@ def validate_dataset(
         if not partial_validation:  # as for the training file: the counts of a part say nothing of the whole
             _check_validation_count(report, spec, count, validation_file)
 
+    # Dataset-wide rules of the example checker (RULES hook: schema.ExampleChecker.dataset_problems).
+    for problem in run.checker.dataset_problems(report.example_count + report.validation_example_count):
+        report.add(Issue(0, problem.code, problem.message, problem.path))
     if uri_checker is not None and run.uris:
         run.check_uris(uri_checker)
     run.statistics(report, epochs)
