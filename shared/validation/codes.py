@@ -137,6 +137,62 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Convert the file to a supported type.",
     ),
     IssueCode("bad_file_uri", E, "A fileData part has no usable fileUri.", "Give a gs:// URI of the file."),
+    # ---- issue 12 rules (RULES): per-model function calling, media resolution, video length, http://, keys
+    IssueCode(
+        "insecure_file_uri",
+        E,
+        "A fileData part's fileUri uses plain http://.",
+        "Give the file as gs://bucket/object or an https:// URL.",
+    ),
+    IssueCode(
+        "duplicate_key",
+        W,
+        "The line spells a key twice in one object; only the last value is read (found on lines the precise "
+        "path reads; the fast tiers keep the last value without a word).",
+        "Keep one of each key.",
+    ),
+    IssueCode(
+        "function_calling_not_supported",
+        E,
+        "The example holds functionCall or functionResponse parts, which Vertex AI refuses for this model.",
+        "Tune a model that accepts function calls (the message names them), or remove those parts.",
+    ),
+    IssueCode(
+        "media_resolution_not_supported",
+        E,
+        "A media part sets its own mediaResolution, which only Gemini 3 and later models accept.",
+        "Set generationConfig.mediaResolution for the whole example instead.",
+    ),
+    IssueCode(
+        "bad_media_resolution",
+        E,
+        "A mediaResolution (or the generationConfig holding it) is not a value Vertex AI knows.",
+        "Use MEDIA_RESOLUTION_LOW, MEDIA_RESOLUTION_MEDIUM or MEDIA_RESOLUTION_HIGH.",
+    ),
+    IssueCode(
+        "bad_video_metadata",
+        E,
+        'A videoMetadata\'s offsets are not durations such as "5s", or the segment ends before it starts.',
+        'Write {"startOffset": "5s", "endOffset": "25s"}.',
+    ),
+    IssueCode(
+        "video_too_long",
+        E,
+        "A video segment is longer than the model takes at the example's mediaResolution: Vertex AI drops the example.",
+        "Shorten the segment, or use MEDIA_RESOLUTION_LOW, which allows longer videos.",
+    ),
+    IssueCode(
+        "mixed_media_resolution",
+        E,
+        "Examples with a video set different mediaResolution values; Vertex AI requires one for the whole dataset.",
+        "Set the same generationConfig.mediaResolution on every line.",
+    ),
+    IssueCode(
+        "too_many_dropped_examples",
+        E,
+        "More than 10% of the examples have a video over the length limit: Vertex AI drops them and fails the job.",
+        "Shorten the videos or use MEDIA_RESOLUTION_LOW.",
+    ),
     IssueCode(
         "too_many_media",
         E,
@@ -182,6 +238,37 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "A validation example is also in the training file, so validation metrics look better than they are.",
         "Remove it from one of the files.",
         hygiene=True,
+    ),
+    # ---- a file in another tool's format (shared.validation.diagnosis): one issue for the file, its lines counted
+    IssueCode(
+        "openai_chat_format",
+        E,
+        "The file is in OpenAI's chat fine-tuning format (messages with system, user, assistant and tool roles).",
+        "Convert it: tunedrop convert IN OUT --from openai.",
+    ),
+    IssueCode(
+        "legacy_messages_format",
+        E,
+        'The file is in the legacy gemini-1.0-pro-002 "messages" format, which the model does not read.',
+        "Convert it: tunedrop convert IN OUT --from messages.",
+    ),
+    IssueCode(
+        "prompt_completion_format",
+        E,
+        "The file holds prompt/completion pairs (OpenAI's legacy completion format).",
+        "Convert it: tunedrop convert IN OUT --from prompt-completion.",
+    ),
+    IssueCode(
+        "input_output_format",
+        E,
+        "The file holds input/output pairs (with an optional instruction).",
+        "Convert it: tunedrop convert IN OUT --from prompt-completion.",
+    ),
+    IssueCode(
+        "pretty_printed_json",
+        E,
+        "The file is one JSON document over several lines (pretty-printed, or an array), not JSON Lines.",
+        "Write one example per line: tunedrop convert IN OUT.",
     ),
     # ---- the dataset as a whole
     IssueCode("empty_dataset", E, "The file holds no examples.", "Upload a file with at least one example."),
