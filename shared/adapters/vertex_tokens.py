@@ -3,36 +3,31 @@
 from __future__ import annotations
 
 import functools
+import json
 from typing import Any
 
 from shared.validation.tokens import Request, TokenCountRetryable, TokenCountUnavailable
 
-_SNAKE = {
-    "fileData": "file_data",
-    "mimeType": "mime_type",
-    "fileUri": "file_uri",
-    "functionCall": "function_call",
-    "functionResponse": "function_response",
-    "videoMetadata": "video_metadata",
-    "displayName": "display_name",
-    "systemInstruction": "system_instruction",
-}
 
-
-def _snake(value: Any) -> Any:
-    """``value`` with snake_case keys; the very objects that need no change are returned as they are,
-    so a request of many small parts is not copied whole."""
+def _upper_schema_types(value: Any) -> Any:
+    """``value`` with every "type" string in upper case: the API's Schema.type is an enum (OBJECT, STRING, ...)
+    whose JSON form is the name, while OpenAPI and JSON Schema write "object", "string"."""
     if isinstance(value, dict):
-        out = {_SNAKE.get(k, k): (v if k in ("args", "response") else _snake(v)) for k, v in value.items()}
-        # Two spellings of one key in the input leave fewer keys: then it differs.
-        same = len(out) == len(value) and all(
-            a is b and x is y for (a, x), (b, y) in zip(out.items(), value.items(), strict=True)
-        )
-        return value if same else out
+        return {
+            k: (v.upper() if k == "type" and isinstance(v, str) else _upper_schema_types(v)) for k, v in value.items()
+        }
     if isinstance(value, list):
-        items = [_snake(v) for v in value]
-        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+        return [_upper_schema_types(v) for v in value]
     return value
+
+
+def _request_json(request: Request, endpoint: str) -> str:
+    """The CountTokensRequest as proto JSON: contents, systemInstruction, tools and generationConfig as the
+    example spells them (camelCase or snake_case: the proto JSON reader takes both)."""
+    body: dict[str, Any] = {"endpoint": endpoint, "model": endpoint, **request}
+    if "tools" in body:
+        body["tools"] = _upper_schema_types(body["tools"])
+    return json.dumps(body, ensure_ascii=False, default=str)
 
 
 class VertexTokenCounter:
@@ -84,15 +79,19 @@ class VertexTokenCounter:
     def count(self, request: Request, model: str) -> int:
         from google.api_core import exceptions as gexc
         from google.cloud import aiplatform_v1
+        from google.protobuf import json_format
 
         endpoint = f"projects/{self._project}/locations/{self._location}/publishers/google/models/{model}"
-        body = _snake(dict(request))
         try:
-            pb = aiplatform_v1.CountTokensRequest(endpoint=endpoint, model=endpoint, **body)
+            # Fields the API does not know are left out rather than refused: the count is what is asked
+            # here, and the validator reports such fields itself.
+            pb = aiplatform_v1.CountTokensRequest.from_json(
+                _request_json(request, endpoint), ignore_unknown_fields=True
+            )
             response = self._get_client().count_tokens(request=pb, timeout=self._timeout)
         except _retryable_errors() as exc:
             raise TokenCountRetryable(f"Vertex AI CountTokens failed: {exc}") from exc
-        except (gexc.GoogleAPICallError, ValueError, TypeError) as exc:
+        except (gexc.GoogleAPICallError, json_format.Error, ValueError, TypeError) as exc:
             raise TokenCountUnavailable(f"Vertex AI CountTokens failed: {exc}") from exc
         return int(response.total_tokens)
 

@@ -1035,7 +1035,7 @@ class ExampleChecker:
 
 def _json_chars(value: Any) -> int:
     """The length of ``value`` as compact JSON: what a function payload or tools block adds to an example's size."""
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str))
+    return len(json_text(value))
 
 
 def _segment_seconds(metadata: Any) -> float | None:
@@ -1103,7 +1103,11 @@ def _clip(text: str, limit: int = 80) -> str:
 
 
 def text_bound(request: dict[str, Any]) -> int:
-    """A proven upper bound of the text tokens in a request (see tokens.py): UTF-8 bytes plus overhead."""
+    """An upper bound of the tokens of a request's text (see tokens.py): UTF-8 bytes plus overhead.
+
+    Function calls, responses and the tools block count as their JSON's UTF-8 bytes plus a turn's overhead:
+    proven for the text they hold, assumed for the markup Gemini wraps them in (not documented), which the
+    JSON's own braces, quotes and commas are taken to cover."""
     total = 0
     turns = request.get("contents") or []
     system = request.get("systemInstruction")
@@ -1114,7 +1118,19 @@ def text_bound(request: dict[str, Any]) -> int:
             if isinstance(text, str):
                 # +1: SentencePiece may prepend one whitespace marker to each text segment.
                 total += len(text.encode("utf-8")) + 1
+            else:
+                payload = part.get("functionCall", part.get("functionResponse"))
+                if payload is not None:
+                    total += TURN_OVERHEAD_TOKENS + len(json_text(payload).encode("utf-8"))
+    tools = request.get("tools")
+    if tools:
+        total += TURN_OVERHEAD_TOKENS + len(json_text(tools).encode("utf-8"))
     return total
+
+
+def json_text(value: Any) -> str:
+    """``value`` as compact JSON: how function payloads and tools are measured and counted as text."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 def to_request(obj: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
@@ -1137,6 +1153,16 @@ def to_request(obj: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
     system_value = obj.get("systemInstruction", obj.get("system_instruction"))
     if isinstance(system_value, dict):
         request["systemInstruction"] = _camel_turn(system_value)
+    # CountTokensRequest has tools and generationConfig fields too (aiplatform v1 prediction_service.proto):
+    # the declarations are counted, and mediaResolution sets what the media cost.
+    tools = obj.get("tools")
+    if isinstance(tools, list) and tools:
+        request["tools"] = tools
+    config = obj.get("generationConfig", obj.get("generation_config"))
+    if isinstance(config, dict):
+        level = config.get("mediaResolution", config.get("media_resolution"))
+        if level in MEDIA_RESOLUTIONS:
+            request["generationConfig"] = {"mediaResolution": level}
     return request
 
 

@@ -12,12 +12,13 @@ limit need an exact count.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from shared.errors import TransientError
 
-Request = Mapping[str, Any]  # {"contents": [...], "systemInstruction": {...}} in camelCase
+Request = Mapping[str, Any]  # {"contents": [...], "systemInstruction": {...}, "tools": [...]} in camelCase
 
 
 class TokenCountUnavailable(Exception):
@@ -86,6 +87,8 @@ class SentencePieceTokenCounter:
         return cls(processor)
 
     def count(self, request: Request, model: str) -> int:
+        """Tokens of the text; function calls, responses and the tools block are counted as their JSON text
+        (how Gemini renders them is not documented)."""
         turns = list(request.get("contents") or [])
         system = request.get("systemInstruction")
         if system:
@@ -95,6 +98,16 @@ class SentencePieceTokenCounter:
             total += self._per_turn
             for part in turn.get("parts") or []:
                 text = part.get("text")
-                if isinstance(text, str):
+                if not isinstance(text, str):
+                    payload = part.get("functionCall", part.get("functionResponse"))
+                    text = None if payload is None else _json_text(payload)
+                if text is not None:
                     total += len(self._processor.encode(text))
+        tools = request.get("tools")
+        if tools:
+            total += len(self._processor.encode(_json_text(tools)))
         return total
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

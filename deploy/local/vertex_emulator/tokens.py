@@ -1,7 +1,8 @@
 """CountTokens without Gemini's tokenizer: a deterministic approximation.
 
 Each run of word characters costs one token per started 5 characters, every other non-space
-character one token, and each ``fileData`` part 258 tokens (Gemini's figure for one image). Like
+character one token, and each ``fileData`` part 258 tokens (Gemini's figure for one image). Function
+calls, responses and the ``tools`` declarations are counted as their JSON text. Like
 the real tokenizer it never gives more tokens than the text has UTF-8 bytes.
 """
 
@@ -34,10 +35,17 @@ def _part_cost(part: Any) -> tuple[int, int]:
         return approximate_tokens(part.text), sum(1 for c in part.text if not c.isspace())
     if part.file_data.file_uri:
         return TOKENS_PER_FILE, 0
-    call = part.function_call if part.function_call.name else part.function_response
-    if call.name:
-        return approximate_tokens(call.name) + 1, 0
+    if part.function_call.name:
+        return approximate_tokens(aiplatform_v1.FunctionCall.to_json(part.function_call, indent=None)), 0
+    if part.function_response.name:
+        return approximate_tokens(aiplatform_v1.FunctionResponse.to_json(part.function_response, indent=None)), 0
     return 0, 0
+
+
+def _tools_cost(tools: Any) -> int:
+    """Tokens of the function declarations, counted as their JSON like every other structured value here
+    (the real service counts ``tools`` too: CountTokensRequest's field 6)."""
+    return sum(approximate_tokens(aiplatform_v1.Tool.to_json(tool, indent=None)) for tool in tools)
 
 
 def count_tokens(request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.CountTokensResponse:
@@ -60,4 +68,5 @@ def count_tokens(request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.Cou
             part_tokens, part_characters = _part_cost(part)
             tokens += part_tokens
             characters += part_characters
+    tokens += _tools_cost(request.tools)
     return aiplatform_v1.CountTokensResponse(total_tokens=tokens, total_billable_characters=characters)

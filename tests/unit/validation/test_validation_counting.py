@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -245,3 +246,46 @@ def test_past_the_exact_count_budget_a_long_example_is_a_warning_even_for_the_up
     )
     assert report.valid and warnings(report) == [(2, "may_exceed_token_limit")]
     assert "counts at most 1 long examples exactly per run" in report.warnings[0].message
+
+
+# ---- issue 12: tools and function payloads are counted, and sent to CountTokens
+
+TOOLS = [
+    {
+        "functionDeclarations": [
+            {"name": "lookup", "description": "Look a product up " * 20, "parameters": {"type": "object"}}
+        ]
+    }
+]
+CALL_TURN = {"role": "model", "parts": [{"functionCall": {"name": "lookup", "args": {"q": "y" * 300}}}]}
+
+
+def test_tools_and_function_payloads_count_toward_the_estimate_on_both_paths() -> None:
+    from shared.validation.registry import get_model
+    from shared.validation.schema import FAST_DECODER, ExampleChecker, fast_check, text_bound, to_request
+
+    spec = get_model("gemini-3.5-flash")
+    assert spec is not None
+    line = example(turn("user", "a"), CALL_TURN, tools=TOOLS)
+    problems, shape = ExampleChecker(spec).check(line)
+    assert problems == [] and shape.chars > 300 + 20 * len("Look a product up ")
+    # The fast path measures the payloads as written; compact JSON gives the precise path's figure.
+    fast = fast_check(FAST_DECODER.decode(json.dumps(line, separators=(",", ":")).encode()), spec)
+    assert fast is not None and fast.chars == shape.chars
+    request = to_request(line, spec)
+    assert request["tools"] == TOOLS
+    assert text_bound(request) > text_bound({"contents": request["contents"]}) > 300
+
+
+def test_vertex_counter_sends_tools_with_the_schema_types_it_knows() -> None:
+    from google.cloud import aiplatform_v1
+
+    client = FakeClient(aiplatform_v1.CountTokensResponse(total_tokens=9))
+    counter = VertexTokenCounter("p", client=client)
+    request = {**REQUEST, "contents": [turn("user", "hello"), CALL_TURN], "tools": TOOLS}
+    assert counter.count(request, "gemini-3.5-flash") == 9
+    sent = client.requests[0]
+    declaration = sent.tools[0].function_declarations[0]
+    assert declaration.name == "lookup" and declaration.parameters.type_ == aiplatform_v1.Type.OBJECT
+    assert sent.contents[1].parts[0].function_call.args["q"] == "y" * 300
+    assert sent.system_instruction.parts[0].text == "Be brief."

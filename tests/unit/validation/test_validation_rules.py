@@ -328,3 +328,131 @@ def test_empty_files(data: bytes) -> None:
     report = validate_dataset(io.BytesIO(data), file=FILE)
     assert not report.valid
     assert codes(report) == ([(1, "empty_line"), (2, "empty_line")] if data else [(0, "empty_dataset")])
+
+
+# ---- issue 12: rules that agree with Vertex AI (sources in shared/models.json and schema.py)
+
+FC_MODEL = "gemini-3.5-flash"  # tunes function calls
+
+
+def _call(name: str = "lookup") -> dict[str, Any]:
+    return {"functionCall": {"name": name, "args": {"q": "x" * 50}}}
+
+
+def _video(uri: str = "gs://b/v.mp4", **extra: Any) -> dict[str, Any]:
+    return {**file_part(uri, "video/mp4"), **extra}
+
+
+def _segment(end: str, start: str = "0s") -> dict[str, Any]:
+    return {"videoMetadata": {"startOffset": start, "endOffset": end}}
+
+
+def _low(value: dict[str, Any], level: str = "MEDIA_RESOLUTION_LOW") -> dict[str, Any]:
+    return {**value, "generationConfig": {"mediaResolution": level}}
+
+
+def test_a_turn_without_role_is_a_user_turn() -> None:
+    response = {"parts": [{"functionResponse": {"name": "lookup", "response": {"output": "ok"}}}]}
+    report = run(
+        example(turn("user", "a"), {"role": "model", "parts": [_call()]}, response, turn("model", "b")),
+        example({"parts": [{"text": "single turn"}]}, turn("model", "b")),
+        example({"role": "", "parts": [{"text": "blank role"}]}, turn("model", "b")),
+        model=FC_MODEL,
+    )
+    assert report.valid and report.warnings == [], report.to_dict()
+    assert codes(run(example(turn("model", "a"), {"parts": [{"text": "b"}]}), model=FC_MODEL)) == [
+        (1, "last_turn_not_model")
+    ]
+
+
+def test_function_calls_are_refused_per_model_naming_the_models_that_accept_them() -> None:
+    line = example(turn("user", "a"), {"role": "model", "parts": [_call(), _call("other")]})
+    report = run(line, model="gemini-2.5-flash")
+    assert codes(report) == [(1, "function_calling_not_supported")]  # once per example
+    assert "gemini-2.0-flash-001" in report.issues[0].message and FC_MODEL in report.issues[0].message
+    assert run(line, model="gemini-2.0-flash-001").valid and run(line, model=FC_MODEL).valid
+
+
+def test_media_resolution_is_a_setting_not_an_unknown_field() -> None:
+    image = example({"role": "user", "parts": [file_part(), {"text": "q"}]}, turn("model", "a"))
+    part_level = example(
+        {"role": "user", "parts": [{**file_part(), "mediaResolution": {"level": "MEDIA_RESOLUTION_HIGH"}}]},
+        turn("model", "a"),
+    )
+    report = run(_low(image), _low(part_level), model=FC_MODEL)
+    assert report.valid and report.warnings == [], report.to_dict()
+    assert codes(run(part_level, model="gemini-2.5-flash")) == [(1, "media_resolution_not_supported")]
+    assert codes(run(_low(image, "LOW"), model=FC_MODEL)) == [(1, "bad_media_resolution")]
+    other = run({**image, "generationConfig": {"temperature": 0.2}}, model=FC_MODEL)
+    assert report.valid and warnings(other) == [(1, "unknown_field")]
+    assert "remove it" not in other.warnings[0].message
+
+
+def test_five_pdfs_are_too_many_and_gemini_3_takes_two_videos() -> None:
+    pdfs = example(
+        {"role": "user", "parts": [file_part(f"gs://b/{i}.pdf", "application/pdf") for i in range(5)]},
+        turn("model", "a"),
+    )
+    assert codes(run(pdfs, model="gemini-2.0-flash-001")) == [(1, "too_many_media")]
+    two_videos = example(
+        {"role": "user", "parts": [_video("gs://b/1.mp4"), _video("gs://b/2.mp4")]}, turn("model", "a")
+    )
+    assert codes(run(two_videos, model="gemini-2.5-flash")) == [(1, "too_many_media")]
+    assert run(two_videos, model=FC_MODEL).valid
+
+
+def test_a_video_segment_over_the_length_for_its_resolution_is_dropped() -> None:
+    def line(end: str, start: str = "0s", **extra: Any) -> dict[str, Any]:
+        return example({"role": "user", "parts": [_video(**_segment(end, start), **extra)]}, turn("model", "a"))
+
+    assert run(line("300s"), line("299.5s"), model="gemini-2.5-flash").valid
+    report = run(*[line("301s")] + [line("10s")] * 9, model="gemini-2.5-flash")
+    assert codes(report) == [(1, "video_too_long")]  # 1 of 10 dropped: not more than 10%
+    assert "300 seconds" in report.issues[0].message
+    assert run(_low(line("1200s")), model="gemini-2.5-flash").valid
+    assert codes(run(_low(line("1201s")), model="gemini-2.5-flash")) == [
+        (0, "too_many_dropped_examples"),
+        (1, "video_too_long"),
+    ]
+    # A Gemini 3 part's own resolution sets its length limit.
+    own = line("1000s", mediaResolution={"level": "MEDIA_RESOLUTION_LOW"})
+    assert run(_low(own, "MEDIA_RESOLUTION_HIGH"), model=FC_MODEL).valid
+    assert codes(run(_low(line("1000s"), "MEDIA_RESOLUTION_HIGH"), model=FC_MODEL))[-1] == (1, "video_too_long")
+    assert codes(run(line(end="5s", start="9s"), model="gemini-2.5-flash")) == [(1, "bad_video_metadata")]
+    assert codes(run(line("five"), model="gemini-2.5-flash")) == [(1, "bad_video_metadata")]
+    unknown_end = example({"role": "user", "parts": [_video(videoMetadata={"startOffset": "1s"})]}, turn("model", "a"))
+    assert run(unknown_end, model="gemini-2.5-flash").valid
+
+
+def test_every_video_example_has_the_same_media_resolution() -> None:
+    video = example({"role": "user", "parts": [_video(), {"text": "q"}]}, turn("model", "a"))
+    image = example({"role": "user", "parts": [file_part()]}, turn("model", "a"))
+    report = run(_low(video), _low(video), image, video, model="gemini-2.5-flash")
+    assert codes(report) == [(4, "mixed_media_resolution")]
+    assert "MEDIA_RESOLUTION_LOW" in report.issues[0].message
+
+
+def test_http_file_uris_are_refused_on_both_paths() -> None:
+    clean = example({"role": "user", "parts": [file_part("http://example.com/a.png")]}, turn("model", "a"))
+    with_warning = {**clean, "id": 1}  # leaves the fast path
+    assert codes(run(clean, with_warning, model=FC_MODEL)) == [(1, "insecure_file_uri"), (2, "insecure_file_uri")]
+
+
+def test_duplicate_keys_are_reported_where_the_precise_path_reads_the_line() -> None:
+    line = b'{"id": 1, "contents": [{"role": "user", "parts": [{"text": "a", "text": "b"}]}, ' + (
+        b'{"role": "model", "parts": [{"text": "c"}]}]}'
+    )
+    report = run(line, model=FC_MODEL)
+    assert report.valid and warnings(report) == [(1, "unknown_field"), (1, "duplicate_key")]
+    assert '"text"' in report.warnings[1].message
+
+
+def test_a_long_integer_is_valid_json() -> None:
+    line = (
+        b'{"id": '
+        + b"7" * 5000
+        + b', "contents": [{"role": "user", "parts": [{"text": "a"}]}, '
+        + (b'{"role": "model", "parts": [{"text": "c"}]}]}')
+    )
+    report = run(line, model=FC_MODEL)
+    assert report.valid and warnings(report) == [(1, "unknown_field")]
