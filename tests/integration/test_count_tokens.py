@@ -166,3 +166,30 @@ def test_an_emulator_that_is_often_unavailable_still_counts_every_long_example()
     assert report.valid and report.warnings == [], report.to_dict()
     assert report.stats["exactly_counted_examples"] == 4
     assert any("retried" in note for note in report.notes)
+
+
+def test_count_tokens_counts_tools_and_function_payloads(client: aiplatform_v1.LlmUtilityServiceClient) -> None:
+    turns = [
+        {"role": "user", "parts": [{"text": "Hello"}]},
+        {"role": "model", "parts": [{"function_call": {"name": "lookup", "args": {"q": "pixel"}}}]},
+    ]
+    tool = {"function_declarations": [{"name": "lookup", "description": "Find a product in the catalogue"}]}
+    bare = client.count_tokens(request={"endpoint": ENDPOINT, "contents": turns}).total_tokens
+    with_tools = client.count_tokens(request={"endpoint": ENDPOINT, "contents": turns, "tools": [tool]}).total_tokens
+    declaration = aiplatform_v1.Tool.to_json(aiplatform_v1.Tool(tool), indent=None)
+    assert with_tools == bare + approximate_tokens(declaration)
+    call = aiplatform_v1.FunctionCall.to_json(
+        aiplatform_v1.FunctionCall(name="lookup", args={"q": "pixel"}), indent=None
+    )
+    assert bare == approximate_tokens("Hello") + approximate_tokens(call)
+
+
+def test_the_validator_sends_tools_to_the_emulator(host: str) -> None:
+    counter = VertexTokenCounter("tunedrop-dev", host=host)
+    request = {
+        "contents": [{"role": "user", "parts": [{"text": "Hello"}]}],
+        "tools": [{"functionDeclarations": [{"name": "lookup", "parameters": {"type": "object"}}]}],
+    }
+    assert counter.count(request, "gemini-3.5-flash") > counter.count(
+        {"contents": request["contents"]}, "gemini-3.5-flash"
+    )
