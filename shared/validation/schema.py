@@ -1034,8 +1034,12 @@ class ExampleChecker:
 
 
 def _json_chars(value: Any) -> int:
-    """The length of ``value`` as compact JSON: what a function payload or tools block adds to an example's size."""
-    return len(json_text(value))
+    """The length of ``value`` as compact JSON: what a function payload or tools block adds to an example's
+    size (0 for one nested too deep to serialise: text_bound still sends such an example to an exact count)."""
+    try:
+        return len(json_text(value))
+    except RecursionError:
+        return 0
 
 
 def _segment_seconds(metadata: Any) -> float | None:
@@ -1121,16 +1125,31 @@ def text_bound(request: dict[str, Any]) -> int:
             else:
                 payload = part.get("functionCall", part.get("functionResponse"))
                 if payload is not None:
-                    total += TURN_OVERHEAD_TOKENS + len(json_text(payload).encode("utf-8"))
+                    total += TURN_OVERHEAD_TOKENS + _json_bytes(payload)
     tools = request.get("tools")
     if tools:
-        total += TURN_OVERHEAD_TOKENS + len(json_text(tools).encode("utf-8"))
+        total += TURN_OVERHEAD_TOKENS + _json_bytes(tools)
     return total
 
 
+def _json_bytes(value: Any) -> int:
+    try:
+        return len(json_text(value).encode("utf-8"))
+    except RecursionError:
+        return UNMEASURABLE
+
+
 def json_text(value: Any) -> str:
-    """``value`` as compact JSON: how function payloads and tools are measured and counted as text."""
+    """``value`` as compact JSON: how function payloads and tools are measured and counted as text.
+
+    Raises RecursionError for a value nested almost as deep as the decoder could read (json.dumps is called
+    from a deeper stack than the decoder was)."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+# What a value too deeply nested to serialise is taken to measure: far over every model's limit, so that
+# the bound sends the example to an exact count rather than passing it unmeasured.
+UNMEASURABLE = 1 << 40
 
 
 def to_request(obj: dict[str, Any], spec: ModelSpec) -> dict[str, Any]:
