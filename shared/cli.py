@@ -35,6 +35,8 @@ from shared.logs import configure_logging
 from shared.text import printable
 from shared.validation import cli as validate_cli
 from shared.validation.cli import parse_day
+from shared.validation.convert import Conversion
+from shared.validation.convert import Source as ConvertSource
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -78,6 +80,59 @@ def _command(
 _command(
     "validate", "check a JSONL tuning dataset (local file or gs:// URI) before uploading it", help=validate_cli.__doc__
 )(validate_cli.validate_command)
+
+
+@_command("convert", "rewrite an OpenAI chat, messages or prompt/completion dataset in Gemini's format")
+def convert_command(
+    source_location: Annotated[
+        str, typer.Argument(metavar="IN", help="dataset to convert: a local path or gs://bucket/object")
+    ],
+    target_location: Annotated[
+        str, typer.Argument(metavar="OUT", help="where to write the Gemini dataset (must not exist yet)")
+    ],
+    source: Annotated[
+        ConvertSource,
+        typer.Option("--from", case_sensitive=False, help="format of IN (auto: each example's own)"),
+    ] = ConvertSource.AUTO,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="print what was converted, and each line that was not, as JSON")
+    ] = False,
+) -> int:
+    """Rewrite a dataset from OpenAI's chat format (tool calls included), the legacy gemini-1.0-pro-002
+    `messages` format, or `prompt`/`completion` and `input`/`output` pairs into Gemini's `contents`
+    format, one example per line (a pretty-printed JSON file is read too). Lines already in Gemini's format
+    are copied. Each line that cannot be converted is left out and reported with its number on stderr.
+
+    Exit status: 0 every example converted, 1 some were not, 2 usage error (an unreadable IN, an OUT that
+    exists: nothing is ever overwritten)."""
+    from shared.validation.convert import ConvertUsageError, convert_file
+
+    try:
+        result = convert_file(source_location, target_location, source)
+    except ConvertUsageError as exc:
+        print(f"tunedrop convert: {printable(str(exc))}", file=sys.stderr)
+        return 2
+    for failure in result.failures:
+        print(
+            f"{printable(source_location)}:{failure.line}: not converted: {printable(failure.reason)}", file=sys.stderr
+        )
+    if result.failure_count > len(result.failures):
+        print(f"... and {result.failure_count - len(result.failures):,} more line(s) not converted", file=sys.stderr)
+    if json_output:
+        _print_json({"input": source_location, "output": target_location, "from": source.value, **result.to_dict()})
+    else:
+        print(_conversion_summary(result, target_location))
+    return 0 if result.complete else 1
+
+
+def _conversion_summary(result: Conversion, target_location: str) -> str:
+    formats = ", ".join(f"{count:,} {kind}" for kind, count in sorted(result.formats.items())) or "none"
+    written = result.converted + result.copied
+    return (
+        f"{written:,} of {result.examples:,} example(s) written to {printable(target_location)} "
+        f"({result.converted:,} converted, {result.copied:,} already in Gemini's format; formats read: {formats}); "
+        f"{result.failure_count:,} not converted."
+    )
 
 
 # ------------------------------------------------------------------------------------ output

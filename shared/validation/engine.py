@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 import msgspec
 
 from shared.validation.cost import cost_estimate
+from shared.validation.diagnosis import diagnosing
 from shared.validation.hyperparams import check_hyper_parameters
 from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, get_model, registry
 from shared.validation.report import Issue, ValidationReport
@@ -957,7 +958,9 @@ def _scan_file(
         _check_file_size(report, spec, file, size)
     stop_at = oversized_scan_bytes if known_over else most + 1
     if stop_at > 0:
-        examples, read = run.scan(lines, file, training=training, progress=progress, stop_at=stop_at)
+        # A file in another tool's format gets one file-level diagnosis instead of one error per line.
+        with diagnosing(run, lines, file) as lines:
+            examples, read = run.scan(lines, file, training=training, progress=progress, stop_at=stop_at)
         lines_read, partial = run.lines_read, run.stopped_early
     else:
         examples = read = lines_read = 0

@@ -14,7 +14,7 @@ import pytest
 from shared import bootstrap, cli, logs
 from shared.clock import FakeClock
 from shared.validation.cli import parse_day
-from shared.validation.registry import markdown_table, registry
+from shared.validation.registry import DEFAULT_MODEL, markdown_table, registry
 from tests.fakes import Harness, make_harness
 
 MARKUP = "[bold red]loud[/bold red] :smile: [link=https://example.invalid]x[/link]"
@@ -250,3 +250,84 @@ def test_an_interrupted_command_exits_130(harness: Harness, monkeypatch: pytest.
 
 def test_on_is_parsed_as_a_day() -> None:
     assert parse_day("2026-11-29") == date(2026, 11, 29)
+
+
+# -- convert -----------------------------------------------------------------------------------
+
+FOREIGN = Path(__file__).resolve().parents[1] / "fixtures" / "datasets" / "foreign"
+
+
+def test_an_openai_chat_file_is_diagnosed_once_and_validates_clean_after_convert(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TUNEDROP_BASE_MODEL", raising=False)  # the default model
+    source = tmp_path / "chat.jsonl"
+    source.write_bytes((FOREIGN / "openai_chat.jsonl").read_bytes())
+    code, out, _ = tunedrop(capsys, "validate", str(source), "--json")
+    report = json.loads(out)
+    assert code == 1 and report["error_counts"] == {"openai_chat_format": 1}
+    (diagnosis,) = report["errors"]
+    assert diagnosis["line"] == 0 and diagnosis["lines_affected"] == 5
+    assert diagnosis["command"] == f"tunedrop convert {source} {tmp_path / 'chat.gemini.jsonl'} --from openai"
+
+    code, out, err = tunedrop(capsys, *diagnosis["command"].split()[1:])  # the command the report gives
+    assert code == 0 and err == ""
+    assert "5 of 5 example(s) written" in out and "0 not converted" in out
+    code, out, _ = tunedrop(capsys, "validate", str(tmp_path / "chat.gemini.jsonl"), "--json")
+    report = json.loads(out)
+    assert code == 0 and report["valid"] and report["errors"] == [] and report["warnings"] == []
+    assert report["model"] == DEFAULT_MODEL
+
+
+def test_convert_reports_each_line_it_could_not_map(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "mixed.jsonl"
+    source.write_text(
+        '{"prompt": "a", "completion": "b"}\n{"messages": [{"role": "\\u001b[31mrobot", "content": "x"}]}\n{oops\n'
+    )
+    code, out, err = tunedrop(capsys, "convert", str(source), str(tmp_path / "out.jsonl"), "--json")
+    summary = json.loads(out)
+    assert code == 1
+    assert (summary["examples"], summary["converted"], summary["not_converted"]) == (3, 1, 2)
+    assert [f["line"] for f in summary["failures"]] == [2, 3]
+    assert summary["from"] == "auto" and summary["output"] == str(tmp_path / "out.jsonl")
+    lines = err.splitlines()
+    assert lines[0].startswith(f"{source}:2: not converted: message 1 has role ") and "\x1b" not in err
+    assert lines[1] == f"{source}:3: not converted: not valid JSON"
+    assert (tmp_path / "out.jsonl").read_text().count("\n") == 1
+
+
+def test_convert_usage_errors_exit_2_and_never_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"prompt": "a", "completion": "b"}\n')
+    target = tmp_path / "out.jsonl"
+    target.write_text("keep me")
+    code, out, err = tunedrop(capsys, "convert", str(source), str(target))
+    assert code == 2 and out == "" and "exists" in err and target.read_text() == "keep me"
+    code, _, err = tunedrop(capsys, "convert", str(tmp_path / "nope.jsonl"), str(tmp_path / "new.jsonl"))
+    assert code == 2 and "cannot read" in err
+    code, _, _ = tunedrop(capsys, "convert", str(source), str(tmp_path / "new.jsonl"), "--from", "csv")
+    assert code == 2 and not (tmp_path / "new.jsonl").exists()
+
+
+def test_convert_reads_and_writes_cloud_storage_without_overwriting(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fakes import InMemoryBlobStore
+
+    store = InMemoryBlobStore()
+    monkeypatch.setattr("shared.validation.convert._blob_store", lambda: store)
+    store.put("bucket", "in.jsonl", (FOREIGN / "prompt_completion.jsonl").read_bytes())
+    code, _, _ = tunedrop(
+        capsys, "convert", "gs://bucket/in.jsonl", "gs://bucket/out.jsonl", "--from", "prompt-completion"
+    )
+    assert code == 0
+    written = [json.loads(line) for line in store.read("bucket", "out.jsonl").splitlines()]
+    assert len(written) == 3 and written[0]["contents"][0]["role"] == "user"
+    assert store.get("bucket", "out.jsonl").content_type == "application/jsonl"
+    generation = store.get("bucket", "out.jsonl").generation
+    code, _, err = tunedrop(capsys, "convert", "gs://bucket/in.jsonl", "gs://bucket/out.jsonl")
+    assert code == 2 and "exists" in err and store.get("bucket", "out.jsonl").generation == generation
+    code, _, err = tunedrop(capsys, "convert", "gs://bucket/missing.jsonl", "gs://bucket/new.jsonl")
+    assert code == 2 and "does not exist" in err
+    code, _, err = tunedrop(capsys, "convert", "gs://", "out.jsonl")
+    assert code == 2 and "gs://bucket/object" in err

@@ -1,0 +1,293 @@
+"""`tunedrop convert`'s mapping, one example at a time and a file at a time (the command: tests/unit/test_cli.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared.validation import validate_dataset
+from shared.validation.convert import (
+    ConvertUsageError,
+    Source,
+    Unmappable,
+    convert_example,
+    convert_file,
+    convert_stream,
+    document_values,
+    is_pretty_printed,
+)
+from shared.validation.diagnosis import Kind
+
+FOREIGN = Path(__file__).resolve().parents[2] / "fixtures" / "datasets" / "foreign"
+
+
+def converted(example: dict[str, Any], source: Source = Source.AUTO) -> dict[str, Any]:
+    _, out = convert_example(example, source)
+    assert out is not None
+    return out
+
+
+def convert_bytes(data: bytes, source: Source = Source.AUTO) -> tuple[list[dict[str, Any]], Any]:
+    target = io.BytesIO()
+    result = convert_stream(io.BufferedReader(io.BytesIO(data)), target, source)
+    return [json.loads(line) for line in target.getvalue().splitlines()], result
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"role": "user", "parts": [{"text": text}]}
+
+
+def model(text: str) -> dict[str, Any]:
+    return {"role": "model", "parts": [{"text": text}]}
+
+
+# ---- one example
+
+
+def test_chat_roles_map_to_turns_and_system_instruction() -> None:
+    example = {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]},
+        ]
+    }
+    assert converted(example) == {
+        "systemInstruction": {"parts": [{"text": "Be brief."}]},
+        "contents": [user("Hi"), {"role": "model", "parts": [{"text": "Hel"}, {"text": "lo"}]}],
+    }
+
+
+def test_tool_calls_and_results_map_to_function_call_and_response() -> None:
+    tools = [
+        {"type": "function", "function": {"name": "weather", "description": "d", "parameters": {"type": "object"}}}
+    ]
+    example = {
+        "messages": [
+            {"role": "user", "content": "Paris and Oslo?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "a", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+                    {"id": "b", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+                ],
+            },
+            {"role": "tool", "tool_call_id": "a", "content": '{"temp": 22}'},
+            {"role": "tool", "tool_call_id": "b", "content": "4 and raining"},
+            {"role": "assistant", "content": "Warm and wet."},
+        ],
+        "tools": tools,
+        "parallel_tool_calls": True,
+    }
+    assert converted(example) == {
+        "contents": [
+            user("Paris and Oslo?"),
+            {
+                "role": "model",
+                "parts": [
+                    {"functionCall": {"name": "weather", "args": {"city": "Paris"}}},
+                    {"functionCall": {"name": "weather", "args": {"city": "Oslo"}}},
+                ],
+            },
+            {  # the two results of the parallel calls in one user turn, each named after its call
+                "role": "user",
+                "parts": [
+                    {"functionResponse": {"name": "weather", "response": {"temp": 22}}},
+                    {"functionResponse": {"name": "weather", "response": {"output": "4 and raining"}}},
+                ],
+            },
+            model("Warm and wet."),
+        ],
+        "tools": [
+            {"functionDeclarations": [{"name": "weather", "description": "d", "parameters": {"type": "object"}}]}
+        ],
+    }
+
+
+def test_legacy_function_call_and_functions() -> None:
+    example = {
+        "messages": [
+            {"role": "user", "content": "Time?"},
+            {"role": "assistant", "function_call": {"name": "now", "arguments": "{}"}},
+            {"role": "function", "name": "now", "content": "noon"},
+            {"role": "assistant", "content": "Noon."},
+        ],
+        "functions": [{"name": "now"}],
+    }
+    out = converted(example, Source.OPENAI)
+    assert out["contents"][1] == {"role": "model", "parts": [{"functionCall": {"name": "now", "args": {}}}]}
+    assert out["contents"][2]["parts"] == [{"functionResponse": {"name": "now", "response": {"output": "noon"}}}]
+    assert out["tools"] == [{"functionDeclarations": [{"name": "now"}]}]
+
+
+def test_legacy_messages_and_pairs() -> None:
+    legacy = {"messages": [{"role": "user", "content": "a"}, {"role": "model", "content": "b"}]}
+    assert convert_example(legacy, Source.MESSAGES) == (Kind.MESSAGES, {"contents": [user("a"), model("b")]})
+    pair = {"prompt": "q ->", "completion": " a END"}
+    assert converted(pair, Source.PROMPT_COMPLETION) == {"contents": [user("q ->"), model(" a END")]}  # kept as is
+    assert converted({"input": "q", "output": "a"}) == {"contents": [user("q"), model("a")]}
+    alpaca = {"instruction": "Translate.", "input": "hi", "output": "salut"}
+    assert converted(alpaca) == {"contents": [user("Translate.\n\nhi"), model("salut")]}
+
+
+def test_consecutive_turns_of_one_role_are_merged() -> None:
+    example = {
+        "messages": [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "c"},
+        ]
+    }
+    assert converted(example)["contents"] == [{"role": "user", "parts": [{"text": "a"}, {"text": "b"}]}, model("c")]
+
+
+def test_image_urls_in_cloud_storage_become_file_data() -> None:
+    example = {
+        "messages": [
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "gs://b/cat.png"}}]},
+            {"role": "assistant", "content": "A cat."},
+        ]
+    }
+    assert converted(example)["contents"][0]["parts"] == [
+        {"fileData": {"mimeType": "image/png", "fileUri": "gs://b/cat.png"}}
+    ]
+
+
+def test_gemini_examples_are_copied_as_they_are() -> None:
+    assert convert_example({"contents": [user("a"), model("b")]}, Source.OPENAI) == (Kind.CONTENTS, None)
+
+
+@pytest.mark.parametrize(
+    ("example", "reason"),
+    [
+        ({"messages": [{"role": "user", "content": "a"}, {"role": "robot", "content": "b"}]}, 'role "robot"'),
+        (
+            {"messages": [{"role": "user", "content": "a"}, {"role": "tool", "tool_call_id": "x", "content": "1"}]},
+            "no earlier tool call",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "[1]"}}]}
+                ]
+            },
+            "not a JSON object",
+        ),
+        (
+            {
+                "messages": [
+                    {"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": "{oops"}}]}
+                ]
+            },
+            "not valid JSON",
+        ),
+        (
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AA"}}],
+                    }
+                ]
+            },
+            "Cloud Storage",
+        ),
+        ({"messages": [{"role": "user", "content": ""}]}, "no content"),
+        ({"messages": [{"role": "system", "content": "s"}]}, "no user or assistant"),
+        ({"prompt": "", "completion": "a"}, "prompt is empty"),
+        ({"text": "a"}, "not in a format"),
+    ],
+)
+def test_what_cannot_be_mapped_is_said(example: dict[str, Any], reason: str) -> None:
+    with pytest.raises(Unmappable, match=reason):
+        convert_example(example)
+
+
+def test_from_restricts_the_formats_converted() -> None:
+    with pytest.raises(Unmappable, match="--from auto"):
+        convert_example({"prompt": "a", "completion": "b"}, Source.OPENAI)
+    with pytest.raises(Unmappable, match="--from auto"):
+        convert_example({"messages": [{"role": "user", "content": "a"}]}, Source.PROMPT_COMPLETION)
+
+
+# ---- a file
+
+
+def test_openai_fixture_converts_and_validates_clean() -> None:
+    rows, result = convert_bytes((FOREIGN / "openai_chat.jsonl").read_bytes(), Source.OPENAI)
+    assert result.complete and result.converted == len(rows) == 5 and result.formats == {Kind.OPENAI: 5}
+    report = validate_dataset(io.BytesIO(b"".join(json.dumps(r).encode() + b"\n" for r in rows)), file="out.jsonl")
+    assert report.valid, report.first_errors()
+    assert report.warning_count == 0, report.warnings
+
+
+def test_lines_not_converted_are_left_out_and_numbered() -> None:
+    data = (
+        b'{"prompt": "a", "completion": "b"}\n'
+        b"\n"
+        b"{oops\n"
+        b'{"messages": [{"role": "robot", "content": "x"}]}\n'
+        b'{"contents": [{"role": "user", "parts": [{"text": "q"}]}, {"role": "model", "parts": [{"text": "r"}]}]}'
+    )
+    rows, result = convert_bytes(data)
+    assert [(f.line, f.reason.split(" ")[0]) for f in result.failures] == [(3, "not"), (4, "message")]
+    assert (result.examples, result.converted, result.copied, result.blank_lines) == (4, 1, 1, 1)
+    assert rows[1] == {"contents": [user("q"), model("r")]}  # copied, a newline added at the end
+    assert not result.complete and result.to_dict()["not_converted"] == 2
+
+
+def test_pretty_printed_documents_are_read_as_examples() -> None:
+    rows, result = convert_bytes((FOREIGN / "pretty_printed.json").read_bytes())
+    assert result.pretty_printed and result.complete and len(rows) == 4
+    assert result.formats == {Kind.OPENAI: 3, Kind.CONTENTS: 1}
+    objects = b'{\n  "prompt": "a",\n  "completion": "b"\n}\n\n{\n  "prompt": "c",\n  "completion": "d"\n}\n'
+    rows, result = convert_bytes(objects)
+    assert rows == [{"contents": [user("a"), model("b")]}, {"contents": [user("c"), model("d")]}]
+
+
+def test_document_values_give_the_line_each_example_starts_on_across_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("shared.validation.convert.READ_CHUNK_BYTES", 7)  # values cut across many reads
+    data = b'[\n  {"a": 1},\n  {\n    "b": "x\\ny"\n  },\n  {"c": 3}\n]\n'
+    assert list(document_values(io.BytesIO(data))) == [(2, {"a": 1}), (3, {"b": "x\ny"}), (6, {"c": 3})]
+    with pytest.raises(Unmappable, match="cannot be read"):
+        list(document_values(io.BytesIO(b'[{"a": 1}, {"b": ]')))
+
+
+def test_is_pretty_printed() -> None:
+    assert is_pretty_printed(b'[{"a": 1}]')
+    assert is_pretty_printed(b'\n{\n  "a": 1\n}')
+    assert not is_pretty_printed(b'{"a": 1}\n{"a": 2}\n')
+    assert not is_pretty_printed(b'{"a": "cut off by the head')
+
+
+def test_convert_file_never_overwrites(tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"prompt": "a", "completion": "b"}\n')
+    target = tmp_path / "out.jsonl"
+    target.write_bytes(b"precious")
+    with pytest.raises(ConvertUsageError, match="exists"):
+        convert_file(str(source), str(target))
+    assert target.read_bytes() == b"precious"
+    with pytest.raises(ConvertUsageError, match="not the input"):
+        convert_file(str(source), str(source))
+    with pytest.raises(ConvertUsageError, match="cannot read"):
+        convert_file(str(tmp_path / "missing.jsonl"), str(tmp_path / "new.jsonl"))
+    assert not (tmp_path / "new.jsonl").exists()
+
+
+def test_a_failed_conversion_leaves_no_partial_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_bytes(b'{"prompt": "a", "completion": "b"}\n')
+
+    def broken(*args: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("shared.validation.convert.convert_stream", broken)
+    with pytest.raises(OSError, match="disk full"):
+        convert_file(str(source), str(tmp_path / "out.jsonl"))
+    assert not (tmp_path / "out.jsonl").exists()
