@@ -9,6 +9,7 @@ estimate.
 
 from __future__ import annotations
 
+import bisect
 import functools
 import io
 import json
@@ -25,7 +26,7 @@ from shared.validation.cost import cost_estimate
 from shared.validation.diagnosis import diagnosing
 from shared.validation.hyperparams import check_hyper_parameters
 from shared.validation.registry import DEFAULT_MODEL, ModelSpec, ModelStatus, get_model, registry
-from shared.validation.report import Issue, ValidationReport
+from shared.validation.report import Issue, ValidationReport, plural
 from shared.validation.schema import (
     BYTES_PER_TOKEN_BOUND,
     FAST_DECODER,
@@ -49,13 +50,21 @@ from shared.validation.schema import (
     to_request,
 )
 from shared.validation.stats import LogHistogram, RatioEstimate, Reservoir, quantiles, ratio_estimate
-from shared.validation.tokens import CountingIncomplete, TokenCounter, TokenCountRetryable, TokenCountUnavailable
+from shared.validation.tokens import (
+    CountingIncomplete,
+    SentencePieceTokenCounter,
+    TokenCounter,
+    TokenCountRetryable,
+    TokenCountUnavailable,
+)
 from shared.validation.uris import UriChecker, check_all
 
 SAMPLE_SIZE = 64
 SAMPLE_MAX_LINE_BYTES = 256 * 1024  # larger examples are counted only when they near the limit
 MAX_TRACKED_URIS = 1_000_000
-MAX_EXACT_COUNTS = 2_000  # CountTokens calls for over-bound examples, per run
+# Calls to a remote token counter (Vertex AI CountTokens) for over-bound examples, per run; a local
+# tokenizer (--tokenizer) costs no quota and keeps counting past it.
+MAX_EXACT_COUNTS = 2_000
 # How long one count may keep retrying quota and availability errors (jittered exponential backoff)
 # before its counter is given up for the run; validate_dataset's count_deadline.
 COUNT_DEADLINE_SECONDS = 180.0
@@ -66,7 +75,9 @@ _REST_CHUNK_BYTES = 1 << 20  # a line over max_line_bytes is read to its end in 
 CHARS_PER_TOKEN = 4.0  # rule of thumb when nothing can count exactly
 PROGRESS_BYTES = 8 * 1024 * 1024
 _COUNT_WORKERS = 8
-_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError)  # msgspec.ValidationError is a DecodeError
+# msgspec.ValidationError is a DecodeError; msgspec raises RecursionError on deep nesting (a free-form
+# functionCall "args" value can nest anything): the precise path reports it.
+_DECODE_ERRORS = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
 # Caps of the per-value count lists in _Validation.scan (list lengths, so memory stays under a megabyte).
 _LISTED_UNITS = 1 << 16
 _LISTED_TURNS = 1 << 10
@@ -139,13 +150,15 @@ class _Counting:
         with self._lock:
             self.retries += 1
 
-    def count(self, request: Mapping[str, Any], media_tokens: int) -> _Count | None:
+    def count(self, request: Mapping[str, Any], media_tokens: int, *, remote: bool = True) -> _Count | None:
+        """The first answer of a usable counter; only local ones unless ``remote`` (the budget is spent)."""
         if self._retry is None:
             return None
         from google.api_core import exceptions as gexc
 
         for counter in self.counters:
-            if not self._usable(counter):
+            local = _is_local(counter)
+            if not self._usable(counter) or not (remote or local):
                 continue
             try:
                 tokens = self._retry(counter.count)(request, self.model)
@@ -160,11 +173,16 @@ class _Counting:
                     self.failures.setdefault(counter.name, str(exc))
                 continue
             with self._lock:
-                self.calls += 1
+                self.calls += not local
                 self.used.add(counter.name)
             estimated = 0 if counter.counts_media else media_tokens
             return _Count(tokens + estimated, counter.name, estimated)
         return None
+
+
+def _is_local(counter: TokenCounter) -> bool:
+    """Whether a counter runs on this machine (no quota, no budget): the SentencePiece tokenizer."""
+    return isinstance(counter, SentencePieceTokenCounter)
 
 
 class _Validation:
@@ -204,6 +222,10 @@ class _Validation:
         self.uris: dict[str, tuple[str, int, str]] = {}
         self.uris_dropped = 0
         self.bytes_done = 0
+        # Examples with errors, measured by the text they hold (_measure_loosely), kept apart from the clean
+        # examples' figures above and added to them for the statistics only.
+        self.loose_hist = LogHistogram()  # characters
+        self.loose_turns: dict[int, int] = {}
 
     # ---- one file
 
@@ -411,9 +433,10 @@ class _Validation:
             precise = self._precise(raw, number, label)
             if precise is None:
                 return False, -1, 0
-            shape, obj = precise
-            if obj is None:
-                return True, -1, 0  # an example, but with errors: nothing more to learn from it
+            shape, obj, failed = precise
+            if failed:  # an example, but with errors: measured loosely so that the statistics cover it
+                self._measure_loosely(obj)
+                return True, -1, 0
 
         self._check_repeat(hash(raw), number, label, training)
 
@@ -478,8 +501,9 @@ class _Validation:
                 )
             )
 
-    def _precise(self, raw: bytes, number: int, label: str) -> tuple[Shape, dict[str, Any] | None] | None:
-        """Check a line the slow, exact way. None: not an example; obj None: an example with errors."""
+    def _precise(self, raw: bytes, number: int, label: str) -> tuple[Shape, dict[str, Any], bool] | None:
+        """Check a line the slow, exact way: None when it is not an example, else (its shape, the decoded
+        object, whether it has errors)."""
         try:
             obj = decode_line(raw)
         except LineError as exc:
@@ -494,7 +518,17 @@ class _Validation:
             else:
                 failed = True
                 self.report.add(issue)
-        return shape, (None if failed else obj)
+        return shape, obj, failed
+
+    def _measure_loosely(self, obj: dict[str, Any]) -> None:
+        """Counts an example with errors in the statistics by the text it holds wherever it is (an OpenAI
+        ``content``, a misspelt field), so that a file that is invalid as a whole still gets its numbers."""
+        chars = loose_text_chars(obj)
+        if not chars:  # nothing to train on or bill: it would only drag the figures towards zero
+            return
+        turns = next((len(v) for k in ("contents", "messages") if isinstance(v := obj.get(k), list)), 0)
+        self.loose_hist.add(chars)
+        self.loose_turns[turns] = self.loose_turns.get(turns, 0) + 1
 
     def _token_limit(
         self, raw: bytes, obj: dict[str, Any] | None, media_tokens: int, number: int, label: str
@@ -512,7 +546,7 @@ class _Validation:
             return None
         counting = self.counting
         over_budget = counting.calls >= MAX_EXACT_COUNTS
-        counted = None if over_budget else counting.count(request, media_tokens)
+        counted = counting.count(request, media_tokens, remote=not over_budget)
         if counted is None or counted.tokens > limit >= counted.tokens - counted.estimated:
             self._unverified(bound, media_tokens, counted, over_budget, number, label)
         elif counted.tokens > limit:
@@ -612,60 +646,75 @@ class _Validation:
             )
 
     def statistics(self, report: ValidationReport, epochs: int | None) -> None:
+        """The report's statistics and cost: the clean examples and, measured loosely, those with errors."""
         spec = self.spec
         estimate = self._sample_ratio()
-        if estimate is not None:
-            ratio = estimate.ratio
-            counters = ", ".join(sorted(self.counting.used))
-            method = (
-                f"exact counts ({counters}) of a uniform random sample of {estimate.sample_size} examples, "
-                "scaled to the rest by text length"
-            )
-        else:
-            ratio = 1.0 / CHARS_PER_TOKEN
-            method = "rule of thumb: about 4 characters per token (no token counter was available)"
-        estimated = ratio * self.est_units
-        total_tokens = self.exact_tokens + estimated
-        points = self.exact_hist.weighted() + self.est_hist.weighted(ratio)
-        count = self.exact_hist.count + self.est_hist.count
-        tokens: dict[str, Any] = {"method": method}
-        if count:
-            low = min(
-                self.exact_hist.low if self.exact_hist.count else math.inf,
-                self.est_hist.low * ratio if self.est_hist.count else math.inf,
-            )
-            high = max(
-                self.exact_hist.high if self.exact_hist.count else -math.inf,
-                self.est_hist.high * ratio if self.est_hist.count else -math.inf,
-            )
-            median, p95 = quantiles(points, (0.5, 0.95))
-            tokens.update(
-                min=round(low),
-                median=round(median),
-                p95=round(p95),
-                max=round(high),
-                mean=round(total_tokens / count, 1),
-                histogram=_histogram(points, low, high),
-            )
-        checked = sum(self.turns_counts.values())
-        turns = sum(t * n for t, n in self.turns_counts.items())
+        ratio, method = self._ratio(estimate)
+        est_hist = self.est_hist.merged(self.loose_hist)
+        est_units = self.est_units + round(self.loose_hist.total)
+        total_tokens = self.exact_tokens + ratio * est_units
+        tokens = {"method": method, **self._token_stats(est_hist, ratio, total_tokens)}
+        if tokens.get("histogram") and self.media_parts:
+            tokens["media_assumption"] = media_assumption(spec)
+        turns_counts = dict(self.turns_counts)
+        for turns, count in self.loose_turns.items():
+            turns_counts[turns] = turns_counts.get(turns, 0) + count
+        checked = sum(turns_counts.values())
+        turns = sum(t * n for t, n in turns_counts.items())
+        with_errors = self.loose_hist.count
         report.stats = {
             "examples": report.example_count,
             "examples_checked": checked,
+            "examples_with_errors_measured": with_errors,
             "multimodal_examples": self.multimodal_examples,
             "media_parts": self.media_parts,
-            "characters": self.chars,
+            "characters": self.chars + round(self.loose_hist.total),
             "turns": {
                 "total": turns,
                 "mean": round(turns / checked, 2) if checked else 0,
-                "max": max(self.turns_counts, default=0),
+                "max": max(turns_counts, default=0),
             },
             "tokens_per_example": tokens,
             "training_tokens": round(total_tokens),
             "exactly_counted_examples": self.exact_hist.count,
             "token_counters": sorted(self.counting.used),
         }
-        report.cost = cost_estimate(spec, total_tokens, estimate, self.est_units, epochs, method)
+        report.cost = cost_estimate(spec, total_tokens, estimate, est_units, epochs, method)
+        if with_errors:
+            one = with_errors == 1
+            report.cost["scope_note"] = (
+                f"includes {plural(with_errors, 'example')} with errors, measured by the text "
+                f"{'it holds, as it' if one else 'they hold, as they'} would bill once fixed"
+            )
+
+    def _ratio(self, estimate: RatioEstimate | None) -> tuple[float, str]:
+        """Tokens per size unit for the examples not counted exactly, and how it was found."""
+        if estimate is None:
+            return 1.0 / CHARS_PER_TOKEN, "rule of thumb: about 4 characters per token (no token counter was available)"
+        counters = ", ".join(sorted(self.counting.used))
+        return estimate.ratio, (
+            f"exact counts ({counters}) of a uniform random sample of {estimate.sample_size} examples, "
+            "scaled to the rest by text length"
+        )
+
+    def _token_stats(self, est_hist: LogHistogram, ratio: float, total_tokens: float) -> dict[str, Any]:
+        """Tokens per example (min, median, p95, max, mean, histogram) of the exact counts and the estimates."""
+        exact = self.exact_hist
+        count = exact.count + est_hist.count
+        if not count:
+            return {}
+        points = exact.weighted() + est_hist.weighted(ratio)
+        low = min(exact.low if exact.count else math.inf, est_hist.low * ratio if est_hist.count else math.inf)
+        high = max(exact.high if exact.count else -math.inf, est_hist.high * ratio if est_hist.count else -math.inf)
+        median, p95 = quantiles(points, (0.5, 0.95))
+        return {
+            "min": round(low),
+            "median": round(median),
+            "p95": round(p95),
+            "max": round(high),
+            "mean": round(total_tokens / count, 1),
+            "histogram": _histogram(points),
+        }
 
     def _sample_ratio(self) -> RatioEstimate | None:
         items = self.sample.items
@@ -707,6 +756,51 @@ def _bounded_lines(lines: Iterable[bytes], longest: int) -> tuple[Iterable[bytes
     return iter(functools.partial(readline, longest + 1), b""), rest_of_line
 
 
+# What the token estimate assumes of one media part of each kind (shared/models.json, token_estimate_note):
+# the validator never sees a file's duration, pages or pixels.
+_MEDIA_ASSUMED = {
+    "image": "each image one tile of up to 384x384 px",
+    "audio": "each audio part one minute long",
+    "video": "each video part one minute long",
+    "document": "each document one page",
+}
+
+
+def media_assumption(spec: ModelSpec) -> str:
+    """The report's sentence on how media parts are counted for ``spec``, naming each kind's assumption."""
+    kinds = [
+        f"{_MEDIA_ASSUMED.get(kind, f'each {kind} part')} ({rule.token_estimate:,} tokens)"
+        for kind, rule in sorted(spec.media.items())
+    ]
+    return (
+        "estimated, not measured, unless Vertex AI CountTokens counted the example: "
+        + "; ".join(kinds)
+        + ". Longer media, more pages or larger images count more."
+    )
+
+
+# Fields whose strings name or label something rather than hold text the model reads (loose_text_chars).
+_LABEL_FIELDS = frozenset(
+    {"role", "type", "id", "tool_call_id", "mimeType", "mime_type", "fileUri", "file_uri", "name", "weight"}
+)
+
+
+def loose_text_chars(value: Any) -> int:
+    """Characters of the strings in a decoded JSON value, wherever they are, except keys and label fields:
+    the text of an example that does not have the shape of one (whose shape says where its text is)."""
+    total = 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k not in _LABEL_FIELDS)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
 def _grown(counts: list[int], index: int, cap: int) -> bool:
     """Lengthen ``counts`` to hold ``index`` when that stays under ``cap``; whether it now does."""
     if index >= cap:
@@ -715,21 +809,37 @@ def _grown(counts: list[int], index: int, cap: int) -> bool:
     return True
 
 
-def _histogram(points: list[tuple[float, int]], low: float, high: float, bins: int = 12) -> list[dict[str, Any]]:
-    """Log-spaced bins from min to max: [{"from", "to", "count"}]."""
+def _histogram(points: list[tuple[float, int]], bins: int = 12) -> list[dict[str, Any]]:
+    """Log-spaced bins of whole numbers over the points' values: [{"from", "to", "count"}], "to" inclusive.
+
+    The ranges are distinct (each bin starts one above the last one's "to"), the first holds the smallest
+    point and the last the largest, so neither edge is empty; a narrow range gets fewer bins. A point is a
+    LogHistogram bucket (2% wide), so an edge may differ from the exact min or max by up to 2%."""
     if not points:
         return []
-    low = max(1.0, low)
-    high = max(low, high)
-    if high <= low * 1.0001:
-        return [{"from": round(low), "to": round(high), "count": sum(n for _, n in points)}]
-    step = (math.log(high) - math.log(low)) / bins
-    edges = [math.exp(math.log(low) + i * step) for i in range(bins + 1)]
-    counts = [0] * bins
-    for value, n in points:
-        index = 0 if value <= low else min(bins - 1, int((math.log(value) - math.log(low)) / step))
-        counts[index] += n
-    return [{"from": round(edges[i]), "to": round(edges[i + 1]), "count": counts[i]} for i in range(bins)]
+    first = max(0, round(min(value for value, _ in points)))
+    last = max(first, round(max(value for value, _ in points)))
+    starts = _bin_starts(first, last, bins)
+    counts = [0] * len(starts)
+    for value, count in points:
+        counts[max(0, bisect.bisect_right(starts, round(value)) - 1)] += count
+    ends = [start - 1 for start in starts[1:]] + [last]
+    return [{"from": s, "to": e, "count": n} for s, e, n in zip(starts, ends, counts, strict=True)]
+
+
+def _bin_starts(first: int, last: int, bins: int) -> list[int]:
+    """The first value of each bin: every value when there are no more than ``bins``, otherwise
+    log-spaced whole numbers, strictly increasing (a bin too narrow to hold a whole number is merged)."""
+    if last - first < bins:
+        return list(range(first, last + 1))
+    base = max(1, first)
+    step = (math.log(last + 1) - math.log(base)) / bins
+    starts = [first]
+    for index in range(1, bins):
+        start = round(base * math.exp(index * step))
+        if starts[-1] < start <= last:
+            starts.append(start)
+    return starts
 
 
 def _counters(token_counter: TokenCounter | Sequence[TokenCounter] | None) -> list[TokenCounter]:
@@ -821,7 +931,7 @@ def validate_dataset(
 
     # Dataset-wide rules of the example checker (RULES hook: schema.ExampleChecker.dataset_problems).
     for problem in run.checker.dataset_problems(report.example_count + report.validation_example_count):
-        report.add(Issue(0, problem.code, problem.message, problem.path))
+        (report.warn if problem.warning else report.add)(Issue(0, problem.code, problem.message, problem.path))
     if uri_checker is not None and run.uris:
         run.check_uris(uri_checker)
     run.statistics(report, epochs)
@@ -843,6 +953,8 @@ def _resolve_model(
         spec = get_model(name)
     if spec is not None:
         report.model = spec.name
+        if name != spec.name:  # an alias or another spelling: the header names both
+            report.requested_model = name
         if on is not None:
             _check_lifecycle(report, spec, on, retiring_days)
         return spec
@@ -880,7 +992,7 @@ def _check_training_count(report: ValidationReport, spec: ModelSpec, *, multimod
             Issue(
                 0,
                 "too_few_examples",
-                f"The training file has {report.example_count} examples; {spec.name} needs at least "
+                f"The training file has {plural(report.example_count, 'example')}; {spec.name} needs at least "
                 f"{spec.min_examples}.",
             )
         )
@@ -972,8 +1084,8 @@ def _scan_file(
             _check_file_size(report, spec, file, size if size is not None else read)
     if partial:
         report.notes.append(
-            f"{file} is over the size limit: only its first {lines_read:,} line(s) ({read / 2**20:,.1f} MiB) were "
-            "checked, and the statistics cover only those."
+            f"{file} is over the size limit: Tunedrop checked only its first {plural(lines_read, 'line')} "
+            f"({read / 2**20:,.1f} MiB), and the statistics cover only those."
         )
     return examples, read, partial
 

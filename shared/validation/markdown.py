@@ -6,7 +6,7 @@ import re
 from typing import Any
 
 from shared.text import printable
-from shared.validation.report import Issue, ValidationReport
+from shared.validation.report import Issue, ValidationReport, plural
 
 _BAR_WIDTH = 40
 
@@ -55,14 +55,18 @@ def _issue_rows(issues: list[Issue], show_file: bool) -> list[str]:
     return rows
 
 
+def _bin_label(low: int, high: int) -> str:
+    return f"{low:,}" if low == high else f"{low:,}-{high:,}"
+
+
 def _histogram(bins: list[dict[str, Any]]) -> list[str]:
     peak = max((b["count"] for b in bins), default=0)
     if not peak:
         return []
-    width = max(len(f"{b['from']:,}-{b['to']:,}") for b in bins)
+    width = max(len(_bin_label(b["from"], b["to"])) for b in bins)
     lines = ["```text"]
     for b in bins:
-        label = f"{b['from']:,}-{b['to']:,}".rjust(width)
+        label = _bin_label(b["from"], b["to"]).rjust(width)
         bar = "█" * round(_BAR_WIDTH * b["count"] / peak)
         if b["count"] and not bar:
             bar = "▏"
@@ -87,19 +91,24 @@ def render_markdown(report: ValidationReport) -> str:
 
 
 def _summary(report: ValidationReport) -> list[str]:
-    verdict = "✅ valid" if report.valid else f"❌ invalid: {report.error_count:,} problem(s)"
+    verdict = "✅ valid" if report.valid else f"❌ invalid: {plural(report.error_count, 'problem')}"
     out = [
         f"# Dataset validation: {verdict}",
         "",
-        f"- Training file: {_code(report.file)} ({report.example_count:,} examples, {report.byte_count:,} bytes)",
+        f"- Training file: {_code(report.file)} ({plural(report.example_count, 'example')}, "
+        f"{plural(report.byte_count, 'byte')})",
     ]
     if report.validation_file:
         out.append(
-            f"- Validation file: {_code(report.validation_file)} ({report.validation_example_count:,} examples, "
-            f"{report.validation_byte_count:,} bytes)"
+            f"- Validation file: {_code(report.validation_file)} "
+            f"({plural(report.validation_example_count, 'example')}, {plural(report.validation_byte_count, 'byte')})"
         )
-    if report.model:
+    if report.requested_model:
+        out.append(f"- Base model: {_code(report.requested_model)} (registry id {_code(report.model)})")
+    elif report.model:
         out.append(f"- Base model: {_code(report.model)}")
+    if report.strict:
+        out.append("- Strict validation: duplicate examples and train/validation overlap are errors")
     if report.hyper_parameters:
         shown = ", ".join(f"{_text(k)}={_text(v)}" for k, v in report.hyper_parameters.items())
         out.append(f"- Hyper-parameters: {shown}")
@@ -137,10 +146,13 @@ def _statistics(stats: dict[str, Any]) -> list[str]:
     if not stats:
         return []
     turns = stats.get("turns", {})
+    measured = stats.get("examples_checked", 0)
+    with_errors = stats.get("examples_with_errors_measured", 0)
+    loosely = f" ({with_errors:,} of them with errors, measured by the text they hold)" if with_errors else ""
     out = [
         "## Statistics",
         "",
-        f"- Examples checked: {stats.get('examples_checked', 0):,}",
+        f"- Examples measured: {measured:,}{loosely}",
         f"- Turns: {turns.get('total', 0):,} (mean {turns.get('mean', 0)}, max {turns.get('max', 0)})",
         f"- Characters of text: {stats.get('characters', 0):,}",
     ]
@@ -154,6 +166,7 @@ def _statistics(stats: dict[str, Any]) -> list[str]:
             f"- Tokens per example: min {tokens['min']:,}, median {tokens['median']:,}, "
             f"p95 {tokens['p95']:,}, max {tokens['max']:,}",
             f"- Token counts: {_text(tokens.get('method', ''))}",
+            *([f"- Media tokens: {_text(tokens['media_assumption'])}"] if tokens.get("media_assumption") else []),
             "",
             "Tokens per example:",
             "",
@@ -169,9 +182,11 @@ def _cost(cost: dict[str, Any]) -> list[str]:
     out = [
         "## Training cost estimate",
         "",
-        f"- Training tokens: {cost['training_tokens']:,} x {cost['epochs']} epoch(s) = "
-        f"{cost['billable_tokens']:,} billable tokens",
+        f"- Training tokens: {cost['training_tokens']:,} x {plural(cost['epochs'], 'epoch')} = "
+        f"{plural(cost['billable_tokens'], 'billable token')}",
     ]
+    if cost.get("scope_note"):
+        out.append(f"- {_text(cost['scope_note'], starts_block=True)}")
     if "billable_tokens_ci95" in cost:
         low, high = cost["billable_tokens_ci95"]
         out.append(f"- 95% interval: {low:,} - {high:,} billable tokens")

@@ -9,6 +9,11 @@ from typing import Any
 MAX_ISSUES_PER_CODE = 100
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``count`` and ``noun``, in the plural (``nouns``, default noun + "s") unless the count is one."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 @dataclass(frozen=True)
 class Issue:
     """One problem. ``line`` is 1-based in ``file``; 0 means the dataset as a whole."""
@@ -40,6 +45,7 @@ class ValidationReport:
     warnings: list[Issue] = field(default_factory=list)
     warning_counts: Counter[str] = field(default_factory=Counter)
     model: str = ""
+    requested_model: str = ""  # the base model as asked for, when that is not the registry id in ``model``
     validation_file: str = ""
     validation_example_count: int = 0
     validation_byte_count: int = 0
@@ -102,6 +108,8 @@ class ValidationReport:
         }
         if self.model:
             out["model"] = self.model
+        if self.requested_model:
+            out["requested_model"] = self.requested_model
         if self.validation_file:
             out["validation_file"] = self.validation_file
             out["validation_example_count"] = self.validation_example_count

@@ -44,6 +44,19 @@ class LogHistogram:
         self.low = min(self.low, value)
         self.high = max(self.high, value)
 
+    def merged(self, other: LogHistogram) -> LogHistogram:
+        """A new histogram holding the values of both."""
+        buckets = dict(self.buckets)
+        for index, count in other.buckets.items():
+            buckets[index] = buckets.get(index, 0) + count
+        return LogHistogram(
+            buckets,
+            self.count + other.count,
+            self.total + other.total,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
+
     def weighted(self, scale: float = 1.0) -> list[tuple[float, int]]:
         """(representative value x scale, count) per bucket, clamped to the exact min and max."""
         return [(min(max(_bucket_value(i), self.low), self.high) * scale, n) for i, n in sorted(self.buckets.items())]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.validation import get_model, validate_dataset
+from shared.validation import engine, get_model, validate_dataset
 from shared.validation.registry import ModelSpec
 from shared.validation.schema import (
     BYTES_PER_TOKEN_BOUND,
@@ -21,7 +21,8 @@ from shared.validation.schema import (
     max_json_values,
     max_line_bytes,
 )
-from tests.unit.validation.helpers import FILE, GOOD, FakeCounter, codes, line, warnings
+from shared.validation.tokens import SentencePieceTokenCounter
+from tests.unit.validation.helpers import FILE, GOOD, FakeCounter, codes, example, line, turn, warnings
 
 GOOD_LINE = line(GOOD)
 VAL = "gs://ds/incoming/val.jsonl"
@@ -292,3 +293,53 @@ def test_a_file_within_the_limit_is_read_to_the_end(size: int | None) -> None:
     data = b"".join(endless_good_lines(100))
     report = validate_dataset(io.BytesIO(data), file=FILE, model=spec(max_file_bytes=20_000), file_size=size)
     assert report.valid and report.byte_count == len(data) < 20_000 and report.example_count == 100
+
+
+class HalvingProcessor:
+    """A stand-in SentencePiece processor: one token per two characters."""
+
+    def encode(self, text: str) -> list[int]:
+        return [0] * (len(text) // 2)
+
+
+def long_text_example(chars: int) -> dict[str, Any]:
+    return example(turn("user", "x" * chars), turn("model", "ok"))
+
+
+@pytest.mark.parametrize("unverified_length", ["warn", "raise"])
+def test_past_the_remote_budget_no_example_is_rejected_on_an_estimate(
+    monkeypatch: pytest.MonkeyPatch, unverified_length: str
+) -> None:
+    # Long examples whose 4-characters-per-token estimate is under SMALL's limit but whose bound is over it;
+    # one is really over (the remote counter says 1,200 for it), but only the first two are counted.
+    monkeypatch.setattr(engine, "MAX_EXACT_COUNTS", 2)
+    remote = FakeCounter(lambda request: 1_200 if len(str(request)) > 3_000 else 600)
+    lines = [long_text_example(1_500 + n) for n in range(4)] + [long_text_example(3_000)]
+    report = validate_dataset(
+        io.BytesIO(b"".join(line(ex) for ex in lines)),
+        file=FILE,
+        model=SMALL,
+        token_counter=remote,
+        unverified_length=unverified_length,  # type: ignore[arg-type]
+    )
+    # Validating again would meet the same budget: a warning, never too_many_tokens nor a retry.
+    assert report.valid and "too_many_tokens" not in report.counts
+    assert warnings(report) == [
+        (3, "may_exceed_token_limit"),
+        (4, "may_exceed_token_limit"),
+        (5, "may_exceed_token_limit"),
+    ]
+    assert report.stats["exactly_counted_examples"] == 2  # the budget; the others only in the cost sample
+
+
+def test_a_local_tokenizer_keeps_counting_past_the_remote_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "MAX_EXACT_COUNTS", 1)
+    remote = FakeCounter(lambda request: 600)
+    local = SentencePieceTokenCounter(HalvingProcessor())
+    lines = [long_text_example(1_500), long_text_example(1_600), long_text_example(2_400)]
+    report = validate_dataset(
+        io.BytesIO(b"".join(line(ex) for ex in lines)), file=FILE, model=SMALL, token_counter=[remote, local]
+    )
+    assert codes(report) == [(3, "too_many_tokens")] and warnings(report) == []
+    assert "counted with sentencepiece" in report.issues[0].message
+    assert report.stats["exactly_counted_examples"] == 3

@@ -13,6 +13,7 @@ from rich.console import Console
 
 from shared.cli import main
 from shared.validation.cli import PROGRESS_MIN_BYTES, progress_bar
+from shared.validation.codes import CODES
 from shared.validation.registry import registry
 
 DATASETS = Path(__file__).resolve().parents[2] / "fixtures" / "datasets"
@@ -82,6 +83,12 @@ def every_error_run(capsys: pytest.CaptureFixture[str], *options: str) -> tuple[
     return code, as_json(out)
 
 
+def assert_severities_match_the_codes_table(doc: dict[str, Any], *, strict: bool) -> None:
+    """Each code is reported as an error or a warning as shared/validation/codes.py declares it."""
+    assert all(CODES[e["code"]].is_error(strict=strict) for e in doc["errors"])
+    assert not any(CODES[w["code"]].is_error(strict=strict) for w in doc["warnings"])
+
+
 def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> None:
     code, doc = every_error_run(capsys)
     assert code == 1
@@ -103,6 +110,7 @@ def test_every_error_kind_at_its_line(capsys: pytest.CaptureFixture[str]) -> Non
         (1, "train_validation_overlap"),
     ]
     assert "strict" not in doc
+    assert_severities_match_the_codes_table(doc, strict=False)
 
 
 @pytest.mark.parametrize("how", ["option", "setting"])
@@ -116,6 +124,7 @@ def test_strict_makes_duplicates_and_overlaps_errors(
     errors = [(e["line"], e["code"]) for e in doc["errors"]]
     assert (22, "duplicate_example") in errors and (1, "train_validation_overlap") in errors
     assert [(w["line"], w["code"]) for w in doc["warnings"]] == [(UNMEASURED_TRAIN_LINE, "may_exceed_token_limit")]
+    assert_severities_match_the_codes_table(doc, strict=True)
 
 
 def test_a_valid_file_exits_zero_with_a_readable_report(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections import Counter
@@ -9,8 +10,10 @@ from collections import Counter
 import pytest
 
 from shared.validation import render_markdown
+from shared.validation.engine import _histogram
+from shared.validation.report import plural
 from shared.validation.stats import LogHistogram, Reservoir, quantiles, ratio_estimate
-from tests.unit.validation.helpers import GOOD, FakeCounter, example, run, text_chars, turn
+from tests.unit.validation.helpers import GOOD, FakeCounter, example, file_part, run, text_chars, turn
 
 
 def test_histogram_quantiles_are_within_two_percent() -> None:
@@ -105,10 +108,83 @@ def test_markdown_report_reads_well() -> None:
     examples = [example(turn("user", "q" * (5 * i)), turn("model", "a")) for i in range(1, 40)]
     report = run(*examples, b"{oops", example(turn("user", "only")), GOOD, GOOD)
     text = render_markdown(report)
-    assert text.startswith("# Dataset validation: ❌ invalid: 2 problem(s)")
+    assert text.startswith("# Dataset validation: ❌ invalid: 2 problems")
     assert "| `not_json` | 1 |" in text and "| 40 | `not_json` |" in text
     assert "| 41 | `last_turn_not_model` | `$.contents[0].role` |" in text
     assert "## Warnings" in text and "`duplicate_example`" in text
     assert "Tokens per example:" in text and "```text" in text and "█" in text
     assert "## Training cost estimate" in text and "$" in text
     assert render_markdown(run(GOOD)).startswith("# Dataset validation: ✅ valid")
+
+
+def test_an_invalid_file_still_gets_statistics_and_a_cost_for_the_lines_that_parsed() -> None:
+    # OpenAI chat lines: JSON objects, every one an error for a Gemini model, most of their bytes text.
+    chat = [
+        {"messages": [{"role": "user", "content": "q" * (40 * i)}, {"role": "assistant", "content": "a" * 40}]}
+        for i in range(1, 21)
+    ]
+    report = run(*chat, b"{oops", {"contents": []})  # an example with no text at all is left out
+    assert not report.valid and report.example_count == 21
+    stats = report.stats
+    assert stats["examples_checked"] == stats["examples_with_errors_measured"] == 20
+    assert stats["characters"] == sum(40 * i + 40 for i in range(1, 21))
+    assert stats["turns"] == {"total": 40, "mean": 2.0, "max": 2}
+    assert report.cost["training_tokens"] == stats["characters"] // 4 and report.cost["estimated_cost_usd"] > 0
+    assert "includes 20 examples with errors, measured by the text they hold" in report.cost["scope_note"]
+    text = render_markdown(report)
+    assert "- Examples measured: 20 (20 of them with errors, measured by the text they hold)" in text
+    assert "$0.00" not in text
+
+
+def test_a_clean_file_keeps_its_figures_and_says_nothing_of_errors() -> None:
+    report = run(example(turn("user", "x" * 400), turn("model", "y" * 400)))
+    assert report.stats["examples_with_errors_measured"] == 0 and "scope_note" not in report.cost
+    assert "with errors" not in render_markdown(report)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"),
+    [(20, 30), (25, 25), (1, 131_072), (22.4, 310.6), (0, 5), (3, 15), (1_000, 1_013)],
+)
+def test_histogram_bins_are_distinct_whole_ranges_whose_edges_are_not_empty(low: float, high: float) -> None:
+    rng = random.Random(int(low * 7 + high))
+    values = [low, high, *(rng.uniform(low, high) for _ in range(200))]
+    bins = _histogram([(v, 1) for v in values])
+    assert bins[0]["from"] == round(low) and bins[-1]["to"] == round(high)
+    assert all(b["from"] <= b["to"] for b in bins)
+    assert all(after["from"] == before["to"] + 1 for before, after in itertools.pairwise(bins))
+    assert bins[0]["count"] > 0 and bins[-1]["count"] > 0
+    assert sum(b["count"] for b in bins) == len(values) and len(bins) <= 12
+
+
+def test_histogram_labels_never_repeat_and_a_single_value_is_one_label() -> None:
+    examples = [example(turn("user", "x" * (80 + i)), turn("model", "ok")) for i in range(40)]
+    text = render_markdown(run(*examples))
+    chart = text.split("```text\n", 1)[1].split("```", 1)[0]
+    labels = [row.split("|", 1)[0].strip() for row in chart.splitlines()]
+    assert len(labels) == len(set(labels)) and "20" in labels and "25-25" not in labels
+
+
+def test_plurals_and_the_model_asked_for() -> None:
+    report = run(GOOD, model="gemini-2.0-flash")
+    text = render_markdown(report)
+    assert "(1 example, " in text and "x 1 epoch = " in text
+    assert report.requested_model == "gemini-2.0-flash" and report.model == "gemini-2.0-flash-001"
+    assert "- Base model: `gemini-2.0-flash` (registry id `gemini-2.0-flash-001`)" in text
+    assert report.summary()["requested_model"] == "gemini-2.0-flash"
+    assert "registry id" not in render_markdown(run(GOOD))
+    assert (plural(1, "example"), plural(2, "example"), plural(1_000, "entry", "entries")) == (
+        "1 example",
+        "2 examples",
+        "1,000 entries",
+    )
+
+
+def test_the_token_line_states_what_each_media_part_is_assumed_to_be() -> None:
+    media = example({"role": "user", "parts": [file_part("gs://b/v.mp4", "video/mp4")]}, turn("model", "a cat"))
+    report = run(media, media | {"x": 1}, model="gemini-2.5-flash")
+    assumption = report.stats["tokens_per_example"]["media_assumption"]
+    assert "each video part one minute long (15,780 tokens)" in assumption
+    assert "each audio part one minute long (1,920 tokens)" in assumption
+    assert f"- Media tokens: {assumption}" in render_markdown(report)
+    assert "media_assumption" not in run(GOOD).stats["tokens_per_example"]
