@@ -37,6 +37,7 @@ from shared.validation import cli as validate_cli
 from shared.validation.cli import parse_day
 from shared.validation.convert import Conversion
 from shared.validation.convert import Source as ConvertSource
+from shared.validation.report import plural
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
@@ -117,7 +118,9 @@ def convert_command(
             f"{printable(source_location)}:{failure.line}: not converted: {printable(failure.reason)}", file=sys.stderr
         )
     if result.failure_count > len(result.failures):
-        print(f"... and {result.failure_count - len(result.failures):,} more line(s) not converted", file=sys.stderr)
+        print(
+            f"... and {plural(result.failure_count - len(result.failures), 'more line')} not converted", file=sys.stderr
+        )
     if json_output:
         _print_json({"input": source_location, "output": target_location, "from": source.value, **result.to_dict()})
     else:
@@ -129,9 +132,9 @@ def _conversion_summary(result: Conversion, target_location: str) -> str:
     formats = ", ".join(f"{count:,} {kind}" for kind, count in sorted(result.formats.items())) or "none"
     written = result.converted + result.copied
     return (
-        f"{written:,} of {result.examples:,} example(s) written to {printable(target_location)} "
+        f"{written:,} of {plural(result.examples, 'example')} written to {printable(target_location)} "
         f"({result.converted:,} converted, {result.copied:,} already in Gemini's format; formats read: {formats}); "
-        f"{result.failure_count:,} not converted."
+        f"{plural(result.failure_count, 'line')} not converted."
     )
 
 

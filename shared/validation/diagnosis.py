@@ -325,7 +325,11 @@ class FormatIssue(Issue):
 
 
 def converted_name(location: str) -> str:
-    """Where the diagnosis suggests writing the converted file: next to it, ``.gemini.jsonl``."""
+    """Where the diagnosis suggests writing the converted file: next to a local one, ``.gemini.jsonl``; for a
+    gs:// object, a local file of that name (written into the upload bucket, it would start a tuning job
+    before anyone looked at it)."""
+    if location.startswith("gs://"):
+        location = location.rstrip("/").rsplit("/", 1)[-1] or "dataset.jsonl"
     for suffix in (".jsonl", ".json", ".txt"):
         if location.endswith(suffix):
             return location[: -len(suffix)] + ".gemini.jsonl"

@@ -272,7 +272,7 @@ def test_an_openai_chat_file_is_diagnosed_once_and_validates_clean_after_convert
 
     code, out, err = tunedrop(capsys, *diagnosis["command"].split()[1:])  # the command the report gives
     assert code == 0 and err == ""
-    assert "5 of 5 example(s) written" in out and "0 not converted" in out
+    assert "5 of 5 examples written" in out and "0 lines not converted" in out
     code, out, _ = tunedrop(capsys, "validate", str(tmp_path / "chat.gemini.jsonl"), "--json")
     report = json.loads(out)
     assert code == 0 and report["valid"] and report["errors"] == [] and report["warnings"] == []

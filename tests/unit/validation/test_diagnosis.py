@@ -19,6 +19,7 @@ from shared.validation.diagnosis import (
     PRETTY_PRINTED,
     PROMPT_COMPLETION,
     Kind,
+    converted_name,
     detect,
     example_kind,
     line_kind,
@@ -219,6 +220,13 @@ def test_the_validation_file_is_diagnosed_with_its_name() -> None:
     issue = file_issue(report)
     assert issue["code"] == "prompt_completion_format" and issue["file"] == "v.jsonl"
     assert issue["command"] == "tunedrop convert v.jsonl v.gemini.jsonl --from prompt-completion"
+
+
+def test_the_suggested_output_of_an_uploaded_file_is_local() -> None:
+    assert converted_name("data/train.jsonl") == "data/train.gemini.jsonl"
+    assert converted_name("train") == "train.gemini.jsonl"
+    # Written next to the upload, the converted file would be picked up and tuned before anyone read it.
+    assert converted_name("gs://bucket/incoming/train.json") == "train.gemini.jsonl"
 
 
 def test_a_strict_run_diverts_alike() -> None:
