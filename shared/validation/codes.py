@@ -194,6 +194,13 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Shorten the videos or use MEDIA_RESOLUTION_LOW.",
     ),
     IssueCode(
+        "may_drop_too_many_examples",
+        W,
+        "So many examples hold a video whose length the data does not state that more than 10% could be over "
+        "the limit, dropped by Vertex AI, and the job failed.",
+        "Check the videos' lengths, or state each segment with videoMetadata start and end offsets.",
+    ),
+    IssueCode(
         "too_many_media",
         E,
         "The example holds more media files than the model accepts per example.",

@@ -148,12 +148,24 @@ class Message(msgspec.Struct, forbid_unknown_fields=True):
     content: str | None = None
 
 
+class GenerationConfig(msgspec.Struct, forbid_unknown_fields=True):
+    # The one generationConfig field a tuning example documents; any other sends the line to the precise path.
+    mediaResolution: (
+        Literal[
+            "MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM", "MEDIA_RESOLUTION_HIGH"
+        ]
+        | None
+    ) = None
+
+
 class Example(msgspec.Struct, forbid_unknown_fields=True):
     contents: list[Content] | None = None
     messages: list[Message] | None = None
     systemInstruction: Content | None = None
     system_instruction: Content | None = None
     tools: msgspec.Raw = msgspec.Raw()
+    # Only video examples depend on it, and they take the precise path.
+    generationConfig: GenerationConfig | None = None
 
 
 FAST_DECODER = msgspec.json.Decoder(Example)
@@ -361,6 +373,8 @@ def _fast_messages(ex: Example) -> Shape | None:
     messages = ex.messages
     if not messages or ex.contents is not None or ex.systemInstruction or ex.system_instruction or ex.tools:
         return None
+    if ex.generationConfig is not None:
+        return None
     chars = 0
     previous = ""
     for i, message in enumerate(messages):
@@ -406,6 +420,7 @@ def _named_object(raw: msgspec.Raw) -> bool:
 # has these names).
 _CALLS = "function calls"
 _DROPPED = "dropped"
+_MEASURED = "videos of known length"
 # A protobuf Duration in JSON: seconds with up to nine decimals and an "s" (videoMetadata offsets).
 _DURATION = re.compile(r"(\d+)(\.\d{1,9})?s")
 
@@ -564,6 +579,7 @@ class ExampleChecker:
         self.resolution = ""  # the example's generationConfig.mediaResolution while it is checked
         self.video_resolution: str | None = None  # of the first example with a video ("" when unset)
         self.dropped_examples = 0  # examples whose video is certainly over the length limit
+        self.unmeasured_examples = 0  # other examples with a video whose length the example does not state
 
     def check(self, obj: dict[str, Any]) -> tuple[list[Problem], Shape]:
         problems: list[Problem] = []
@@ -581,8 +597,10 @@ class ExampleChecker:
     def dataset_problems(self, examples: int) -> list[Problem]:
         """The dataset-wide problems once every file is read (``examples``: training and validation)."""
         dropped = self.dropped_examples
-        if not dropped or dropped <= MAX_DROPPED_SHARE * examples:
+        if dropped + self.unmeasured_examples <= MAX_DROPPED_SHARE * examples:
             return []
+        if dropped <= MAX_DROPPED_SHARE * examples:
+            return [self._may_drop(examples)]
         return [
             Problem(
                 "too_many_dropped_examples",
@@ -592,6 +610,24 @@ class ExampleChecker:
                 "or use MEDIA_RESOLUTION_LOW, which allows longer videos.",
             )
         ]
+
+    def _may_drop(self, examples: int) -> Problem:
+        """More than the share Vertex AI tolerates may be dropped, for all the data shows: a warning."""
+        video = self.spec.media.get("video")
+        high = video.max_seconds if video else None
+        low = video.max_seconds_low_resolution if video else None
+        limits = f"{high:,} seconds" if high else "the model's limit"
+        if low:
+            limits += f" ({low:,} at MEDIA_RESOLUTION_LOW)"
+        return Problem(
+            "may_drop_too_many_examples",
+            f"{self.unmeasured_examples:,} of the {examples:,} examples hold a video whose length Tunedrop cannot "
+            f"see (no videoMetadata endOffset): Vertex AI drops an example whose video is longer than {limits} and "
+            f"fails the job when it drops more than {MAX_DROPPED_SHARE:.0%} of the dataset. Check the videos' "
+            "lengths, or state each segment with videoMetadata startOffset and endOffset.",
+            "",
+            True,
+        )
 
     def _generation_config(self, obj: dict[str, Any], problems: list[Problem]) -> str:
         """The example's mediaResolution ("" when unset); checks the generationConfig it sits in."""
@@ -711,6 +747,8 @@ class ExampleChecker:
         count of examples Vertex AI drops."""
         if per_kind.get(_DROPPED):
             self.dropped_examples += 1
+        elif per_kind.get(_MEASURED, 0) < per_kind["video"]:
+            self.unmeasured_examples += 1
         if self.video_resolution is None:
             self.video_resolution = self.resolution
         elif self.resolution != self.video_resolution:
@@ -848,8 +886,11 @@ class ExampleChecker:
                 )
             )
             return
+        if seconds is None:
+            return
+        per_kind[_MEASURED] = per_kind.get(_MEASURED, 0) + 1
         allowed = rule.seconds_allowed(resolution)
-        if seconds is None or allowed is None or seconds <= allowed:
+        if allowed is None or seconds <= allowed:
             return
         per_kind[_DROPPED] = 1
         problems.append(
@@ -975,7 +1016,7 @@ class ExampleChecker:
                 message = 'Example needs a non-empty "messages" list of {"role": ..., "content": ...} objects.'
             problems.append(Problem("missing_contents", message, "$.messages"))
             return
-        for key in ("contents", *SYSTEM_KEYS, "tools"):
+        for key in ("contents", *SYSTEM_KEYS, "tools", *GENERATION_CONFIG_KEYS):
             if key in obj:
                 problems.append(
                     Problem(

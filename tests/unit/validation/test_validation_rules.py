@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import pytest
@@ -456,3 +457,27 @@ def test_a_long_integer_is_valid_json() -> None:
     )
     report = run(line, model=FC_MODEL)
     assert report.valid and warnings(report) == [(1, "unknown_field")]
+
+
+def test_videos_of_unknown_length_may_be_dropped_a_warning_once_per_dataset() -> None:
+    unknown = example({"role": "user", "parts": [_video(), {"text": "q"}]}, turn("model", "a"))
+    measured = example({"role": "user", "parts": [_video(**_segment("30s"))]}, turn("model", "a"))
+    texts = [example(turn("user", f"q{i}"), turn("model", "a")) for i in range(8)]
+    report = run(unknown, measured, *texts, model="gemini-2.5-flash")
+    assert report.valid and warnings(report) == []  # 1 of 10 unknown: at most 10% could be dropped
+    report = run(unknown, {**unknown, "id": 2}, measured, GOOD, model="gemini-2.5-flash")
+    assert report.valid and warnings(report) == [(2, "unknown_field"), (0, "may_drop_too_many_examples")]
+    message = report.warnings[1].message
+    assert "2 of the 4 examples" in message and "1,200 at MEDIA_RESOLUTION_LOW" in message
+
+
+def test_image_lines_with_a_generation_config_take_the_fast_path() -> None:
+    from shared.validation.registry import get_model
+    from shared.validation.schema import FAST_DECODER, fast_check
+
+    spec = get_model(FC_MODEL)
+    assert spec is not None
+    line = _low(example({"role": "user", "parts": [file_part(), {"text": "q"}]}, turn("model", "a")))
+    assert fast_check(FAST_DECODER.decode(json.dumps(line).encode()), spec) is not None
+    video = _low(example({"role": "user", "parts": [_video(), {"text": "q"}]}, turn("model", "a")))
+    assert fast_check(FAST_DECODER.decode(json.dumps(video).encode()), spec) is None  # the checker keeps video rules
