@@ -66,3 +66,28 @@ def test_readme_codes_table_is_generated_from_the_codes_table() -> None:
 
     block = README.read_text().split("<!-- codes-table:start", 1)[1].split("<!-- codes-table:end", 1)[0]
     assert block.split("\n", 1)[1] == markdown_table()
+
+
+def test_every_code_the_validator_reports_on_the_fixture_corpus_is_in_the_codes_table() -> None:
+    """Codes that no literal names (a format's code, a rule's) are caught where the validator reports them."""
+    from shared.validation import validate_dataset
+    from shared.validation.codes import CODES
+
+    fixtures = README.parent / "tests" / "fixtures"
+    files = sorted([*(fixtures / "datasets").rglob("*.json*"), *(fixtures / "google_examples").glob("*.jsonl")])
+    reported: set[str] = set()
+    for model in ("gemini-1.0-pro-002", "gemini-2.0-flash-001", "gemini-2.5-flash", "gemini-3.5-flash"):
+        for path in files:
+            with path.open("rb") as handle, (fixtures / "datasets" / "every-error.jsonl").open("rb") as other:
+                report = validate_dataset(
+                    handle,
+                    file=str(path),
+                    model=model,
+                    validation=other,
+                    validation_file="every-error.jsonl",
+                    hyper_parameters={"epoch_count": 0, "adapter_size": 3, "bogus": 1},
+                    region="mars-west1",
+                )
+            reported |= set(report.counts) | set(report.warning_counts)
+    assert {"not_json", "bad_role", "bad_epochs", "unsupported_region", "train_validation_overlap"} <= reported
+    assert reported - CODES.keys() == set()
