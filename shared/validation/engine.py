@@ -392,7 +392,8 @@ class _Validation:
                 f"Line is {size:,} bytes; Tunedrop reads lines of up to {self.max_line:,} bytes for {spec.name} "
                 f"({BYTES_PER_TOKEN_BOUND} for each of the {spec.max_tokens_per_example:,} tokens it accepts per "
                 f"example, plus {LINE_SLACK_BYTES // 2**20} MiB for markup), so it was not read. Spaces between "
-                "values and ignored fields count too: remove them, or shorten or split the example.",
+                "values count too, and so do fields Vertex AI ignores: remove the spaces, or shorten or split the "
+                "example.",
                 "",
                 label,
             )
