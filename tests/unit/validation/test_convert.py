@@ -291,3 +291,60 @@ def test_a_failed_conversion_leaves_no_partial_file(tmp_path: Path, monkeypatch:
     with pytest.raises(OSError, match="disk full"):
         convert_file(str(source), str(tmp_path / "out.jsonl"))
     assert not (tmp_path / "out.jsonl").exists()
+
+
+class _Generated(io.RawIOBase):
+    """A reader of ``count`` copies of ``piece``, made as they are read (the file never exists whole)."""
+
+    def __init__(self, head: bytes, piece: bytes, count: int, tail: bytes = b"") -> None:
+        self._pieces = iter([head, *([piece] * count), tail])
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, target: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._pieces)
+            except StopIteration:
+                return 0
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+class _Counting(io.RawIOBase):
+    """A writer that only counts what it is given."""
+
+    written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        self.written += len(data)
+        return len(data)
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_conversion_streams_in_constant_memory(pretty: bool) -> None:
+    import tracemalloc
+
+    chat = {"messages": [{"role": "user", "content": "q" * 200}, {"role": "assistant", "content": "a" * 200}]}
+    text = json.dumps(chat, indent=2 if pretty else None)
+    piece = (text + (",\n" if pretty else "\n")).encode()
+    count = 16_000_000 // len(piece)  # about 16 MB
+    head, tail = (b"[\n", json.dumps(chat, indent=2).encode() + b"\n]\n") if pretty else (b"", b"")
+    reader = io.BufferedReader(_Generated(head, piece, count, tail), buffer_size=1 << 16)
+    target = _Counting()
+    tracemalloc.start()
+    try:
+        result = convert_stream(reader, target)  # type: ignore[arg-type]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result.complete and result.converted == count + pretty and result.pretty_printed is pretty
+    assert target.written > 10_000_000
+    assert peak < 6 * 2**20, peak  # about two chunks of the input (1 MiB each) and one example, not 16 MB
