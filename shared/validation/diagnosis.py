@@ -81,35 +81,37 @@ def _messages_kind(roles: Iterable[Any], openai_only_fields: bool) -> str:
     return Kind.MESSAGES
 
 
+def _pair_kind(has: Callable[[str], bool]) -> str:
+    """PROMPT_COMPLETION, INPUT_OUTPUT or OTHER, by which fields an example ``has``."""
+    if has("prompt") and has("completion"):
+        return Kind.PROMPT_COMPLETION
+    if has("input") and has("output"):
+        return Kind.INPUT_OUTPUT
+    return Kind.OTHER
+
+
 def line_kind(raw: bytes) -> str:
     """The format of one line, decoding only the fields that tell it."""
     try:
         line = _LINE_DECODER.decode(raw)
     except RecursionError:  # nested too deeply to read (the engine says so for the line)
         return Kind.UNREADABLE
-    except (msgspec.DecodeError, UnicodeDecodeError):  # msgspec.ValidationError is a DecodeError
-        return _unreadable_or_other(raw)
+    except msgspec.ValidationError:  # JSON, but not an object, or an object whose fields have other types
+        return Kind.OTHER if raw.lstrip().startswith(b"{") else Kind.UNREADABLE
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return Kind.UNREADABLE
     if line.contents:
         return Kind.CONTENTS
     if line.messages:
-        extras = any(m.tool_calls or m.tool_call_id or m.function_call for m in line.messages)
-        # Content arrays ([{"type": "text", ...}]) are OpenAI's; the legacy format has strings only.
-        arrays = any(bytes(m.content).startswith(b"[") for m in line.messages)
-        return _messages_kind((m.role for m in line.messages), extras or arrays)
-    if line.prompt and line.completion:
-        return Kind.PROMPT_COMPLETION
-    if line.input and line.output:
-        return Kind.INPUT_OUTPUT
-    return Kind.OTHER
+        return _line_messages_kind(line.messages)
+    return _pair_kind(lambda name: bool(getattr(line, name)))
 
 
-def _unreadable_or_other(raw: bytes) -> str:
-    """A line _Line could not decode: an object of other types (still an object), or no object at all."""
-    try:
-        value = msgspec.json.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
-        return Kind.UNREADABLE
-    return Kind.OTHER if isinstance(value, dict) else Kind.UNREADABLE
+def _line_messages_kind(messages: list[_Message]) -> str:
+    extras = any(m.tool_calls or m.tool_call_id or m.function_call for m in messages)
+    # Content arrays ([{"type": "text", ...}]) are OpenAI's; the legacy format has strings only.
+    arrays = any(bytes(m.content).startswith(b"[") for m in messages)
+    return _messages_kind((m.role for m in messages), extras or arrays)
 
 
 def example_kind(value: Any) -> str:
@@ -120,15 +122,15 @@ def example_kind(value: Any) -> str:
         return Kind.CONTENTS
     messages = value.get("messages")
     if isinstance(messages, list) and messages:
-        dicts = [m for m in messages if isinstance(m, dict)]
-        extras = any("tool_calls" in m or "tool_call_id" in m or "function_call" in m for m in dicts)
-        arrays = any(isinstance(m.get("content"), list) for m in dicts)
-        return _messages_kind((m.get("role") for m in dicts), extras or arrays or "tools" in value)
-    if "prompt" in value and "completion" in value:
-        return Kind.PROMPT_COMPLETION
-    if "input" in value and "output" in value:
-        return Kind.INPUT_OUTPUT
-    return Kind.OTHER
+        return _example_messages_kind(value, messages)
+    return _pair_kind(value.__contains__)
+
+
+def _example_messages_kind(value: dict[str, Any], messages: list[Any]) -> str:
+    dicts = [m for m in messages if isinstance(m, dict)]
+    extras = any("tool_calls" in m or "tool_call_id" in m or "function_call" in m for m in dicts)
+    arrays = any(isinstance(m.get("content"), list) for m in dicts)
+    return _messages_kind((m.get("role") for m in dicts), extras or arrays or "tools" in value)
 
 
 # ---------------------------------------------------------------------------- the file's format
