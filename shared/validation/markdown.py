@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from shared.text import printable
+from shared.validation.codes import CODES
 from shared.validation.report import Issue, ValidationReport, plural
 
 _BAR_WIDTH = 40
@@ -137,6 +138,11 @@ def _warnings(report: ValidationReport, show_file: bool) -> list[str]:
         return []
     counts = ", ".join(f"{_code(c)} x {n:,}" for c, n in sorted(report.warning_counts.items()))
     out = ["## Warnings", "", f"These do not stop tuning: {counts}.", ""]
+    hygiene = [_code(c) for c in sorted(report.warning_counts) if c in CODES and CODES[c].hygiene]
+    if hygiene:
+        strict = "strict validation (TUNEDROP_STRICT_VALIDATION, `tunedrop validate --strict`)"
+        them = "it an error" if len(hygiene) == 1 else "them errors"
+        out += [f"Vertex AI accepts {' and '.join(hygiene)}; {strict} makes {them}.", ""]
     out.extend(_issue_rows(sorted(report.warnings, key=lambda i: (i.file, i.line))[:20], show_file))
     out.append("")
     return out

@@ -112,6 +112,7 @@ def test_markdown_report_reads_well() -> None:
     assert "| `not_json` | 1 |" in text and "| 40 | `not_json` |" in text
     assert "| 41 | `last_turn_not_model` | `$.contents[0].role` |" in text
     assert "## Warnings" in text and "`duplicate_example`" in text
+    assert "Vertex AI accepts `duplicate_example`; strict validation (TUNEDROP_STRICT_VALIDATION" in text
     assert "Tokens per example:" in text and "```text" in text and "█" in text
     assert "## Training cost estimate" in text and "$" in text
     assert render_markdown(run(GOOD)).startswith("# Dataset validation: ✅ valid")
