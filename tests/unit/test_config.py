@@ -183,3 +183,16 @@ def test_the_table_and_the_defaults_come_from_the_model() -> None:
     assert setting_default("TUNEDROP_QUOTA_REGIONS") == ""
     assert setting_default("TUNEDROP_BUCKET") == ""
     assert setting_default("TUNEDROP_SUBMIT_LEASE_SECONDS") == str(Settings.from_env(REQUIRED).submit_lease_seconds)
+
+
+@pytest.mark.parametrize(("raw", "strict"), [("true", True), ("1", True), ("false", False), ("0", False)])
+def test_strict_validation_is_off_unless_set(raw: str, strict: bool) -> None:
+    assert Settings.from_env(REQUIRED).strict_validation is False
+    assert CommonSettings.from_env({}).strict_validation is False  # the CLI's settings read it too
+    assert Settings.from_env({**REQUIRED, "TUNEDROP_STRICT_VALIDATION": raw}).strict_validation is strict
+
+
+def test_a_malformed_strict_validation_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({**REQUIRED, "TUNEDROP_STRICT_VALIDATION": "maybe"})
+    assert "TUNEDROP_STRICT_VALIDATION" in str(caught.value)
