@@ -210,13 +210,19 @@ def _price(cost: dict[str, Any]) -> list[str]:
         return [f"- {_text(cost['price_note'], starts_block=True)}"] if cost.get("price_note") else []
     confirmed = "" if cost.get("price_confirmed") else ", not re-confirmed"
     out = [
-        f"- Estimated cost: **${cost['estimated_cost_usd']:,.2f}** at ${cost['price_per_million_tokens_usd']}"
+        f"- Estimated cost: **{_dollars(cost['estimated_cost_usd'], cost.get('billable_tokens', 0))}** at "
+        f"${cost['price_per_million_tokens_usd']}"
         f" per 1M training tokens (price as of {cost.get('price_date') or 'unknown'}{confirmed})"
     ]
     if "estimated_cost_ci95_usd" in cost:
         low_usd, high_usd = cost["estimated_cost_ci95_usd"]
         out.append(f"- Cost range (95%): ${low_usd:,.2f} - ${high_usd:,.2f}")
     return out
+
+
+def _dollars(amount: float, billable_tokens: int) -> str:
+    """An amount to the cent; a cost that rounds to zero but bills tokens is "under $0.01", not "$0.00"."""
+    return "under $0.01" if amount < 0.005 and billable_tokens > 0 else f"${amount:,.2f}"
 
 
 def _notes(notes: list[str]) -> list[str]:

@@ -189,3 +189,10 @@ def test_the_token_line_states_what_each_media_part_is_assumed_to_be() -> None:
     assert "each audio part one minute long (1,920 tokens)" in assumption
     assert f"- Media tokens: {assumption}" in render_markdown(report)
     assert "media_assumption" not in run(GOOD).stats["tokens_per_example"]
+
+
+def test_a_cost_under_a_cent_is_not_shown_as_zero() -> None:
+    tiny = render_markdown(run(GOOD))
+    assert "- Estimated cost: **under $0.01** at $5.0 per 1M training tokens" in tiny and "$0.00" not in tiny
+    two_thousand_tokens = example(turn("user", "x" * 7_996), turn("model", "y" * 4))
+    assert "- Estimated cost: **$0.01** at" in render_markdown(run(two_thousand_tokens))
