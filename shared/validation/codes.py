@@ -231,7 +231,9 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "The example may be over the per-example token limit, but its length was not counted exactly.",
         "Shorten or split it, or validate with a token counter (--tokenizer or --count-tokens).",
     ),
-    # ---- hygiene
+    # ---- hygiene: no Google tuning page mentions duplicates or train/validation overlap (the dataset rules are on
+    # https://docs.cloud.google.com/gemini-enterprise-agent-platform/models/tuning/supervised-tuning and its
+    # prepare-data page), and Vertex AI accepts such a dataset: warnings, errors only under strict validation.
     IssueCode(
         "duplicate_example",
         W,
