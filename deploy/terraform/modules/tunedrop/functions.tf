@@ -55,6 +55,7 @@ locals {
     TUNEDROP_QUOTA_REGIONS          = join(",", var.quota_regions)
     TUNEDROP_BASE_MODEL             = var.default_base_model
     TUNEDROP_MODEL_RETIRING_DAYS    = tostring(var.model_retiring_days)
+    TUNEDROP_STRICT_VALIDATION      = tostring(var.strict_validation)
     TUNEDROP_RETIREMENT_NOTICE_DAYS = join(",", [for days in var.retirement_notice_days : tostring(days)])
     TUNEDROP_COLLECTION_PREFIX      = var.collection_prefix
     TUNEDROP_FIRESTORE_DATABASE     = var.firestore_database

@@ -77,6 +77,12 @@ variable "model_retiring_days" {
   }
 }
 
+variable "strict_validation" {
+  description = "Hygiene findings (duplicate examples, validation examples also in training) reject the upload instead of warning (TUNEDROP_STRICT_VALIDATION)."
+  type        = bool
+  default     = false
+}
+
 variable "retirement_notice_days" {
   description = "Days before a base model retires at which each succeeded job's tuned model gets a model_retiring lifecycle event (TUNEDROP_RETIREMENT_NOTICE_DAYS)."
   type        = list(number)
