@@ -207,6 +207,19 @@ class Registry:
             if spec.function_calling and (on is None or spec.status(on) is ModelStatus.AVAILABLE)
         )
 
+    def media_models(self, mime_type: str) -> tuple[str, list[str]] | None:
+        """(kind, models that tune that kind) for a MIME type some model of the registry tunes, else None.
+
+        Models already retired when the registry was checked are left out; the validator has no clock
+        of its own, and the registry's check date is the latest day its lifecycle facts are known for.
+        """
+        checked = date.fromisoformat(self.checked)
+        found = [(name, rule) for name, spec in self.models.items() if (rule := spec.media_kind(mime_type))]
+        if not found:
+            return None
+        live = [name for name, _ in found if self.models[name].status(checked) is not ModelStatus.RETIRED]
+        return found[0][1].kind, sorted(live)
+
     def tunable(self, on: date) -> list[str]:
         """The models that can be tuned on ``on``."""
         return sorted(name for name, spec in self.models.items() if spec.status(on) is ModelStatus.AVAILABLE)

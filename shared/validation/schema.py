@@ -571,6 +571,20 @@ def _unknown_fields(
             )
 
 
+def _unsupported_media(spec: ModelSpec, mime: str) -> str:
+    """Why a MIME type cannot be tuned on: the kind and the models that tune it, or the types this model takes."""
+    elsewhere = registry().media_models(mime)
+    if elsewhere is not None:
+        kind, models = elsewhere
+        kinds = ", ".join(sorted(spec.media)) or "text only"
+        return (
+            f'{spec.name} is not tuned on {kind} (MIME type "{mime}"; it takes: {kinds}). '
+            f"Models that tune {kind}: {', '.join(models)}."
+        )
+    allowed = ", ".join(sorted(spec.mime_types)) or "none (text only)"
+    return f'MIME type "{mime}" is not supported by {spec.name} for tuning; use one of: {allowed}.'
+
+
 class ExampleChecker:
     """The precise checks for one model; one instance serves a whole dataset (training and validation
     files), and keeps what the dataset-wide video rules need: the mediaResolution of the first example
@@ -936,14 +950,7 @@ class ExampleChecker:
         else:
             rule = spec.media_kind(mime)
             if rule is None:
-                allowed = ", ".join(sorted(spec.mime_types))
-                problems.append(
-                    Problem(
-                        "unsupported_mime_type",
-                        f'MIME type "{mime}" is not supported by {spec.name} for tuning; use one of: {allowed}.',
-                        f"{path}.{mime_key}",
-                    )
-                )
+                problems.append(Problem("unsupported_mime_type", _unsupported_media(spec, mime), f"{path}.{mime_key}"))
         if not _nonempty_str(uri):
             problems.append(
                 Problem(

@@ -481,3 +481,14 @@ def test_image_lines_with_a_generation_config_take_the_fast_path() -> None:
     assert fast_check(FAST_DECODER.decode(json.dumps(line).encode()), spec) is not None
     video = _low(example({"role": "user", "parts": [_video(), {"text": "q"}]}, turn("model", "a")))
     assert fast_check(FAST_DECODER.decode(json.dumps(video).encode()), spec) is None  # the checker keeps video rules
+
+
+def test_media_a_model_does_not_tune_names_the_models_that_do() -> None:
+    video = example({"role": "user", "parts": [file_part(mime="video/mp4")]}, turn("model", "b"))
+    report = run(video, model="gemini-2.0-flash-001")
+    (issue,) = [i for i in report.issues if i.code == "unsupported_mime_type"]
+    assert "not tuned on video" in issue.message
+    named = issue.message.split("Models that tune video: ", 1)[1].rstrip(".").split(", ")
+    assert "gemini-3.5-flash" in named
+    assert "gemini-2.5-flash" not in named  # retired before the registry was checked
+    assert "video/webm" not in issue.message  # the kind and the models, not every MIME type
