@@ -64,7 +64,7 @@ CASES: list[Case] = [
     Case("empty.jsonl", b"", JobState.REJECTED, "empty_dataset"),
     Case("blank-lines.jsonl", b"\n\n\n", JobState.REJECTED, "empty_line"),
     Case("binary.jsonl", bytes(range(256)) * 4, JobState.REJECTED, "not_utf8"),
-    Case("one-object-pretty.jsonl", b'{\n  "contents": []\n}\n', JobState.REJECTED, "not_json"),
+    Case("one-object-pretty.jsonl", b'{\n  "contents": []\n}\n', JobState.REJECTED, "pretty_printed_json"),
     Case("array.jsonl", b"[1, 2, 3]\n", JobState.REJECTED, "not_object"),
     Case("huge-int.jsonl", GOOD + b'{"contents": [], "x": ' + b"9" * 5000 + b"}\n", JobState.REJECTED, None),
     Case("deep.jsonl", GOOD + b'{"contents": ' + b"[" * 20000 + b"]" * 20000 + b"}\n", JobState.REJECTED, None),
