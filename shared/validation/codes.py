@@ -213,6 +213,14 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Upload the file, or fix the fileUri.",
     ),
     IssueCode(
+        "media_file_too_large",
+        E,
+        "A gs:// file is larger than the base model's limit for its media kind (checked with --check-files; PDFs "
+        "and images 20 MB, video and audio 100 MB where documented). Google's tuning pages give the maximum but "
+        "not whether Vertex AI then fails the job or drops the example.",
+        "Compress the file or split it into smaller files (chunk a video, adjusting its timestamps).",
+    ),
+    IssueCode(
         "uri_check_failed",
         W,
         "Tunedrop could not check whether a referenced file exists.",

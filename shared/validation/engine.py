@@ -95,6 +95,21 @@ Progress = Callable[[int], None]
 UnverifiedLength = Literal["raise", "warn"]
 
 
+# What to do with a media file over its size limit, per media kind (the video page's own workarounds:
+# chunk the video, or lower its resolution).
+_SHRINK_ADVICE = {
+    "video": "split the video into shorter clips (adjusting any timestamps) or compress it to a lower resolution",
+    "image": "resize or compress the image",
+    "document": "split the PDF into smaller files or compress it",
+    "audio": "split the audio into shorter files or compress it to a lower bitrate",
+}
+
+
+def _megabytes(size: int) -> str:
+    """A size in MB as the tuning pages write their limits (20MB is the registry's 20 * 2**20 bytes)."""
+    return f"{size / 2**20:,.1f}".removesuffix(".0") + " MB"
+
+
 class _Count(NamedTuple):
     tokens: int  # with the media estimate when the counter counts text only
     counter: str
@@ -219,7 +234,8 @@ class _Validation:
         self.media_parts = 0
         self.multimodal_examples = 0
         self.sample: Reservoir[tuple[bytes, int, int]] = Reservoir(SAMPLE_SIZE)
-        self.uris: dict[str, tuple[str, int, str]] = {}
+        # gs:// URI -> (file label, line number, JSON path, media kind) of its first reference
+        self.uris: dict[str, tuple[str, int, str, str | None]] = {}
         self.uris_dropped = 0
         self.bytes_done = 0
         # Examples with errors, measured by the text they hold (_measure_loosely), kept apart from the clean
@@ -454,10 +470,10 @@ class _Validation:
         if shape.media:
             self.media_parts += shape.media
             self.multimodal_examples += 1
-            for uri, path in shape.uris:
+            for uri, path, kind in shape.uris:
                 if uri not in self.uris:
                     if len(self.uris) < MAX_TRACKED_URIS:
-                        self.uris[uri] = (label, number, path)
+                        self.uris[uri] = (label, number, path, kind)
                     else:
                         self.uris_dropped += 1
         return True, (units if exact is None else -1), media_tokens
@@ -613,14 +629,10 @@ class _Validation:
     # ---- after both files
 
     def check_uris(self, checker: UriChecker) -> None:
-        results = check_all(self.uris, checker)
-        failures = 0
-        for uri, result in results.items():
-            label, number, path = self.uris[uri]
-            if result is True:
-                continue
+        """Each gs:// URI once: missing objects are errors, and so are files over their media kind's size limit."""
+        for uri, result in check_all(self.uris, checker).items():
+            label, number, path, kind = self.uris[uri]
             if isinstance(result, Exception):
-                failures += 1
                 self.report.warn(
                     Issue(
                         number,
@@ -630,7 +642,7 @@ class _Validation:
                         label,
                     )
                 )
-            else:
+            elif result is None:
                 self.report.add(
                     Issue(
                         number,
@@ -640,11 +652,35 @@ class _Validation:
                         label,
                     )
                 )
+            else:
+                self._check_media_size(uri, result.size_bytes, kind, (label, number, path))
         if self.uris_dropped:
             self.report.notes.append(
                 f"Only the first {MAX_TRACKED_URIS:,} distinct gs:// URIs were checked; "
                 f"{self.uris_dropped:,} more were not."
             )
+
+    def _check_media_size(self, uri: str, size: int, kind: str | None, where: tuple[str, int, str]) -> None:
+        """An error when the file is larger than the model's limit for its media kind (the tuning pages'
+        "Maximum ... file size"; they do not say whether Vertex AI then fails the job or drops the example)."""
+        spec = self.spec
+        rule = spec.media.get(kind) if kind is not None else None
+        limit = rule.max_file_bytes if rule is not None else None
+        if limit is None or size <= limit:
+            return
+        label, number, path = where
+        self.report.add(
+            Issue(
+                number,
+                "media_file_too_large",
+                f"{uri} is {_megabytes(size)} ({size:,} bytes); {spec.name} takes {kind} files of at most "
+                f"{_megabytes(limit)} ({limit:,} bytes), the most Google's tuning pages allow (they do not say "
+                "whether Vertex AI then fails the job or drops the example): "
+                f"{_SHRINK_ADVICE.get(kind or '', 'make the file smaller or split it')}.",
+                path,
+                label,
+            )
+        )
 
     def statistics(self, report: ValidationReport, epochs: int | None) -> None:
         """The report's statistics and cost: the clean examples and, measured loosely, those with errors."""

@@ -262,13 +262,14 @@ class Shape:
         chars: int = 0,
         media_tokens: int = 0,
         media: int = 0,
-        uris: list[tuple[str, str]] | None = None,
+        uris: list[tuple[str, str, str | None]] | None = None,
     ) -> None:
         self.turns = turns
         self.chars = chars
         self.media_tokens = media_tokens  # estimated tokens of its media parts
         self.media = media
-        self.uris = uris if uris is not None else []  # (gs:// URI, JSON path)
+        # (gs:// URI, JSON path, media kind such as "video"; None when the MIME type names no kind)
+        self.uris = uris if uris is not None else []
 
 
 def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
@@ -291,7 +292,7 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
     chars = 0
     media = 0
     media_tokens = 0
-    uris: list[tuple[str, str]] = []
+    uris: list[tuple[str, str, str | None]] = []
     per_kind: dict[str, int] | None = None
     previous = ""
     for t, turn in enumerate(contents):
@@ -342,7 +343,7 @@ def fast_check(ex: Example, spec: ModelSpec) -> Shape | None:
                 media += 1
                 media_tokens += rule.token_estimate
                 if uri.startswith("gs://"):
-                    uris.append((uri, f"$.contents[{t}].parts[{p}]"))
+                    uris.append((uri, f"$.contents[{t}].parts[{p}]", rule.kind))
                 continue
             if _has_modifier(part):
                 return None
@@ -976,7 +977,7 @@ class ExampleChecker:
                 )
             )
         elif uri.startswith("gs://"):
-            shape.uris.append((uri, part_path))
+            shape.uris.append((uri, part_path, None if rule is None else rule.kind))
         if rule is None:
             return
         seen = per_kind[rule.kind] = per_kind.get(rule.kind, 0) + 1

@@ -5,20 +5,22 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import threading
+import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pytest
 
 from shared.adapters.gcs_uris import GcsUriChecker
-from shared.validation import SentencePieceTokenCounter, TokenCountUnavailable, get_model, validate_dataset
+from shared.validation import SentencePieceTokenCounter, TokenCountUnavailable, engine, get_model, validate_dataset
 from shared.validation.report import MAX_ISSUES_PER_CODE, Issue, ValidationReport
 from shared.validation.tokens import CountingIncomplete
-from shared.validation.uris import check_all, split_gs_uri
+from shared.validation.uris import StoredObject, check_all, split_gs_uri
 from tests.unit.validation.helpers import (
     FILE,
     GOOD,
     FakeCounter,
-    FakeObjects,
     body,
     codes,
     example,
@@ -263,9 +265,43 @@ def test_sentencepiece_counter_is_optional() -> None:
 
 # ---- gs:// objects
 
+MiB = 2**20
 
-def media_example(*uris: str) -> dict[str, Any]:
-    return example({"role": "user", "parts": [file_part(u) for u in uris]}, turn("model", "pictures"))
+
+class FakeObjects:
+    """An in-memory object store answering each gs:// URI's size; tracks calls and concurrency."""
+
+    def __init__(
+        self, sizes: Mapping[str, int] | Iterable[str] = (), *, broken: Iterable[str] = (), delay: float = 0.0
+    ) -> None:
+        # A bare list of URIs stands for small objects, when only their existence matters.
+        self.sizes = dict(sizes) if isinstance(sizes, Mapping) else dict.fromkeys(sizes, 1024)
+        self.broken = set(broken)
+        self.delay = delay
+        self.calls: list[str] = []
+        self.active = 0
+        self.most_active = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, uri: str) -> StoredObject | None:
+        with self._lock:
+            self.calls.append(uri)
+            self.active += 1
+            self.most_active = max(self.most_active, self.active)
+        try:
+            if self.delay:
+                time.sleep(self.delay)  # lets concurrent calls overlap; nothing is timed
+            if uri in self.broken:
+                raise PermissionError("403 forbidden")
+            size = self.sizes.get(uri)
+            return None if size is None else StoredObject(size_bytes=size)
+        finally:
+            with self._lock:
+                self.active -= 1
+
+
+def media_example(*uris: str, mime: str = "image/png") -> dict[str, Any]:
+    return example({"role": "user", "parts": [file_part(u, mime) for u in uris]}, turn("model", "pictures"))
 
 
 def test_missing_objects_are_reported_at_their_first_reference_and_each_uri_checked_once() -> None:
@@ -289,37 +325,106 @@ def test_a_check_that_fails_is_a_warning() -> None:
     assert "PermissionError" in report.warnings[0].message
 
 
+def test_a_checker_answering_a_bool_is_a_failed_check_not_a_size() -> None:
+    report = run(media_example("gs://b/cat.png"), uri_checker=lambda uri: True)
+    assert report.valid
+    assert warnings(report) == [(1, "uri_check_failed")]
+    assert "TypeError" in report.warnings[0].message
+
+
+# (MIME type, the limit gemini-2.5-flash's registry entry gives for that media kind)
+LIMITS = [
+    ("image/png", 20 * MiB),
+    ("application/pdf", 20 * MiB),
+    ("video/mp4", 100 * MiB),
+    ("audio/mpeg", 100 * MiB),
+]
+
+
+@pytest.mark.parametrize("fast_tiers", [True, False], ids=["fast tiers", "precise tier"])
+@pytest.mark.parametrize(("mime", "limit"), LIMITS, ids=[m for m, _ in LIMITS])
+def test_a_file_over_its_media_kinds_limit_is_an_error(
+    mime: str, limit: int, fast_tiers: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(engine, "FAST_TIERS", fast_tiers)
+    sizes = {"gs://b/under": limit - 1, "gs://b/at": limit, "gs://b/over": limit + 1}
+    report = run(*(media_example(uri, mime=mime) for uri in sizes), uri_checker=FakeObjects(sizes))
+    assert codes(report) == [(3, "media_file_too_large")]
+    issue = report.issues[0]
+    assert issue.path == "$.contents[0].parts[0]"
+    assert "gs://b/over" in issue.message and f"{limit + 1:,} bytes" in issue.message
+    assert f"at most {limit // MiB} MB ({limit:,} bytes)" in issue.message
+    assert "gemini-2.5-flash" in issue.message
+    assert get_model("gemini-2.5-flash").media_kind(mime).kind in issue.message  # type: ignore[union-attr]
+
+
+def test_the_size_message_says_what_to_do_for_a_video() -> None:
+    report = run(
+        media_example("gs://b/long.mp4", mime="video/mp4"), uri_checker=FakeObjects({"gs://b/long.mp4": 150 * MiB})
+    )
+    assert codes(report) == [(1, "media_file_too_large")]
+    message = report.issues[0].message
+    assert "150 MB" in message and "at most 100 MB" in message
+    assert "split the video" in message
+
+
+def test_sizes_follow_the_model_and_a_kind_without_a_limit_is_not_checked() -> None:
+    uri = "gs://b/photo.png"
+    objects = FakeObjects({uri: 30 * MiB})
+    assert codes(run(media_example(uri), uri_checker=objects)) == [(1, "media_file_too_large")]
+    base = spec()
+    unlimited = spec(media={**base.media, "image": dataclasses.replace(base.media["image"], max_file_bytes=None)})
+    assert run(media_example(uri), model=unlimited, uri_checker=objects).valid
+    larger = spec(media={**base.media, "image": dataclasses.replace(base.media["image"], max_file_bytes=40 * MiB)})
+    assert run(media_example(uri), model=larger, uri_checker=objects).valid
+
+
+def test_a_large_file_used_by_many_examples_is_checked_and_reported_once() -> None:
+    objects = FakeObjects({"gs://b/big.png": 21 * MiB, "gs://b/small.png": MiB})
+    report = run(
+        media_example("gs://b/small.png"),
+        media_example("gs://b/big.png", "gs://b/small.png"),
+        media_example("gs://b/big.png"),
+        uri_checker=objects,
+    )
+    assert codes(report) == [(2, "media_file_too_large")]
+    assert sorted(objects.calls) == ["gs://b/big.png", "gs://b/small.png"]
+
+
 def test_checks_run_concurrently_but_bounded() -> None:
     objects = FakeObjects({f"gs://b/{i}" for i in range(40)}, delay=0.01)
     results = check_all([f"gs://b/{i}" for i in range(40)] * 2, objects, max_workers=4)
-    assert len(results) == 40 and all(v is True for v in results.values())
+    assert len(results) == 40 and all(v == StoredObject(size_bytes=1024) for v in results.values())
     assert len(objects.calls) == 40
     assert 1 < objects.most_active <= 4
 
 
-def test_gcs_checker_uses_the_storage_client() -> None:
-    class Blob:
-        def __init__(self, found: bool) -> None:
-            self.found = found
+def test_gcs_checker_reads_the_size_with_one_metadata_request() -> None:
+    requests: list[str] = []
 
-        def exists(self) -> bool:
-            return self.found
+    class Blob:
+        def __init__(self, size: int | None) -> None:
+            self.size = size
 
     class Bucket:
         def __init__(self, name: str) -> None:
             self.name = name
 
-        def blob(self, name: str) -> Blob:
-            return Blob(f"{self.name}/{name}" == "b/dir/x.png")
+        def get_blob(self, name: str) -> Blob | None:
+            requests.append(f"{self.name}/{name}")
+            return {"b/dir/x.png": Blob(1234), "b/no-size": Blob(None)}.get(f"{self.name}/{name}")
 
     class Client:
         def bucket(self, name: str) -> Bucket:
             return Bucket(name)
 
     checker = GcsUriChecker(Client())
-    assert checker("gs://b/dir/x.png") is True
-    assert checker("gs://b/dir/y.png") is False
-    assert checker("gs://only-bucket") is False
+    assert checker("gs://b/dir/x.png") == StoredObject(size_bytes=1234)
+    assert checker("gs://b/dir/y.png") is None
+    assert checker("gs://only-bucket") is None
+    assert requests == ["b/dir/x.png", "b/dir/y.png"]
+    with pytest.raises(ValueError, match="no size"):
+        checker("gs://b/no-size")
     assert split_gs_uri("gs://b/dir/x.png") == ("b", "dir/x.png")
 
 
