@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from shared import logs
 from shared.config import setting_default
 
 PROJECT = "tunedrop-local"
@@ -525,7 +526,14 @@ def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
     """Stop every process `up` started, by process group; returns the names stopped."""
     stack = Stack(state_dir=state_dir or default_state_dir())
     pids = running_pids(stack)
-    _stop_groups(list(pids.values()))
+    # The functions and the scheduler first: a function host stopped while the emulators it calls
+    # are already gone waits out its in-flight request's retries and then the whole grace period.
+    services = {process.name for process in SERVICES}
+    killed = _stop_groups([pid for name, pid in pids.items() if name in services])
+    killed += _stop_groups([pid for name, pid in pids.items() if name not in services])
+    if killed:
+        names = ", ".join(name for name, pid in pids.items() if pid in killed)
+        logs.warning("Local stack processes ignored SIGTERM and were killed", processes=names)
     for name in pids:
         (stack.pid_dir / f"{name}.pid").unlink(missing_ok=True)
         child = _children.pop(name, None)
@@ -538,13 +546,15 @@ def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
     return sorted(pids)
 
 
-def _stop_groups(pids: list[int], grace_seconds: float = 10) -> None:
-    """SIGTERM each process group, then SIGKILL the groups still alive after the grace period."""
+def _stop_groups(pids: list[int], grace_seconds: float = 10) -> list[int]:
+    """SIGTERM each process group, then SIGKILL the groups still alive after the grace period (returned)."""
     _signal_groups(pids, signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     while time.monotonic() < deadline and any(_alive(pid) for pid in pids):
         time.sleep(0.1)
-    _signal_groups([pid for pid in pids if _alive(pid)], signal.SIGKILL)
+    stubborn = [pid for pid in pids if _alive(pid)]
+    _signal_groups(stubborn, signal.SIGKILL)
+    return stubborn
 
 
 def _signal_groups(pids: list[int], signal_number: signal.Signals) -> None:
