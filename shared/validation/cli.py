@@ -110,7 +110,11 @@ def validate_command(
         ),
     ] = False,
     check_files: Annotated[
-        bool, typer.Option("--check-files", help="check that every gs:// fileUri the examples reference exists")
+        bool,
+        typer.Option(
+            "--check-files",
+            help="check that every gs:// fileUri the examples reference exists and is within its kind's size limit",
+        ),
     ] = False,
     no_progress: Annotated[bool, typer.Option("--no-progress", help="never draw a progress bar")] = False,
     strict: Annotated[

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared.validation import TokenCountUnavailable, ValidationReport, validate_dataset
@@ -82,31 +81,3 @@ class FakeCounter:
 def text_chars(request: Mapping[str, Any]) -> int:
     turns = [*request.get("contents", []), *([request["systemInstruction"]] if "systemInstruction" in request else [])]
     return sum(len(p.get("text", "")) for t in turns for p in t["parts"])
-
-
-class FakeObjects:
-    """An in-memory "exists" checker over a set of gs:// URIs; tracks calls and concurrency."""
-
-    def __init__(self, existing: Iterable[str] = (), *, broken: Iterable[str] = (), delay: float = 0.0) -> None:
-        self.existing = set(existing)
-        self.broken = set(broken)
-        self.delay = delay
-        self.calls: list[str] = []
-        self.active = 0
-        self.most_active = 0
-        self._lock = threading.Lock()
-
-    def __call__(self, uri: str) -> bool:
-        with self._lock:
-            self.calls.append(uri)
-            self.active += 1
-            self.most_active = max(self.most_active, self.active)
-        try:
-            if self.delay:
-                time.sleep(self.delay)  # lets concurrent calls overlap; nothing is timed
-            if uri in self.broken:
-                raise PermissionError("403 forbidden")
-            return uri in self.existing
-        finally:
-            with self._lock:
-                self.active -= 1
