@@ -46,6 +46,7 @@ locals {
     TUNEDROP_BUCKET                 = google_storage_bucket.datasets.name
     TUNEDROP_INCOMING_PREFIX        = local.incoming_prefix
     TUNEDROP_REPORTS_PREFIX         = local.reports_prefix
+    TUNEDROP_DEFAULT_TEAM           = var.default_team
     TUNEDROP_UPLOADS_TOPIC          = google_pubsub_topic.this["uploads"].name
     TUNEDROP_DISPATCH_TOPIC         = google_pubsub_topic.this["dispatch"].name
     TUNEDROP_POLL_TOPIC             = google_pubsub_topic.this["poll"].name

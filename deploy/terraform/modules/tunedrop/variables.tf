@@ -83,6 +83,16 @@ variable "strict_validation" {
   default     = false
 }
 
+variable "default_team" {
+  description = "Team of the objects directly under incoming/ and datasets/, not in a team's folder (TUNEDROP_DEFAULT_TEAM)."
+  type        = string
+  default     = "default"
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.default_team))
+    error_message = "default_team must be a team name: a lowercase letter, then lowercase letters, digits or - (at most 63)."
+  }
+}
+
 variable "retirement_notice_days" {
   description = "Days before a base model retires at which each succeeded job's tuned model gets a model_retiring lifecycle event (TUNEDROP_RETIREMENT_NOTICE_DAYS)."
   type        = list(number)
