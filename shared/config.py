@@ -44,11 +44,15 @@ from shared.validation.registry import ModelStatus, registry
 _TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
 _OPTIONAL_TOPIC_PATTERN: Final = rf"^$|{_TOPIC_PATTERN}"
 _REGION_PATTERN: Final = r"^[a-z]+-[a-z]+[0-9]+$"
+# A team's name, its folder under incoming/, datasets/ and reports/: declared here once. Valid as a Vertex AI label
+# key or value, and plain in an IAM condition's object prefix. \A and \Z: a `$` would let a trailing newline through.
+TEAM_NAME_PATTERN: Final = r"\A[a-z][a-z0-9-]{0,62}\Z"
 # What a value failing each pattern is not, for the one-line message.
 _PATTERN_SHAPES: Final = {
     _TOPIC_PATTERN: "a valid Pub/Sub topic id",
     _OPTIONAL_TOPIC_PATTERN: "a valid Pub/Sub topic id",
     _REGION_PATTERN: "a region like us-central1",
+    TEAM_NAME_PATTERN: "a team name (a lowercase letter, then lowercase letters, digits or -; at most 63)",
 }
 _NOT_WHOLE: Final = frozenset({"int_parsing", "int_from_float", "int_type"})
 _OUT_OF_RANGE: Final = frozenset({"greater_than_equal", "less_than_equal"})
@@ -191,6 +195,12 @@ class Settings(CommonSettings):
     )
     reports_prefix: str = Field(
         "reports/", validation_alias="TUNEDROP_REPORTS_PREFIX", description="Object prefix for validation reports."
+    )
+    default_team: str = Field(
+        "default",
+        validation_alias="TUNEDROP_DEFAULT_TEAM",
+        pattern=TEAM_NAME_PATTERN,
+        description="Team of the objects directly under `incoming/` and `datasets/` (not in a team's folder).",
     )
     uploads_topic: str = Field(
         "tunedrop-uploads",

@@ -80,6 +80,7 @@ def completion_data(job: Job) -> dict[str, Any]:
         "job_id": job.job_id,
         "attempt": job.attempt,
         "state": job.state.value,
+        "team": job.team or None,
         "dataset_uri": job.dataset_uri,
         "validation_dataset_uri": job.validation_uri or None,
         "manifest_uri": job.manifest_uri or None,

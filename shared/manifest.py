@@ -6,7 +6,8 @@
      "hyper_parameters": {"epochs": 3, "adapter_size": 4, "learning_rate_multiplier": 1.0},
      "display_name": "support-bot-v2", "labels": {"team": "support"}, "priority": 10}
 
-Dataset paths are objects of the datasets bucket, as `gs://BUCKET/path` or a bare `path`.
+Dataset paths are objects of the datasets bucket, as `gs://BUCKET/path` or a bare `path`, and of the
+manifest's own team (see `TeamPrefixes`): `incoming/<team>/...` or `datasets/<team>/...`.
 Every problem is reported (line, JSON path, what to do), not just the first.
 
 Every value's type and range is declared below (msgspec types with constraints) and checked one field
@@ -26,6 +27,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from shared.config import TEAM_NAME_PATTERN
 from shared.text import printable
 from shared.validation import Issue
 from shared.validation.hyperparams import ADAPTER_SIZE_NAMES, HYPER_PARAMETER_NAMES
@@ -59,6 +61,42 @@ BaseModelName = Annotated[str, Meta(min_length=1, max_length=256, pattern=r"\A[A
 DatasetPath = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"\A[^\x00-\x1f\x7f]+\Z")]
 LabelKey = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_-]{0,62}\Z")]
 LabelValue = Annotated[str, Meta(pattern=r"\A[a-z0-9_-]{0,63}\Z")]
+TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
+
+# Where teams keep the datasets their manifests name, beside their uploads under the incoming prefix.
+DATASETS_PREFIX = "datasets/"
+TEAM_NAME_SHAPE = "a lowercase letter, then lowercase letters, digits or - (at most 63 characters)"
+
+
+def is_team_name(name: str) -> bool:
+    return not convert(name, TeamName)[1]
+
+
+@dataclass(frozen=True)
+class TeamPrefixes:
+    """Which team owns an object of the datasets bucket: `incoming/<team>/...` and `datasets/<team>/...` are
+    `<team>`'s, and objects directly under `incoming/` or `datasets/` are the default team's."""
+
+    incoming_prefix: str = "incoming/"
+    default_team: str = "default"
+
+    def owner(self, object_name: str) -> str | None:
+        """The team that owns ``object_name``; None when no team does (another prefix, or a folder under
+        incoming/ or datasets/ that is not a team name)."""
+        for prefix in (self.incoming_prefix, DATASETS_PREFIX):
+            if object_name.startswith(prefix):
+                folder, slash, _ = object_name[len(prefix) :].partition("/")
+                if not slash:
+                    return self.default_team
+                return folder if is_team_name(folder) else None
+        return None
+
+    def own_prefixes(self, team: str) -> str:
+        """Where ``team``'s datasets may be, as a message says it."""
+        prefixes = [f"{self.incoming_prefix}{team}/", f"{DATASETS_PREFIX}{team}/"]
+        if team == self.default_team:
+            prefixes += [f"directly under {self.incoming_prefix}", f"directly under {DATASETS_PREFIX}"]
+        return ", ".join(prefixes[:-1]) + " or " + prefixes[-1]
 
 
 @dataclass(frozen=True)
@@ -211,7 +249,31 @@ def _parse(raw: bytes, name: str, issues: list[Issue]) -> tuple[Any, str]:
     return None, text
 
 
-def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issue]) -> str:
+@dataclass(frozen=True)
+class _Scope:
+    """Where a manifest's datasets may be: its bucket, and when ``teams`` is given, its own team's prefixes."""
+
+    bucket: str
+    team: str = ""
+    teams: TeamPrefixes | None = None
+
+    def foreign(self, path: str) -> str | None:
+        """Why ``path`` is not the manifest's team's to name, or None when it is (or teams are not checked)."""
+        if self.teams is None:
+            return None
+        owner = self.teams.owner(path)
+        if owner == self.team:
+            return None
+        # Both names match TEAM_NAME_PATTERN (an upload from any other folder is refused before its manifest is read).
+        whose = f"team {owner}'s" if owner is not None else "no team's"
+        return (
+            f"is {whose}, and a manifest of team {self.team or '(none)'} may name only its own team's datasets: "
+            f"{self.teams.own_prefixes(self.team)}"
+        )
+
+
+def _dataset_uri(value: Any, key: str, scope: _Scope, text: str, issues: list[Issue]) -> str:
+    bucket = scope.bucket
     line = _line_of(text, key)
     path_value, problem = convert(value, DatasetPath)
     if problem:
@@ -247,17 +309,25 @@ def _dataset_uri(value: Any, key: str, bucket: str, text: str, issues: list[Issu
             Issue(line, "manifest_bad_dataset", f"{key} must name a .jsonl file, not {quoted(path)}.", f"$.{key}")
         )
         return ""
+    foreign = scope.foreign(path)
+    if foreign is not None:
+        issues.append(Issue(line, "manifest_other_team", f"{key} {quoted(path)} {foreign}.", f"$.{key}"))
+        return ""
     return f"gs://{bucket}/{path}"
 
 
-def parse_manifest(raw: bytes, *, name: str, bucket: str) -> tuple[Manifest, list[Issue]]:
-    """The manifest, and every problem found in it (an empty list when it is valid)."""
+def parse_manifest(
+    raw: bytes, *, name: str, bucket: str, teams: TeamPrefixes | None = None
+) -> tuple[Manifest, list[Issue]]:
+    """The manifest, and every problem found in it (an empty list when it is valid). With ``teams`` (the upload
+    service always gives them) a dataset that is not of the manifest's own team is a problem too."""
     issues: list[Issue] = []
     data, text = _document(raw, name, issues)
     if data is None:
         return Manifest(), issues
     _check_known_keys(data, text, issues)
-    training, validation = _datasets(data, bucket, text, issues)
+    scope = _Scope(bucket, teams.owner(name) or "", teams) if teams is not None else _Scope(bucket)
+    training, validation = _datasets(data, scope, text, issues)
     base_model = _scalar(
         data, "base_model", BaseModelName, "base_model must be a model name such as gemini-3.5-flash", "", text, issues
     )
@@ -312,7 +382,7 @@ def _check_known_keys(data: Mapping[Any, Any], text: str, issues: list[Issue]) -
         )
 
 
-def _datasets(data: Mapping[Any, Any], bucket: str, text: str, issues: list[Issue]) -> tuple[str, str]:
+def _datasets(data: Mapping[Any, Any], scope: _Scope, text: str, issues: list[Issue]) -> tuple[str, str]:
     """(training URI, validation URI), each "" when absent or refused."""
     if "training_dataset" not in data:
         issues.append(
@@ -320,10 +390,10 @@ def _datasets(data: Mapping[Any, Any], bucket: str, text: str, issues: list[Issu
         )
         training = ""
     else:
-        training = _dataset_uri(data["training_dataset"], "training_dataset", bucket, text, issues)
+        training = _dataset_uri(data["training_dataset"], "training_dataset", scope, text, issues)
     validation = ""
     if data.get("validation_dataset") is not None:
-        validation = _dataset_uri(data["validation_dataset"], "validation_dataset", bucket, text, issues)
+        validation = _dataset_uri(data["validation_dataset"], "validation_dataset", scope, text, issues)
         if validation and validation == training:
             issues.append(
                 Issue(

@@ -75,6 +75,7 @@ def lifecycle_cloud_event(
         "attempt": job.attempt,
         "kind": kind,
         "state": job.state.value,
+        "team": job.team or None,
         "reason": reason,
         "at": iso(at),
         "dataset_uri": job.dataset_uri,

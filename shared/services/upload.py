@@ -18,7 +18,9 @@ from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import Job, JobState, job_id_for, new_job
 from shared.manifest import (
     MAX_MANIFEST_BYTES,
+    TEAM_NAME_SHAPE,
     Manifest,
+    TeamPrefixes,
     is_manifest,
     parse_manifest,
     quoted,
@@ -85,6 +87,7 @@ class UploadService:
         self._completions = completions
         self._settings = settings
         self._clock = clock
+        self._teams = TeamPrefixes(settings.incoming_prefix, settings.default_team)
         # Upload moves no job that holds a slot, but its moves are settled like every other service's.
         self._effects = JobEffects(SlotLedger(store, clock), completions, lifecycle)
 
@@ -113,6 +116,14 @@ class UploadService:
                 "nested_too_deep",
                 f"{quoted(obj.name)} is {len(parts) - 1} folders deep; Tunedrop takes uploads directly under {prefix} "
                 f"or one team folder below it ({prefix}<team>/<file>): move it up.",
+                file=uri,
+            )
+        if self._teams.owner(obj.name) is None:
+            return Issue(
+                0,
+                "bad_team_folder",
+                f"{quoted(parts[0])} is not a team name ({TEAM_NAME_SHAPE}); Tunedrop takes uploads in a team's "
+                f"folder ({prefix}<team>/<file>) or directly under {prefix}: move it.",
                 file=uri,
             )
         name = parts[-1].lower()
@@ -145,10 +156,6 @@ class UploadService:
                 )
         spec = get_model(path["model"] if path is not None else name)
         return (spec.name if spec is not None else name), None
-
-    def _team_of(self, obj: UploadedObject) -> str:
-        parts = obj.name[len(self._settings.incoming_prefix) :].split("/")
-        return parts[0] if len(parts) == 2 else ""
 
     def handle(self, obj: UploadedObject) -> UploadOutcome:
         # The default base model must be tunable today, or the upload function stops with one message (and the
@@ -187,7 +194,7 @@ class UploadService:
             hyper_parameters=dict(original.hyper_parameters),
             labels=dict(original.labels),
             upload_event_id=f"retune:{job_id}",
-        ).with_fields(retuned_from=job_id)
+        ).with_fields(retuned_from=job_id, team=original.team)
         with logs.log_context(job_id=fresh.job_id):
             if self._store.create(fresh):
                 logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
@@ -231,7 +238,8 @@ class UploadService:
             upload_event_id=obj.event_id,
             now=now,
         )
-        fresh = fresh.with_fields(team=self._team_of(obj))
+        # "" when the folder is no team's: such an upload is rejected (bad_team_folder).
+        fresh = fresh.with_fields(team=self._teams.owner(obj.name) or "")
         created = self._store.create(fresh)
         if created:
             logs.info("job created", state=JobState.VALIDATING.value, dataset_uri=fresh.dataset_uri)
@@ -285,7 +293,7 @@ class UploadService:
         except ObjectMissing as exc:
             missing = Issue(0, "object_missing", f"{exc} It was deleted or replaced before validation.")
             return _Plan(Manifest(base_model=base_model), manifest_uri=manifest_uri, issues=[missing])
-        manifest, issues = parse_manifest(raw, name=obj.name, bucket=obj.bucket)
+        manifest, issues = parse_manifest(raw, name=obj.name, bucket=obj.bucket, teams=self._teams)
         return _Plan(
             replace(manifest, base_model=manifest.base_model or base_model),
             manifest_uri=manifest_uri,
@@ -493,8 +501,10 @@ class UploadService:
         return kept
 
     def _write_reports(self, job: Job, report: ValidationReport) -> str:
-        """reports/<job_id>.json for programs and reports/<job_id>.md for people; returns the JSON's URI."""
-        stem = f"{self._settings.reports_prefix}{job.job_id}"
+        """reports/<team>/<job_id>.json for programs and reports/<team>/<job_id>.md for people, in the folder of the
+        job's team (the default team's for a job of none); returns the JSON's URI. Readers follow the job's
+        report_uri, so reports written before teams (reports/<job_id>.json) are still found."""
+        stem = f"{self._settings.reports_prefix}{job.team or self._settings.default_team}/{job.job_id}"
         body = json.dumps({"job_id": job.job_id, **report.to_dict()}, indent=2, default=str).encode()
         uri = self._blobs.write(self._settings.bucket, f"{stem}.json", body, "application/json")
         markdown = render_markdown(report).encode()

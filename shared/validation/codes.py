@@ -344,6 +344,13 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Upload directly under incoming/ or one team folder below it.",
     ),
     IssueCode(
+        "bad_team_folder",
+        E,
+        "The upload is in a folder under incoming/ that is not a team name (a lowercase letter, then lowercase "
+        "letters, digits or -; at most 63).",
+        "Upload into your team's folder, incoming/<team>/, or directly under incoming/ (the default team).",
+    ),
+    IssueCode(
         "unsupported_object",
         E,
         "The uploaded object is neither a .jsonl dataset nor a manifest.",
@@ -392,6 +399,14 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         E,
         "A dataset the manifest names is in another bucket.",
         "Copy the file into the upload bucket.",
+    ),
+    IssueCode(
+        "manifest_other_team",
+        E,
+        "A dataset the manifest names is not its own team's: a manifest may name only objects under "
+        "incoming/<team>/ or datasets/<team>/ of the team whose folder it was uploaded to (the default team's also "
+        "directly under incoming/ and datasets/).",
+        "Copy the dataset into your team's datasets/<team>/, or upload the manifest to the dataset's team folder.",
     ),
     IssueCode("manifest_bad_value", E, "A manifest value has the wrong type or form.", "Fix the value."),
     IssueCode("manifest_bad_label", E, "A label is not a valid Vertex AI label.", "Fix the label's key or value."),

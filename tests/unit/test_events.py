@@ -12,6 +12,7 @@ from cloudevents.http import CloudEvent, from_http
 from shared.events import EVENT_TYPES, completion_cloud_event, completion_data, completion_event, to_pubsub
 from shared.jobs import Job, JobState, new_job
 from shared.services.lifecycle import LifecycleEvents
+from tests.eventschema import assert_valid_completion
 from tests.fakes import InMemoryJobStore, RecordingPublisher, make_settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -166,7 +167,7 @@ def test_to_pubsub_keeps_the_event_order_and_adds_the_filters_last() -> None:
 def test_a_lifecycle_event_in_the_binding() -> None:
     publisher = RecordingPublisher()
     lifecycle = LifecycleEvents(publisher, make_settings(TUNEDROP_EVENTS_TOPIC="tunedrop-events"))
-    job = succeeded_job()
+    job = replace(succeeded_job(), team="search")
     assert lifecycle.emit(job, "stuck", "pending too long", vertex_state="JOB_STATE_PENDING", since=T0)
     (message,) = publisher.messages
     assert message.topic == "tunedrop-events"
@@ -185,6 +186,35 @@ def test_a_lifecycle_event_in_the_binding() -> None:
     assert message.data == (
         b'{"at":"2026-01-01T00:10:00Z","attempt":1,"dataset_uri":"gs://ds/incoming/a.jsonl",'
         b'"job_id":"a-0123456789ab","kind":"stuck","reason":"pending too long",'
-        b'"since":"2026-01-01 00:00:00+00:00","state":"SUCCEEDED",'
+        b'"since":"2026-01-01 00:00:00+00:00","state":"SUCCEEDED","team":"search",'
         b'"vertex_job_name":"projects/demo/locations/us-central1/tuningJobs/1","vertex_state":"JOB_STATE_PENDING"}'
     )
+
+
+# ---- teams
+
+
+@pytest.mark.parametrize(("team", "shown"), [("kitchen", "kitchen"), ("default", "default"), ("", None)])
+def test_completion_data_names_the_jobs_team(team: str, shown: str | None) -> None:
+    """A job recorded before teams (or of an upload from no team's folder) has none: null."""
+    event = completion_event(replace(succeeded_job(), team=team), project="demo")
+    data = json.loads(event.data)
+    assert data["team"] == shown
+    assert_valid_completion(event.attributes, data)  # the schema, and every published copy of it
+
+
+@pytest.mark.parametrize("bad", ["Kitchen", "a b", "x" * 64, 7])
+def test_the_schema_refuses_a_team_that_is_no_team_name(bad: object) -> None:
+    event = completion_event(succeeded_job(), project="demo")
+    data = {**json.loads(event.data), "team": bad}
+    with pytest.raises(AssertionError):
+        assert_valid_completion(event.attributes, data)
+
+
+@pytest.mark.parametrize("kind", ["queued", "finished"])
+def test_lifecycle_events_name_the_jobs_team(kind: str) -> None:
+    publisher = RecordingPublisher()
+    lifecycle = LifecycleEvents(publisher, make_settings(TUNEDROP_EVENTS_TOPIC="tunedrop-events"))
+    assert lifecycle.emit(replace(succeeded_job(), team="kitchen"), kind)
+    assert lifecycle.emit(succeeded_job(), kind)
+    assert [json.loads(m.data)["team"] for m in publisher.messages] == ["kitchen", None]

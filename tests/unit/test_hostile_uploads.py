@@ -87,7 +87,7 @@ def test_a_hostile_manifest_is_rejected_with_its_code(harness: Harness, name: st
     outcome, job = upload_manifest(harness, name, body)
     assert outcome is UploadOutcome.REJECTED and job.state is JobState.REJECTED
     assert code in job.validation["error_counts"], job.validation["error_counts"]
-    report = harness.blobs.read("ds", f"reports/{job.job_id}.json")
+    report = harness.blobs.read("ds", f"reports/default/{job.job_id}.json")
     assert len(report) < 200_000  # an alias bomb never reaches the report expanded
     (event,) = harness.completions()
     assert event.json()["state"] == "REJECTED"
@@ -201,7 +201,7 @@ def test_an_outcome_the_database_refuses_is_recorded_as_a_bare_rejection(
     assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
     job = harness.job(job_id_for(obj.bucket, obj.name, obj.generation))
     assert job.error is not None and job.error["code"] == "unstorable_result"
-    assert harness.blobs.read("ds", f"reports/{job.job_id}.json")  # the details are in the report
+    assert harness.blobs.read("ds", f"reports/default/{job.job_id}.json")  # the details are in the report
     (event,) = harness.completions()
     assert event.json()["error"]["code"] == "unstorable_result"
 

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shared.jobs import JobState
-from shared.manifest import HYPER_PARAMETER_TYPES, parse_manifest
+from shared.manifest import HYPER_PARAMETER_TYPES, TeamPrefixes, parse_manifest
 from shared.validation.hyperparams import HYPER_PARAMETER_NAMES, HYPER_PARAMETERS
 from tests.fakes import VALID_DATASET, Harness
 
@@ -91,12 +91,13 @@ def test_a_manifest_upload_queues_a_job_with_its_datasets_and_settings(harness: 
     harness.blobs.put(
         "ds", "datasets/support/val.jsonl", VALID_DATASET.replace(b"France", b"Spain").replace(b"Paris", b"Madrid")
     )
-    job_id = harness.upload("support.json", data=json.dumps(GOOD))
+    job_id = harness.upload("incoming/support/support.json", data=json.dumps(GOOD))
     job = harness.job(job_id)
     assert job.state is JobState.QUEUED, job.validation
+    assert job.team == "support"
     assert job.dataset_uri == "gs://ds/datasets/support/train.jsonl"
     assert job.validation_uri == "gs://ds/datasets/support/val.jsonl"
-    assert job.manifest_uri == "gs://ds/incoming/support.json"
+    assert job.manifest_uri == "gs://ds/incoming/support/support.json"
     assert (job.base_model, job.priority, job.labels["team"]) == ("gemini-2.0-flash-001", 7, "support")
     assert job.validation["validation_example_count"] == 3
     harness.app.dispatcher.dispatch()
@@ -127,7 +128,7 @@ def test_a_manifest_naming_a_missing_dataset_is_rejected_with_a_report(harness: 
     (first,) = job.error["first_errors"]
     assert first["code"] == "object_missing"
     assert first["file"] == "gs://ds/datasets/none.jsonl"
-    assert harness.blobs.read("ds", f"reports/{job_id}.md").startswith(b"#")
+    assert harness.blobs.read("ds", f"reports/default/{job_id}.md").startswith(b"#")
     (event,) = harness.completions()
     assert event.attributes["ce-type"] == "tunedrop.job.v1.rejected"
 
@@ -159,3 +160,86 @@ def test_every_supported_hyper_parameter_has_a_declared_type() -> None:
             "Unknown hyper-parameter 'epoch_count': use adapter_size, epochs, learning_rate_multiplier.",
         )
     ]
+
+
+# ---- teams: a manifest names only its own team's datasets
+
+TEAMS = TeamPrefixes(incoming_prefix="incoming/", default_team="default")
+
+
+def _team_issues(manifest_name: str, training: str, validation: str | None = None) -> list[tuple[str, str | None]]:
+    body = {"training_dataset": training, **({"validation_dataset": validation} if validation else {})}
+    _, issues = parse_manifest(json.dumps(body).encode(), name=manifest_name, bucket="ds", teams=TEAMS)
+    return [(i.code, i.path) for i in issues]
+
+
+@pytest.mark.parametrize(
+    ("manifest_name", "dataset"),
+    [
+        ("incoming/kitchen/m.json", "datasets/kitchen/t.jsonl"),
+        ("incoming/kitchen/m.json", "gs://ds/datasets/kitchen/2026/t.jsonl"),
+        ("incoming/kitchen/m.json", "incoming/kitchen/t.jsonl"),
+        ("incoming/m.json", "datasets/t.jsonl"),
+        ("incoming/m.json", "incoming/t.jsonl"),
+        ("incoming/m.json", "datasets/default/t.jsonl"),
+        ("incoming/default/m.json", "/datasets/t.jsonl"),
+    ],
+)
+def test_a_manifest_may_name_its_own_teams_datasets(manifest_name: str, dataset: str) -> None:
+    assert _team_issues(manifest_name, dataset) == []
+
+
+@pytest.mark.parametrize(
+    ("manifest_name", "dataset", "whose"),
+    [
+        ("incoming/kitchen/m.json", "datasets/support/t.jsonl", "team support's"),
+        ("incoming/kitchen/m.json", "incoming/support/t.jsonl", "team support's"),
+        ("incoming/kitchen/m.json", "datasets/t.jsonl", "team default's"),
+        ("incoming/kitchen/m.json", "incoming/t.jsonl", "team default's"),
+        ("incoming/m.json", "datasets/kitchen/t.jsonl", "team kitchen's"),
+        ("incoming/kitchen/m.json", "datasets/kitchen-old/t.jsonl", "team kitchen-old's"),
+        ("incoming/kitchen/m.json", "gs://ds/reports/kitchen/x.jsonl", "no team's"),
+        ("incoming/kitchen/m.json", "tunedrop-staging/j/training-1.jsonl", "no team's"),
+        ("incoming/kitchen/m.json", "kitchen/t.jsonl", "no team's"),
+        ("incoming/kitchen/m.json", "datasets/Kitchen/t.jsonl", "no team's"),
+        ("incoming/kitchen/m.json", "datasets//t.jsonl", "no team's"),
+    ],
+)
+def test_a_manifest_naming_another_teams_object_breaks_the_rule(manifest_name: str, dataset: str, whose: str) -> None:
+    body = json.dumps({"training_dataset": dataset}, indent=1).encode()
+    manifest, issues = parse_manifest(body, name=manifest_name, bucket="ds", teams=TEAMS)
+    assert manifest.training_uri == ""
+    (issue,) = issues
+    assert (issue.code, issue.line, issue.path) == ("manifest_other_team", 2, "$.training_dataset")
+    team = manifest_name.split("/")[1] if manifest_name.count("/") == 2 else "default"
+    assert f"is {whose}, and a manifest of team {team} may name only its own team's datasets" in issue.message
+    assert f"datasets/{team}/" in issue.message and f"incoming/{team}/" in issue.message
+
+
+def test_each_dataset_of_a_manifest_is_checked() -> None:
+    issues = _team_issues("incoming/kitchen/m.json", "datasets/kitchen/t.jsonl", "datasets/support/v.jsonl")
+    assert issues == [("manifest_other_team", "$.validation_dataset")]
+
+
+def test_a_custom_incoming_prefix_and_default_team_move_the_teams_folders() -> None:
+    teams = TeamPrefixes(incoming_prefix="drop/", default_team="platform")
+    assert teams.owner("drop/x.jsonl") == teams.owner("datasets/x.jsonl") == "platform"
+    assert teams.owner("drop/kitchen/x.jsonl") == "kitchen"
+    assert teams.owner("incoming/kitchen/x.jsonl") is None
+
+
+def test_a_manifest_naming_another_teams_dataset_is_rejected_and_never_reads_it(harness: Harness) -> None:
+    harness.blobs.put("ds", "datasets/support/train.jsonl", VALID_DATASET)
+    manifest = {"training_dataset": "datasets/support/train.jsonl"}
+    job = harness.job(harness.upload("incoming/kitchen/m.json", data=json.dumps(manifest)))
+    assert job.state is JobState.REJECTED
+    assert (job.team, job.training_uri, job.tuning_training_uri) == ("kitchen", "", "")
+    assert job.error is not None
+    (first,) = job.error["first_errors"]
+    assert first["code"] == "manifest_other_team" and "team support's" in first["message"]
+    assert job.report_uri == f"gs://ds/reports/kitchen/{job.job_id}.json"
+    report = json.loads(harness.blobs.read("ds", f"reports/kitchen/{job.job_id}.json"))
+    assert report["error_counts"] == {"manifest_other_team": 1}
+    assert not [name for (_, name, _) in harness.blobs.objects if name.startswith("tunedrop-staging/")]
+    (event,) = harness.completions()
+    assert (event.json()["state"], event.json()["team"]) == ("REJECTED", "kitchen")

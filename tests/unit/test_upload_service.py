@@ -9,13 +9,20 @@ from dataclasses import replace
 import pytest
 
 from shared.errors import TransientError
-from shared.jobs import JobState, job_id_for
+from shared.jobs import Job, JobState, job_id_for
+from shared.ports import ObjectMissing
 from shared.services.upload import VALIDATION_LEASE, UploadedObject, UploadOutcome
 from tests.fakes import INVALID_DATASET, VALID_DATASET, Harness, jsonl
 
 
 def job_id(obj: UploadedObject) -> str:
     return job_id_for(obj.bucket, obj.name, obj.generation)
+
+
+def read_report(harness: Harness, job: Job, suffix: str = ".json") -> bytes:
+    """The report the job names (its .json, or the .md beside it)."""
+    assert job.report_uri.startswith("gs://ds/") and job.report_uri.endswith(".json")
+    return harness.blobs.read("ds", job.report_uri.removeprefix("gs://ds/").removesuffix(".json") + suffix)
 
 
 def test_valid_dataset_is_queued_and_wakes_the_dispatcher(harness: Harness) -> None:
@@ -36,8 +43,10 @@ def test_valid_dataset_is_queued_and_wakes_the_dispatcher(harness: Harness) -> N
     assert [m.json() for m in harness.dispatch_messages()] == [{"reason": "queued", "job_id": job.job_id}]
     assert harness.completions() == []
     assert len(harness.publisher.messages) == 1
-    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
-    assert job.report_uri == f"gs://ds/reports/{job.job_id}.json"
+    # A top-level upload is the default team's, and so is its report's folder.
+    assert job.team == "default"
+    report = json.loads(harness.blobs.read("ds", f"reports/default/{job.job_id}.json"))
+    assert job.report_uri == f"gs://ds/reports/default/{job.job_id}.json"
     assert report["valid"] is True and report["errors"] == []
 
 
@@ -51,7 +60,7 @@ def test_invalid_dataset_is_rejected_with_a_report_and_one_event(harness: Harnes
     assert job.error is not None and job.error["code"] == "INVALID_DATASET"
     assert [(e["line"], e["code"]) for e in job.error["first_errors"]] == [(2, "not_json"), (3, "missing_contents")]
 
-    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
+    report = json.loads(read_report(harness, job))
     assert report["job_id"] == job.job_id
     assert report["valid"] is False
     assert report["error_count"] == 2
@@ -224,7 +233,7 @@ def test_many_lines_many_errors(harness: Harness) -> None:
     job = harness.job(job_id(obj))
     assert job.validation["error_count"] == 150
     assert len(job.error["first_errors"]) == 10  # type: ignore[index]
-    report = json.loads(harness.blobs.read("ds", f"reports/{job.job_id}.json"))
+    report = json.loads(read_report(harness, job))
     assert len(report["errors"]) == 100 and report["error_counts"] == {"missing_contents": 150}
 
 
@@ -243,19 +252,64 @@ def test_every_object_under_incoming_gets_an_answer(harness: Harness, name: str,
     assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
     job = harness.job(job_id(obj))
     assert job.error is not None and [e["code"] for e in job.error["first_errors"]] == [code]
-    report = harness.blobs.read("ds", f"reports/{job.job_id}.json")
+    report = read_report(harness, job)
     assert code.encode() in report and b".jsonl" in report  # it says what Tunedrop accepts
     (event,) = harness.completions()
     assert event.json()["state"] == "REJECTED"
     assert harness.blobs.read("ds", name) == b"whatever"  # the user's object is left alone
 
 
-@pytest.mark.parametrize("name", ["incoming/A.JSONL", "incoming/team-a/a.jsonl", "incoming/Team_B/B.Jsonl"])
+@pytest.mark.parametrize("name", ["incoming/A.JSONL", "incoming/team-a/a.jsonl", "incoming/b2/B.Jsonl"])
 def test_jsonl_in_any_letter_case_and_a_team_folder_are_taken(harness: Harness, name: str) -> None:
     obj = harness.put_dataset(name)
     assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
     job = harness.job(job_id(obj))
-    assert job.team == (name.split("/")[1] if name.count("/") == 2 else "")
+    assert job.team == (name.split("/")[1] if name.count("/") == 2 else "default")
+
+
+def test_a_team_upload_is_the_teams_with_its_report_in_the_teams_folder(harness: Harness) -> None:
+    obj = harness.put_dataset("incoming/kitchen/bad.jsonl", INVALID_DATASET)
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id(obj))
+    assert job.team == "kitchen"
+    assert job.report_uri == f"gs://ds/reports/kitchen/{job.job_id}.json"
+    assert json.loads(read_report(harness, job))["valid"] is False
+    assert read_report(harness, job, ".md").startswith(b"#")
+    with pytest.raises(ObjectMissing):
+        harness.blobs.read("ds", f"reports/{job.job_id}.json")
+    (event,) = harness.completions()
+    assert event.json()["team"] == "kitchen"
+
+
+def test_the_default_team_is_a_setting(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_DEFAULT_TEAM": "platform"})
+    job = h.job(h.upload("a.jsonl"))
+    assert (job.team, job.report_uri) == ("platform", f"gs://ds/reports/platform/{job.job_id}.json")
+    # A folder named like the default team is that team too.
+    assert h.job(h.upload("incoming/platform/b.jsonl")).team == "platform"
+
+
+@pytest.mark.parametrize(
+    "folder", ["Team_B", "under_score", "9lives", "-dash", "caf\u00e9", "x" * 64, "with space", "a.b"]
+)
+def test_an_upload_in_a_folder_that_is_no_team_name_is_rejected(harness: Harness, folder: str) -> None:
+    obj = harness.put_dataset(f"incoming/{folder}/a.jsonl")
+    assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    job = harness.job(job_id(obj))
+    assert job.error is not None and [e["code"] for e in job.error["first_errors"]] == ["bad_team_folder"]
+    assert "is not a team name" in job.error["first_errors"][0]["message"]
+    # It belongs to no team; its report is kept with the default team's.
+    assert job.team == ""
+    assert job.report_uri == f"gs://ds/reports/default/{job.job_id}.json"
+    assert b"bad_team_folder" in read_report(harness, job)
+
+
+def test_a_retune_stays_in_the_original_jobs_team(harness: Harness) -> None:
+    original = harness.upload("incoming/kitchen/a.jsonl")
+    harness.app.operations.cancel(original)
+    retuned = harness.app.uploads.retune(original, "gemini-3.5-flash")
+    assert retuned.state is JobState.QUEUED
+    assert (retuned.team, retuned.report_uri) == ("kitchen", f"gs://ds/reports/kitchen/{retuned.job_id}.json")
 
 
 def test_a_base_model_path_of_another_project_or_region_is_rejected(harness: Harness) -> None:
