@@ -8,11 +8,11 @@ from dataclasses import replace
 
 import pytest
 
-from shared.errors import TransientError
+from shared.errors import ConfigError, TransientError
 from shared.jobs import Job, JobState, job_id_for
 from shared.ports import ObjectMissing
 from shared.services.upload import VALIDATION_LEASE, UploadedObject, UploadOutcome
-from tests.fakes import INVALID_DATASET, VALID_DATASET, Harness, jsonl
+from tests.fakes import INVALID_DATASET, VALID_DATASET, Harness, jsonl, make_settings
 
 
 def job_id(obj: UploadedObject) -> str:
@@ -287,6 +287,12 @@ def test_the_default_team_is_a_setting(make_app: Callable[..., Harness]) -> None
     assert (job.team, job.report_uri) == ("platform", f"gs://ds/reports/platform/{job.job_id}.json")
     # A folder named like the default team is that team too.
     assert h.job(h.upload("incoming/platform/b.jsonl")).team == "platform"
+
+
+@pytest.mark.parametrize("team", ["Platform", "plat form", "-platform", "x" * 64, "platform\n-x"])
+def test_a_default_team_that_is_no_team_name_stops_the_configuration(team: str) -> None:
+    with pytest.raises(ConfigError, match="TUNEDROP_DEFAULT_TEAM=.* is not a team name"):
+        make_settings(TUNEDROP_DEFAULT_TEAM=team)
 
 
 @pytest.mark.parametrize(
