@@ -17,5 +17,7 @@ module "tunedrop" {
   # Built by `python deploy/build_source.py` at the repository root.
   source_archive_path    = coalesce(var.source_archive_path, "${path.root}/../../../../build/function-source.zip")
   reports_retention_days = var.reports_retention_days
-  labels                 = { environment = "example" }
+  # Uploaders by team, each limited to its own prefixes (deploy/README.md, "Adding a team").
+  teams  = var.teams
+  labels = { environment = "example" }
 }

@@ -102,3 +102,11 @@ variable "registry_check_repository_uri" {
     error_message = "registry_check_repository_uri must be empty or an https:// URI."
   }
 }
+
+variable "teams" {
+  description = "Teams and their principals (user:, group:, serviceAccount:, domain:); each creates under incoming/<team>/ and datasets/<team>/ and reads those and reports/<team>/. Validated by the module."
+  type = map(object({
+    principals = list(string)
+  }))
+  default = {}
+}

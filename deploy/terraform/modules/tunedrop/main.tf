@@ -8,6 +8,7 @@
 #   scheduler.tf   the poll tick
 #   monitoring.tf  log-based metrics, alert policies and a dashboard
 #   registry_check.tf  the weekly `tunedrop models check` (Cloud Build trigger, scheduler, drift alert)
+#   teams.tf       each team's principals, limited to their own prefixes (../team-access)
 
 locals {
   prefix          = var.name_prefix
@@ -20,6 +21,8 @@ locals {
   reports_prefix  = "reports/"
   # The copies of validated datasets (shared/services/upload.py STAGING_PREFIX); only Tunedrop writes there.
   staging_prefix = "tunedrop-staging/"
+  # Each team's own datasets (datasets/<team>/), which its manifests may name.
+  datasets_prefix = "datasets/"
 
   apis = [
     "aiplatform.googleapis.com",

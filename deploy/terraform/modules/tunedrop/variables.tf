@@ -320,6 +320,31 @@ variable "labels" {
   default     = {}
 }
 
+variable "teams" {
+  description = "Teams by name, each with its IAM principals: they create objects under incoming/<team>/ and datasets/<team>/ and read those and reports/<team>/ (modules/team-access; deploy/README.md, \"Adding a team\")."
+  type = map(object({
+    principals = list(string)
+  }))
+  default = {}
+  validation {
+    # A team name is one path segment of the object names (incoming/<team>/...).
+    condition     = alltrue([for team in keys(var.teams) : can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", team))])
+    error_message = "Team names must be 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen."
+  }
+  validation {
+    condition = alltrue(flatten([
+      for team in values(var.teams) : [
+        for principal in team.principals : can(regex("^((user|group|serviceAccount):[^@\\s]+@[^@\\s]+\\.[^@\\s]+|domain:[a-z0-9.-]+\\.[a-z]+)$", principal))
+      ]
+    ]))
+    error_message = "Each principal must be user:EMAIL, group:EMAIL, serviceAccount:EMAIL or domain:DOMAIN (never allUsers or allAuthenticatedUsers)."
+  }
+  validation {
+    condition     = alltrue([for team in values(var.teams) : length(team.principals) > 0])
+    error_message = "Each team needs at least one principal."
+  }
+}
+
 variable "registry_check_repository_uri" {
   description = "URI of the repository that holds this Tunedrop source (e.g. https://github.com/ORG/tunedrop); the weekly model-registry check builds from it. Empty: no registry check."
   type        = string

@@ -193,26 +193,42 @@ def for_each_items(body: Mapping[str, Any], module: Module, binding: Binding = B
     return [Binding(binding.variables, str(k), v) for k, v in items.items()]
 
 
-def callers(target: Path, modules: Mapping[Path, Module]) -> Iterator[tuple[str, Binding]]:
-    """Each instantiation of the module in `target`: (address, arguments)."""
+def root_binding(module: Module, overrides: Mapping[str, Any] | None = None) -> Binding:
+    """A root module's variables: their declared defaults, then the values a check supplies (a tfvars)."""
+    defaults = {name: one(body["default"]) for name, body in module.variables.items() if "default" in body}
+    return Binding({**defaults, **(overrides or {})})
+
+
+def callers(
+    target: Path, modules: Mapping[Path, Module], root_variables: Mapping[str, Any] | None = None
+) -> Iterator[tuple[str, Binding]]:
+    """Each instantiation of the module in `target`: (address, arguments). A module call's for_each and
+    arguments are evaluated in each instance of the calling module, so a for_each over a variable the
+    root passes down (var.teams) has its items."""
     for module in modules.values():
         for name, block in module.modules.items():
             if module.called_module(name) != target.resolve():
                 continue
-            for each in for_each_items(block, module):
-                arguments = {
-                    k: evaluate(one(v), module, each)
-                    for k, v in block.items()
-                    if k not in META_ARGUMENTS and not is_hcl2_key(k)
-                }
-                address = f"{name}[{each.each_key}]" if each.each_key is not None else name
-                yield address, Binding(arguments)
+            for _, outer in instances(module.path, modules, root_variables):
+                for each in for_each_items(block, module, outer):
+                    arguments = {
+                        k: evaluate(one(v), module, each)
+                        for k, v in block.items()
+                        if k not in META_ARGUMENTS and not is_hcl2_key(k)
+                    }
+                    address = f"{name}[{each.each_key}]" if each.each_key is not None else name
+                    yield address, Binding(arguments)
 
 
-def instances(directory: Path, modules: Mapping[Path, Module]) -> list[tuple[str, Binding]]:
-    """How a module is used: each call with its arguments, or once as a root."""
-    found = list(callers(directory, modules))
-    return found or [(directory.name, Binding())]
+def instances(
+    directory: Path, modules: Mapping[Path, Module], root_variables: Mapping[str, Any] | None = None
+) -> list[tuple[str, Binding]]:
+    """How a module is used: each call with its arguments (none for a call whose for_each is empty), or
+    once as a root when nothing calls it."""
+    called = any(m.called_module(name) == directory.resolve() for m in modules.values() for name in m.modules)
+    if called:
+        return list(callers(directory, modules, root_variables))
+    return [(directory.name, root_binding(modules[directory], root_variables))]
 
 
 @dataclass(frozen=True)
@@ -231,14 +247,33 @@ class ResourceInstance:
         return evaluate(one(attribute), self.module, self.each)
 
 
-def resource_instances(root: Path, wanted: Callable[[str], bool]) -> Iterator[ResourceInstance]:
-    """Every instance of the resources whose type is wanted, across the modules under root."""
+def resource_instances(
+    root: Path, wanted: Callable[[str], bool], root_variables: Mapping[str, Any] | None = None
+) -> Iterator[ResourceInstance]:
+    """Every instance of the resources whose type is wanted, across the modules under root; the root
+    modules' variables take their defaults, overridden by root_variables."""
     modules = load_modules(root)
     for directory, module in modules.items():
         for resource_type, named in module.resources.items():
             if not wanted(resource_type):
                 continue
             for name, body in named.items():
-                for module_address, binding in instances(directory, modules):
+                for module_address, binding in instances(directory, modules, root_variables):
                     for each in for_each_items(body, module, binding):
                         yield ResourceInstance(module_address, resource_type, name, body, module, each)
+
+
+_REFERENCE = re.compile(r"\$\{\s*((?:var|local)\.\w+|each\.key|each\.value(?:\.\w+)?)\s*\}")
+
+
+def interpolate(template: Any, module: Module, binding: Binding) -> Any:
+    """A template string with its ${var.X}, ${local.X} and ${each...} references replaced by their values
+    (recursively, for locals that are templates themselves); other interpolations stay as written."""
+    if not isinstance(template, str):
+        return template
+
+    def value_of(match: re.Match[str]) -> str:
+        value = evaluate("${" + match.group(1) + "}", module, binding)
+        return str(interpolate(value, module, binding)) if isinstance(value, str) else json.dumps(value)
+
+    return _REFERENCE.sub(value_of, template)
