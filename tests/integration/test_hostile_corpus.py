@@ -93,6 +93,11 @@ CASES: list[Case] = [
     Case("a/b/c/d.jsonl", GOOD, JobState.REJECTED, "nested_too_deep"),
     Case("UPPER.JSONL", GOOD, JobState.QUEUED, None),
     Case("team-a/in-a-team.jsonl", GOOD, JobState.QUEUED, None),
+    # ---- team folders: a folder under incoming/ must be a team name
+    Case("Team_B/upper-team.jsonl", GOOD, JobState.REJECTED, "bad_team_folder"),
+    Case("caf\u00e9/unicode-team.jsonl", GOOD, JobState.REJECTED, "bad_team_folder"),
+    Case("esc\x1b[31m/control-team.jsonl", GOOD, JobState.REJECTED, "bad_team_folder"),
+    Case(f"{'t' * 64}/long-team.jsonl", GOOD, JobState.REJECTED, "bad_team_folder"),
     Case("spaces and ünïcode ✓.jsonl", GOOD, JobState.QUEUED, None),
     Case("\u202eevil\u202c.jsonl", GOOD, JobState.QUEUED, None),
     Case("esc\x1b[31mred.jsonl", GOOD, JobState.QUEUED, None),
@@ -136,6 +141,32 @@ CASES: list[Case] = [
     Case("names-missing.yaml", b"training_dataset: datasets/nothing-here.jsonl\n", JobState.REJECTED, "object_missing"),
     Case("names-incoming.yaml", b"training_dataset: incoming/other.jsonl\n", JobState.REJECTED, "object_missing"),
     Case("good-manifest.yaml", b"training_dataset: datasets/t.jsonl\nlabels: {team: kitchen}\n", JobState.QUEUED, None),
+    # ---- manifests name only their own team's objects
+    Case("team-a/own.yaml", b"training_dataset: datasets/team-a/t.jsonl\n", JobState.QUEUED, None),
+    Case(
+        "team-a/takes-default.yaml", b"training_dataset: datasets/t.jsonl\n", JobState.REJECTED, "manifest_other_team"
+    ),
+    Case(
+        "takes-team-a.yaml",
+        b"training_dataset: gs://BUCKET/datasets/team-a/t.jsonl\n",
+        JobState.REJECTED,
+        "manifest_other_team",
+    ),
+    Case(
+        "team-b/takes-an-upload.yaml",
+        b"training_dataset: incoming/team-a/in-a-team.jsonl\n",
+        JobState.REJECTED,
+        "manifest_other_team",
+    ),
+    Case("names-reports.yaml", b"training_dataset: reports/x.jsonl\n", JobState.REJECTED, "manifest_other_team"),
+    Case(
+        "names-staging.yaml",
+        b"training_dataset: tunedrop-staging/j/training-1.jsonl\n",
+        JobState.REJECTED,
+        "manifest_other_team",
+    ),
+    # GCS names are literal: this object is under datasets/team-a/ (team-a's), and it does not exist.
+    Case("team-a/dot-dot.yaml", b"training_dataset: datasets/team-a/../t.jsonl\n", JobState.REJECTED, "object_missing"),
     *_dataset_line_cases(),
 ]
 
@@ -145,6 +176,7 @@ def world(emulator_env: dict[str, str]) -> Iterator[tuple[App, storage.Bucket]]:
     client = storage.Client(project=emulator_env["GOOGLE_CLOUD_PROJECT"], credentials=AnonymousCredentials())
     bucket = client.create_bucket(f"hostile-{uuid.uuid4().hex[:8]}")
     bucket.blob("datasets/t.jsonl").upload_from_string(GOOD * 3)
+    bucket.blob("datasets/team-a/t.jsonl").upload_from_string(GOOD * 3)
     with vertex_emulator(VertexEmulator(quota=10, job_seconds=1)) as host:
         base = emulator_app(
             emulator_env,
@@ -176,7 +208,7 @@ def test_every_hostile_upload_ends_recorded_and_leaves_the_object_alone(
     blob = bucket.blob(f"incoming/{case.name}")
     if case.metadata:
         blob.metadata = case.metadata
-    blob.upload_from_string(case.body)
+    blob.upload_from_string(case.body.replace(b"gs://BUCKET/", f"gs://{bucket.name}/".encode()))
     blob.reload()
     checksum = blob.crc32c
     if case.before is not None:
