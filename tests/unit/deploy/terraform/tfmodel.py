@@ -1,9 +1,11 @@
 """The Terraform, read rather than planned (no providers offline).
 
 hcl2 parses each file; a small evaluator resolves the few expression shapes the modules use (local.X,
-var.X bound by the calling module, each.key / each.value[.X] of a for_each over a local map). What it
-cannot resolve stays as written, or raises Unresolved where a check needs the value, so the modules
-stay checkable.
+var.X bound by the calling module, each.key / each.value[.X] of a for_each over a local map or a
+variable, ${...} references inside a template). A module call's for_each and arguments are evaluated in
+each instance of the calling module, and a root module's variables take their defaults unless a check
+supplies values (an example `teams`). What it cannot resolve stays as written, or raises Unresolved
+where a check needs the value, so the modules stay checkable.
 """
 
 from __future__ import annotations
