@@ -109,6 +109,10 @@ def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -
     """
     root = logging.getLogger()
     _remove_json_handlers(root)
+    # A host may already have put a plain console handler on the root (functions-framework does
+    # with LOG_EXECUTION_ID set): every line would then come out twice, once as plain text.
+    for handler in [h for h in root.handlers if _plain_console(h)]:
+        root.removeHandler(handler)
     _remove_json_handlers(_logger)  # the fallback of an unconfigured process, if it was installed
     _logger.propagate = True
     _logger.setLevel(logging.NOTSET)
@@ -127,6 +131,12 @@ def _json_handler(stream: TextIO | None) -> logging.Handler:
     handler = _JsonLineHandler(stream)
     handler.setFormatter(JsonFormatter())
     return handler
+
+
+def _plain_console(handler: logging.Handler) -> bool:
+    """A bare StreamHandler on stdout or stderr (not a subclass, such as a test's capture handler)."""
+    stream = getattr(handler, "stream", None)
+    return type(handler) is logging.StreamHandler and stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
 
 
 def _remove_json_handlers(logger: logging.Logger) -> None:

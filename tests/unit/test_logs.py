@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -176,3 +177,20 @@ def test_google_clients_do_not_cut_their_records_off_from_the_json_handler(strea
     (entry,) = lines(stream)
     assert entry["logger"] == "google.api_core.retry"
     assert entry["severity"] == "WARNING"
+
+
+def test_a_plain_console_handler_a_host_installed_does_not_double_every_line(
+    stream: io.StringIO, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = logging.getLogger()
+    plain = logging.StreamHandler(sys.stderr)  # what functions-framework's dictConfig installs
+    root.addHandler(plain)
+    try:
+        logs.configure_logging(stream=stream)
+        logs.warning("hello")
+        assert plain not in root.handlers
+        assert [entry["message"] for entry in lines(stream)] == ["hello"]
+        assert "hello" not in capsys.readouterr().err
+    finally:
+        if plain in root.handlers:
+            root.removeHandler(plain)
