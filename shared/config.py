@@ -32,9 +32,9 @@ from datetime import date
 from typing import Any, Final, Self
 
 from annotated_types import Ge, Le
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -44,6 +44,7 @@ from shared.validation.registry import ModelStatus, registry
 _TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
 _OPTIONAL_TOPIC_PATTERN: Final = rf"^$|{_TOPIC_PATTERN}"
 _REGION_PATTERN: Final = r"^[a-z]+-[a-z]+[0-9]+$"
+_WHOLE: Final = re.compile(r"[+-]?[0-9]+")
 # A team's name, its folder under incoming/, datasets/ and reports/: declared here once. Valid as a Vertex AI label
 # key or value, and plain in an IAM condition's object prefix. \A and \Z: a `$` would let a trailing newline through.
 TEAM_NAME_PATTERN: Final = r"\A[a-z][a-z0-9-]{0,62}\Z"
@@ -149,6 +150,15 @@ class CommonSettings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, _Environment(settings_cls)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers_only(cls, raw: object, info: ValidationInfo) -> object:
+        """An integer setting is written in ASCII digits: pydantic alone would take "5.0" as 5."""
+        field = cls.model_fields[info.field_name] if info.field_name else None
+        if field is not None and field.annotation is int and isinstance(raw, str) and not _WHOLE.fullmatch(raw):
+            raise PydanticCustomError("int_parsing", "not a whole number")
+        return raw
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         """The settings `environ` (os.environ when None) declares; every problem in one ConfigError."""
@@ -157,9 +167,16 @@ class CommonSettings(BaseSettings):
             return cls.model_validate({})
         except ValidationError as exc:
             problems = [_problem(error, cls) for error in exc.errors()]
+            # Pydantic skips the cross-field checks once a field fails: run them on what did parse.
+            problems += cls._cross_field_problems(_declared(cls, os.environ if environ is None else environ))
             raise ConfigError("Tunedrop configuration is invalid: " + "; ".join(problems) + ".") from None
         finally:
             _ENVIRON.reset(token)
+
+    @classmethod
+    def _cross_field_problems(cls, declared: Mapping[str, str]) -> list[str]:
+        """Problems between settings, for a model whose fields did not all validate (none by default)."""
+        return []
 
     def check_base_model(self, today: date) -> None:
         """Refuse to take uploads when the default base model cannot be tuned today (one clear message)."""
@@ -347,12 +364,30 @@ class Settings(CommonSettings):
 
     @model_validator(mode="after")
     def _window_within_retention(self) -> Self:
-        if self.reconcile_window_days >= self.retention_days:
-            raise ValueError(
-                f"TUNEDROP_RECONCILE_WINDOW_DAYS={self.reconcile_window_days} must be shorter than "
-                f"TUNEDROP_RETENTION_DAYS={self.retention_days}, or expired jobs' uploads would be tuned again"
-            )
+        problem = _window_problem(self.reconcile_window_days, self.retention_days)
+        if problem:
+            raise ValueError(problem)
         return self
+
+    @classmethod
+    def _cross_field_problems(cls, declared: Mapping[str, str]) -> list[str]:
+        values = {}
+        for name in ("reconcile_window_days", "retention_days"):
+            raw = declared.get(env_name(cls.model_fields[name]), str(cls.model_fields[name].default))
+            if not _WHOLE.fullmatch(raw):
+                return []  # already reported as not a whole number
+            values[name] = int(raw)
+        problem = _window_problem(values["reconcile_window_days"], values["retention_days"])
+        return [problem] if problem else []
+
+
+def _window_problem(window_days: int, retention_days: int) -> str:
+    if window_days < retention_days:
+        return ""
+    return (
+        f"TUNEDROP_RECONCILE_WINDOW_DAYS={window_days} must be shorter than "
+        f"TUNEDROP_RETENTION_DAYS={retention_days}, or expired jobs' uploads would be tuned again"
+    )
 
 
 def _bounds(model: type[BaseSettings], name: str) -> tuple[object, object]:

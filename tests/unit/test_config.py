@@ -196,3 +196,22 @@ def test_a_malformed_strict_validation_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as caught:
         Settings.from_env({**REQUIRED, "TUNEDROP_STRICT_VALIDATION": "maybe"})
     assert "TUNEDROP_STRICT_VALIDATION" in str(caught.value)
+
+
+def test_an_integer_setting_takes_whole_numbers_only() -> None:
+    with pytest.raises(ConfigError, match=r"TUNEDROP_QUOTA='5\.0' is not a whole number"):
+        Settings.from_env({"GOOGLE_CLOUD_PROJECT": "p", "TUNEDROP_BUCKET": "b", "TUNEDROP_QUOTA": "5.0"})
+
+
+def test_the_window_check_is_reported_even_when_another_setting_fails() -> None:
+    env = {
+        "GOOGLE_CLOUD_PROJECT": "p",
+        "TUNEDROP_BUCKET": "b",
+        "TUNEDROP_QUOTA": "x",
+        "TUNEDROP_RECONCILE_WINDOW_DAYS": "30",
+        "TUNEDROP_RETENTION_DAYS": "20",
+    }
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert "TUNEDROP_QUOTA='x' is not a whole number" in str(caught.value)
+    assert "TUNEDROP_RECONCILE_WINDOW_DAYS=30 must be shorter than TUNEDROP_RETENTION_DAYS=20" in str(caught.value)
