@@ -1,5 +1,6 @@
-"""Manifest drops: `incoming/<name>.json` (or `.yaml`) names the datasets and settings of one job.
+"""Manifest drops: `incoming/<team>/<name>.json` (or `.yaml`) names the datasets and settings of one job.
 
+    # incoming/support/bot.json
     {"training_dataset": "datasets/support/train.jsonl",
      "validation_dataset": "gs://BUCKET/datasets/support/val.jsonl",
      "base_model": "gemini-2.5-flash",

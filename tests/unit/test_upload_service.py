@@ -291,7 +291,7 @@ def test_the_default_team_is_a_setting(make_app: Callable[..., Harness]) -> None
 
 @pytest.mark.parametrize("team", ["Platform", "plat form", "-platform", "x" * 64, "platform\n-x"])
 def test_a_default_team_that_is_no_team_name_stops_the_configuration(team: str) -> None:
-    with pytest.raises(ConfigError, match="TUNEDROP_DEFAULT_TEAM=.* is not a team name"):
+    with pytest.raises(ConfigError, match=r"TUNEDROP_DEFAULT_TEAM=.* is not a team name"):
         make_settings(TUNEDROP_DEFAULT_TEAM=team)
 
 
