@@ -786,8 +786,11 @@ class ExampleChecker:
                 Problem("bad_part", f'Part must be an object like {{"text": "..."}}, not {_kind(part)}.', path)
             )
             return
-        kinds = [k for k in part if k in PART_KINDS]
-        others = [k for k in part if k not in PART_KINDS and k not in PART_MODIFIERS]
+        # Proto JSON reads a null field as unset (as the fast path's decoder does), so a null sibling
+        # of the part's real kind is no second kind; a part of nulls only is judged as written.
+        present = {k: v for k, v in part.items() if v is not None} or part
+        kinds = [k for k in present if k in PART_KINDS]
+        others = [k for k in present if k not in PART_KINDS and k not in PART_MODIFIERS]
         for key in others:
             if key in ("inlineData", "inline_data"):
                 message = (

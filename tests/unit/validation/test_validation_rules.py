@@ -492,3 +492,13 @@ def test_media_a_model_does_not_tune_names_the_models_that_do() -> None:
     assert "gemini-3.5-flash" in named
     assert "gemini-2.5-flash" not in named  # retired before the registry was checked
     assert "video/webm" not in issue.message  # the kind and the models, not every MIME type
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_null_sibling_of_a_part_is_unset_on_both_paths(fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Proto JSON reads null as unset; the verdict must not depend on which path a line takes.
+    from shared.validation import engine
+
+    monkeypatch.setattr(engine, "FAST_TIERS", fast)
+    part = {"text": "a", "fileData": None}
+    assert codes(run(example({"role": "user", "parts": [part]}, turn("model", "ok")))) == []
