@@ -45,15 +45,16 @@ _TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$
 _OPTIONAL_TOPIC_PATTERN: Final = rf"^$|{_TOPIC_PATTERN}"
 _REGION_PATTERN: Final = r"^[a-z]+-[a-z]+[0-9]+$"
 _WHOLE: Final = re.compile(r"[+-]?[0-9]+")
-# A team's name, its folder under incoming/, datasets/ and reports/: declared here once. Valid as a Vertex AI label
-# key or value, and plain in an IAM condition's object prefix. \A and \Z: a `$` would let a trailing newline through.
-TEAM_NAME_PATTERN: Final = r"\A[a-z][a-z0-9-]{0,62}\Z"
+# A team's name, its folder under incoming/, datasets/ and reports/: declared here once (Terraform's teams variable
+# checks the same shape). A valid Vertex AI label value, and plain in an IAM condition's object prefix.
+# \A and \Z: a `$` would let a trailing newline through.
+TEAM_NAME_PATTERN: Final = r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"
 # What a value failing each pattern is not, for the one-line message.
 _PATTERN_SHAPES: Final = {
     _TOPIC_PATTERN: "a valid Pub/Sub topic id",
     _OPTIONAL_TOPIC_PATTERN: "a valid Pub/Sub topic id",
     _REGION_PATTERN: "a region like us-central1",
-    TEAM_NAME_PATTERN: "a team name (a lowercase letter, then lowercase letters, digits or -; at most 63)",
+    TEAM_NAME_PATTERN: "a team name (1-63 lowercase letters, digits or -, not starting or ending with -)",
 }
 _NOT_WHOLE: Final = frozenset({"int_parsing", "int_from_float", "int_type"})
 _OUT_OF_RANGE: Final = frozenset({"greater_than_equal", "less_than_equal"})

@@ -66,7 +66,7 @@ TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
 
 # Where teams keep the datasets their manifests name, beside their uploads under the incoming prefix.
 DATASETS_PREFIX = "datasets/"
-TEAM_NAME_SHAPE = "a lowercase letter, then lowercase letters, digits or - (at most 63 characters)"
+TEAM_NAME_SHAPE = "1-63 lowercase letters, digits or -, not starting or ending with -"
 
 
 def is_team_name(name: str) -> bool:

@@ -346,8 +346,8 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
     IssueCode(
         "bad_team_folder",
         E,
-        "The upload is in a folder under incoming/ that is not a team name (a lowercase letter, then lowercase "
-        "letters, digits or -; at most 63).",
+        "The upload is in a folder under incoming/ that is not a team name (1-63 lowercase letters, digits or -, "
+        "not starting or ending with -).",
         "Upload into your team's folder, incoming/<team>/, or directly under incoming/ (the default team).",
     ),
     IssueCode(

@@ -194,7 +194,9 @@ def test_a_lifecycle_event_in_the_binding() -> None:
 # ---- teams
 
 
-@pytest.mark.parametrize(("team", "shown"), [("kitchen", "kitchen"), ("default", "default"), ("", None)])
+@pytest.mark.parametrize(
+    ("team", "shown"), [("kitchen", "kitchen"), ("default", "default"), ("9-lives", "9-lives"), ("", None)]
+)
 def test_completion_data_names_the_jobs_team(team: str, shown: str | None) -> None:
     """A job recorded before teams (or of an upload from no team's folder) has none: null."""
     event = completion_event(replace(succeeded_job(), team=team), project="demo")
@@ -203,7 +205,7 @@ def test_completion_data_names_the_jobs_team(team: str, shown: str | None) -> No
     assert_valid_completion(event.attributes, data)  # the schema, and every published copy of it
 
 
-@pytest.mark.parametrize("bad", ["Kitchen", "a b", "x" * 64, 7])
+@pytest.mark.parametrize("bad", ["Kitchen", "a b", "x" * 64, "kitchen-", "", 7])
 def test_the_schema_refuses_a_team_that_is_no_team_name(bad: object) -> None:
     event = completion_event(succeeded_job(), project="demo")
     data = {**json.loads(event.data), "team": bad}

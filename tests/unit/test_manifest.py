@@ -203,6 +203,8 @@ def test_a_manifest_may_name_its_own_teams_datasets(manifest_name: str, dataset:
         ("incoming/kitchen/m.json", "kitchen/t.jsonl", "no team's"),
         ("incoming/kitchen/m.json", "datasets/Kitchen/t.jsonl", "no team's"),
         ("incoming/kitchen/m.json", "datasets//t.jsonl", "no team's"),
+        ("incoming/kitchen/m.json", "datasets/kitchen-/t.jsonl", "no team's"),
+        ("incoming/42/m.json", "datasets/4/t.jsonl", "team 4's"),
     ],
 )
 def test_a_manifest_naming_another_teams_object_breaks_the_rule(manifest_name: str, dataset: str, whose: str) -> None:

@@ -259,7 +259,16 @@ def test_every_object_under_incoming_gets_an_answer(harness: Harness, name: str,
     assert harness.blobs.read("ds", name) == b"whatever"  # the user's object is left alone
 
 
-@pytest.mark.parametrize("name", ["incoming/A.JSONL", "incoming/team-a/a.jsonl", "incoming/b2/B.Jsonl"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "incoming/A.JSONL",
+        "incoming/team-a/a.jsonl",
+        "incoming/b2/B.Jsonl",
+        "incoming/9/a.jsonl",
+        "incoming/9-x/a.jsonl",
+    ],
+)
 def test_jsonl_in_any_letter_case_and_a_team_folder_are_taken(harness: Harness, name: str) -> None:
     obj = harness.put_dataset(name)
     assert harness.app.uploads.handle(obj) is UploadOutcome.QUEUED
@@ -289,14 +298,14 @@ def test_the_default_team_is_a_setting(make_app: Callable[..., Harness]) -> None
     assert h.job(h.upload("incoming/platform/b.jsonl")).team == "platform"
 
 
-@pytest.mark.parametrize("team", ["Platform", "plat form", "-platform", "x" * 64, "platform\n-x"])
+@pytest.mark.parametrize("team", ["Platform", "plat form", "-platform", "platform-", "x" * 64, "platform\n-x"])
 def test_a_default_team_that_is_no_team_name_stops_the_configuration(team: str) -> None:
     with pytest.raises(ConfigError, match=r"TUNEDROP_DEFAULT_TEAM=.* is not a team name"):
         make_settings(TUNEDROP_DEFAULT_TEAM=team)
 
 
 @pytest.mark.parametrize(
-    "folder", ["Team_B", "under_score", "9lives", "-dash", "caf\u00e9", "x" * 64, "with space", "a.b"]
+    "folder", ["Team_B", "under_score", "-dash", "dash-", "caf\u00e9", "x" * 64, "with space", "a.b"]
 )
 def test_an_upload_in_a_folder_that_is_no_team_name_is_rejected(harness: Harness, folder: str) -> None:
     obj = harness.put_dataset(f"incoming/{folder}/a.jsonl")

@@ -88,8 +88,8 @@ variable "default_team" {
   type        = string
   default     = "default"
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{0,62}$", var.default_team))
-    error_message = "default_team must be a team name: a lowercase letter, then lowercase letters, digits or - (at most 63)."
+    condition     = can(regex("^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", var.default_team))
+    error_message = "default_team must be a team name: 1-63 lowercase letters, digits or hyphens, not starting or ending with a hyphen."
   }
 }
 
