@@ -283,8 +283,9 @@ class BlobStore(abc.ABC):
         """A buffered binary reader of the object; raises ObjectMissing."""
 
     @abc.abstractmethod
-    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
-        """Write an object Tunedrop owns (a report); returns its gs:// URI."""
+    def write(self, bucket: str, name: str, data: bytes, content_type: str, *, if_absent: bool = False) -> str:
+        """Write an object Tunedrop owns (a report); returns its gs:// URI. With ``if_absent`` the object is
+        only created, in one step with the check: ObjectExists when it exists (nothing is overwritten)."""
 
     @abc.abstractmethod
     def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
@@ -312,3 +313,7 @@ class ListedObject:
 
 class CopyConflict(PermanentError):
     """The destination of a pinned copy exists with other bytes."""
+
+
+class ObjectExists(PermanentError):
+    """A create-only write (BlobStore.write with ``if_absent``) found the object there already."""

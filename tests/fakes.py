@@ -30,6 +30,7 @@ from shared.ports import (
     DocumentRefused,
     JobStore,
     ListedObject,
+    ObjectExists,
     ObjectInfo,
     ObjectMissing,
     Publisher,
@@ -587,7 +588,7 @@ class InMemoryBlobStore(BlobStore):
 
     def __init__(self, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # write(if_absent=True) holds it around put
         self.objects: dict[tuple[str, str, str], StoredObject] = {}
         self._live: dict[tuple[str, str], str] = {}
         self._generations = itertools.count(self.FIRST_GENERATION)
@@ -648,8 +649,11 @@ class InMemoryBlobStore(BlobStore):
                 raise self._open_failures.popleft()
         return io.BufferedReader(io.BytesIO(self.get(bucket, name, generation).data))
 
-    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
-        self.put(bucket, name, data, content_type=content_type)
+    def write(self, bucket: str, name: str, data: bytes, content_type: str, *, if_absent: bool = False) -> str:
+        with self._lock:  # check and create in one step, as GCS's ifGenerationMatch=0 does
+            if if_absent and (bucket, name) in self._live:
+                raise ObjectExists(f"gs://{bucket}/{name} exists.")
+            self.put(bucket, name, data, content_type=content_type)
         return f"gs://{bucket}/{name}"
 
     def list_page(self, bucket: str, prefix: str, page_token: str, limit: int) -> tuple[list[ListedObject], str]:

@@ -11,7 +11,7 @@ from google.auth.exceptions import GoogleAuthError
 from google.cloud.storage import Client as StorageClient
 
 from shared.errors import TransientError
-from shared.ports import BlobStore, CopyConflict, ListedObject, ObjectInfo, ObjectMissing
+from shared.ports import BlobStore, CopyConflict, ListedObject, ObjectExists, ObjectInfo, ObjectMissing
 
 # Every failure that is not "no such object" (caught first) is the platform's, never the upload's: a 5xx, a
 # 429, a 403 after an IAM slip, an expired token, a dropped connection. Raised as TransientError, the
@@ -126,9 +126,13 @@ class GcsBlobStore(BlobStore):
             generation=str(copied.generation), size=int(copied.size or 0), crc32c=str(copied.crc32c or "")
         )
 
-    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+    def write(self, bucket: str, name: str, data: bytes, content_type: str, *, if_absent: bool = False) -> str:
+        blob = self._client.bucket(bucket).blob(name)
         try:
-            self._client.bucket(bucket).blob(name).upload_from_string(data, content_type=content_type)
+            # Generation 0 matches only an object that does not exist: GCS creates it or refuses, atomically.
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=0 if if_absent else None)
+        except gexc.PreconditionFailed as exc:
+            raise ObjectExists(f"gs://{bucket}/{name} exists.") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"writing gs://{bucket}/{name} failed: {exc}") from exc
         return f"gs://{bucket}/{name}"

@@ -21,9 +21,18 @@ chat-session example wraps a plain tool result as ``{"output": ...}``):
 - a ``tool`` (or older ``function``) message -> a ``functionResponse`` part in a ``user`` turn, named after
   the call with its ``tool_call_id``; content that is a JSON object is the response, other content
   ``{"output": content}``;
-- top-level ``tools`` (and ``functions``) -> ``tools: [{"functionDeclarations": [...]}]``;
+- top-level ``tools`` (and ``functions``) -> ``tools: [{"functionDeclarations": [...]}]``, each
+  function's ``parameters`` JSON Schema made a Gemini ``Schema`` (:func:`gemini_schema`): ``type`` names in
+  upper case (an enum there: OBJECT, STRING, ...), ``["string", "null"]`` as ``STRING`` plus ``nullable``,
+  and the keys Gemini's Schema does not have (``$schema``, ``$ref``, ``$defs``, ``oneOf``, ``const``, ...)
+  left out, which the conversion reports as a warning for the line;
 - ``prompt``/``completion`` and ``input``/``output`` -> a ``user`` and a ``model`` turn (an
-  ``instruction`` goes before the input, separated by a blank line).
+  ``instruction`` goes before the input, separated by a blank line); which pair an example is, is decided as
+  the validator's diagnosis decides it (``prompt`` and ``completion`` first).
+
+Not converted (the line is reported, exit status 1): an assistant message with OpenAI's ``"weight": 0``
+(left out of training there; Gemini tuning has no per-turn weight and would train on it), and anything
+else with no Gemini equivalent.
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import IO, Any
 
-from shared.validation.diagnosis import Kind, example_kind
+from shared.validation.diagnosis import HEAD_LINES, Kind, example_kind, line_kind, spans_lines
 
 MAX_LISTED_FAILURES = 1_000  # lines not converted listed in the result (all are counted)
 READ_CHUNK_BYTES = 1 << 20
@@ -83,6 +92,18 @@ class Failure:
 
 
 @dataclass
+class ConversionWarning:
+    """A change made while converting that the user should know of, said once for all the lines it applies to."""
+
+    line: int  # the first line it applies to
+    message: str
+    lines: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "lines": self.lines, "message": self.message}
+
+
+@dataclass
 class Conversion:
     """What a conversion did: examples read, written, copied as they were, and the ones left out."""
 
@@ -94,11 +115,19 @@ class Conversion:
     failure_count: int = 0
     formats: Counter[str] = field(default_factory=Counter)
     pretty_printed: bool = False
+    warnings: dict[str, ConversionWarning] = field(default_factory=dict)  # by message
 
     def fail(self, line: int, reason: str) -> None:
         self.failure_count += 1
         if len(self.failures) < MAX_LISTED_FAILURES:
             self.failures.append(Failure(line, reason))
+
+    def warn(self, line: int, message: str) -> None:
+        known = self.warnings.get(message)
+        if known is not None:
+            known.lines += 1
+        elif len(self.warnings) < MAX_LISTED_FAILURES:
+            self.warnings[message] = ConversionWarning(line, message)
 
     @property
     def complete(self) -> bool:
@@ -114,6 +143,7 @@ class Conversion:
             "formats": dict(self.formats),
             "pretty_printed": self.pretty_printed,
             "failures": [f.to_dict() for f in self.failures],
+            "warnings": [w.to_dict() for w in self.warnings.values()],
         }
 
 
@@ -192,10 +222,18 @@ def _function_call(call: Any, where: str) -> tuple[dict[str, Any], str]:
     return part, call_id if isinstance(call_id, str) else ""
 
 
-def _response(content: Any) -> dict[str, Any]:
+def _result_text(item: Any, where: str) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, dict) and isinstance(item.get("text"), str):
+        return str(item["text"])
+    raise Unmappable(f"{where} has a content item that is not text")
+
+
+def _response(content: Any, where: str) -> dict[str, Any]:
     """A tool result as a functionResponse response: a JSON object as it is, anything else wrapped."""
     if isinstance(content, list):  # an array of text items
-        content = "".join(item.get("text", "") if isinstance(item, dict) else str(item) for item in content)
+        content = "".join(_result_text(item, where) for item in content)
     if isinstance(content, str):
         try:
             parsed = json.loads(content)
@@ -204,6 +242,19 @@ def _response(content: Any) -> dict[str, Any]:
         if isinstance(parsed, dict):
             return parsed
     return {"output": content}
+
+
+def _trained_on(message: dict[str, Any], where: str) -> None:
+    """Refuse an assistant message OpenAI's ``weight`` leaves out of training: Gemini tuning trains on every
+    model turn and has no per-turn weight, so converting it would teach what the dataset marked as not to."""
+    weight = message.get("weight", 1)
+    if weight == 0:
+        raise Unmappable(
+            f"{where} has weight 0 (not trained on), and Gemini tuning has no per-turn weight: it would train on "
+            "it; rewrite or remove that turn, or leave the example out"
+        )
+    if weight != 1:
+        raise Unmappable(f"{where} has weight {json.dumps(weight)[:40]}; OpenAI's weight is 0 or 1")
 
 
 class _Turns:
@@ -231,6 +282,7 @@ class _Turns:
         elif role == "user":
             self.add("user", self._required(_content_parts(content, where), where))
         elif role in ("assistant", "model"):
+            _trained_on(message, where)
             self.add("model", self._required(self._model_parts(message, where), where))
         elif role in ("tool", "function"):
             self.add("user", [self._tool_result(message, where)])
@@ -263,26 +315,94 @@ class _Turns:
         name = name or message.get("name")
         if not isinstance(name, str) or not name:
             raise Unmappable(f"{where} answers no earlier tool call (no matching tool_call_id, no name)")
-        return {"functionResponse": {"name": name, "response": _response(message.get("content"))}}
+        return {"functionResponse": {"name": name, "response": _response(message.get("content"), where)}}
 
 
-def _declarations(tools: Any) -> list[dict[str, Any]]:
+# The JSON names of the fields of Gemini's Schema (aiplatform v1 Schema; a unit test compares them with the
+# installed client's): a key of a JSON Schema not among them is left out of a converted declaration.
+SCHEMA_FIELDS = frozenset(
+    {
+        "type", "format", "title", "description", "nullable", "default", "items", "minItems", "maxItems",
+        "enum", "properties", "propertyOrdering", "required", "minProperties", "maxProperties", "minimum",
+        "maximum", "minLength", "maxLength", "pattern", "example", "anyOf", "additionalProperties", "ref", "defs",
+    }
+)  # fmt: skip
+# Schema.type is an enum: its JSON form is the name, in upper case.
+SCHEMA_TYPES = ("STRING", "NUMBER", "INTEGER", "BOOLEAN", "ARRAY", "OBJECT")
+
+
+def _schema_type(value: Any, path: str) -> dict[str, Any]:
+    """``type`` (a name, or JSON Schema's list of them) as Gemini's: one upper-case type, ``nullable`` for "null"."""
+    names = value if isinstance(value, list) else [value]
+    named = [name for name in names if name != "null"]
+    if len(named) != 1 or not isinstance(named[0], str) or named[0].upper() not in SCHEMA_TYPES:
+        raise Unmappable(
+            f"{path} is {json.dumps(value)[:60]}: Gemini's Schema takes one of "
+            f"{', '.join(t.lower() for t in SCHEMA_TYPES)} (with null: nullable)"
+        )
+    return {"type": named[0].upper(), **({"nullable": True} if len(named) < len(names) else {})}
+
+
+def _schema_field(key: str, value: Any, path: str, left_out: list[str]) -> Any:
+    """One kept field of a schema, the schemas inside it converted too."""
+    if key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
+        return gemini_schema(value, path, left_out)
+    if key in ("properties", "defs") and isinstance(value, dict):
+        return {name: gemini_schema(inner, f"{path}.{name}", left_out) for name, inner in value.items()}
+    if key == "anyOf" and isinstance(value, list):
+        return [gemini_schema(inner, f"{path}[{index}]", left_out) for index, inner in enumerate(value)]
+    return value
+
+
+def gemini_schema(schema: Any, path: str, left_out: list[str]) -> dict[str, Any]:
+    """A JSON Schema (an OpenAI function's ``parameters``) as Gemini's Schema, recursively: ``type`` names in
+    upper case (Schema.type is an enum: OBJECT, STRING, ...; Google's function-calling examples write them so),
+    ``["x", "null"]`` as type X and ``nullable``. Keys Gemini's Schema lacks ($schema, $ref, $defs, oneOf,
+    allOf, const, ...) are dropped rather than kept, since a field the API does not know can make it refuse
+    the dataset, and their paths appended to ``left_out`` for the conversion to report. Raises Unmappable for
+    a type Gemini has no name for."""
+    if not isinstance(schema, dict):
+        raise Unmappable(f"{path} is not a JSON Schema object")
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key not in SCHEMA_FIELDS:
+            left_out.append(f"{path}.{key}")
+        elif key == "type":
+            out.update(_schema_type(value, f"{path}.type"))
+        else:
+            out[key] = _schema_field(key, value, f"{path}.{key}", left_out)
+    return out
+
+
+def _declaration(tool: Any, number: int, warnings: list[str]) -> dict[str, Any]:
+    """One OpenAI tool (or legacy function) as a Gemini function declaration."""
+    function = tool["function"] if isinstance(tool, dict) and "function" in tool else tool
+    if not isinstance(function, dict) or (isinstance(tool, dict) and tool.get("type", "function") != "function"):
+        raise Unmappable(f"tool {number} is not a function")
+    name = function.get("name")
+    if not isinstance(name, str):
+        raise Unmappable(f"tool {number} has no name")
+    declaration = {k: function[k] for k in ("name", "description") if k in function}
+    if "parameters" in function:
+        left_out: list[str] = []
+        declaration["parameters"] = gemini_schema(function["parameters"], f"tool {number} parameters", left_out)
+        if left_out:
+            dropped = ", ".join(path.removeprefix(f"tool {number} ") for path in left_out)
+            warnings.append(f"tool {json.dumps(name)[:60]}: left out what Gemini's Schema does not have: {dropped}")
+    return declaration
+
+
+def _declarations(tools: Any, warnings: list[str]) -> list[dict[str, Any]]:
     """OpenAI's tools (or legacy functions) as Gemini function declarations."""
     if not isinstance(tools, list):
         raise Unmappable("tools is not a list")
-    declarations = []
-    for index, tool in enumerate(tools):
-        function = tool.get("function", tool) if isinstance(tool, dict) and "function" in tool else tool
-        if not isinstance(function, dict) or (isinstance(tool, dict) and tool.get("type", "function") != "function"):
-            raise Unmappable(f"tool {index + 1} is not a function")
-        if not isinstance(function.get("name"), str):
-            raise Unmappable(f"tool {index + 1} has no name")
-        declarations.append({k: function[k] for k in ("name", "description", "parameters") if k in function})
-    return declarations
+    return [_declaration(tool, index + 1, warnings) for index, tool in enumerate(tools)]
 
 
-def from_messages(example: dict[str, Any]) -> dict[str, Any]:
-    """An OpenAI chat (or legacy ``messages``) example in the contents format."""
+def from_messages(example: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """An OpenAI chat (or legacy ``messages``) example in the contents format; what was changed on the way is
+    appended to ``warnings``."""
+    notes = warnings if warnings is not None else []
     turns = _Turns()
     for number, message in enumerate(example["messages"], start=1):
         turns.message(message, number)
@@ -293,37 +413,50 @@ def from_messages(example: dict[str, Any]) -> dict[str, Any]:
         out["systemInstruction"] = {"parts": turns.system}
     out["contents"] = turns.contents
     declarations = [
-        *(_declarations(example["tools"]) if "tools" in example else []),
-        *(_declarations(example["functions"]) if "functions" in example else []),
+        *(_declarations(example["tools"], notes) if "tools" in example else []),
+        *(_declarations(example["functions"], notes) if "functions" in example else []),
     ]
     if declarations:
         out["tools"] = [{"functionDeclarations": declarations}]
     return out
 
 
-def from_pair(example: dict[str, Any]) -> dict[str, Any]:
-    """A prompt/completion or (instruction/)input/output example in the contents format."""
-    if "prompt" in example:
-        asked, answer = _text(example["prompt"], "prompt"), _text(example["completion"], "completion")
-    else:
-        instruction, given = example.get("instruction"), example.get("input")
-        pieces = [p for p in (instruction, given) if isinstance(p, str) and p]
-        if not pieces or any(p is not None and not isinstance(p, str) for p in (instruction, given)):
-            raise Unmappable("input is empty or not a string")
-        asked, answer = "\n\n".join(pieces), _text(example["output"], "output")
+def _pair(asked: str, answer: str) -> dict[str, Any]:
     return {"contents": [{"role": "user", "parts": [{"text": asked}]}, {"role": "model", "parts": [{"text": answer}]}]}
 
 
-_MAPPERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+def from_prompt_completion(example: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """A prompt/completion example in the contents format."""
+    return _pair(_text(example["prompt"], "prompt"), _text(example["completion"], "completion"))
+
+
+def from_input_output(example: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """An (instruction/)input/output example in the contents format; a ``prompt`` or ``completion`` beside
+    them (not both: that is a prompt/completion example) is left out, and said in ``warnings``."""
+    instruction, given = example.get("instruction"), example.get("input")
+    pieces = [p for p in (instruction, given) if isinstance(p, str) and p]
+    if not pieces or any(p is not None and not isinstance(p, str) for p in (instruction, given)):
+        raise Unmappable("input is empty or not a string")
+    converted = _pair("\n\n".join(pieces), _text(example["output"], "output"))
+    for name in ("prompt", "completion"):
+        if name in example and warnings is not None:
+            warnings.append(f"{name} left out: the example is read as input/output, which it also has")
+    return converted
+
+
+_MAPPERS: dict[str, Callable[[dict[str, Any], list[str]], dict[str, Any]]] = {
     Kind.OPENAI: from_messages,
     Kind.MESSAGES: from_messages,
-    Kind.PROMPT_COMPLETION: from_pair,
-    Kind.INPUT_OUTPUT: from_pair,
+    Kind.PROMPT_COMPLETION: from_prompt_completion,
+    Kind.INPUT_OUTPUT: from_input_output,
 }
 
 
-def convert_example(example: Any, source: Source = Source.AUTO) -> tuple[str, dict[str, Any] | None]:
-    """(the example's format, its contents form; None when it already is in it). Raises Unmappable."""
+def convert_example(
+    example: Any, source: Source = Source.AUTO, warnings: list[str] | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """(the example's format, its contents form; None when it already is in it). Raises Unmappable; what was
+    changed on the way (a schema key left out, ...) is appended to ``warnings``."""
     kind = example_kind(example)
     if kind == Kind.CONTENTS:
         return kind, None
@@ -335,7 +468,7 @@ def convert_example(example: Any, source: Source = Source.AUTO) -> tuple[str, di
         raise Unmappable(
             f"in the {kind} format, not {source.value} (use --from auto to convert each line from its own)"
         )
-    return kind, _MAPPERS[kind](example)
+    return kind, _MAPPERS[kind](example, warnings if warnings is not None else [])
 
 
 # ---------------------------------------------------------------------------- a file
@@ -345,20 +478,45 @@ def _dump(value: dict[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
+def _head_lines(head: bytes) -> list[bytes]:
+    """The non-blank whole lines at the start of ``head``, at most HEAD_LINES. Its last piece is kept when the
+    head is shorter than HEAD_BYTES (the end of the file, or of what a peek gave: a line cut there reads as
+    broken, which the rule tolerates) or is the only one."""
+    pieces = head.split(b"\n", HEAD_LINES)
+    lines = [piece + b"\n" for piece in pieces[:-1]][:HEAD_LINES]
+    if len(pieces) <= HEAD_LINES and (len(head) < HEAD_BYTES or not lines):
+        lines.append(pieces[-1])
+    return [line for line in lines if line.strip()]
+
+
 def is_pretty_printed(head: bytes) -> bool:
-    """Whether a file starting with ``head`` is one JSON document rather than JSON Lines: its first line is
-    not a JSON value on its own (an array of examples on one line counts as a document too)."""
-    text = head.decode("utf-8", "replace").lstrip("\ufeff" + _WHITESPACE)
-    if text.startswith("["):
-        return True
-    first = text.split("\n", 1)[0]
-    if not first.startswith("{"):
-        return False
+    """Whether a file starting with ``head`` is one JSON document rather than JSON Lines.
+
+    It is when its first line is an array of examples on its own (or an array the head cuts off), and
+    otherwise by the rule of the validator's diagnosis (diagnosis.detect): most of the first lines are not a
+    JSON object on their own, and together they start one JSON value that goes on past the first line
+    (diagnosis.spans_lines). So JSON Lines whose first line is broken stay JSON Lines: the lines after it are
+    converted."""
+    lines = _head_lines(head)
+    first = lines[0].decode("utf-8", "replace").strip("\ufeff" + _WHITESPACE) if lines else ""
+    if first.startswith("[") and (len(lines) == 1 or _is_array(first)):
+        return True  # an array of examples on one line (the head may cut it off)
+    return _reads_as_one_value(lines)
+
+
+def _is_array(text: str) -> bool:
     try:
-        json.loads(first)
-    except json.JSONDecodeError:
-        return "\n" in text  # an object that continues on the next line
-    return False
+        return isinstance(json.loads(text), list)
+    except (ValueError, RecursionError):
+        return False
+
+
+def _reads_as_one_value(lines: list[bytes]) -> bool:
+    """diagnosis.detect's test for a pretty-printed file, on the head's non-blank lines."""
+    if not lines:
+        return False
+    kind, count = Counter(line_kind(raw) for raw in lines).most_common(1)[0]
+    return kind == Kind.UNREADABLE and 2 * count >= len(lines) and spans_lines(lines)
 
 
 class _Writer:
@@ -370,14 +528,21 @@ class _Writer:
     def example(self, value: Any, line: int, raw: bytes | None) -> None:
         result = self.result
         result.examples += 1
+        warnings: list[str] = []
         try:
-            kind, converted = convert_example(value, self.source)
+            kind, converted = convert_example(value, self.source, warnings)
         except Unmappable as exc:
             result.fail(line, str(exc))
             return
         except RecursionError:
             result.fail(line, "the example nests too deeply")
             return
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # A shape the mapping did not foresee: one line not converted, never the whole file lost.
+            result.fail(line, f"cannot be converted ({type(exc).__name__}: {str(exc)[:200]})")
+            return
+        for message in warnings:
+            result.warn(line, message)
         result.formats[kind] += 1
         if converted is None:
             result.copied += 1
@@ -387,6 +552,10 @@ class _Writer:
             self.target.write(_dump(converted))
 
 
+def _invalid_json(exc: Exception) -> bool:
+    return isinstance(exc, json.JSONDecodeError | UnicodeDecodeError | RecursionError)
+
+
 def _json_lines(reader: IO[bytes], writer: _Writer) -> None:
     for number, raw in enumerate(reader, start=1):
         if not raw.strip():
@@ -394,9 +563,9 @@ def _json_lines(reader: IO[bytes], writer: _Writer) -> None:
             continue
         try:
             value = json.loads(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        except (ValueError, RecursionError) as exc:  # ValueError: also a number too long to convert
             writer.result.examples += 1
-            writer.result.fail(number, "not valid JSON")
+            writer.result.fail(number, "not valid JSON" if _invalid_json(exc) else f"cannot be read ({exc})"[:200])
             continue
         writer.example(value, number, raw if raw.endswith(b"\n") else raw + b"\n")
 
@@ -447,6 +616,8 @@ def document_values(reader: IO[bytes]) -> Iterator[tuple[int, Any]]:
             if len(text) - position > MAX_DOCUMENT_EXAMPLE_BYTES or not more():
                 raise Unmappable(f"the JSON document cannot be read from here on ({exc.msg})") from None
             continue
+        except ValueError as exc:  # valid JSON Python will not hold, e.g. a number of over 4,300 digits
+            raise Unmappable(f"the JSON document cannot be read from here on ({str(exc)[:120]})") from None
         yield line, value
         line += text.count("\n", position, end)
         position = end
@@ -544,8 +715,9 @@ def open_output(location: str) -> Iterator[IO[bytes]]:
     """A binary writer for a new local file or gs:// object; an existing one is never overwritten.
 
     A local file is created exclusively and removed again if the conversion fails. A gs:// object is
-    written through a temporary file once the conversion is done, with BlobStore.write (which takes the
-    whole object: memory for the output's size at that moment), after checking that it does not exist."""
+    written through a temporary file once the conversion is done, with a create-only BlobStore.write (which
+    takes the whole object: memory for the output's size at that moment): checked before converting, so an
+    existing one stops the command at once, and refused at the write if one was created meanwhile."""
     if location.startswith("gs://"):
         with _gs_output(location, _blob_store()) as target:
             yield target
@@ -566,7 +738,7 @@ def open_output(location: str) -> Iterator[IO[bytes]]:
 
 @contextlib.contextmanager
 def _gs_output(location: str, store: Any) -> Iterator[IO[bytes]]:
-    from shared.ports import ObjectMissing
+    from shared.ports import ObjectExists, ObjectMissing
 
     bucket, name = _gs_location(location)
     try:
@@ -578,7 +750,13 @@ def _gs_output(location: str, store: Any) -> Iterator[IO[bytes]]:
     with tempfile.TemporaryFile() as spool:
         yield spool
         spool.seek(0)
-        store.write(bucket, name, spool.read(), "application/jsonl")
+        try:
+            store.write(bucket, name, spool.read(), "application/jsonl", if_absent=True)
+        except ObjectExists:
+            raise ConvertUsageError(
+                f"{location} was created while converting: tunedrop convert never overwrites an object (nothing "
+                "was written; convert again to another name)"
+            ) from None
 
 
 def convert_file(source_location: str, target_location: str, source: Source = Source.AUTO) -> Conversion:

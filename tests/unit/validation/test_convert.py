@@ -104,7 +104,7 @@ def test_tool_calls_and_results_map_to_function_call_and_response() -> None:
             model("Warm and wet."),
         ],
         "tools": [
-            {"functionDeclarations": [{"name": "weather", "description": "d", "parameters": {"type": "object"}}]}
+            {"functionDeclarations": [{"name": "weather", "description": "d", "parameters": {"type": "OBJECT"}}]}
         ],
     }
 
