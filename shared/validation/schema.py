@@ -572,6 +572,20 @@ def _unknown_fields(
             )
 
 
+def _unknown_part_key(key: str, path: str) -> Problem:
+    """A part key that is neither a part kind nor a fileData modifier."""
+    if key in ("inlineData", "inline_data"):
+        message = (
+            "inlineData is not accepted in tuning datasets: upload the file to Cloud Storage and "
+            'reference it with {"fileData": {"mimeType": ..., "fileUri": "gs://..."}}.'
+        )
+    else:
+        message = (
+            f'Unknown part kind "{key}": a part holds exactly one of text, fileData, functionCall or functionResponse.'
+        )
+    return Problem("bad_part", message, f"{path}.{key}")
+
+
 def _unsupported_media(spec: ModelSpec, mime: str) -> str:
     """Why a MIME type cannot be tuned on: the kind and the models that tune it, or the types this model takes."""
     elsewhere = registry().media_models(mime)
@@ -791,18 +805,7 @@ class ExampleChecker:
         present = {k: v for k, v in part.items() if v is not None} or part
         kinds = [k for k in present if k in PART_KINDS]
         others = [k for k in present if k not in PART_KINDS and k not in PART_MODIFIERS]
-        for key in others:
-            if key in ("inlineData", "inline_data"):
-                message = (
-                    "inlineData is not accepted in tuning datasets: upload the file to Cloud Storage and "
-                    'reference it with {"fileData": {"mimeType": ..., "fileUri": "gs://..."}}.'
-                )
-            else:
-                message = (
-                    f'Unknown part kind "{key}": a part holds exactly one of text, fileData, functionCall or '
-                    "functionResponse."
-                )
-            problems.append(Problem("bad_part", message, f"{path}.{key}"))
+        problems.extend(_unknown_part_key(key, path) for key in others)
         if not kinds:
             if not others:
                 problems.append(Problem("bad_part", 'Part is empty: give it one of "text" or "fileData".', path))

@@ -148,7 +148,7 @@ def test_invalid_dataset_is_rejected_with_one_event(world: Harness, functions: F
     assert FINALIZE.send(functions.upload).status_code == 200
     job = world.job(job_id)
     assert job.state is JobState.REJECTED
-    report = json.loads(world.blobs.read("ds", f"reports/{job_id}.json"))
+    report = json.loads(world.blobs.read("ds", f"reports/{job.team}/{job_id}.json"))
     assert [(e["line"], e["code"]) for e in report["errors"]] == [(2, "not_json"), (3, "missing_contents")]
     (event,) = world.completions()
     assert event.attributes["ce-type"] == "tunedrop.job.v1.rejected"

@@ -83,7 +83,7 @@ def test_a_model_closing_within_the_setting_warns_in_the_report_and_the_event() 
     job_id = h.upload(metadata={"base_model": RETIRING})
     job = h.job(job_id)
     assert job.state is JobState.QUEUED and job.warnings == ["model_retiring"]
-    report = h.blobs.read(h.settings.bucket, f"reports/{job_id}.json")
+    report = h.blobs.read(h.settings.bucket, f"reports/{job.team}/{job_id}.json")
     assert b'"model_retiring"' in report
     # Outside the window (the setting is 5 days here) there is no warning.
     quiet = make_harness({"TUNEDROP_MODEL_RETIRING_DAYS": "5"}, clock=at(closes - timedelta(days=10)))

@@ -263,7 +263,8 @@ def test_markdown_report_of_a_lone_surrogate_encodes_as_utf8() -> None:
 def test_uploaded_hostile_name_reaches_the_stored_report_escaped() -> None:
     harness = make_harness()
     job_id = harness.upload(f"{harness.settings.incoming_prefix}{HOSTILE}.jsonl")
-    stored = harness.blobs.read(harness.settings.bucket, f"reports/{job_id}.md").decode()
+    report_json = harness.job(job_id).report_uri.removeprefix(f"gs://{harness.settings.bucket}/")
+    stored = harness.blobs.read(harness.settings.bucket, report_json.removesuffix(".json") + ".md").decode()
     assert not unsafe_characters(stored)
     training = next(line for line in stored.splitlines() if line.startswith("- Training file: "))
     assert _code_span(training.removeprefix("- Training file: ")) == f"gs://ds/incoming/{printable(HOSTILE)}.jsonl"
