@@ -254,7 +254,8 @@ def spans_lines(lines: Sequence[bytes]) -> bool:
     if not _STARTS_AN_EXAMPLE.match(text):
         return False
     try:
-        _, end = json.JSONDecoder().raw_decode(text)
+        # Integers kept as their digits: Python refuses to make an int of more than 4,300 (ValueError).
+        _, end = json.JSONDecoder(parse_int=str).raw_decode(text)
     except RecursionError:
         return False
     except json.JSONDecodeError as exc:

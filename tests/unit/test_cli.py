@@ -331,3 +331,56 @@ def test_convert_reads_and_writes_cloud_storage_without_overwriting(
     assert code == 2 and "does not exist" in err
     code, _, err = tunedrop(capsys, "convert", "gs://", "out.jsonl")
     assert code == 2 and "gs://bucket/object" in err
+
+
+def test_convert_never_overwrites_an_object_created_while_it_converts(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.validation import convert
+    from tests.fakes import InMemoryBlobStore
+
+    store = InMemoryBlobStore()
+    monkeypatch.setattr("shared.validation.convert._blob_store", lambda: store)
+    store.put("bucket", "in.jsonl", (FOREIGN / "prompt_completion.jsonl").read_bytes())
+    converting = convert.convert_stream
+
+    def racing(*args: Any) -> Any:  # someone writes the output after the check, before the upload
+        store.put("bucket", "out.jsonl", b"someone else's")
+        return converting(*args)
+
+    monkeypatch.setattr("shared.validation.convert.convert_stream", racing)
+    code, out, err = tunedrop(capsys, "convert", "gs://bucket/in.jsonl", "gs://bucket/out.jsonl")
+    assert code == 2 and out == ""
+    assert err == (
+        "tunedrop convert: gs://bucket/out.jsonl was created while converting: tunedrop convert never overwrites "
+        "an object (nothing was written; convert again to another name)\n"
+    )
+    assert store.read("bucket", "out.jsonl") == b"someone else's"
+
+
+def test_convert_reports_lines_it_cannot_map_instead_of_crashing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object", "$schema": "x"}}}]
+    rows = [
+        {"prompt": "p", "input": "a", "output": "b"},  # input/output, as the diagnosis says: converted
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0}]},
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "tools": tools},
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    code, out, err = tunedrop(capsys, "convert", str(source), str(tmp_path / "out.jsonl"), "--json")
+    summary = json.loads(out)
+    assert code == 1 and "Traceback" not in err
+    assert (summary["examples"], summary["converted"], summary["not_converted"]) == (3, 2, 1)
+    assert err.startswith(f"{source}:2: not converted: message 2 has weight 0 (not trained on)")
+    assert summary["warnings"] == [
+        {"line": 1, "lines": 1, "message": "prompt left out: the example is read as input/output, which it also has"},
+        {
+            "line": 3,
+            "lines": 1,
+            "message": 'tool "f": left out what Gemini\'s Schema does not have: parameters.$schema',
+        },
+    ]
+    written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert written[1]["tools"] == [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}]

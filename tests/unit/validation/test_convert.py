@@ -348,3 +348,142 @@ def test_conversion_streams_in_constant_memory(pretty: bool) -> None:
     assert result.complete and result.converted == count + pretty and result.pretty_printed is pretty
     assert target.written > 10_000_000
     assert peak < 6 * 2**20, peak  # about two chunks of the input (1 MiB each) and one example, not 16 MB
+
+
+# ---- findings of the review of issue 12's converter
+
+
+def test_a_pair_is_read_as_the_diagnosis_classes_it() -> None:
+    # prompt beside input/output, no completion: the diagnosis says input/output, and so does the mapping.
+    example = {"prompt": "p", "input": "a", "output": "b"}
+    warnings: list[str] = []
+    assert convert_example(example, Source.AUTO, warnings) == (Kind.INPUT_OUTPUT, {"contents": [user("a"), model("b")]})
+    assert warnings == ["prompt left out: the example is read as input/output, which it also has"]
+    rows, result = convert_bytes(b'{"prompt": "p", "input": "a", "output": "b"}\n{"prompt": "c", "completion": "d"}\n')
+    assert rows == [{"contents": [user("a"), model("b")]}, {"contents": [user("c"), model("d")]}]
+    assert result.complete and result.formats == {Kind.INPUT_OUTPUT: 1, Kind.PROMPT_COMPLETION: 1}
+    assert result.to_dict()["warnings"] == [{"line": 1, "lines": 1, "message": warnings[0]}]
+
+
+def test_a_line_the_mapping_did_not_foresee_is_reported_and_the_rest_converted() -> None:
+    huge = "1" * 5000  # valid JSON that Python refuses to turn into an int (ValueError)
+    call = {"id": "a", "type": "function", "function": {"name": "f", "arguments": f'{{"n": {huge}}}'}}
+    null_text = {"role": "tool", "tool_call_id": "a", "content": [{"type": "text", "text": None}]}
+    lines = [
+        {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "tool_calls": [call]}]},
+        {
+            "messages": [
+                {"role": "user", "content": "q"},
+                {"role": "assistant", "tool_calls": [{**call, "function": {"name": "f", "arguments": "{}"}}]},
+                null_text,
+            ]
+        },
+        {"prompt": "a", "completion": "b"},
+    ]
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    data += b'{"prompt": "a", "completion": "b", "n": %s}\n' % huge.encode()
+    rows, result = convert_bytes(data)
+    assert rows == [{"contents": [user("a"), model("b")]}]
+    assert [f.line for f in result.failures] == [1, 2, 4]
+    assert result.failures[0].reason.startswith("cannot be converted (ValueError: Exceeds the limit")
+    assert result.failures[1].reason == "message 3 has a content item that is not text"
+    assert result.failures[2].reason.startswith("cannot be read (Exceeds the limit")
+    _, result = convert_bytes(b'[\n{"prompt": "a", "completion": "b", "n": %s}\n]\n' % huge.encode())
+    assert result.pretty_printed and result.failures[0].reason.startswith("the JSON document cannot be read")
+
+
+def test_a_broken_first_line_does_not_make_json_lines_a_document() -> None:
+    data = b'{"prompt": "a", oops\n{"prompt": "a", "completion": "b"}\n{"prompt": "c", "completion": "d"}\n'
+    rows, result = convert_bytes(data)
+    assert not result.pretty_printed and rows == [
+        {"contents": [user("a"), model("b")]},
+        {"contents": [user("c"), model("d")]},
+    ]
+    assert [(f.line, f.reason) for f in result.failures] == [(1, "not valid JSON")]
+    assert not is_pretty_printed(b'[oops\n{"a": 1}\n{"a": 2}\n')
+    assert is_pretty_printed(b'[{"prompt": "a", "completion": "b"}, {"prom')  # one long line, cut by the head
+    assert is_pretty_printed(b'[\n  {"prompt": "a", "completion": "b"},\n  {"prompt": "c", "completion": "d"}\n]\n')
+
+
+def _with_tool(parameters: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}],
+        "tools": [{"type": "function", "function": {"name": "search", "parameters": parameters}}],
+    }
+
+
+def test_tool_parameters_become_gemini_schemas_and_what_they_lack_is_said() -> None:
+    parameters = {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": ["book", "film"]},  # a property named "type": a name, kept
+            "tags": {"type": "array", "items": {"type": "string", "const": "x"}},
+            "limit": {"type": ["integer", "null"], "minimum": 1},
+            "filter": {"anyOf": [{"type": "object", "additionalProperties": {"type": "number"}}, {"oneOf": []}]},
+        },
+        "required": ["type"],
+        "additionalProperties": False,
+    }
+    warnings: list[str] = []
+    _, out = convert_example(_with_tool(parameters), Source.AUTO, warnings)
+    assert out is not None
+    assert out["tools"] == [
+        {
+            "functionDeclarations": [
+                {
+                    "name": "search",
+                    "parameters": {
+                        "type": "OBJECT",
+                        "properties": {
+                            "type": {"type": "STRING", "enum": ["book", "film"]},
+                            "tags": {"type": "ARRAY", "items": {"type": "STRING"}},
+                            "limit": {"type": "INTEGER", "nullable": True, "minimum": 1},
+                            "filter": {"anyOf": [{"type": "OBJECT", "additionalProperties": {"type": "NUMBER"}}, {}]},
+                        },
+                        "required": ["type"],
+                        "additionalProperties": False,
+                    },
+                }
+            ]
+        }
+    ]
+    assert warnings == [
+        'tool "search": left out what Gemini\'s Schema does not have: parameters.$schema, '
+        "parameters.properties.tags.items.const, parameters.properties.filter.anyOf[1].oneOf"
+    ]
+    # Said once for every line it applies to, as a warning: the lines are converted.
+    line = json.dumps(_with_tool({"type": "object", "$defs": {}})).encode() + b"\n"
+    rows, result = convert_bytes(line * 3)
+    assert result.complete and len(rows) == 3
+    assert result.to_dict()["warnings"] == [
+        {
+            "line": 1,
+            "lines": 3,
+            "message": 'tool "search": left out what Gemini\'s Schema does not have: parameters.$defs',
+        }
+    ]
+
+
+@pytest.mark.parametrize(("schema_type", "reason"), [("null", 'is "null"'), (["string", "integer"], "one of string")])
+def test_a_schema_type_gemini_cannot_name_is_not_converted(schema_type: Any, reason: str) -> None:
+    with pytest.raises(Unmappable, match=reason):
+        convert_example(_with_tool({"type": "object", "properties": {"x": {"type": schema_type}}}))
+
+
+def test_the_schema_fields_kept_are_those_of_the_installed_client() -> None:
+    from google.cloud.aiplatform_v1.types import Schema, Type
+
+    from shared.validation.convert import SCHEMA_FIELDS, SCHEMA_TYPES
+
+    assert {f.json_name for f in Schema.pb().DESCRIPTOR.fields} == SCHEMA_FIELDS
+    assert {t.name for t in Type if t != Type.TYPE_UNSPECIFIED} == set(SCHEMA_TYPES)
+
+
+def test_an_assistant_turn_weighted_out_of_training_is_not_converted() -> None:
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 1}]
+    assert converted({"messages": turns})["contents"] == [user("q"), model("a")]
+    with pytest.raises(Unmappable, match=r"message 2 has weight 0 .*no per-turn weight"):
+        convert_example({"messages": [*turns[:1], {**turns[1], "weight": 0}]})
+    with pytest.raises(Unmappable, match=r"weight 0\.5; OpenAI's weight is 0 or 1"):
+        convert_example({"messages": [*turns[:1], {**turns[1], "weight": 0.5}]})
