@@ -272,13 +272,17 @@ class UploadService:
                 f"Tunedrop could not read this upload's settings ({type(exc).__name__}: {quoted(str(exc))}): check "
                 "the manifest or the object metadata.",
             )
-            return _Plan(Manifest(base_model=self._settings.base_model), issues=[problem])
+            return _Plan(
+                Manifest(base_model=self._settings.base_model),
+                issues=[problem],
+                object_uri=f"gs://{obj.bucket}/{obj.name}",
+            )
 
     def _plan(self, obj: UploadedObject) -> _Plan:
         """What to validate and tune: the uploaded dataset, or what the uploaded manifest names."""
         problem = self._object_problem(obj)
         if problem is not None:
-            return _Plan(Manifest(base_model=self._settings.base_model), issues=[problem])
+            return _Plan(Manifest(base_model=self._settings.base_model), issues=[problem], object_uri=problem.file)
         metadata = obj.metadata
         from_metadata, metadata_issues = settings_from_metadata(metadata, f"gs://{obj.bucket}/{obj.name}")
         base_model = from_metadata.base_model or self._settings.base_model
@@ -344,7 +348,7 @@ class UploadService:
             raise
         except Exception as exc:  # the upload's bytes broke a check: record it, never loop on it
             logs.error("validation failed on this input", error=f"{type(exc).__name__}: {str(exc)[:500]}")
-            report = ValidationReport(file=settings.training_uri or plan.manifest_uri)
+            report = ValidationReport(file=plan.source_uri)
             report.add(
                 Issue(
                     0,
@@ -363,7 +367,7 @@ class UploadService:
         if report.valid:
             return job.moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now, **planned)
         problems = _plural(report.error_count, "problem")
-        where = plan.settings.training_uri or plan.manifest_uri
+        where = plan.source_uri
         report_uri = planned["report_uri"]
         error = {
             "code": "INVALID_DATASET",
@@ -412,7 +416,7 @@ class UploadService:
                 stack, "validation", settings.validation_uri, plan.validation_generation, plan.issues, pinned
             )
             if train is None:
-                return ValidationReport(file=settings.training_uri or plan.manifest_uri)
+                return ValidationReport(file=plan.source_uri)
             return validate_dataset(
                 train,
                 file=settings.training_uri,
@@ -521,6 +525,12 @@ class _Plan:
     validation_generation: str | None = None
     manifest_uri: str = ""
     issues: list[Issue] = field(default_factory=list)
+    object_uri: str = ""  # an object Tunedrop cannot take: the report names it
+
+    @property
+    def source_uri(self) -> str:
+        """The object the report is about: the training dataset, else the manifest, else the upload."""
+        return self.settings.training_uri or self.manifest_uri or self.object_uri
 
 
 def _retune_plan(original: Job, model: str) -> _Plan:
