@@ -9,7 +9,7 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from shared.adapters.gcs_blobs import GcsBlobStore
-from shared.ports import CopyConflict, ObjectMissing
+from shared.ports import CopyConflict, ObjectExists, ObjectMissing
 from tests.fakes import InMemoryBlobStore, crc32c_of
 
 pytestmark = pytest.mark.integration
@@ -59,3 +59,19 @@ def test_a_pinned_copy_holds_the_validated_bytes_whatever_happens_to_the_origina
         assert reader.read() == b"validated\n"
     with pytest.raises(ObjectMissing):
         store.describe(bucket, "incoming/a.jsonl", first.generation)
+
+
+def test_a_create_only_write_never_replaces_an_object(stores: tuple[object, str]) -> None:
+    store, bucket = stores
+    assert isinstance(store, InMemoryBlobStore | GcsBlobStore)
+    uri = store.write(bucket, "converted/out.jsonl", b"first\n", "application/jsonl", if_absent=True)
+    assert uri == f"gs://{bucket}/converted/out.jsonl"
+    first = store.describe(bucket, "converted/out.jsonl")
+    with pytest.raises(ObjectExists):
+        store.write(bucket, "converted/out.jsonl", b"second\n", "application/jsonl", if_absent=True)
+    assert store.describe(bucket, "converted/out.jsonl").generation == first.generation
+    with store.open(bucket, "converted/out.jsonl") as reader:
+        assert reader.read() == b"first\n"
+    store.write(bucket, "converted/out.jsonl", b"third\n", "application/jsonl")  # a plain write replaces it
+    with store.open(bucket, "converted/out.jsonl") as reader:
+        assert reader.read() == b"third\n"
