@@ -384,12 +384,19 @@ def _declaration(tool: Any, number: int, warnings: list[str]) -> dict[str, Any]:
         raise Unmappable(f"tool {number} has no name")
     declaration = {k: function[k] for k in ("name", "description") if k in function}
     if "parameters" in function:
-        left_out: list[str] = []
-        declaration["parameters"] = gemini_schema(function["parameters"], f"tool {number} parameters", left_out)
-        if left_out:
-            dropped = ", ".join(path.removeprefix(f"tool {number} ") for path in left_out)
-            warnings.append(f"tool {json.dumps(name)[:60]}: left out what Gemini's Schema does not have: {dropped}")
+        declaration["parameters"] = _parameters(function["parameters"], f"tool {json.dumps(name)[:60]}", warnings)
     return declaration
+
+
+def _parameters(schema: Any, tool: str, warnings: list[str]) -> dict[str, Any]:
+    left_out: list[str] = []
+    try:
+        converted = gemini_schema(schema, "parameters", left_out)
+    except Unmappable as exc:
+        raise Unmappable(f"{tool}: {exc}") from None
+    if left_out:
+        warnings.append(f"{tool}: left out what Gemini's Schema does not have: {', '.join(left_out)}")
+    return converted
 
 
 def _declarations(tools: Any, warnings: list[str]) -> list[dict[str, Any]]:
@@ -430,17 +437,25 @@ def from_prompt_completion(example: dict[str, Any], warnings: list[str] | None =
     return _pair(_text(example["prompt"], "prompt"), _text(example["completion"], "completion"))
 
 
-def from_input_output(example: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
-    """An (instruction/)input/output example in the contents format; a ``prompt`` or ``completion`` beside
-    them (not both: that is a prompt/completion example) is left out, and said in ``warnings``."""
+def _instructed_input(example: dict[str, Any]) -> str:
+    """The user's turn of an input/output example: its instruction, if any, a blank line, and its input."""
     instruction, given = example.get("instruction"), example.get("input")
     pieces = [p for p in (instruction, given) if isinstance(p, str) and p]
     if not pieces or any(p is not None and not isinstance(p, str) for p in (instruction, given)):
         raise Unmappable("input is empty or not a string")
-    converted = _pair("\n\n".join(pieces), _text(example["output"], "output"))
-    for name in ("prompt", "completion"):
-        if name in example and warnings is not None:
-            warnings.append(f"{name} left out: the example is read as input/output, which it also has")
+    return "\n\n".join(pieces)
+
+
+def from_input_output(example: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """An (instruction/)input/output example in the contents format; a ``prompt`` or ``completion`` beside
+    them (not both: that is a prompt/completion example) is left out, and said in ``warnings``."""
+    converted = _pair(_instructed_input(example), _text(example["output"], "output"))
+    if warnings is not None:
+        warnings.extend(
+            f"{name} left out: the example is read as input/output, which it also has"
+            for name in ("prompt", "completion")
+            if name in example
+        )
     return converted
 
 
