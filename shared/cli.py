@@ -121,6 +121,11 @@ def convert_command(
         print(
             f"... and {plural(result.failure_count - len(result.failures), 'more line')} not converted", file=sys.stderr
         )
+    for warning in result.warnings.values():
+        more = f" (and {plural(warning.lines - 1, 'more line')})" if warning.lines > 1 else ""
+        print(
+            f"{printable(source_location)}:{warning.line}: warning: {printable(warning.message)}{more}", file=sys.stderr
+        )
     if json_output:
         _print_json({"input": source_location, "output": target_location, "from": source.value, **result.to_dict()})
     else:

@@ -384,3 +384,17 @@ def test_convert_reports_lines_it_cannot_map_instead_of_crashing(
     ]
     written = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert written[1]["tools"] == [{"functionDeclarations": [{"name": "f", "parameters": {"type": "OBJECT"}}]}]
+
+
+def test_convert_says_each_warning_once_on_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tool = {
+        "type": "function",
+        "function": {"name": "f", "parameters": {"type": "object", "$schema": "x", "properties": {}}},
+    }
+    turns = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]
+    source = tmp_path / "tools.jsonl"
+    source.write_text("".join(json.dumps({"messages": turns, "tools": [tool]}) + "\n" for _ in range(3)))
+    code, _, err = tunedrop(capsys, "convert", str(source), str(tmp_path / "out.jsonl"))
+    assert code == 0
+    (warning,) = [line for line in err.splitlines() if ": warning: " in line]
+    assert warning.startswith(f"{source}:1: warning: ") and "$schema" in warning and "2 more lines" in warning
