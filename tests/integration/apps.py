@@ -32,7 +32,7 @@ class NoBlobs(BlobStore):
     def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
         raise AssertionError("this test reads no objects")
 
-    def write(self, bucket: str, name: str, data: bytes, content_type: str) -> str:
+    def write(self, bucket: str, name: str, data: bytes, content_type: str, *, if_absent: bool = False) -> str:
         raise AssertionError("this test writes no objects")
 
     def describe(self, bucket: str, name: str, generation: str | None = None) -> ObjectInfo:
