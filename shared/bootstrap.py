@@ -16,6 +16,7 @@ from shared.adapters.gcs_uris import GcsUriChecker
 from shared.adapters.vertex_tokens import VertexTokenCounter
 from shared.clock import Clock, system_clock
 from shared.config import Settings
+from shared.policy import Policies
 from shared.ports import BlobStore, JobStore, Publisher, TuningService
 from shared.services.base import JobContext
 from shared.services.completions import CompletionNotifier
@@ -44,6 +45,8 @@ class App:
     poller: Poller
     operations: Operations
     lifecycle: LifecycleEvents
+    # The operators' team policies (TUNEDROP_TEAM_POLICIES), parsed and checked with the settings at cold start.
+    policies: Policies
 
 
 def assemble(
@@ -86,6 +89,7 @@ def assemble(
         poller=Poller(context, Reconciler(context, blobs)),
         operations=Operations(context),
         lifecycle=lifecycle,
+        policies=settings.team_policies,
     )
 
 

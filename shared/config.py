@@ -38,6 +38,8 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.policy import TEAM_NAME_PATTERN as TEAM_NAME_PATTERN  # declared with the policies; read from here too
+from shared.policy import Policies
 from shared.validation.registry import ModelStatus, registry
 
 # Pub/Sub's topic id rule: 3-255 characters from this set, starting with a letter, not "goog...".
@@ -45,10 +47,6 @@ _TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$
 _OPTIONAL_TOPIC_PATTERN: Final = rf"^$|{_TOPIC_PATTERN}"
 _REGION_PATTERN: Final = r"^[a-z]+-[a-z]+[0-9]+$"
 _WHOLE: Final = re.compile(r"[+-]?[0-9]+")
-# A team's name, its folder under incoming/, datasets/ and reports/: declared here once (Terraform's teams variable
-# checks the same shape). A valid Vertex AI label value, and plain in an IAM condition's object prefix.
-# \A and \Z: a `$` would let a trailing newline through.
-TEAM_NAME_PATTERN: Final = r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z"
 # What a value failing each pattern is not, for the one-line message.
 _PATTERN_SHAPES: Final = {
     _TOPIC_PATTERN: "a valid Pub/Sub topic id",
@@ -220,6 +218,12 @@ class Settings(CommonSettings):
         pattern=TEAM_NAME_PATTERN,
         description="Team of the objects directly under `incoming/` and `datasets/` (not in a team's folder).",
     )
+    team_policies: Policies = Field(
+        Policies(),
+        validation_alias="TUNEDROP_TEAM_POLICIES",
+        description="Operators' team policies as JSON (allowed models, maximum priority, slots, weight, monthly "
+        "budget, maximum epochs, label keys); empty: every team gets today's limits. Format: deploy/README.md.",
+    )
     uploads_topic: str = Field(
         "tunedrop-uploads",
         validation_alias="TUNEDROP_UPLOADS_TOPIC",
@@ -335,6 +339,17 @@ class Settings(CommonSettings):
         description="How long a SUBMITTING claim holds before it is recovered.",
     )
 
+    @field_validator("team_policies", mode="before")
+    @classmethod
+    def _policies(cls, raw: object) -> object:
+        """The JSON document -> Policies; its ConfigError (naming each team and field) becomes this field's."""
+        if not isinstance(raw, str):
+            return raw
+        try:
+            return Policies.from_json(raw)
+        except ConfigError as exc:
+            raise ValueError(str(exc).rstrip(".")) from None
+
     @field_validator("quota_regions", mode="before")
     @classmethod
     def _regions(cls, raw: object) -> object:
@@ -429,6 +444,8 @@ def _shown(field: FieldInfo) -> str | None:
     if field.is_required():
         return None
     default = field.get_default(call_default_factory=True)
+    if isinstance(default, Policies):
+        return ""  # the built-in policies, written as an empty document
     return ",".join(str(item) for item in default) if isinstance(default, tuple) else str(default)
 
 
