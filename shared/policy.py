@@ -67,12 +67,29 @@ class TeamPolicy:
         return spec is not None and spec.name in self.allowed_models
 
 
+# The issue code (shared.validation.codes) and the manifest path of a value beyond each policy field.
+VIOLATION_CODES: Final = {
+    "allowed_models": ("policy_model_not_allowed", "$.base_model"),
+    "max_priority": ("policy_priority_too_high", "$.priority"),
+    "max_epochs": ("policy_epochs_too_high", "$.hyper_parameters.epochs"),
+    "allowed_label_keys": ("policy_label_key_not_allowed", "$.labels"),
+}
+
+
 @dataclass(frozen=True)
 class PolicyViolation:
     """One value an upload asks for beyond its team's policy: the policy field, and the sentence for the report."""
 
     field: str
     message: str
+
+    @property
+    def code(self) -> str:
+        return VIOLATION_CODES[self.field][0]
+
+    @property
+    def path(self) -> str:
+        return VIOLATION_CODES[self.field][1]
 
 
 def violations(
@@ -88,7 +105,8 @@ def violations(
     found = []
     whose = f"team {json.dumps(team)} policy"
     ask = "ask an operator to change the team's policy"
-    if not policy.allows_model(base_model):
+    # A model the registry does not know is the registry check's problem, reported once, there.
+    if registry().resolve(base_model) is not None and not policy.allows_model(base_model):
         allowed = ", ".join(policy.allowed_models or ())
         found.append(
             PolicyViolation(

@@ -26,6 +26,7 @@ from shared.manifest import (
     quoted,
     settings_from_metadata,
 )
+from shared.policy import violations
 from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectInfo, ObjectMissing, Publisher, Versioned
 from shared.services.completions import CompletionNotifier
 from shared.services.effects import JobEffects
@@ -311,6 +312,7 @@ class UploadService:
         settings = replace(settings, base_model=model)
         if model_problem is not None:
             plan = replace(plan, issues=[*plan.issues, model_problem])
+        plan = replace(plan, issues=[*plan.issues, *self._policy_issues(job, plan, settings)])
         pinned: dict[str, ObjectInfo] = {}
         report = self._report(plan, settings, pinned)
         kept = self._keep(job, settings, pinned, report) if report.valid else {}
@@ -338,6 +340,21 @@ class UploadService:
             self._settings.dispatch_topic, json.dumps({"reason": "queued", "job_id": job.job_id}).encode(), {}
         )
         return UploadOutcome.QUEUED
+
+    def _policy_issues(self, job: Job, plan: _Plan, settings: Manifest) -> list[Issue]:
+        """A value beyond the team's policy, each an error naming the policy: never lowered to fit."""
+        team = job.team or self._settings.default_team
+        epochs = settings.hyper_parameters.get("epochs")
+        found = violations(
+            team,
+            self._settings.team_policies.for_team(team),
+            base_model=settings.base_model,
+            priority=settings.priority,
+            epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
+            label_keys=settings.labels,
+        )
+        # A bare upload's values come from its object metadata: there is no manifest path to point at.
+        return [Issue(0, v.code, v.message, v.path if plan.manifest_uri else "", file=plan.manifest_uri) for v in found]
 
     def _report(self, plan: _Plan, settings: Manifest, pinned: dict[str, ObjectInfo]) -> ValidationReport:
         """The validation report, with the plan's own problems; an upload whose bytes break a check is reported

@@ -410,6 +410,31 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
     ),
     IssueCode("manifest_bad_value", E, "A manifest value has the wrong type or form.", "Fix the value."),
     IssueCode("manifest_bad_label", E, "A label is not a valid Vertex AI label.", "Fix the label's key or value."),
+    # ---- beyond the team's policy (TUNEDROP_TEAM_POLICIES, set by operators)
+    IssueCode(
+        "policy_model_not_allowed",
+        E,
+        "The base model is not one the team's policy allows (the message names the team and the models it allows).",
+        "Pick an allowed model, or ask an operator to change the team's policy.",
+    ),
+    IssueCode(
+        "policy_priority_too_high",
+        E,
+        "The priority is above the team's policy maximum; Tunedrop never lowers it for you.",
+        "Ask for the policy's maximum or less, or ask an operator to raise it.",
+    ),
+    IssueCode(
+        "policy_epochs_too_high",
+        E,
+        "hyper_parameters.epochs is above the team's policy maximum.",
+        "Ask for fewer epochs, or ask an operator to raise the team's maximum.",
+    ),
+    IssueCode(
+        "policy_label_key_not_allowed",
+        E,
+        "A label key is not one the team's policy allows.",
+        "Use only the allowed label keys, or ask an operator to add the key to the team's policy.",
+    ),
 )
 
 CODES: dict[str, IssueCode] = {entry.code: entry for entry in ISSUE_CODES}
