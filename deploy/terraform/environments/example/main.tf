@@ -18,6 +18,9 @@ module "tunedrop" {
   source_archive_path    = coalesce(var.source_archive_path, "${path.root}/../../../../build/function-source.zip")
   reports_retention_days = var.reports_retention_days
   # Uploaders by team, each limited to its own prefixes (deploy/README.md, "Adding a team").
-  teams  = var.teams
-  labels = { environment = "example" }
+  teams = var.teams
+  # What each team may ask for, set here by operators only (deploy/README.md, "Team policies").
+  default_team_policy = var.default_team_policy
+  team_policies       = var.team_policies
+  labels              = { environment = "example" }
 }

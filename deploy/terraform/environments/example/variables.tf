@@ -110,3 +110,33 @@ variable "teams" {
   }))
   default = {}
 }
+
+variable "default_team_policy" {
+  description = "Policy of every team without one of its own (deploy/README.md, \"Team policies\"). Validated by the module."
+  type = object({
+    allowed_models     = optional(list(string))
+    max_priority       = optional(number)
+    max_slots          = optional(number)
+    weight             = optional(number)
+    monthly_budget_usd = optional(number)
+    over_budget        = optional(string)
+    max_epochs         = optional(number)
+    allowed_label_keys = optional(list(string))
+  })
+  default = {}
+}
+
+variable "team_policies" {
+  description = "Policies by team, set by operators; a field left out is default_team_policy's. Validated by the module."
+  type = map(object({
+    allowed_models     = optional(list(string))
+    max_priority       = optional(number)
+    max_slots          = optional(number)
+    weight             = optional(number)
+    monthly_budget_usd = optional(number)
+    over_budget        = optional(string)
+    max_epochs         = optional(number)
+    allowed_label_keys = optional(list(string))
+  }))
+  default = {}
+}

@@ -38,6 +38,15 @@ locals {
     }
   }
 
+  # The operators' team policies as TUNEDROP_TEAM_POLICIES reads them; a field left unset (null) is left out, so
+  # it falls back to the default policy's, then to Tunedrop's built-in value.
+  team_policies_document = jsonencode({
+    default = { for field, value in var.default_team_policy : field => value if value != null }
+    teams = {
+      for team, policy in var.team_policies : team => { for field, value in policy : field => value if value != null }
+    }
+  })
+
   # Every setting of shared/config.py SETTINGS except the local-stack-only emulator host. Topic and
   # bucket names are set explicitly so the code never falls back to a default that does not exist.
   function_environment = {
@@ -47,6 +56,7 @@ locals {
     TUNEDROP_INCOMING_PREFIX        = local.incoming_prefix
     TUNEDROP_REPORTS_PREFIX         = local.reports_prefix
     TUNEDROP_DEFAULT_TEAM           = var.default_team
+    TUNEDROP_TEAM_POLICIES          = local.team_policies_document
     TUNEDROP_UPLOADS_TOPIC          = google_pubsub_topic.this["uploads"].name
     TUNEDROP_DISPATCH_TOPIC         = google_pubsub_topic.this["dispatch"].name
     TUNEDROP_POLL_TOPIC             = google_pubsub_topic.this["poll"].name
