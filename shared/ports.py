@@ -41,6 +41,31 @@ class SlotTable:
     backoff_level: int = 0
 
 
+@dataclass(frozen=True)
+class TeamUsage:
+    """One team in the fair share: slot-seconds charged per unit of weight, and whether it had work (queued or
+    running) when the dispatcher last looked."""
+
+    vtime: float = 0.0
+    backlogged: bool = False
+
+
+@dataclass(frozen=True)
+class RunningSlot:
+    """A slot holder as the fair share knows it: its team and since when it holds the slot."""
+
+    team: str
+    since: datetime
+
+
+@dataclass(frozen=True)
+class FairShareState:
+    """The fairness document (see shared/services/fairness.py): kept off the slot table, the hottest document."""
+
+    teams: Mapping[str, TeamUsage] = field(default_factory=dict)
+    running: Mapping[str, RunningSlot] = field(default_factory=dict)
+
+
 class DocumentRefused(PermanentError):
     """The database refuses the job document itself (too large, a reserved field name, a value it cannot hold):
     writing it again cannot help."""
@@ -85,6 +110,15 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def queued(self, limit: int) -> list[Versioned[Job]]:
         """QUEUED jobs, highest priority first, then first in first out."""
+
+    @abc.abstractmethod
+    def queue_heads(self, limit: int) -> list[Versioned[Job]]:
+        """The first QUEUED job (highest priority, then first in first out) of each team with queued work,
+        teams in name order, at most `limit` teams: one document read per team."""
+
+    @abc.abstractmethod
+    def queued_in_team(self, team: str, limit: int) -> list[Versioned[Job]]:
+        """The team's QUEUED jobs, highest priority first, then first in first out."""
 
     @abc.abstractmethod
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]: ...
@@ -157,6 +191,14 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def write_slots(self, slots: SlotTable, version: Any) -> bool:
         """Conditional write of the slot table (version None: only if it does not exist)."""
+
+    @abc.abstractmethod
+    def read_fairness(self) -> Versioned[FairShareState]:
+        """The fairness document; version None when it was never written."""
+
+    @abc.abstractmethod
+    def write_fairness(self, state: FairShareState, version: Any) -> bool:
+        """Conditional write of the fairness document (version None: only if it does not exist)."""
 
 
 class Publisher(abc.ABC):

@@ -28,6 +28,7 @@ from shared.ports import (
     BlobStore,
     CopyConflict,
     DocumentRefused,
+    FairShareState,
     JobStore,
     ListedObject,
     ObjectExists,
@@ -146,6 +147,7 @@ class InMemoryJobStore(JobStore):
         self._lock = threading.RLock()
         self._docs: dict[str, tuple[dict[str, Any], int]] = {}
         self._slots: tuple[SlotTable, int] | None = None
+        self._fairness: tuple[FairShareState, int] | None = None
         self._markers: dict[str, str] = {}
         self._versions = itertools.count(1)
         self.reads = 0
@@ -220,6 +222,29 @@ class InMemoryJobStore(JobStore):
             rows.sort(key=lambda r: (-r[0]["priority"], r[0]["enqueued_at"] or _EARLIEST, r[0]["job_id"]))
             return self._query("queued", rows, limit)
 
+    def _queued_in_order(self, team: str | None) -> list[tuple[dict[str, Any], int]]:
+        """QUEUED documents (of one team, or of all) as the team-ordered index returns them."""
+        rows = [
+            (d, v)
+            for d, v in self._docs.values()
+            if d["state"] == JobState.QUEUED.value and (team is None or d.get("team", "") == team)
+        ]
+        rows.sort(
+            key=lambda r: (r[0].get("team", ""), -r[0]["priority"], r[0]["enqueued_at"] or _EARLIEST, r[0]["job_id"])
+        )
+        return rows
+
+    def queue_heads(self, limit: int) -> list[Versioned[Job]]:
+        with self._lock:
+            heads: dict[str, tuple[dict[str, Any], int]] = {}
+            for doc, version in self._queued_in_order(None):
+                heads.setdefault(doc.get("team", ""), (doc, version))
+            return self._query("queue_heads", list(heads.values()), limit)
+
+    def queued_in_team(self, team: str, limit: int) -> list[Versioned[Job]]:
+        with self._lock:
+            return self._query("queued_in_team", self._queued_in_order(team), limit)
+
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
         wanted = {JobState(s).value for s in states}
         with self._lock:
@@ -283,6 +308,23 @@ class InMemoryJobStore(JobStore):
                 self.conflicts += 1
                 return False
             self._slots = (replace(slots, holders=dict(slots.holders)), next(self._versions))
+            self.writes += 1
+            return True
+
+    def read_fairness(self) -> Versioned[FairShareState]:
+        with self._lock:
+            self.calls["read_fairness"] += 1
+            self.reads += 1
+            return Versioned(FairShareState(), None) if self._fairness is None else Versioned(*self._fairness)
+
+    def write_fairness(self, state: FairShareState, version: Any) -> bool:
+        with self._lock:
+            self.calls["write_fairness"] += 1
+            current = None if self._fairness is None else self._fairness[1]
+            if version != current:
+                self.conflicts += 1
+                return False
+            self._fairness = (state, next(self._versions))
             self.writes += 1
             return True
 

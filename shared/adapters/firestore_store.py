@@ -18,9 +18,10 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared import logs
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, UnknownJobState
-from shared.ports import DocumentRefused, JobStore, SlotTable, Versioned
+from shared.ports import DocumentRefused, FairShareState, JobStore, RunningSlot, SlotTable, TeamUsage, Versioned
 
 SLOTS_DOCUMENT = "slots"
+FAIRNESS_DOCUMENT = "fairness"
 MARKER_PREFIX = "marker-"
 _PAGE = 300
 _TRANSIENT = (gexc.ServiceUnavailable, gexc.DeadlineExceeded, gexc.InternalServerError, gexc.Aborted)
@@ -49,10 +50,17 @@ class QuerySpec:
     orders: tuple[tuple[str, str], ...] = ()
 
 
+_TEAM_QUEUE_ORDER = (("team", "ASCENDING"), ("priority", "DESCENDING"), ("enqueued_at", "ASCENDING"))
+
 # Every query of FirestoreJobStore, named after the method that runs it.
 QUERIES: tuple[QuerySpec, ...] = (
     # Needs the composite index (state ASC, priority DESC, enqueued_at ASC).
     QuerySpec("queued", JOBS, (("state", "=="),), (("priority", "DESCENDING"), ("enqueued_at", "ASCENDING"))),
+    # The fair share's queue reads; all three need the composite index (state, team, priority DESC,
+    # enqueued_at ASC). queue_heads skips from team to team: one document read per team with queued work.
+    QuerySpec("queue_heads_first", JOBS, (("state", "=="),), _TEAM_QUEUE_ORDER),
+    QuerySpec("queue_heads_after", JOBS, (("state", "=="), ("team", ">")), _TEAM_QUEUE_ORDER),
+    QuerySpec("queued_in_team", JOBS, (("state", "=="), ("team", "==")), _TEAM_QUEUE_ORDER[1:]),
     QuerySpec("in_states", JOBS, (("state", "in"),)),
     QuerySpec("completion_pending", JOBS, (("completion_pending", "=="),)),
     # Equality filters only, in document-id order: single-field indexes serve it.
@@ -81,6 +89,7 @@ class FirestoreJobStore(JobStore):
         self._collections = {JOBS: self._jobs}
         self._state = client.collection(f"{collection_prefix}_state")
         self._slots = self._state.document(SLOTS_DOCUMENT)
+        self._fairness = self._state.document(FAIRNESS_DOCUMENT)
 
     def create(self, job: Job) -> bool:
         return self._write(job, "create", (gexc.Conflict,), lambda document, data: document.create(data))
@@ -152,6 +161,18 @@ class FirestoreJobStore(JobStore):
 
     def queued(self, limit: int) -> list[Versioned[Job]]:
         return self._run("queued", JobState.QUEUED.value, limit=limit)
+
+    def queue_heads(self, limit: int) -> list[Versioned[Job]]:
+        heads = self._run("queue_heads_first", JobState.QUEUED.value, limit=1)
+        while heads and len(heads) < limit:
+            following = self._run("queue_heads_after", JobState.QUEUED.value, heads[-1].value.team, limit=1)
+            if not following:
+                break
+            heads.extend(following)
+        return heads
+
+    def queued_in_team(self, team: str, limit: int) -> list[Versioned[Job]]:
+        return self._run("queued_in_team", JobState.QUEUED.value, team, limit=limit)
 
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
         return self._run("in_states", [s.value for s in states], limit=limit)
@@ -241,6 +262,44 @@ class FirestoreJobStore(JobStore):
                 self._slots.create(data)
             else:
                 self._slots.update(data, option=self._client.write_option(last_update_time=version))
+        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True
+
+    def read_fairness(self) -> Versioned[FairShareState]:
+        try:
+            snap = self._fairness.get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        if not snap.exists:
+            return Versioned(FairShareState(), None)
+        data = snap.to_dict() or {}
+        # Lists of records, not maps: the default team's name is "", which cannot be a field name.
+        teams = {
+            str(row["team"]): TeamUsage(float(row.get("vtime", 0.0)), bool(row.get("backlogged", False)))
+            for row in data.get("teams", [])
+        }
+        running = {str(row["job_id"]): RunningSlot(str(row["team"]), row["since"]) for row in data.get("running", [])}
+        return Versioned(FairShareState(teams, running), snap.update_time)
+
+    def write_fairness(self, state: FairShareState, version: Any) -> bool:
+        data = {
+            "teams": [
+                {"team": team, "vtime": usage.vtime, "backlogged": usage.backlogged}
+                for team, usage in sorted(state.teams.items())
+            ],
+            "running": [
+                {"job_id": job_id, "team": slot.team, "since": slot.since}
+                for job_id, slot in sorted(state.running.items())
+            ],
+        }
+        try:
+            if version is None:
+                self._fairness.create(data)
+            else:
+                self._fairness.update(data, option=self._client.write_option(last_update_time=version))
         except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
             return False
         except _TRANSIENT as exc:

@@ -1,11 +1,14 @@
-"""Dispatcher: submit queued jobs in priority then FIFO order, never beyond the quota, never twice."""
+"""Dispatcher: submit queued jobs, never beyond the quota, never twice: the team next in the fair share
+(shared/services/fairness.py) first, and inside a team by priority then first in first out."""
 
 from __future__ import annotations
 
 from shared import logs
 from shared.jobs import Job, JobState, TransitionRefused
+from shared.policy import Policies
 from shared.ports import TuningUnavailable, Versioned
 from shared.services.base import JobContext, JobService
+from shared.services.fairness import FairShare, FairShareBook
 from shared.services.recovery import Recovery
 from shared.services.submission import MAX_SUBMIT_ERRORS, Outcome, Submitter
 
@@ -13,10 +16,12 @@ __all__ = ["MAX_SUBMIT_ERRORS", "Dispatcher", "Outcome"]
 
 
 class Dispatcher(JobService):
-    def __init__(self, context: JobContext) -> None:
+    def __init__(self, context: JobContext, policies: Policies | None = None) -> None:
+        """`policies`: the teams' weights and slot caps (none: every team weight 1, no cap)."""
         super().__init__(context)
         self.submitter = Submitter(context)
         self.recovery = Recovery(context, self.submitter)
+        self.fair_share = FairShareBook(context.store, policies, context.clock)
 
     def dispatch(self) -> list[str]:
         """Submit as many queued jobs as there are free slots; returns the submitted job ids."""
@@ -30,25 +35,30 @@ class Dispatcher(JobService):
             return []  # nothing waits: no call to Vertex AI at all
         submitted: list[str] = []
         limit = self._slot_limit(set(table.holders), submitted)
+        holders = self._ledger.holders()
+        if len(holders) >= limit:
+            return submitted  # no slot free: the fair share is not even read
+        share = self.fair_share.plan(holders)
+        try:
+            self._fill(share, limit, submitted)
+        finally:
+            self.fair_share.save(share, self._ledger.holders())
+        return submitted
+
+    def _fill(self, share: FairShare, limit: int, submitted: list[str]) -> None:
+        """Take the fair share's next job while slots are free; stop when Vertex AI or the slots say so."""
         while True:
             free = limit - len(self._ledger.holders())
-            if free <= 0:
-                break
-            candidates = self._store.queued(limit=free)
-            if not candidates:
-                break
-            progressed = False
-            for candidate in candidates:
-                outcome = self._take(candidate, limit)
-                if outcome in (Outcome.FULL, Outcome.STOP):
-                    return submitted
-                if outcome is Outcome.SUBMITTED:
-                    submitted.append(candidate.value.job_id)
-                # A submitted job moved the queue on; so did one that ended (its slot is free again).
-                progressed = progressed or outcome in (Outcome.SUBMITTED, Outcome.FAILED)
-            if not progressed:
-                break
-        return submitted
+            team = share.next_team() if free > 0 else None
+            if team is None:
+                return
+            candidate = share.pop(team, refill=free)
+            outcome = self._take(candidate, limit)
+            if outcome in (Outcome.FULL, Outcome.STOP):
+                return
+            if outcome is Outcome.SUBMITTED:
+                submitted.append(candidate.value.job_id)
+                share.started(candidate.value)
 
     def _slot_limit(self, holders: set[str], adopted: list[str]) -> int:
         """The quota less the active jobs Tunedrop does not hold a slot for (made by hand, by other

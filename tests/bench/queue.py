@@ -55,6 +55,12 @@ class CountingStore(JobStore):
     def queued(self, limit):  # type: ignore[no-untyped-def]
         return self._many(self.inner.queued(limit))
 
+    def queue_heads(self, limit):  # type: ignore[no-untyped-def]
+        return self._many(self.inner.queue_heads(limit))
+
+    def queued_in_team(self, team, limit):  # type: ignore[no-untyped-def]
+        return self._many(self.inner.queued_in_team(team, limit))
+
     def in_states(self, states, limit=1000):  # type: ignore[no-untyped-def]
         return self._many(self.inner.in_states(states, limit))
 
@@ -88,6 +94,13 @@ class CountingStore(JobStore):
 
     def write_slots(self, slots, version):  # type: ignore[no-untyped-def]
         return self.inner.write_slots(slots, version)
+
+    def read_fairness(self):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.read_fairness()
+
+    def write_fairness(self, state, version):  # type: ignore[no-untyped-def]
+        return self.inner.write_fairness(state, version)
 
 
 def _fill_queue(client: firestore.Client, prefix: str, count: int) -> None:

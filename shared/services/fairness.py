@@ -1,0 +1,188 @@
+"""Fair share of the global quota among teams: which queued job the dispatcher takes next.
+
+The rule: among teams with queued work and below their slot cap (``TeamPolicy.max_slots``), take the head
+(highest priority, then oldest) of the team with the least *virtual time*, i.e. slot-seconds used divided by
+the team's weight. A team's virtual time is what its ended slots were charged (kept in a small fairness
+document) plus the seconds its running jobs have held their slots so far (from the slot table's claim times),
+both divided by its weight. Priority therefore orders jobs only inside a team.
+
+Why a separate document: the slot table is the hottest document (about a write a second at most); the
+fairness document is written only when the dispatcher sees a slot taken or given back, or a team start or
+stop having work, and never holds up a claim. It is rebuilt from the slot table on every pass, so a crash
+between a submission and its write loses nothing: a holder it does not know yet is added with its claim time.
+A slot given back is charged from its claim time to the job's end (or, without one, to the pass that notices
+it), at least MIN_CHARGE_SECONDS so that jobs failing at once still cost.
+
+Idle teams bank no credit: a team that starts having work again (queued or running after neither) has its
+virtual time lifted to the least virtual time of the teams that had work already (start-time fair queuing).
+So a team arriving with one job is level with the team next in line and, ties going to the team whose head
+waited longest, takes the next slot that frees, or the one after if a team was already level.
+
+Why nobody starves: a waiting team's virtual time does not move, while every job another team runs raises
+that team's virtual time by at least MIN_CHARGE_SECONDS / weight; teams arriving later start no lower than
+the least of those with work, and lose ties to older heads. So only finitely many jobs of finitely many teams
+can go before the waiting team's head, whatever the weights (a weight-1 team among weight-10 teams waits at
+most about ten of their jobs' worth of slot-time per slot). Jobs started outside Tunedrop are outside this:
+they take slots of the quota first (see Dispatcher._slot_limit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from shared.clock import Clock
+from shared.jobs import Job
+from shared.policy import Policies
+from shared.ports import FairShareState, JobStore, RunningSlot, TeamUsage, Versioned
+from shared.services.slots import MAX_CAS_ATTEMPTS, SlotContention
+
+MIN_CHARGE_SECONDS = 60.0
+MAX_TEAMS = 1000  # teams with queued work read per pass (one document each)
+
+
+def _seconds(later: datetime, earlier: datetime) -> float:
+    return max(0.0, (later - earlier).total_seconds())
+
+
+@dataclass
+class FairShare:
+    """The fairness state of one dispatch pass: the teams with work, their heads and what they used."""
+
+    store: JobStore
+    policies: Policies
+    now: datetime
+    state: FairShareState = field(default_factory=FairShareState)
+    queues: dict[str, list[Versioned[Job]]] = field(default_factory=dict)
+    exhausted: set[str] = field(default_factory=set)  # teams whose whole queue is in `queues`
+
+    def weight(self, team: str) -> float:
+        return float(max(1, self.policies.for_team(team).weight))
+
+    def running(self, team: str) -> int:
+        return sum(1 for slot in self.state.running.values() if slot.team == team)
+
+    def virtual_time(self, team: str) -> float:
+        """Slot-seconds used per unit of weight: ended slots as charged, running ones up to now."""
+        held = sum(_seconds(self.now, slot.since) for slot in self.state.running.values() if slot.team == team)
+        return self.state.teams.get(team, TeamUsage()).vtime + held / self.weight(team)
+
+    def _below_cap(self, team: str) -> bool:
+        cap = self.policies.for_team(team).max_slots
+        return cap is None or self.running(team) < cap
+
+    def next_team(self) -> str | None:
+        """The team whose head goes next: least virtual time, then fewest slots for its weight, then the
+        head that waited longest; None when no team below its cap has queued work."""
+        eligible = [team for team, queue in self.queues.items() if queue and self._below_cap(team)]
+        if not eligible:
+            return None
+
+        def key(team: str) -> tuple[float, float, datetime, str]:
+            head = self.queues[team][0].value
+            waited_since = head.enqueued_at or head.created_at
+            return (self.virtual_time(team), self.running(team) / self.weight(team), waited_since, team)
+
+        return min(eligible, key=key)
+
+    def pop(self, team: str, refill: int) -> Versioned[Job]:
+        """The team's head, taken off its queue (read further, `refill` jobs, once only its head is known)."""
+        queue = self.queues[team]
+        if len(queue) == 1 and team not in self.exhausted:
+            more = self.store.queued_in_team(team, limit=max(2, refill + 1))
+            if len(more) < max(2, refill + 1):
+                self.exhausted.add(team)
+            seen = queue[0].value.job_id
+            queue.extend(found for found in more if found.value.job_id != seen)
+        return queue.pop(0)
+
+    def started(self, job: Job) -> None:
+        """The job holds a slot now: its team is charged from now on."""
+        running = dict(self.state.running)
+        running[job.job_id] = RunningSlot(job.team, self.now)
+        self.state = replace(self.state, running=running)
+
+
+class FairShareBook:
+    """Reads and writes the fairness document around a dispatch pass (compare-and-set, like the slot table)."""
+
+    def __init__(self, store: JobStore, policies: Policies | None, clock: Clock) -> None:
+        self._store = store
+        self._policies = policies or Policies()
+        self._clock = clock
+
+    def plan(self, holders: Mapping[str, datetime]) -> FairShare:
+        """The pass's view: the current document brought up to date with the slot table and the queue."""
+        heads = self._store.queue_heads(limit=MAX_TEAMS)
+        share = FairShare(self._store, self._policies, self._clock())
+        share.queues = {head.value.team: [head] for head in heads}
+        share.state = self.reconcile(self._store.read_fairness().value, holders, set(share.queues), share.now, {})
+        return share
+
+    def save(self, share: FairShare, holders: Mapping[str, datetime]) -> None:
+        """Write what the pass saw (slots taken and given back, teams starting or stopping having work)."""
+        started = {job_id: slot.team for job_id, slot in share.state.running.items()}
+        self._update(lambda state: self.reconcile(state, holders, set(share.queues), share.now, started))
+
+    def _update(self, change: Callable[[FairShareState], FairShareState]) -> None:
+        for _ in range(MAX_CAS_ATTEMPTS):
+            current = self._store.read_fairness()
+            changed = change(current.value)
+            if changed == current.value or self._store.write_fairness(changed, current.version):
+                return
+        raise SlotContention("could not update the fairness document: too much contention")
+
+    def reconcile(
+        self,
+        state: FairShareState,
+        holders: Mapping[str, datetime],
+        queued_teams: set[str],
+        now: datetime,
+        known_teams: Mapping[str, str],
+    ) -> FairShareState:
+        """`state` made to agree with the slot table: ended slots charged, new holders added, teams that start
+        having work lifted to the least virtual time of those that had work already."""
+        teams = dict(state.teams)
+        running: dict[str, RunningSlot] = {}
+        for job_id, slot in state.running.items():
+            if job_id in holders:
+                running[job_id] = slot
+                continue
+            usage = teams.get(slot.team, TeamUsage())
+            held = max(MIN_CHARGE_SECONDS, _seconds(self._ended_at(job_id, now), slot.since))
+            weight = float(max(1, self._policies.for_team(slot.team).weight))
+            teams[slot.team] = replace(usage, vtime=usage.vtime + held / weight)
+        for job_id, since in holders.items():
+            if job_id not in running:
+                team = self._team_of(job_id, known_teams)
+                if team is not None:
+                    running[job_id] = RunningSlot(team, since)
+        active = queued_teams | {slot.team for slot in running.values()}
+        return FairShareState(self._lift(teams, active), running)
+
+    def _ended_at(self, job_id: str, now: datetime) -> datetime:
+        """When the job gave its slot back: its end, or (still ending, or gone) now."""
+        current = self._store.get(job_id)
+        ended = None if current is None else current.value.ended_at
+        return min(ended, now) if ended is not None else now
+
+    def _team_of(self, job_id: str, known_teams: Mapping[str, str]) -> str | None:
+        if job_id in known_teams:
+            return known_teams[job_id]
+        current = self._store.get(job_id)
+        return None if current is None else current.value.team
+
+    @staticmethod
+    def _lift(teams: dict[str, TeamUsage], active: set[str]) -> dict[str, TeamUsage]:
+        """Mark which teams have work; a team that starts having work starts at the least virtual time of
+        the teams that had work already (or of the newcomers, when none had): idle time banks no credit."""
+        had_work = [usage.vtime for team, usage in teams.items() if usage.backlogged and team in active]
+        newcomers = [team for team in active if not teams.get(team, TeamUsage()).backlogged]
+        floor_candidates = had_work or [teams.get(team, TeamUsage()).vtime for team in newcomers]
+        floor = min(floor_candidates, default=0.0)
+        lifted = {team: replace(usage, backlogged=team in active) for team, usage in teams.items()}
+        for team in newcomers:
+            usage = lifted.get(team, TeamUsage())
+            lifted[team] = TeamUsage(vtime=max(usage.vtime, floor), backlogged=True)
+        return lifted
