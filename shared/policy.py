@@ -129,11 +129,11 @@ def violations(
     if policy.allowed_label_keys is not None:
         refused = sorted(set(label_keys) - set(policy.allowed_label_keys))
         if refused:
-            allowed = ", ".join(policy.allowed_label_keys) or "no label keys"
+            allowed = f"label keys {', '.join(policy.allowed_label_keys)}" if policy.allowed_label_keys else "no labels"
             found.append(
                 PolicyViolation(
                     "allowed_label_keys",
-                    f"{whose} allows label keys {allowed}; this manifest sets {', '.join(refused)}: {ask}.",
+                    f"{whose} allows {allowed}; this manifest sets {', '.join(refused)}: {ask}.",
                 )
             )
     return found
@@ -174,7 +174,7 @@ def _policies(document: Any, problems: list[str]) -> Policies:
         f"unknown key {json.dumps(key)} (use default and teams)" for key in document.keys() - {"default", "teams"}
     )
     default = _policy(document.get("default"), TeamPolicy(), "the default policy", problems)
-    teams_raw = document.get("teams") or {}
+    teams_raw = {} if document.get("teams") is None else document["teams"]
     if not isinstance(teams_raw, dict):
         problems.append("teams must be an object of team name to policy")
         return Policies(default)

@@ -335,3 +335,116 @@ def test_a_base_model_path_of_another_project_or_region_is_rejected(harness: Har
         obj = harness.put_dataset("a.jsonl", metadata={"base_model": path})
         assert harness.app.uploads.handle(obj) is UploadOutcome.REJECTED
         assert "bad_base_model" in harness.job(job_id(obj)).validation["error_counts"]
+
+
+# ---- team policies (TUNEDROP_TEAM_POLICIES): a value beyond the team's policy is REJECTED, never lowered
+
+SEARCH_POLICY = json.dumps(
+    {
+        "default": {"max_priority": 5},
+        "teams": {
+            "search": {
+                "allowed_models": ["gemini-3.5-flash"],
+                "max_priority": 10,
+                "max_epochs": 4,
+                "allowed_label_keys": ["owner"],
+            }
+        },
+    }
+)
+
+
+def upload_manifest(h: Harness, team: str, **fields: object) -> Job:
+    h.blobs.put("ds", f"datasets/{team}/train.jsonl", VALID_DATASET)
+    manifest = {"training_dataset": f"datasets/{team}/train.jsonl", **fields}
+    return h.job(h.upload(f"incoming/{team}/m.json", data=json.dumps(manifest)))
+
+
+def policy_errors(job: Job) -> list[tuple[str, str, str]]:
+    assert job.error is not None
+    return [(e["code"], e.get("path", ""), e["message"]) for e in job.error["first_errors"]]
+
+
+def test_within_its_policy_a_manifest_is_queued_as_asked(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": SEARCH_POLICY})
+    job = upload_manifest(
+        h, "search", priority=10, base_model="gemini-3.5-flash", hyper_parameters={"epochs": 4}, labels={"owner": "x"}
+    )
+    assert job.state is JobState.QUEUED
+    assert (job.priority, job.hyper_parameters["epochs"], job.labels) == (10, 4, {"owner": "x"})
+
+
+def test_a_priority_above_the_policy_is_rejected_naming_the_policy(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": SEARCH_POLICY})
+    job = upload_manifest(h, "search", priority=50)
+    assert job.state is JobState.REJECTED
+    assert job.priority == 50  # recorded as asked: never lowered to fit
+    assert policy_errors(job) == [
+        (
+            "policy_priority_too_high",
+            "$.priority",
+            'team "search" policy allows priority up to 10; this manifest asks 50: '
+            "ask an operator to change the team's policy.",
+        )
+    ]
+    assert job.validation["error_counts"] == {"policy_priority_too_high": 1}
+
+
+def test_every_value_beyond_the_policy_is_reported(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": SEARCH_POLICY})
+    job = upload_manifest(
+        h,
+        "search",
+        base_model="gemini-2.5-pro",
+        hyper_parameters={"epochs": 5},
+        labels={"owner": "x", "cost-center": "y", "zone": "z"},
+    )
+    assert job.state is JobState.REJECTED
+    found = {code: (path, message) for code, path, message in policy_errors(job)}
+    assert set(found) == {"policy_model_not_allowed", "policy_epochs_too_high", "policy_label_key_not_allowed"}
+    assert found["policy_model_not_allowed"][0] == "$.base_model"
+    assert (
+        "allows base models gemini-3.5-flash; this upload asks gemini-2.5-pro" in found["policy_model_not_allowed"][1]
+    )
+    assert "allows at most 4 epochs; this manifest asks 5" in found["policy_epochs_too_high"][1]
+    assert "allows label keys owner; this manifest sets cost-center, zone" in found["policy_label_key_not_allowed"][1]
+    report = json.loads(read_report(h, job))
+    assert {e["code"] for e in report["errors"]} >= set(found)
+
+
+def test_a_team_without_a_policy_gets_the_default_policy(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": SEARCH_POLICY})
+    assert upload_manifest(h, "ads", priority=5, base_model="gemini-2.5-pro").state is JobState.QUEUED
+    job = upload_manifest(h, "kitchen", priority=6)
+    assert [code for code, _, _ in policy_errors(job)] == ["policy_priority_too_high"]
+    assert 'team "kitchen" policy allows priority up to 5' in policy_errors(job)[0][2]
+
+
+def test_a_bare_uploads_metadata_is_held_to_the_default_teams_policy(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": json.dumps({"teams": {"default": {"max_priority": 3}}})})
+    obj = h.put_dataset("a.jsonl", metadata={"priority": "4"})
+    assert h.app.uploads.handle(obj) is UploadOutcome.REJECTED
+    # No manifest: the error points at no manifest path.
+    assert policy_errors(h.job(job_id(obj)))[0][:2] == ("policy_priority_too_high", "")
+    assert h.app.uploads.handle(h.put_dataset("b.jsonl", metadata={"priority": "3"})) is UploadOutcome.QUEUED
+
+
+def test_a_retune_onto_a_model_the_teams_policy_does_not_allow_is_rejected(make_app: Callable[..., Harness]) -> None:
+    h = make_app(env={"TUNEDROP_TEAM_POLICIES": SEARCH_POLICY})
+    original = upload_manifest(h, "search")
+    h.app.operations.cancel(original.job_id)
+    retuned = h.app.uploads.retune(original.job_id, "gemini-2.5-pro")
+    assert retuned.state is JobState.REJECTED
+    assert [code for code, _, _ in policy_errors(retuned)] == ["policy_model_not_allowed"]
+
+
+def test_without_policies_the_extremes_are_still_taken(harness: Harness) -> None:
+    assert harness.app.policies.for_team("anyone") == harness.app.policies.default
+    job = upload_manifest(harness, "search", priority=1000, base_model="gemini-2.5-pro", labels={"any": "x"})
+    assert (job.state, job.priority) == (JobState.QUEUED, 1000)
+
+
+def test_a_bad_policy_stops_the_configuration_naming_team_and_field() -> None:
+    bad = json.dumps({"teams": {"search": {"max_priority": 5000, "weight": 0}}})
+    with pytest.raises(ConfigError, match=r'team "search": max_priority=5000 is outside -1000..1000; team "search": w'):
+        make_settings(TUNEDROP_TEAM_POLICIES=bad)
