@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from shared.config import SETTINGS, CommonSettings, Settings, setting_default
 from shared.errors import ConfigError
+from shared.policy import Policies, TeamPolicy
 
 REQUIRED = {"GOOGLE_CLOUD_PROJECT": "demo", "TUNEDROP_BUCKET": "ds"}
 
@@ -215,3 +216,22 @@ def test_the_window_check_is_reported_even_when_another_setting_fails() -> None:
         Settings.from_env(env)
     assert "TUNEDROP_QUOTA='x' is not a whole number" in str(caught.value)
     assert "TUNEDROP_RECONCILE_WINDOW_DAYS=30 must be shorter than TUNEDROP_RETENTION_DAYS=20" in str(caught.value)
+
+
+def test_team_policies_default_to_todays_behaviour_and_are_parsed_at_cold_start() -> None:
+    assert Settings.from_env(REQUIRED).team_policies == Policies()
+    assert setting_default("TUNEDROP_TEAM_POLICIES") == ""
+    document = '{"default": {"max_priority": 10}, "teams": {"search": {"weight": 2, "max_slots": 3}}}'
+    policies = Settings.from_env({**REQUIRED, "TUNEDROP_TEAM_POLICIES": f"  {document}\n"}).team_policies
+    assert policies.for_team("search") == TeamPolicy(max_priority=10, weight=2, max_slots=3)
+    assert policies.for_team("ads") == TeamPolicy(max_priority=10)
+
+
+def test_a_bad_team_policy_is_reported_with_the_other_bad_settings() -> None:
+    env = {**REQUIRED, "TUNEDROP_QUOTA": "lots", "TUNEDROP_TEAM_POLICIES": '{"teams": {"search": {"weight": 0}}}'}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert message.count("Tunedrop configuration is invalid") == 1
+    assert 'TUNEDROP_TEAM_POLICIES is invalid: team "search": weight=0 is outside 1..1000' in message
+    assert "TUNEDROP_QUOTA='lots' is not a whole number" in message
