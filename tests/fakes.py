@@ -24,6 +24,7 @@ from shared.clock import Clock, FakeClock
 from shared.config import Settings
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, UnknownJobState, job_id_for
+from shared.policy import Policies
 from shared.ports import (
     BlobStore,
     CopyConflict,
@@ -44,6 +45,8 @@ from shared.ports import (
     TuningService,
     Versioned,
 )
+from shared.services.base import JobContext
+from shared.services.dispatch import Dispatcher
 from shared.services.upload import UploadedObject
 
 # The labels the Vertex adapter puts on every tuning job (shared/adapters/vertex_tuning.py).
@@ -830,6 +833,15 @@ def make_harness(
     tuning = FakeTuningService(quota=vertex_quota, clock=clock)
     app = assemble(settings, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
     return Harness(app=app, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
+
+
+def fair_dispatcher(harness: Harness, policies: Policies) -> Dispatcher:
+    """A dispatcher on the harness's ports that shares the quota by `policies` (weights, slot caps)."""
+    app = harness.app
+    context = JobContext(
+        app.store, app.tuning, app.ledger, app.completions, app.publisher, app.lifecycle, app.settings, app.clock
+    )
+    return Dispatcher(context, policies)
 
 
 def seed_job(store: InMemoryJobStore, job: Job, states: Iterable[JobState], now: datetime, **changes: Any) -> Job:

@@ -15,8 +15,11 @@ it), at least MIN_CHARGE_SECONDS so that jobs failing at once still cost.
 
 Idle teams bank no credit: a team that starts having work again (queued or running after neither) has its
 virtual time lifted to the least virtual time of the teams that had work already (start-time fair queuing).
-So a team arriving with one job is level with the team next in line and, ties going to the team whose head
-waited longest, takes the next slot that frees, or the one after if a team was already level.
+A lead it built (its last job ran longer than its share) is kept: while it was idle the others caught up at
+the rate the quota gives them, so after an idle time as long as its lead it starts level again. Had the lead
+been forgiven, a team sending one job at a time would take a slot every time, far beyond its weight.
+So a team arriving with one job after such an idle time is level with the team next in line and, ties going
+to the team whose head waited longest, takes the next slot that frees, or the one after if a team was level.
 
 Why nobody starves: a waiting team's virtual time does not move, while every job another team runs raises
 that team's virtual time by at least MIN_CHARGE_SECONDS / weight; teams arriving later start no lower than
@@ -175,14 +178,14 @@ class FairShareBook:
 
     @staticmethod
     def _lift(teams: dict[str, TeamUsage], active: set[str]) -> dict[str, TeamUsage]:
-        """Mark which teams have work; a team that starts having work starts at the least virtual time of
-        the teams that had work already (or of the newcomers, when none had): idle time banks no credit."""
+        """Mark which teams have work; a team that starts having work is lifted to the least virtual time of
+        the teams that had work already (or of the newcomers, when none had): idle time banks no credit. A team
+        that got more than its share (a long job) keeps that lead until the others catch up, so submitting one
+        job at a time cannot take more than its weight."""
         had_work = [usage.vtime for team, usage in teams.items() if usage.backlogged and team in active]
         newcomers = [team for team in active if not teams.get(team, TeamUsage()).backlogged]
-        floor_candidates = had_work or [teams.get(team, TeamUsage()).vtime for team in newcomers]
-        floor = min(floor_candidates, default=0.0)
+        floor = min(had_work or [teams.get(team, TeamUsage()).vtime for team in newcomers], default=0.0)
         lifted = {team: replace(usage, backlogged=team in active) for team, usage in teams.items()}
         for team in newcomers:
-            usage = lifted.get(team, TeamUsage())
-            lifted[team] = TeamUsage(vtime=max(usage.vtime, floor), backlogged=True)
+            lifted[team] = TeamUsage(vtime=max(floor, teams.get(team, TeamUsage()).vtime), backlogged=True)
         return lifted

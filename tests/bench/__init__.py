@@ -7,4 +7,5 @@ that prints its own Markdown section. Add yours to the list.
 BENCHMARKS: list[str] = [
     "tests.bench.validator",
     "tests.bench.queue",
+    "tests.bench.fairness",
 ]
