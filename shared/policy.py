@@ -102,41 +102,47 @@ def violations(
     label_keys: Iterable[str],
 ) -> list[PolicyViolation]:
     """Every value of an upload beyond `team`'s policy, each naming the policy and the value asked for."""
-    found = []
+    beyond = [
+        ("allowed_models", _model_beyond(policy, base_model)),
+        ("max_priority", _priority_beyond(policy, priority)),
+        ("max_epochs", _epochs_beyond(policy, epochs)),
+        ("allowed_label_keys", _labels_beyond(policy, label_keys)),
+    ]
     whose = f"team {json.dumps(team)} policy"
-    ask = "ask an operator to change the team's policy"
+    return [
+        PolicyViolation(name, f"{whose} {what}: ask an operator to change the team's policy.")
+        for name, what in beyond
+        if what
+    ]
+
+
+def _model_beyond(policy: TeamPolicy, base_model: str) -> str:
     # A model the registry does not know is the registry check's problem, reported once, there.
-    if registry().resolve(base_model) is not None and not policy.allows_model(base_model):
-        allowed = ", ".join(policy.allowed_models or ())
-        found.append(
-            PolicyViolation(
-                "allowed_models", f"{whose} allows base models {allowed}; this upload asks {base_model}: {ask}."
-            )
-        )
-    if priority > policy.max_priority:
-        found.append(
-            PolicyViolation(
-                "max_priority",
-                f"{whose} allows priority up to {policy.max_priority}; this manifest asks {priority}: {ask}.",
-            )
-        )
-    if epochs is not None and policy.max_epochs is not None and epochs > policy.max_epochs:
-        found.append(
-            PolicyViolation(
-                "max_epochs", f"{whose} allows at most {policy.max_epochs} epochs; this manifest asks {epochs}: {ask}."
-            )
-        )
-    if policy.allowed_label_keys is not None:
-        refused = sorted(set(label_keys) - set(policy.allowed_label_keys))
-        if refused:
-            allowed = f"label keys {', '.join(policy.allowed_label_keys)}" if policy.allowed_label_keys else "no labels"
-            found.append(
-                PolicyViolation(
-                    "allowed_label_keys",
-                    f"{whose} allows {allowed}; this manifest sets {', '.join(refused)}: {ask}.",
-                )
-            )
-    return found
+    if registry().resolve(base_model) is None or policy.allows_model(base_model):
+        return ""
+    return f"allows base models {', '.join(policy.allowed_models or ())}; this upload asks {base_model}"
+
+
+def _priority_beyond(policy: TeamPolicy, priority: int) -> str:
+    if priority <= policy.max_priority:
+        return ""
+    return f"allows priority up to {policy.max_priority}; this manifest asks {priority}"
+
+
+def _epochs_beyond(policy: TeamPolicy, epochs: int | None) -> str:
+    if epochs is None or policy.max_epochs is None or epochs <= policy.max_epochs:
+        return ""
+    return f"allows at most {policy.max_epochs} epochs; this manifest asks {epochs}"
+
+
+def _labels_beyond(policy: TeamPolicy, label_keys: Iterable[str]) -> str:
+    if policy.allowed_label_keys is None:
+        return ""
+    refused = sorted(set(label_keys) - set(policy.allowed_label_keys))
+    if not refused:
+        return ""
+    allowed = f"label keys {', '.join(policy.allowed_label_keys)}" if policy.allowed_label_keys else "no labels"
+    return f"allows {allowed}; this manifest sets {', '.join(refused)}"
 
 
 @dataclass(frozen=True)
