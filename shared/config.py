@@ -17,6 +17,8 @@ Two classes, for two kinds of reader:
 Both are frozen and both raise one ``ConfigError("Tunedrop configuration is invalid: ...")``
 that names every bad variable. A blank variable counts as unset (its default applies); values
 are stripped; TUNEDROP_QUOTA_REGIONS and TUNEDROP_RETIREMENT_NOTICE_DAYS are comma-separated.
+TUNEDROP_TEAM_POLICIES is a JSON document, parsed into ``shared.policy.Policies`` (its problems named by team
+and field).
 Instantiating a class with no arguments (``Settings()``) reads ``os.environ`` the same way but
 raises pydantic's ValidationError; prefer ``from_env``.
 """
