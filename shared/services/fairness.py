@@ -18,13 +18,14 @@ virtual time lifted to the least virtual time of the teams that had work already
 A lead it built (its last job ran longer than its share) is kept: while it was idle the others caught up at
 the rate the quota gives them, so after an idle time as long as its lead it starts level again. Had the lead
 been forgiven, a team sending one job at a time would take a slot every time, far beyond its weight.
-So a team arriving with one job after such an idle time is level with the team next in line and, ties going
-to the team whose head waited longest, takes the next slot that frees, or the one after if a team was level.
+So a team arriving with one job after such an idle time starts just below the team next in line
+(NEWCOMER_LEAD) and takes the next slot that frees, unless another newcomer came first.
 
 Why nobody starves: a waiting team's virtual time does not move, while every job another team runs raises
-that team's virtual time by at least MIN_CHARGE_SECONDS / weight; teams arriving later start no lower than
-the least of those with work, and lose ties to older heads. So only finitely many jobs of finitely many teams
-can go before the waiting team's head, whatever the weights (a weight-1 team among weight-10 teams waits at
+that team's virtual time by at least MIN_CHARGE_SECONDS / weight (far more than NEWCOMER_LEAD); a team
+arriving later starts no lower than just below the least of those with work, so it can go before a waiting
+team once, and then is ahead of it until that team is served. So only finitely many jobs of finitely many
+teams can go before the waiting team's head, whatever the weights (a weight-1 team among weight-10 teams waits at
 most about ten of their jobs' worth of slot-time per slot). Jobs started outside Tunedrop are outside this:
 they take slots of the quota first (see Dispatcher._slot_limit).
 """
@@ -42,6 +43,7 @@ from shared.ports import FairShareState, JobStore, RunningSlot, TeamUsage, Versi
 from shared.services.slots import MAX_CAS_ATTEMPTS, SlotContention
 
 MIN_CHARGE_SECONDS = 60.0
+NEWCOMER_LEAD = 1e-3  # virtual seconds: far below any charge, so it only breaks ties
 MAX_TEAMS = 1000  # teams with queued work read per pass (one document each)
 
 
@@ -187,5 +189,7 @@ class FairShareBook:
         floor = min(had_work or [teams.get(team, TeamUsage()).vtime for team in newcomers], default=0.0)
         lifted = {team: replace(usage, backlogged=team in active) for team, usage in teams.items()}
         for team in newcomers:
-            lifted[team] = TeamUsage(vtime=max(floor, teams.get(team, TeamUsage()).vtime), backlogged=True)
+            # Just below the floor: the newcomer goes before the team it is level with (see the module docstring).
+            start = floor - NEWCOMER_LEAD
+            lifted[team] = TeamUsage(vtime=max(start, teams.get(team, TeamUsage()).vtime), backlogged=True)
         return lifted

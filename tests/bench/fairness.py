@@ -219,7 +219,7 @@ def report(sim: Simulation, elapsed: float) -> int:
 def main(argv: Sequence[str]) -> int:
     started = time.monotonic()
     sim = Simulation()
-    logging.disable(logging.INFO)  # thousands of job lines would bury the figures
+    logging.disable(logging.WARNING)  # thousands of job lines would bury the figures
     sim.run()
     return report(sim, time.monotonic() - started)
 
