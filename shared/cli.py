@@ -41,6 +41,7 @@ from shared.validation.report import plural
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
+    from shared.services.fairness import TeamShare
 
 app = typer.Typer(
     name="tunedrop",
@@ -382,21 +383,42 @@ def retune_command(
 
 @_command("quota", "the concurrent tuning-job quota: limit, in use, queued")
 def quota_command(json_output: JsonFlag = False) -> int:
-    """The concurrent tuning-job quota: the limit, the slots in use (Tunedrop's and others'), the queue."""
-    status = _services().operations.quota()
+    """The concurrent tuning-job quota: the limit, the slots in use (Tunedrop's and others'), the queue, and per
+    team its running and queued jobs and its fair share."""
+    from shared.services.fairness import FairShareBook, team_shares
+
+    app = _services()
+    status = app.operations.quota()
+    book = FairShareBook(app.store, app.policies, app.clock)
+    teams = team_shares(book, app.ledger.holders(), max(0, status.limit - len(status.foreign)))
+    alone = {"", app.settings.default_team}
+    if not app.policies.teams and all(row.team in alone for row in teams):
+        teams = []  # the default team alone shares nothing: the output stays as before teams existed
     if json_output:
         paused_until = status.paused_until.isoformat() if status.paused_until else None
-        _print_json(
-            {
-                "limit": status.limit,
-                "in_use": status.in_use,
-                "held": status.held,
-                "foreign": status.foreign,
-                "queued": status.queued,
-                "paused_until": paused_until,
-            },
-            indent=None,
-        )
+        document: dict[str, Any] = {
+            "limit": status.limit,
+            "in_use": status.in_use,
+            "held": status.held,
+            "foreign": status.foreign,
+            "queued": status.queued,
+            "paused_until": paused_until,
+        }
+        if teams:
+            # spend_usd: None until budgets (issue 13, item 5) record spend.
+            document["teams"] = [
+                {
+                    "team": row.team,
+                    "weight": row.weight,
+                    "max_slots": row.max_slots,
+                    "running": row.running,
+                    "queued": row.queued,
+                    "share": round(row.share, 3),
+                    "spend_usd": None,
+                }
+                for row in teams
+            ]
+        _print_json(document, indent=None)
         return 0
     print(f"limit   {status.limit} concurrent tuning jobs (TUNEDROP_QUOTA)")
     print(f"in use  {status.in_use}: {len(status.held)} by Tunedrop, {len(status.foreign)} by others")
@@ -407,7 +429,22 @@ def quota_command(json_output: JsonFlag = False) -> int:
     print(f"queued  {status.queued}")
     if status.paused_until:
         print(f"paused  until {status.paused_until:%H:%M:%S} after Vertex AI answered RESOURCE_EXHAUSTED")
+    _print_team_shares(teams)
     return 0
+
+
+def _print_team_shares(teams: Sequence[TeamShare]) -> None:
+    """The per-team rows; spend shows n/a until budgets record it."""
+    if not teams:
+        return
+    print("teams   (share: slots the team's weight entitles it to among the teams with work; spend: n/a until budgets)")
+    print(
+        f"          {'team':<20} {'weight':>6} {'cap':>4} {'running':>7} {'queued':>6} {'share':>6}  spend this month"
+    )
+    for row in teams:
+        name = printable(row.team) or "(default)"
+        cap = "-" if row.max_slots is None else str(row.max_slots)
+        print(f"          {name:<20} {row.weight:>6} {cap:>4} {row.running:>7} {row.queued:>6} {row.share:>6.2f}  n/a")
 
 
 # ------------------------------------------------------------------------------------ models

@@ -4,11 +4,13 @@ no starvation, jobs outside Tunedrop first; one team alone is dispatched as befo
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from dataclasses import replace
 
 import pytest
 
+from shared import bootstrap, cli
 from shared.jobs import JobState, new_job
 from shared.policy import Policies, TeamPolicy
 from shared.ports import RemoteJob, RemoteState
@@ -209,3 +211,33 @@ def test_a_job_ending_at_once_still_costs_the_minimum_charge() -> None:
     dispatcher.dispatch()
 
     assert h.store.read_fairness().value.teams["a"].vtime == MIN_CHARGE_SECONDS
+
+
+def test_tunedrop_quota_shows_each_team(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    document = {"teams": {"a": {"weight": 3, "max_slots": 2}, "b": {"weight": 1}}}
+    h = make_harness({"TUNEDROP_TEAM_POLICIES": json.dumps(document)}, quota=2)
+    running = enqueue(h, "a")
+    for _ in range(2):
+        enqueue(h, "a")
+    enqueue(h, "b")
+    h.tuning.add(RemoteJob(name="projects/demo/locations/us-central1/tuningJobs/by-hand", state=RemoteState.RUNNING))
+    assert fair_dispatcher(h, h.app.policies).dispatch() == [running]
+    bootstrap.set_app(h.app)
+    try:
+        capsys.readouterr()
+        with pytest.raises(SystemExit):
+            cli.main(["quota", "--json"])
+        rows = json.loads(capsys.readouterr().out)["teams"]
+        with pytest.raises(SystemExit):
+            cli.main(["quota"])
+        text = capsys.readouterr().out
+    finally:
+        bootstrap.set_app(None)
+
+    # One slot is left after the job started by hand: a's weight 3 of 4 gives it 0.75 of it.
+    assert rows == [
+        {"team": "a", "weight": 3, "max_slots": 2, "running": 1, "queued": 2, "share": 0.75, "spend_usd": None},
+        {"team": "b", "weight": 1, "max_slots": None, "running": 0, "queued": 1, "share": 0.25, "spend_usd": None},
+    ]
+    assert "          a                         3    2       1      2   0.75  n/a" in text.splitlines()
