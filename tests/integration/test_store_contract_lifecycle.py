@@ -1,5 +1,6 @@
 """One contract for the in-memory store and FirestoreJobStore on the emulator: the queries and markers
-the daily model-lifecycle check relies on (jobs by state and base model, read page by page; named markers)."""
+the daily model-lifecycle check relies on (jobs by state and base model, read page by page; named markers), and
+the fair share's (each team's queue head, a team's queue, the fairness document)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from shared.adapters.firestore_store import FirestoreJobStore
 from shared.jobs import JobState, new_job
-from shared.ports import DocumentRefused, JobStore
+from shared.ports import DocumentRefused, FairShareState, JobStore, RunningSlot, TeamUsage
 from tests.fakes import InMemoryJobStore
 
 pytestmark = pytest.mark.integration
@@ -139,3 +140,43 @@ def test_a_job_in_a_state_this_release_does_not_know_is_skipped_not_a_crash(stor
     assert [v.value.job_id for v in store.queued(10)] == ["known"]
     stored = store.get("known")
     assert stored is not None and stored.value.schema_version == 1
+
+
+def _queue(store: JobStore, job_id: str, team: str, priority: int, minute: int) -> None:
+    at = T0.replace(minute=minute)
+    job = new_job(
+        job_id=job_id, bucket="b", object_name=f"incoming/{job_id}.jsonl", generation="1", base_model="m", now=at
+    )
+    assert store.create(replace(job, team=team, priority=priority).moved_to(JobState.QUEUED, at, "q", enqueued_at=at))
+
+
+def test_queue_heads_and_a_teams_queue(store: JobStore) -> None:
+    # The default team "" sorts first; each team's head is its highest priority, then its oldest job.
+    _queue(store, "d-1", "", 0, 1)
+    _queue(store, "a-old", "a", 0, 2)
+    _queue(store, "a-urgent", "a", 5, 3)
+    _queue(store, "a-late", "a", 0, 4)
+    _queue(store, "b-1", "b", 0, 5)
+    _put(store, "a-done", "m", JobState.SUCCEEDED)
+
+    assert [v.value.job_id for v in store.queue_heads(limit=10)] == ["d-1", "a-urgent", "b-1"]
+    assert [v.value.job_id for v in store.queue_heads(limit=2)] == ["d-1", "a-urgent"]
+    assert [v.value.job_id for v in store.queued_in_team("a", limit=10)] == ["a-urgent", "a-old", "a-late"]
+    assert [v.value.job_id for v in store.queued_in_team("a", limit=1)] == ["a-urgent"]
+    assert store.queued_in_team("c", limit=5) == []
+
+
+def test_fairness_document_round_trip_and_compare_and_set(store: JobStore) -> None:
+    empty = store.read_fairness()
+    assert empty.value == FairShareState() and empty.version is None
+    state = FairShareState(
+        teams={"": TeamUsage(12.5, True), "a": TeamUsage(3.0, False)},
+        running={"job-1": RunningSlot("a", T0)},
+    )
+    assert store.write_fairness(state, None) is True
+    assert store.write_fairness(state, None) is False  # created once only
+    stored = store.read_fairness()
+    assert stored.value == state
+    assert store.write_fairness(FairShareState(), stored.version) is True
+    assert store.write_fairness(state, stored.version) is False  # someone wrote meanwhile
+    assert store.read_fairness().value == FairShareState()
