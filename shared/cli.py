@@ -405,19 +405,7 @@ def quota_command(json_output: JsonFlag = False) -> int:
             "paused_until": paused_until,
         }
         if teams:
-            # spend_usd: None until budgets (issue 13, item 5) record spend.
-            document["teams"] = [
-                {
-                    "team": row.team,
-                    "weight": row.weight,
-                    "max_slots": row.max_slots,
-                    "running": row.running,
-                    "queued": row.queued,
-                    "share": round(row.share, 3),
-                    "spend_usd": None,
-                }
-                for row in teams
-            ]
+            document["teams"] = _team_shares_json(teams)
         _print_json(document, indent=None)
         return 0
     print(f"limit   {status.limit} concurrent tuning jobs (TUNEDROP_QUOTA)")
@@ -431,6 +419,22 @@ def quota_command(json_output: JsonFlag = False) -> int:
         print(f"paused  until {status.paused_until:%H:%M:%S} after Vertex AI answered RESOURCE_EXHAUSTED")
     _print_team_shares(teams)
     return 0
+
+
+def _team_shares_json(teams: Sequence[TeamShare]) -> list[dict[str, Any]]:
+    """The per-team rows of `quota --json`; spend_usd is None until budgets (issue 13, item 5) record spend."""
+    return [
+        {
+            "team": row.team,
+            "weight": row.weight,
+            "max_slots": row.max_slots,
+            "running": row.running,
+            "queued": row.queued,
+            "share": round(row.share, 3),
+            "spend_usd": None,
+        }
+        for row in teams
+    ]
 
 
 def _print_team_shares(teams: Sequence[TeamShare]) -> None:
