@@ -156,16 +156,25 @@ class FairShareBook:
                 running[job_id] = slot
                 continue
             usage = teams.get(slot.team, TeamUsage())
-            held = max(MIN_CHARGE_SECONDS, _seconds(self._ended_at(job_id, now), slot.since))
-            weight = float(max(1, self._policies.for_team(slot.team).weight))
-            teams[slot.team] = replace(usage, vtime=usage.vtime + held / weight)
+            charged = max(MIN_CHARGE_SECONDS, _seconds(self._ended_at(job_id, now), slot.since))
+            teams[slot.team] = replace(usage, vtime=usage.vtime + charged / self._weight(slot.team))
         for job_id, since in holders.items():
             if job_id not in running:
                 team = self._team_of(job_id, known_teams)
                 if team is not None:
                     running[job_id] = RunningSlot(team, since)
         active = queued_teams | {slot.team for slot in running.values()}
-        return FairShareState(self._lift(teams, active), running)
+        return FairShareState(self._lift(teams, active, self._running_so_far(running, now)), running)
+
+    def _weight(self, team: str) -> float:
+        return float(max(1, self._policies.for_team(team).weight))
+
+    def _running_so_far(self, running: Mapping[str, RunningSlot], now: datetime) -> dict[str, float]:
+        """What each team's running jobs add to its virtual time up to now."""
+        so_far: dict[str, float] = {}
+        for slot in running.values():
+            so_far[slot.team] = so_far.get(slot.team, 0.0) + _seconds(now, slot.since) / self._weight(slot.team)
+        return so_far
 
     def _ended_at(self, job_id: str, now: datetime) -> datetime:
         """When the job gave its slot back: its end, or (still ending, or gone) now."""
@@ -180,12 +189,15 @@ class FairShareBook:
         return None if current is None else current.value.team
 
     @staticmethod
-    def _lift(teams: dict[str, TeamUsage], active: set[str]) -> dict[str, TeamUsage]:
+    def _lift(teams: dict[str, TeamUsage], active: set[str], held: Mapping[str, float]) -> dict[str, TeamUsage]:
         """Mark which teams have work; a team that starts having work is lifted to the least virtual time of
         the teams that had work already (or of the newcomers, when none had): idle time banks no credit. A team
         that got more than its share (a long job) keeps that lead until the others catch up, so submitting one
         job at a time cannot take more than its weight."""
-        had_work = [usage.vtime for team, usage in teams.items() if usage.backlogged and team in active]
+        # `held`: what the running jobs add to each team's virtual time so far.
+        had_work = [
+            usage.vtime + held.get(team, 0.0) for team, usage in teams.items() if usage.backlogged and team in active
+        ]
         newcomers = [team for team in active if not teams.get(team, TeamUsage()).backlogged]
         floor = min(had_work or [teams.get(team, TeamUsage()).vtime for team in newcomers], default=0.0)
         lifted = {team: replace(usage, backlogged=team in active) for team, usage in teams.items()}
