@@ -13,6 +13,10 @@ between a submission and its write loses nothing: a holder it does not know yet 
 A slot given back is charged from its claim time to the job's end (or, without one, to the pass that notices
 it), at least MIN_CHARGE_SECONDS so that jobs failing at once still cost.
 
+Reads per pass: the fairness document, one queued job per team with queued work (JobStore.queue_heads, at most
+MAX_TEAMS), and a picked team's next few jobs; never the whole queue. Concurrent dispatchers write the document
+by compare-and-set, each re-applying its view of the slot table to what is stored, so a charge is made once.
+
 Idle teams bank no credit: a team that starts having work again (queued or running after neither) has its
 virtual time lifted to the least virtual time of the teams that had work already (start-time fair queuing).
 A lead it built (its last job ran longer than its share) is kept: while it was idle the others caught up at
