@@ -114,7 +114,9 @@ def _fill_queue(client: firestore.Client, prefix: str, count: int) -> None:
     batch.commit()
 
 
-def dispatch_cost(env: dict[str, str], queue_sizes: Sequence[int] = (10, 10_000), quota: int = 3) -> list[dict]:
+def dispatch_cost(
+    env: dict[str, str], queue_sizes: Sequence[int] = (10, 10_000), quota: int = 3
+) -> list[dict[str, Any]]:
     rows = []
     client = firestore.Client(project=env["GOOGLE_CLOUD_PROJECT"])
     for size in queue_sizes:
