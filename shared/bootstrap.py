@@ -85,7 +85,7 @@ def assemble(
             token_counter=token_counter,
             uri_checker=uri_checker,
         ),
-        dispatcher=Dispatcher(context),
+        dispatcher=Dispatcher(context, settings.team_policies),
         poller=Poller(context, Reconciler(context, blobs)),
         operations=Operations(context),
         lifecycle=lifecycle,

@@ -241,3 +241,13 @@ def test_tunedrop_quota_shows_each_team(monkeypatch: pytest.MonkeyPatch, capsys:
         {"team": "b", "weight": 1, "max_slots": None, "running": 0, "queued": 1, "share": 0.25, "spend_usd": None},
     ]
     assert "          a                         3    2       1      2   0.75  n/a" in text.splitlines()
+
+
+def test_the_apps_dispatcher_shares_by_the_configured_policies() -> None:
+    # The composition root hands the settings' policies to the dispatcher: a team's cap holds through h.app.
+    document = {"teams": {"a": {"max_slots": 1}}}
+    h = make_harness({"TUNEDROP_TEAM_POLICIES": json.dumps(document)}, quota=3)
+    first = enqueue(h, "a")
+    enqueue(h, "a")
+    other = enqueue(h, "b")
+    assert sorted(h.app.dispatcher.dispatch()) == sorted([first, other])
