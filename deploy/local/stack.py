@@ -57,6 +57,8 @@ PASSTHROUGH = (
     "TUNEDROP_LOCAL_DUPLICATE_UPLOADS",
     "TUNEDROP_LOCAL_NOTIFICATIONS",
     "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
+    "TUNEDROP_TEAM_POLICIES",
+    "TUNEDROP_STRICT_VALIDATION",
 )
 # Like production (deploy/terraform/modules/push-subscription: max_delivery_attempts, 10 by default), a
 # message is dead-lettered after a bounded number of deliveries; fewer here, and a shorter backoff, so
