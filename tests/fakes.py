@@ -23,7 +23,7 @@ from shared.bootstrap import App, assemble
 from shared.clock import Clock, FakeClock
 from shared.config import Settings
 from shared.errors import TransientError
-from shared.jobs import Job, JobState, UnknownJobState, job_id_for
+from shared.jobs import Job, JobState, UnknownJobState, job_id_for, new_job
 from shared.policy import Policies
 from shared.ports import (
     BlobStore,
@@ -815,6 +815,20 @@ class Harness:
 
     def dispatch_messages(self) -> list[Published]:
         return self.publisher.on(self.settings.dispatch_topic)
+
+
+def queued_team_job(job_id: str, team: str, now: datetime, *, priority: int = 0) -> Job:
+    """A QUEUED job uploaded to `team`'s folder, enqueued at `now`."""
+    job = new_job(
+        job_id=job_id,
+        bucket="b",
+        object_name=f"incoming/{team}/{job_id}.jsonl",
+        generation="1",
+        base_model="gemini-3.5-flash",
+        now=now,
+        priority=priority,
+    )
+    return replace(job, team=team).moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now)
 
 
 def make_harness(

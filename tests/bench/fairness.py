@@ -26,13 +26,12 @@ import sys
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from shared.jobs import JobState, new_job
 from shared.policy import Policies, TeamPolicy
 from shared.services.dispatch import Dispatcher
-from tests.fakes import Harness, fair_dispatcher, make_harness
+from tests.fakes import Harness, fair_dispatcher, make_harness, queued_team_job
 
 DAY = 86_400.0
 WEIGHTS = (1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 3, 3, 3, 4, 4, 5, 5, 1, 1)  # the last two teams are light
@@ -124,15 +123,7 @@ class Simulation:
         h = self.harness
         now = h.clock()
         busy = self._queued[team] > 0 or any(self._team_of[j] == team for j in self._running)
-        job = new_job(
-            job_id=job_id,
-            bucket="b",
-            object_name=f"incoming/{team}/{job_id}.jsonl",
-            generation="1",
-            base_model="gemini-3.5-flash",
-            now=now,
-        )
-        h.store.put(replace(job, team=team).moved_to(JobState.QUEUED, now, "validation passed", enqueued_at=now))
+        h.store.put(queued_team_job(job_id, team, now))
         self.lengths[job_id] = length
         self._team_of[job_id] = team
         self._queued[team] += 1

@@ -6,17 +6,16 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
-from dataclasses import replace
 
 import pytest
 
 from shared import bootstrap, cli
-from shared.jobs import JobState, new_job
+from shared.jobs import JobState
 from shared.policy import Policies, TeamPolicy
 from shared.ports import RemoteJob, RemoteState
 from shared.services.dispatch import Dispatcher
 from shared.services.fairness import MIN_CHARGE_SECONDS
-from tests.fakes import Harness, fair_dispatcher, make_harness
+from tests.fakes import Harness, fair_dispatcher, make_harness, queued_team_job
 
 _ids = itertools.count()
 
@@ -26,16 +25,7 @@ def enqueue(h: Harness, team: str, priority: int = 0) -> str:
     h.clock.advance(1)
     now = h.clock()
     job_id = f"{team or 'default'}-{next(_ids)}"
-    job = new_job(
-        job_id=job_id,
-        bucket="b",
-        object_name=f"incoming/{team}/{job_id}.jsonl",
-        generation="1",
-        base_model="gemini-3.5-flash",
-        now=now,
-        priority=priority,
-    )
-    h.store.put(replace(job, team=team).moved_to(JobState.QUEUED, now, "validated", enqueued_at=now))
+    h.store.put(queued_team_job(job_id, team, now, priority=priority))
     return job_id
 
 
