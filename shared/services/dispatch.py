@@ -35,14 +35,14 @@ class Dispatcher(JobService):
             return []  # nothing waits: no call to Vertex AI at all
         submitted: list[str] = []
         limit = self._slot_limit(set(table.holders), submitted)
-        holders = self._ledger.holders()
+        holders = self._ledger.holders()  # read again: _slot_limit may have adopted a job into a slot
         if len(holders) >= limit:
             return submitted  # no slot free: the fair share is not even read
         share = self.fair_share.plan(holders)
         try:
             self._fill(share, limit, submitted)
         finally:
-            self.fair_share.save(share, self._ledger.holders())
+            self.fair_share.save(share, self._ledger.holders)
         return submitted
 
     def _fill(self, share: FairShare, limit: int, submitted: list[str]) -> None:

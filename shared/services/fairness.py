@@ -130,10 +130,13 @@ class FairShareBook:
         share.state = self.reconcile(self._store.read_fairness().value, holders, set(share.queues), share.now, {})
         return share
 
-    def save(self, share: FairShare, holders: Mapping[str, datetime]) -> None:
-        """Write what the pass saw (slots taken and given back, teams starting or stopping having work)."""
+    def save(self, share: FairShare, read_holders: Callable[[], Mapping[str, datetime]]) -> None:
+        """Write what the pass saw (slots taken and given back, teams starting or stopping having work).
+
+        The slot holders are read in each compare-and-set attempt, after the fairness document: a slot another
+        dispatcher took and recorded there is then among them, so it is never charged as given back."""
         started = {job_id: slot.team for job_id, slot in share.state.running.items()}
-        self._update(lambda state: self.reconcile(state, holders, set(share.queues), share.now, started))
+        self._update(lambda state: self.reconcile(state, read_holders(), set(share.queues), share.now, started))
 
     def _update(self, change: Callable[[FairShareState], FairShareState]) -> None:
         for _ in range(MAX_CAS_ATTEMPTS):

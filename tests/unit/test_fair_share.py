@@ -241,3 +241,36 @@ def test_the_apps_dispatcher_shares_by_the_configured_policies() -> None:
     enqueue(h, "a")
     other = enqueue(h, "b")
     assert sorted(h.app.dispatcher.dispatch()) == sorted([first, other])
+
+
+def test_a_slot_another_dispatcher_takes_while_one_saves_is_not_charged_as_given_back() -> None:
+    h = make_harness(quota=2)
+    first, second = fair_dispatcher(h, Policies()), fair_dispatcher(h, Policies())
+    enqueue(h, "a")
+    read_fairness = h.store.read_fairness
+    interleaved: list[str] = []
+
+    def read_then_let_the_other_dispatch():  # type: ignore[no-untyped-def]
+        # The first dispatcher is saving: the second takes a slot before the first reads the document.
+        nonlocal saving
+        if saving:
+            saving = False  # once; the second dispatcher reads the same store
+            enqueue(h, "b")
+            interleaved.extend(second.dispatch())
+        return read_fairness()
+
+    saving = False
+    original_save = first.fair_share.save
+
+    def save(share, read_holders):  # type: ignore[no-untyped-def]
+        nonlocal saving
+        saving = True
+        return original_save(share, read_holders)
+
+    h.store.read_fairness = read_then_let_the_other_dispatch  # type: ignore[method-assign]
+    first.fair_share.save = save  # type: ignore[method-assign]
+    assert len(first.dispatch()) == 1 and len(interleaved) == 1
+
+    state = read_fairness().value
+    assert set(state.running) == {j.job_id for j in h.store.jobs() if j.state is JobState.RUNNING}
+    assert state.teams["b"].vtime == 0.0  # still running: nothing charged yet
