@@ -93,6 +93,8 @@ class HistoryEntry:
     from_state: str | None
     to_state: str
     reason: str
+    # Who made the move when it was an operator's action (`tunedrop cancel` ...): their identity; "" for Tunedrop.
+    actor: str = ""
 
 
 # Marks the fields that describe one attempt (its Vertex job, its outcome): a retry starts them afresh.
@@ -155,6 +157,12 @@ class Job:
     completion_event_id: str = field(default="", metadata=_PER_ATTEMPT)
     # The job this one re-tunes on another base model (`tunedrop retune`), if any.
     retuned_from: str = ""
+    # Why a QUEUED job is held back although slots may be free ("over_budget"); "" when it just waits its turn.
+    waiting_reason: str = ""
+    # The month (YYYY-MM, UTC) this attempt's cost counts against (see shared/services/budgets.py), and its
+    # actual cost once it ended (billable tokens at the model's price; 0 when Vertex AI never ran it).
+    budget_month: str = field(default="", metadata=_PER_ATTEMPT)
+    cost_usd: float | None = field(default=None, metadata=_PER_ATTEMPT)
     # Days-before-retirement thresholds at which this job's tuned model was announced as retiring.
     retirement_notices: list[int] = field(default_factory=list, metadata=_PER_ATTEMPT)
     history: tuple[HistoryEntry, ...] = ()
@@ -178,11 +186,14 @@ class Job:
             return None, self.state
         return JobState(entry.from_state), JobState(entry.to_state)
 
-    def moved_to(self, target: JobState, now: datetime, reason: str, **changes: Any) -> Job:
-        """The job after a guarded transition; raises TransitionRefused when not allowed."""
+    def moved_to(self, target: JobState, now: datetime, reason: str, *, actor: str = "", **changes: Any) -> Job:
+        """The job after a guarded transition; raises TransitionRefused when not allowed. `actor`: the operator
+        whose action this is, recorded on the history entry."""
         if not can_transition(self.state, target):
             raise TransitionRefused(f"job {self.job_id}: {self.state} -> {target} is not allowed")
-        entry = HistoryEntry(at=now, from_state=self.state.value, to_state=target.value, reason=reason[:500])
+        entry = HistoryEntry(
+            at=now, from_state=self.state.value, to_state=target.value, reason=reason[:500], actor=actor[:320]
+        )
         extra: dict[str, Any] = {}
         if target.terminal:
             extra["completion_pending"] = True
@@ -201,7 +212,7 @@ class Job:
             raise TransitionRefused(f"job {self.job_id}: {', '.join(guarded)} change only through moved_to")
         return replace(self, **changes)
 
-    def new_attempt(self, now: datetime, reason: str) -> Job:
+    def new_attempt(self, now: datetime, reason: str, *, actor: str = "") -> Job:
         """The job back in the queue as its next attempt: every per-attempt field at its default."""
         fresh: dict[str, Any] = {}
         for item in fields(self):
@@ -209,7 +220,9 @@ class Job:
                 continue
             factory = item.default_factory
             fresh[item.name] = item.default if factory is MISSING else factory()
-        return self.moved_to(JobState.QUEUED, now, reason, attempt=self.attempt + 1, enqueued_at=now, **fresh)
+        return self.moved_to(
+            JobState.QUEUED, now, reason, actor=actor, attempt=self.attempt + 1, enqueued_at=now, **fresh
+        )
 
     def to_document(self) -> dict[str, Any]:
         doc = asdict(self)

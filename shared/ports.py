@@ -39,6 +39,9 @@ class SlotTable:
     holders: Mapping[str, datetime] = field(default_factory=dict)
     backoff_until: datetime | None = None
     backoff_level: int = 0
+    # The team of each holder that claimed with one, so a team's slot cap holds in the same compare-and-set
+    # as the quota. Holders claimed by a release before teams have none (they count towards no team's cap).
+    teams: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,42 @@ class FairShareState:
 
     teams: Mapping[str, TeamUsage] = field(default_factory=dict)
     running: Mapping[str, RunningSlot] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Charge:
+    """What one job attempt counts against its team's month: the estimate from validation while it runs, the
+    actual cost (Vertex AI's billable tokens at the model's price) once it ended."""
+
+    estimated_usd: float
+    actual_usd: float | None = None
+
+    @property
+    def usd(self) -> float:
+        return self.estimated_usd if self.actual_usd is None else self.actual_usd
+
+
+@dataclass(frozen=True)
+class TeamSpend:
+    """One team's spend document for one month (``YYYY-MM``, UTC), keyed by ``<job_id>/<attempt>``. Kept off the
+    slot table (the hottest document): it is written once when a job is submitted and once when it ends."""
+
+    charges: Mapping[str, Charge] = field(default_factory=dict)
+
+    @property
+    def total_usd(self) -> float:
+        return sum(charge.usd for charge in self.charges.values())
+
+
+@dataclass(frozen=True)
+class PolicyRecord:
+    """One version of the team policies as the functions first saw it deployed: who changed it and why."""
+
+    digest: str  # sha256 of the canonical policies JSON: the record's id
+    policies: str  # the canonical policies JSON
+    changed_by: str
+    reason: str
+    seen_at: datetime
 
 
 class DocumentRefused(PermanentError):
@@ -191,6 +230,26 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def write_slots(self, slots: SlotTable, version: Any) -> bool:
         """Conditional write of the slot table (version None: only if it does not exist)."""
+
+    @abc.abstractmethod
+    def count_queued_in_team(self, team: str) -> int:
+        """How many jobs of the team are QUEUED (a count aggregation: no document read each)."""
+
+    @abc.abstractmethod
+    def read_spend(self, team: str, month: str) -> Versioned[TeamSpend]:
+        """The team's spend document for the month (``YYYY-MM``); version None when there is none yet."""
+
+    @abc.abstractmethod
+    def write_spend(self, team: str, month: str, spend: TeamSpend, version: Any) -> bool:
+        """Compare-and-set the spend document: False when it changed since `version` was read."""
+
+    @abc.abstractmethod
+    def record_policy(self, record: PolicyRecord) -> bool:
+        """Keep one version of the policies, once (create-only by digest): False when it is kept already."""
+
+    @abc.abstractmethod
+    def policy_history(self, limit: int) -> list[PolicyRecord]:
+        """The kept versions of the policies, newest first."""
 
     @abc.abstractmethod
     def read_fairness(self) -> Versioned[FairShareState]:

@@ -35,11 +35,13 @@ from shared.ports import (
     ObjectExists,
     ObjectInfo,
     ObjectMissing,
+    PolicyRecord,
     Publisher,
     QuotaExhausted,
     RemoteJob,
     RemoteState,
     SlotTable,
+    TeamSpend,
     TuningRejected,
     TuningRequest,
     TuningService,
@@ -151,6 +153,8 @@ class InMemoryJobStore(JobStore):
         self._docs: dict[str, tuple[dict[str, Any], int]] = {}
         self._slots: tuple[SlotTable, int] | None = None
         self._fairness: tuple[FairShareState, int] | None = None
+        self._spend: dict[tuple[str, str], tuple[TeamSpend, int]] = {}
+        self._policy_records: dict[str, PolicyRecord] = {}
         self._markers: dict[str, str] = {}
         self._versions = itertools.count(1)
         self.reads = 0
@@ -226,22 +230,21 @@ class InMemoryJobStore(JobStore):
             return self._query("queued", rows, limit)
 
     def _queued_in_order(self, team: str | None) -> list[tuple[dict[str, Any], int]]:
-        """QUEUED documents (of one team, or of all) as the team-ordered index returns them."""
+        """QUEUED documents (of one team, or of all) as the team-ordered index returns them. Like Firestore, a
+        query ordered or filtered by `team` never returns a document without that field (written before teams)."""
         rows = [
             (d, v)
             for d, v in self._docs.values()
-            if d["state"] == JobState.QUEUED.value and (team is None or d.get("team", "") == team)
+            if d["state"] == JobState.QUEUED.value and "team" in d and (team is None or d["team"] == team)
         ]
-        rows.sort(
-            key=lambda r: (r[0].get("team", ""), -r[0]["priority"], r[0]["enqueued_at"] or _EARLIEST, r[0]["job_id"])
-        )
+        rows.sort(key=lambda r: (r[0]["team"], -r[0]["priority"], r[0]["enqueued_at"] or _EARLIEST, r[0]["job_id"]))
         return rows
 
     def queue_heads(self, limit: int) -> list[Versioned[Job]]:
         with self._lock:
             heads: dict[str, tuple[dict[str, Any], int]] = {}
             for doc, version in self._queued_in_order(None):
-                heads.setdefault(doc.get("team", ""), (doc, version))
+                heads.setdefault(doc["team"], (doc, version))
             return self._query("queue_heads", list(heads.values()), limit)
 
     def queued_in_team(self, team: str, limit: int) -> list[Versioned[Job]]:
@@ -300,7 +303,7 @@ class InMemoryJobStore(JobStore):
             if self._slots is None:
                 return Versioned(SlotTable(), None)
             table, version = self._slots
-            return Versioned(replace(table, holders=dict(table.holders)), version)
+            return Versioned(replace(table, holders=dict(table.holders), teams=dict(table.teams)), version)
 
     def write_slots(self, slots: SlotTable, version: Any) -> bool:
         with self._lock:
@@ -310,7 +313,7 @@ class InMemoryJobStore(JobStore):
             ):
                 self.conflicts += 1
                 return False
-            self._slots = (replace(slots, holders=dict(slots.holders)), next(self._versions))
+            self._slots = (replace(slots, holders=dict(slots.holders), teams=dict(slots.teams)), next(self._versions))
             self.writes += 1
             return True
 
@@ -330,6 +333,47 @@ class InMemoryJobStore(JobStore):
             self._fairness = (state, next(self._versions))
             self.writes += 1
             return True
+
+    def count_queued_in_team(self, team: str) -> int:
+        with self._lock:
+            self.calls["count_queued_in_team"] += 1
+            self.reads += 1  # a count aggregation bills one read per batch of up to 1,000 index entries
+            return len(self._queued_in_order(team))
+
+    def read_spend(self, team: str, month: str) -> Versioned[TeamSpend]:
+        with self._lock:
+            self.calls["read_spend"] += 1
+            self.reads += 1
+            found = self._spend.get((team, month))
+            return Versioned(TeamSpend(), None) if found is None else Versioned(*found)
+
+    def write_spend(self, team: str, month: str, spend: TeamSpend, version: Any) -> bool:
+        with self._lock:
+            self.calls["write_spend"] += 1
+            found = self._spend.get((team, month))
+            if version != (None if found is None else found[1]):
+                self.conflicts += 1
+                return False
+            self._spend[(team, month)] = (TeamSpend(dict(spend.charges)), next(self._versions))
+            self.writes += 1
+            return True
+
+    def record_policy(self, record: PolicyRecord) -> bool:
+        with self._lock:
+            self.calls["record_policy"] += 1
+            if record.digest in self._policy_records:
+                return False
+            self._policy_records[record.digest] = record
+            self.writes += 1
+            return True
+
+    def policy_history(self, limit: int) -> list[PolicyRecord]:
+        with self._lock:
+            self.calls["policy_history"] += 1
+            newest = sorted(self._policy_records.values(), key=lambda record: record.seen_at, reverse=True)
+            found = newest[: max(0, limit)]
+            self.reads += max(1, len(found))
+            return found
 
     # -- test helpers (not part of the port) -------------------------------------------------
 

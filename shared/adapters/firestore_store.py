@@ -18,7 +18,18 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from shared import logs
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, UnknownJobState
-from shared.ports import DocumentRefused, FairShareState, JobStore, RunningSlot, SlotTable, TeamUsage, Versioned
+from shared.ports import (
+    Charge,
+    DocumentRefused,
+    FairShareState,
+    JobStore,
+    PolicyRecord,
+    RunningSlot,
+    SlotTable,
+    TeamSpend,
+    TeamUsage,
+    Versioned,
+)
 
 SLOTS_DOCUMENT = "slots"
 FAIRNESS_DOCUMENT = "fairness"
@@ -34,6 +45,8 @@ class MissingIndex(TransientError):
 
 
 JOBS = "jobs"  # collection suffixes: the deployed collection is <prefix>_<suffix>
+SPEND = "spend"  # one document per team and month: <YYYY-MM>.<team>
+POLICIES = "policies"  # one document per version of the team policies, by digest
 
 
 @dataclass(frozen=True)
@@ -66,6 +79,9 @@ QUERIES: tuple[QuerySpec, ...] = (
     # Equality filters only, in document-id order: single-field indexes serve it.
     QuerySpec("on_models", JOBS, (("state", "=="), ("base_model", "in"))),
     QuerySpec("count", JOBS, (("state", "=="),)),
+    # A count aggregation on two equalities: served by the (state, team, ...) index.
+    QuerySpec("count_queued_in_team", JOBS, (("state", "=="), ("team", "=="))),
+    QuerySpec("policy_history", POLICIES, (), (("seen_at", "DESCENDING"),)),
     QuerySpec("list_jobs", JOBS, (("state", "=="),)),
     QuerySpec("list_jobs_of_any_state", JOBS),
 )
@@ -86,7 +102,9 @@ class FirestoreJobStore(JobStore):
         self._client = client
         self._retention = retention
         self._jobs = client.collection(f"{collection_prefix}_{JOBS}")
-        self._collections = {JOBS: self._jobs}
+        self._spend = client.collection(f"{collection_prefix}_{SPEND}")
+        self._policies = client.collection(f"{collection_prefix}_{POLICIES}")
+        self._collections = {JOBS: self._jobs, POLICIES: self._policies}
         self._state = client.collection(f"{collection_prefix}_state")
         self._slots = self._state.document(SLOTS_DOCUMENT)
         self._fairness = self._state.document(FAIRNESS_DOCUMENT)
@@ -230,7 +248,14 @@ class FirestoreJobStore(JobStore):
             raise TransientError(f"Firestore write failed: {exc}") from exc
 
     def count(self, state: JobState) -> int:
-        query: Any = self._query("count", state.value).count()
+        return self._count(self._query("count", state.value))
+
+    def count_queued_in_team(self, team: str) -> int:
+        return self._count(self._query("count_queued_in_team", JobState.QUEUED.value, team))
+
+    @staticmethod
+    def _count(base: Any) -> int:
+        query: Any = base.count()
         try:
             return int(query.get()[0][0].value)
         except _TRANSIENT as exc:
@@ -248,6 +273,7 @@ class FirestoreJobStore(JobStore):
             holders=dict(data.get("holders", {})),
             backoff_until=data.get("backoff_until"),
             backoff_level=int(data.get("backoff_level", 0)),
+            teams={str(job_id): str(team) for job_id, team in dict(data.get("holder_teams", {})).items()},
         )
         return Versioned(table, snap.update_time)
 
@@ -256,6 +282,7 @@ class FirestoreJobStore(JobStore):
             "holders": dict(slots.holders),
             "backoff_until": slots.backoff_until,
             "backoff_level": slots.backoff_level,
+            "holder_teams": dict(slots.teams),
         }
         try:
             if version is None:
@@ -305,3 +332,77 @@ class FirestoreJobStore(JobStore):
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore write failed: {exc}") from exc
         return True
+
+    def read_spend(self, team: str, month: str) -> Versioned[TeamSpend]:
+        try:
+            snap = self._spend.document(f"{month}.{team}").get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        if not snap.exists:
+            return Versioned(TeamSpend(), None)
+        rows = (snap.to_dict() or {}).get("charges", [])
+        charges = {
+            str(row["key"]): Charge(
+                float(row["estimated_usd"]), None if row.get("actual_usd") is None else float(row["actual_usd"])
+            )
+            for row in rows
+        }
+        return Versioned(TeamSpend(charges), snap.update_time)
+
+    def write_spend(self, team: str, month: str, spend: TeamSpend, version: Any) -> bool:
+        data = {
+            "team": team,
+            "month": month,
+            "total_usd": spend.total_usd,
+            # A list of records: a job id is a fine map key, but "/" in <job_id>/<attempt> reads as a path.
+            "charges": [
+                {"key": key, "estimated_usd": charge.estimated_usd, "actual_usd": charge.actual_usd}
+                for key, charge in sorted(spend.charges.items())
+            ],
+        }
+        document = self._spend.document(f"{month}.{team}")
+        try:
+            if version is None:
+                document.create(data)
+            else:
+                document.update(data, option=self._client.write_option(last_update_time=version))
+        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True
+
+    def record_policy(self, record: PolicyRecord) -> bool:
+        data = {
+            "digest": record.digest,
+            "policies": record.policies,
+            "changed_by": record.changed_by,
+            "reason": record.reason,
+            "seen_at": record.seen_at,
+        }
+        try:
+            self._policies.document(record.digest).create(data)
+        except gexc.Conflict:
+            return False
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True
+
+    def policy_history(self, limit: int) -> list[PolicyRecord]:
+        try:
+            snaps = list(self._query("policy_history").limit(limit).stream())
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore query failed: {exc}") from exc
+        records = []
+        for snap in snaps:
+            data = snap.to_dict() or {}
+            records.append(
+                PolicyRecord(
+                    str(data["digest"]),
+                    str(data["policies"]),
+                    str(data.get("changed_by", "")),
+                    str(data.get("reason", "")),
+                    data["seen_at"],
+                )
+            )
+        return records

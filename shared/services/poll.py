@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared import logs
 from shared.jobs import Job, JobState
@@ -181,8 +182,8 @@ def _ended(state: JobState, now: datetime, reason: str, error: dict[str, str]) -
     return lambda job: job.moved_to(state, now, reason, error=error, ended_at=now)
 
 
-def _results(remote: RemoteJob) -> dict[str, object]:
-    results: dict[str, object] = {
+def _results(remote: RemoteJob) -> dict[str, Any]:
+    results: dict[str, Any] = {
         "vertex_state": remote.state,
         "ended_at": remote.end_time,
         "tuned_model": remote.tuned_model,
