@@ -107,7 +107,15 @@ class Submitter(JobService):
             )
             return None
         remote = self._tuning.create(request_for(job))
-        logs.info("tuning job created", vertex_job=remote.name, base_model=job.base_model)
+        # team and waited_seconds feed the per-team wait-time metric (deploy/terraform/modules/tunedrop).
+        waited = (self._clock() - (job.enqueued_at or job.created_at)).total_seconds()
+        logs.info(
+            "tuning job created",
+            vertex_job=remote.name,
+            base_model=job.base_model,
+            team=job.team,
+            waited_seconds=round(max(0.0, waited), 3),
+        )
         return remote
 
     def _note_submit_error(self, current: Versioned[Job], errors: int, message: str) -> None:
