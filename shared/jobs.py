@@ -39,7 +39,8 @@ ALLOWED_TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     # changed before it could be kept.
     JobState.VALIDATING: frozenset({JobState.QUEUED, JobState.REJECTED, JobState.CANCELLED, JobState.FAILED}),
     # QUEUED -> FAILED: the base model closed for tuning before the job could be submitted.
-    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED, JobState.FAILED}),
+    # QUEUED -> REJECTED: it would take its team past the monthly budget, and the team's policy says reject.
+    JobState.QUEUED: frozenset({JobState.SUBMITTING, JobState.CANCELLED, JobState.FAILED, JobState.REJECTED}),
     JobState.SUBMITTING: frozenset(
         {JobState.RUNNING, JobState.QUEUED, JobState.FAILED, JobState.CANCELLED, JobState.SUCCEEDED}
     ),

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shared.clock import Clock
 from shared.errors import TransientError
@@ -24,6 +25,14 @@ class SlotContention(TransientError):
     """Too many concurrent writers on the slot table; the delivery is retried."""
 
 
+class Claim(StrEnum):
+    """What a slot claim came to."""
+
+    TAKEN = "taken"  # the job holds a slot (or held one already)
+    QUOTA_FULL = "quota_full"  # `limit` slots are held
+    TEAM_FULL = "team_full"  # the job's team holds its cap of slots
+
+
 @dataclass
 class _Draft:
     """A mutable copy of the slot table that one compare-and-set attempt edits."""
@@ -31,9 +40,14 @@ class _Draft:
     holders: dict[str, datetime]
     backoff_until: datetime | None
     backoff_level: int
+    teams: dict[str, str]
 
     def table(self) -> SlotTable:
-        return SlotTable(dict(self.holders), self.backoff_until, self.backoff_level)
+        teams = {job_id: team for job_id, team in self.teams.items() if job_id in self.holders}
+        return SlotTable(dict(self.holders), self.backoff_until, self.backoff_level, teams)
+
+    def held_by(self, team: str) -> int:
+        return sum(1 for job_id in self.holders if self.teams.get(job_id) == team)
 
 
 @dataclass(frozen=True)
@@ -73,7 +87,8 @@ class SlotLedger:
         """Apply `change` to the table with compare-and-set; `change` returns False to give up."""
         for attempt in range(MAX_CAS_ATTEMPTS):
             current = self._store.read_slots()
-            draft = _Draft(dict(current.value.holders), current.value.backoff_until, current.value.backoff_level)
+            table = current.value
+            draft = _Draft(dict(table.holders), table.backoff_until, table.backoff_level, dict(table.teams))
             if not change(draft):
                 return False
             if self._store.write_slots(draft.table(), current.version):
@@ -83,20 +98,34 @@ class SlotLedger:
         raise SlotContention("could not update the slot table: too much contention")
 
     def claim(self, job_id: str, limit: int) -> bool:
-        """Take a slot for the job; False when `limit` slots are held already.
+        """Take a slot for the job, of no team's cap; False when `limit` slots are held already."""
+        return self.claim_for_team(job_id, limit, team="", team_cap=None) is Claim.TAKEN
+
+    def claim_for_team(self, job_id: str, limit: int, *, team: str, team_cap: int | None) -> Claim:
+        """Take a slot for a job of `team`, which may hold at most `team_cap` (None: no cap but the quota).
+        Both bounds are checked in the same compare-and-set, so concurrent dispatchers exceed neither.
 
         A claim by a job already holding a slot still rewrites the table, which moves its
         version: a concurrent sweep that read the old table then fails its conditional write.
         """
         now = self._clock()
+        refused: list[Claim] = []
 
         def add(draft: _Draft) -> bool:
-            if job_id not in draft.holders and len(draft.holders) >= limit:
-                return False
+            refused.clear()
+            if job_id not in draft.holders:
+                if len(draft.holders) >= limit:
+                    refused.append(Claim.QUOTA_FULL)
+                elif team_cap is not None and draft.held_by(team) >= team_cap:
+                    refused.append(Claim.TEAM_FULL)
+                if refused:
+                    return False
             draft.holders[job_id] = now
+            if team:
+                draft.teams[job_id] = team
             return True
 
-        return self._update(add)
+        return Claim.TAKEN if self._update(add) else refused[0]
 
     def release(self, job_id: str) -> bool:
         def remove(draft: _Draft) -> bool:

@@ -35,6 +35,7 @@ EXPECTED_ALLOWED = {
     (S.QUEUED, S.SUBMITTING),
     (S.QUEUED, S.CANCELLED),
     (S.QUEUED, S.FAILED),  # its base model closed for tuning before it was submitted
+    (S.QUEUED, S.REJECTED),  # over its team's monthly budget, with a policy that rejects
     (S.SUBMITTING, S.RUNNING),
     (S.SUBMITTING, S.QUEUED),
     (S.SUBMITTING, S.FAILED),
