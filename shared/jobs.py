@@ -144,6 +144,10 @@ class Job:
     submit_retry_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
     # An operator asked to cancel while the job was being validated or submitted.
     cancel_requested: bool = field(default=False, metadata=_PER_ATTEMPT)
+    # Who asked for that cancel, and why: the CANCELLED entry recorded later (by the poller or the submitter)
+    # names them (see moved_to).
+    cancel_requested_by: str = field(default="", metadata=_PER_ATTEMPT)
+    cancel_reason: str = field(default="", metadata=_PER_ATTEMPT)
     started_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
     ended_at: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
     tuned_model: str = field(default="", metadata=_PER_ATTEMPT)
@@ -158,6 +162,9 @@ class Job:
     completion_event_id: str = field(default="", metadata=_PER_ATTEMPT)
     # The job this one re-tunes on another base model (`tunedrop retune`), if any.
     retuned_from: str = ""
+    # The operator who asked for this job (`tunedrop retune`), and why; "" for an upload.
+    requested_by: str = ""
+    request_reason: str = ""
     # Why a QUEUED job is held back although slots may be free ("over_budget"); "" when it just waits its turn.
     waiting_reason: str = ""
     # The month (YYYY-MM, UTC) this attempt's cost counts against (see shared/services/budgets.py), and its
@@ -189,9 +196,14 @@ class Job:
 
     def moved_to(self, target: JobState, now: datetime, reason: str, *, actor: str = "", **changes: Any) -> Job:
         """The job after a guarded transition; raises TransitionRefused when not allowed. `actor`: the operator
-        whose action this is, recorded on the history entry."""
+        whose action this is, recorded on the history entry; moving to CANCELLED a job an operator asked to cancel
+        names them (cancel_requested_by) and their reason when no actor is given."""
         if not can_transition(self.state, target):
             raise TransitionRefused(f"job {self.job_id}: {self.state} -> {target} is not allowed")
+        if target is JobState.CANCELLED and self.cancel_requested_by and not actor:
+            # The cancel an operator asked for earlier ends here: the entry names them and their reason.
+            actor = self.cancel_requested_by
+            reason = f"{reason}; asked by an operator: {self.cancel_reason}"
         entry = HistoryEntry(
             at=now, from_state=self.state.value, to_state=target.value, reason=reason[:500], actor=actor[:320]
         )
