@@ -139,6 +139,13 @@ class CommonSettings(BaseSettings):
         validation_alias="TUNEDROP_VERTEX_EMULATOR_HOST",
         description="host:port of the local Vertex AI emulator (local stack only).",
     )
+    operator: str = Field(
+        "",
+        validation_alias="TUNEDROP_OPERATOR",
+        max_length=320,
+        description="Who runs `tunedrop cancel`, `retry` and `retune`, recorded with the action when Google "
+        "credentials name nobody (the local stack's emulators); read by the `tunedrop` command only.",
+    )
 
     @classmethod
     def settings_customise_sources(
