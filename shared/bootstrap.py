@@ -86,7 +86,7 @@ def assemble(
             uri_checker=uri_checker,
         ),
         dispatcher=Dispatcher(context, settings.team_policies),
-        poller=Poller(context, Reconciler(context, blobs)),
+        poller=Poller(context, Reconciler(context, blobs), settings.team_policies),
         operations=Operations(context),
         lifecycle=lifecycle,
         policies=settings.team_policies,

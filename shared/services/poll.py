@@ -10,6 +10,7 @@ from typing import Any
 
 from shared import logs
 from shared.jobs import Job, JobState
+from shared.policy import Policies
 from shared.ports import (
     RemoteJob,
     RemoteState,
@@ -21,16 +22,23 @@ from shared.ports import (
 from shared.services.base import JobContext, JobService
 from shared.services.reconcile import Reconciler
 from shared.services.retirement import RetirementWatch
+from shared.services.team_metrics import TeamGauges
 
 POLL_CONCURRENCY = 8
 STALLED_PER_TICK = 100
 
 
 class Poller(JobService):
-    def __init__(self, context: JobContext, reconciler: Reconciler | None = None) -> None:
+    def __init__(
+        self, context: JobContext, reconciler: Reconciler | None = None, policies: Policies | None = None
+    ) -> None:
         super().__init__(context)
         self.retirement = RetirementWatch(context)
         self.reconciler = reconciler
+        # The policies give the gauges each team's budget; without them every team has none.
+        self.team_gauges = TeamGauges(
+            context.store, policies or Policies(), context.clock, context.settings.default_team
+        )
 
     def poll(self) -> list[str]:
         """One tick; returns the ids of jobs that reached a terminal state."""
@@ -66,6 +74,8 @@ class Poller(JobService):
                 json.dumps({"reason": "slot freed", "job_ids": finished}).encode(),
                 {},
             )
+        # Per-team queue depth, wait and spend for the dashboard and alerts; it never raises.
+        self.team_gauges.emit()
         if errors:
             raise errors[0]
         return finished
