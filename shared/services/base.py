@@ -9,6 +9,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.jobs import Job, JobState
 from shared.ports import JobStore, Publisher, TuningService, Versioned
+from shared.services.budgets import BudgetBook
 from shared.services.completions import CompletionNotifier
 from shared.services.effects import JobEffects
 from shared.services.lifecycle import LifecycleEvents
@@ -39,7 +40,8 @@ class JobService:
         self._lifecycle = context.lifecycle
         self._settings = context.settings
         self._clock = context.clock
-        self._effects = JobEffects(context.ledger, context.completions, context.lifecycle)
+        self._budgets = BudgetBook(context.store, context.settings.team_policies, context.clock)
+        self._effects = JobEffects(context.ledger, context.completions, context.lifecycle, self._budgets)
 
     def _fail_if_model_closed(self, current: Versioned[Job]) -> bool:
         """A QUEUED job whose base model can no longer be tuned is never submitted: it ends FAILED with the

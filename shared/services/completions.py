@@ -1,4 +1,7 @@
-"""Publishing completion events once in effect: record first, publish, then mark published."""
+"""Publishing completion events once in effect: record first, publish, then mark published.
+
+Before publishing, the job's cost is settled in its team's spend (shared/services/budgets.py): it is then
+retried with the publish, until both are done (settling twice changes nothing)."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from shared.errors import TransientError
 from shared.events import completion_event
 from shared.jobs import Job
 from shared.ports import JobStore, Publisher
+from shared.services.budgets import BudgetBook
 from shared.services.lifecycle import LifecycleEvents
 
 FLUSH_GRACE = timedelta(seconds=20)
@@ -25,6 +29,7 @@ class CompletionNotifier:
         self._settings = settings
         self._clock = clock
         self._lifecycle = lifecycle
+        self._budgets = BudgetBook(store, settings.team_policies, clock)
 
     def publish(self, job: Job) -> None:
         """Publish the job's completion event, then clear its pending mark.
@@ -34,6 +39,7 @@ class CompletionNotifier:
         """
         if not job.completion_pending:
             return
+        self._budgets.settle(job)
         event = completion_event(job, project=self._settings.project)
         message_id = self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
         logs.info(

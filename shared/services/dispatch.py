@@ -1,5 +1,6 @@
 """Dispatcher: submit queued jobs, never beyond the quota, never twice: the team next in the fair share
-(shared/services/fairness.py) first, and inside a team by priority then first in first out."""
+(shared/services/fairness.py) first, and inside a team by priority then first in first out; never beyond a
+team's slot cap or its monthly budget (shared/services/budgets.py)."""
 
 from __future__ import annotations
 
@@ -8,24 +9,31 @@ from shared.jobs import Job, JobState, TransitionRefused
 from shared.policy import Policies
 from shared.ports import TuningUnavailable, Versioned
 from shared.services.base import JobContext, JobService
+from shared.services.budgets import OVER_BUDGET, BudgetBook, OverBudget, month_of
 from shared.services.fairness import FairShare, FairShareBook
 from shared.services.recovery import Recovery
+from shared.services.slots import Claim
 from shared.services.submission import MAX_SUBMIT_ERRORS, Outcome, Submitter
+from shared.services.team_backfill import TeamBackfill
 
 __all__ = ["MAX_SUBMIT_ERRORS", "Dispatcher", "Outcome"]
 
 
 class Dispatcher(JobService):
     def __init__(self, context: JobContext, policies: Policies | None = None) -> None:
-        """`policies`: the teams' weights and slot caps (none: every team weight 1, no cap)."""
+        """`policies`: the teams' weights, slot caps and budgets (None: the settings' team policies)."""
         super().__init__(context)
+        self._policies = context.settings.team_policies if policies is None else policies
         self.submitter = Submitter(context)
         self.recovery = Recovery(context, self.submitter)
-        self.fair_share = FairShareBook(context.store, policies, context.clock)
+        self.fair_share = FairShareBook(context.store, self._policies, context.clock)
+        self.budgets = BudgetBook(context.store, self._policies, context.clock)
+        self.backfill = TeamBackfill(context.store, context.settings.default_team)
 
     def dispatch(self) -> list[str]:
         """Submit as many queued jobs as there are free slots; returns the submitted job ids."""
         self.recovery.sweep()
+        self.backfill.legacy_jobs()
         table = self._ledger.table()  # read once: the backoff and the slot limit both come from it
         paused = self._ledger.paused_until(table)
         if paused is not None:
@@ -39,6 +47,8 @@ class Dispatcher(JobService):
         if len(holders) >= limit:
             return submitted  # no slot free: the fair share is not even read
         share = self.fair_share.plan(holders)
+        if self.backfill.unnamed_queue(share):
+            share = self.fair_share.plan(holders)  # the default team's queue has its team now
         try:
             self._fill(share, limit, submitted)
         finally:
@@ -47,16 +57,21 @@ class Dispatcher(JobService):
 
     def _fill(self, share: FairShare, limit: int, submitted: list[str]) -> None:
         """Take the fair share's next job while slots are free; stop when Vertex AI or the slots say so."""
+        month = month_of(share.now)
         while True:
             free = limit - len(self._ledger.holders())
             team = share.next_team() if free > 0 else None
             if team is None:
                 return
             candidate = share.pop(team, refill=free)
-            outcome = self._take(candidate, limit)
+            outcome = self._take(candidate, limit, month)
             if outcome in (Outcome.FULL, Outcome.STOP):
                 return
-            if outcome is Outcome.SUBMITTED:
+            if outcome is Outcome.TEAM_FULL:
+                share.pass_over(team)
+            elif outcome is Outcome.WAITING:
+                share.pass_over(team, held_back=True)
+            elif outcome is Outcome.SUBMITTED:
                 submitted.append(candidate.value.job_id)
                 share.started(candidate.value)
 
@@ -81,24 +96,82 @@ class Dispatcher(JobService):
             logs.info("active tuning jobs outside Tunedrop's slots take quota", jobs=foreign)
         return max(0, self._settings.quota - len(foreign))
 
-    def _take(self, candidate: Versioned[Job], limit: int) -> Outcome:
-        """Claim the job, then a slot, then submit."""
+    def _take(self, candidate: Versioned[Job], limit: int, month: str) -> Outcome:
+        """Check the budget, claim the job, reserve its cost, claim a slot, then submit."""
         job = candidate.value
         if self._fail_if_model_closed(candidate):
             return Outcome.FAILED
+        over = self.budgets.check(job, month) if self.budgets.budget(job.team) is not None else None
+        if over is not None:
+            return self._over_budget(candidate, over)
         now = self._clock()
 
         def claim(queued: Job) -> Job:
-            return queued.moved_to(JobState.SUBMITTING, now, "slot free", submit_claimed_at=now)
+            return queued.moved_to(
+                JobState.SUBMITTING, now, "slot free", submit_claimed_at=now, budget_month=month, waiting_reason=""
+            )
 
         # The job first: once it is SUBMITTING no other dispatcher can take it.
         try:
-            if self._store.swap(candidate, claim) is None:
-                return Outcome.LOST
+            claimed = self._store.swap(candidate, claim)
         except TransitionRefused:
             return Outcome.LOST
-        if not self._ledger.claim(job.job_id, limit):
+        if claimed is None:
+            return Outcome.LOST
+        if self.budgets.reserve(claimed, month) is not None:
+            # Another dispatcher's reservation came first: the next pass records why it waits.
+            self.submitter.requeue(job.job_id, "over its team's monthly budget")
+            return Outcome.WAITING
+        slot = self._ledger.claim_for_team(
+            job.job_id, limit, team=job.team, team_cap=self._policies.for_team(job.team).max_slots
+        )
+        if slot is Claim.QUOTA_FULL:
             self.submitter.requeue(job.job_id, "all slots taken by another dispatcher")
             return Outcome.FULL
+        if slot is Claim.TEAM_FULL:
+            self.submitter.requeue(job.job_id, "its team holds its cap of slots")
+            return Outcome.TEAM_FULL
         with logs.log_context(job_id=job.job_id):
             return self.submitter.submit(job.job_id)
+
+    def _over_budget(self, candidate: Versioned[Job], over: OverBudget) -> Outcome:
+        """The job would take its team past the month's budget: REJECTED when its policy says so, else it waits
+        QUEUED with the reason (recorded, announced and logged once, when it starts waiting)."""
+        now = self._clock()
+        with logs.log_context(job_id=candidate.value.job_id):
+            if self.budgets.rejects(over.team):
+                message = f"{over.sentence()}: ask an operator to raise the budget, or upload again next month."
+                error = {"code": f"policy_{OVER_BUDGET}", "message": message}
+
+                def reject(queued: Job) -> Job:
+                    return queued.moved_to(JobState.REJECTED, now, message, error=error, ended_at=now)
+
+                rejected = self._store.swap(candidate, reject)
+                if rejected is not None:
+                    logs.warning("job rejected over budget", team=over.team, month=over.month)
+                    self._effects.settle(rejected)
+                return Outcome.FAILED  # ended without a Vertex job; the team's next job may fit
+            if candidate.value.waiting_reason != OVER_BUDGET:
+                waiting = self._store.swap(
+                    candidate, lambda queued: queued.with_fields(waiting_reason=OVER_BUDGET, updated_at=now)
+                )
+                if waiting is not None:
+                    logs.warning(
+                        "team over budget",
+                        team=over.team,
+                        month=over.month,
+                        spent_usd=round(over.spent_usd, 6),
+                        estimate_usd=round(over.estimate_usd, 6),
+                        budget_usd=over.budget_usd,
+                    )
+                    self._lifecycle.emit(
+                        waiting,
+                        "waiting",
+                        reason=OVER_BUDGET,
+                        event_key=f"waiting/{OVER_BUDGET}/{over.month}",
+                        month=over.month,
+                        spent_usd=over.spent_usd,
+                        estimate_usd=over.estimate_usd,
+                        budget_usd=over.budget_usd,
+                    )
+        return Outcome.WAITING

@@ -66,6 +66,8 @@ class FairShare:
     state: FairShareState = field(default_factory=FairShareState)
     queues: dict[str, list[Versioned[Job]]] = field(default_factory=dict)
     exhausted: set[str] = field(default_factory=set)  # teams whose whole queue is in `queues`
+    passed_over: set[str] = field(default_factory=set)  # teams that take no more slots in this pass
+    held_back: set[str] = field(default_factory=set)  # of those, teams whose budget holds their queue back
 
     def weight(self, team: str) -> float:
         return float(max(1, self.policies.for_team(team).weight))
@@ -85,7 +87,11 @@ class FairShare:
     def next_team(self) -> str | None:
         """The team whose head goes next: least virtual time, then fewest slots for its weight, then the
         head that waited longest; None when no team below its cap has queued work."""
-        eligible = [team for team, queue in self.queues.items() if queue and self._below_cap(team)]
+        eligible = [
+            team
+            for team, queue in self.queues.items()
+            if queue and team not in self.passed_over and self._below_cap(team)
+        ]
         if not eligible:
             return None
 
@@ -106,6 +112,18 @@ class FairShare:
             seen = queue[0].value.job_id
             queue.extend(found for found in more if found.value.job_id != seen)
         return queue.pop(0)
+
+    def pass_over(self, team: str, *, held_back: bool = False) -> None:
+        """The team takes no more slots in this pass: it holds its cap (another dispatcher's claim, unseen
+        here) or, `held_back`, its monthly budget holds its queue back. A held-back team does not count as
+        having queued work, so it banks no fair-share credit while it waits."""
+        self.passed_over.add(team)
+        if held_back:
+            self.held_back.add(team)
+
+    @property
+    def teams_with_queued_work(self) -> set[str]:
+        return set(self.queues) - self.held_back
 
     def started(self, job: Job) -> None:
         """The job holds a slot now: its team is charged from now on."""
@@ -136,7 +154,8 @@ class FairShareBook:
         The slot holders are read in each compare-and-set attempt, after the fairness document: a slot another
         dispatcher took and recorded there is then among them, so it is never charged as given back."""
         started = {job_id: slot.team for job_id, slot in share.state.running.items()}
-        self._update(lambda state: self.reconcile(state, read_holders(), set(share.queues), share.now, started))
+        queued = share.teams_with_queued_work
+        self._update(lambda state: self.reconcile(state, read_holders(), queued, share.now, started))
 
     def _update(self, change: Callable[[FairShareState], FairShareState]) -> None:
         for _ in range(MAX_CAS_ATTEMPTS):

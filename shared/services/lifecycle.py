@@ -1,5 +1,5 @@
-"""Lifecycle events: every step of a job (queued, submitted, running, stuck, finished) on an
-optional events topic, for those who want more than completions.
+"""Lifecycle events: every step of a job (queued, submitted, running, stuck, finished; waiting when its team's
+budget holds it back; model_retiring) on an optional events topic, for those who want more than completions.
 
 They are best effort: a failed publish is logged, not retried, because the state change it
 describes is already recorded (the job's history keeps every step). Completion events, not
@@ -19,7 +19,7 @@ from shared.events import JSON_CONTENT_TYPE, SPEC_VERSION, event_source, iso, to
 from shared.jobs import Job
 from shared.ports import Publisher
 
-KINDS = ("queued", "submitted", "running", "stuck", "finished", "model_retiring")
+KINDS = ("queued", "submitted", "running", "stuck", "finished", "model_retiring", "waiting")
 
 
 class LifecycleEvents:

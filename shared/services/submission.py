@@ -26,6 +26,8 @@ class Outcome(StrEnum):
     SUBMITTED = "submitted"  # its Vertex job exists now: count it
     LOST = "lost"  # another dispatcher took it, or it moved on: try the next one
     FULL = "full"  # every slot is taken: stop this pass
+    TEAM_FULL = "team_full"  # its team holds its cap of slots: pass the team over for the rest of this pass
+    WAITING = "waiting"  # its team's monthly budget holds it back: pass the team over for the rest of this pass
     STOP = "stop"  # Vertex AI refused or did not answer: stop this pass, try again later
     FAILED = "failed"  # the job ended without a Vertex job (refused, its model closed): its slot is free again
 
