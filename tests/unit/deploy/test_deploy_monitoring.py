@@ -25,7 +25,10 @@ def metric_filter(name: str) -> str:
 def test_alert_policies_cover_dead_letters_errors_failed_and_stuck_jobs() -> None:
     module = load_module(MONITORING.parent)
     policies = module.resources["google_monitoring_alert_policy"]
-    assert set(policies) == {"dead_letters", "function_errors", "jobs_failed", "jobs_stuck", "registry_drift"}
+    assert set(policies) == {
+        *("dead_letters", "function_errors", "jobs_failed", "jobs_stuck", "registry_drift"),
+        *("team_waiting", "team_over_budget"),  # fairness_monitoring.tf
+    }
     for name, policy in policies.items():
         assert one(policy["notification_channels"]) == "${var.notification_channels}", name
         assert "documentation" in policy, name

@@ -22,5 +22,7 @@ module "tunedrop" {
   # What each team may ask for, set here by operators only (deploy/README.md, "Team policies").
   default_team_policy = var.default_team_policy
   team_policies       = var.team_policies
-  labels              = { environment = "example" }
+  # Alert when a team's next job has waited longer than this (deploy/README.md, "Alerts and dashboard").
+  team_wait_alert_minutes = var.team_wait_alert_minutes
+  labels                  = { environment = "example" }
 }

@@ -140,3 +140,9 @@ variable "team_policies" {
   }))
   default = {}
 }
+
+variable "team_wait_alert_minutes" {
+  description = "Minutes a team's next queued job may wait before the \"team waiting too long\" alert. Validated by the module."
+  type        = number
+  default     = 120
+}
