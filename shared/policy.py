@@ -9,6 +9,11 @@ change them. The document::
                           "max_slots": 2, "monthly_budget_usd": 500, "over_budget": "wait",
                           "max_epochs": 10, "allowed_label_keys": ["cost-center", "owner"]}}}
 
+Terraform adds who changed the policies last and why, which Tunedrop keeps with each version of the policies it
+runs with (``shared/services/policy_history.py``, ``tunedrop policy history``) and which never changes a policy::
+
+    "change": {"changed_by": "alice@example.com", "reason": "search gets a second slot for the launch"}
+
 Every key is optional. A field a team's policy leaves out (or sets to null) is the default policy's; a
 field the default policy leaves out is Tunedrop's built-in default, which is today's behaviour: every model,
 priority up to 1000, no slot cap, weight 1, no budget, no epoch cap beyond the model's, any label key.
@@ -20,11 +25,12 @@ cap, weight and budget are the dispatcher's.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Final, Literal
 
 from shared.errors import ConfigError
@@ -42,6 +48,10 @@ EPOCHS_RANGE: Final = (1, 10_000)  # the manifest's own range
 MAX_WEIGHT: Final = 1000
 MAX_SLOTS: Final = 1000  # TUNEDROP_QUOTA's ceiling
 POLICIES_VARIABLE: Final = "TUNEDROP_TEAM_POLICIES"
+# The change metadata's bounds: an email address fits in 320 characters (RFC 3696 erratum 1690: 64 + 1 + 255); a
+# reason is a sentence or two. Terraform's policy_change variable checks the same.
+MAX_CHANGED_BY: Final = 320
+MAX_CHANGE_REASON: Final = 500
 
 OverBudget = Literal["wait", "reject"]
 
@@ -73,6 +83,7 @@ VIOLATION_CODES: Final = {
     "max_priority": ("policy_priority_too_high", "$.priority"),
     "max_epochs": ("policy_epochs_too_high", "$.hyper_parameters.epochs"),
     "allowed_label_keys": ("policy_label_key_not_allowed", "$.labels"),
+    "monthly_budget_usd": ("policy_budget_needs_price", "$.base_model"),
 }
 
 
@@ -107,6 +118,7 @@ def violations(
         ("max_priority", _priority_beyond(policy, priority)),
         ("max_epochs", _epochs_beyond(policy, epochs)),
         ("allowed_label_keys", _labels_beyond(policy, label_keys)),
+        ("monthly_budget_usd", _budget_uncountable(policy, base_model)),
     ]
     whose = f"team {json.dumps(team)} policy"
     return [
@@ -121,6 +133,17 @@ def _model_beyond(policy: TeamPolicy, base_model: str) -> str:
     if registry().resolve(base_model) is None or policy.allows_model(base_model):
         return ""
     return f"allows base models {', '.join(policy.allowed_models or ())}; this upload asks {base_model}"
+
+
+def _budget_uncountable(policy: TeamPolicy, base_model: str) -> str:
+    # A job's cost counts against the budget at the model's recorded tuning price: without one it cannot.
+    spec = registry().resolve(base_model)
+    if policy.monthly_budget_usd is None or spec is None or spec.price_per_million_tokens_usd is not None:
+        return ""
+    return (
+        f"sets a monthly budget, and no tuning price is recorded for {spec.name}, so this job's cost cannot be "
+        "counted against it; pick a model with a recorded price (`tunedrop models`)"
+    )
 
 
 def _priority_beyond(policy: TeamPolicy, priority: int) -> str:
@@ -146,14 +169,43 @@ def _labels_beyond(policy: TeamPolicy, label_keys: Iterable[str]) -> str:
 
 
 @dataclass(frozen=True)
+class PolicyChange:
+    """Who changed the policies last and why, as the document says ("" when it does not)."""
+
+    changed_by: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Policies:
     """The default policy and each team's; ``for_team`` is the one way to read them."""
 
     default: TeamPolicy = TeamPolicy()
     teams: Mapping[str, TeamPolicy] = field(default_factory=dict)
+    # Metadata, not policy: two documents with the same policies and different change notes are equal.
+    change: PolicyChange = field(default=PolicyChange(), compare=False)
 
     def for_team(self, team: str) -> TeamPolicy:
         return self.teams.get(team, self.default)
+
+    @property
+    def configured(self) -> bool:
+        """Whether any policy differs from Tunedrop's built-in defaults."""
+        return self != Policies()
+
+    def canonical_json(self) -> str:
+        """The policies every field spelled out (a field left out in the document shows the value it falls back
+        to), keys sorted, no change metadata: two documents meaning the same policies have the same text."""
+        document = {
+            "default": asdict(self.default),
+            "teams": {team: asdict(policy) for team, policy in sorted(self.teams.items())},
+        }
+        return json.dumps(document, sort_keys=True, separators=(",", ":"))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of canonical_json: the id of this version of the policies."""
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
     @classmethod
     def from_json(cls, text: str) -> Policies:
@@ -177,20 +229,42 @@ def _policies(document: Any, problems: list[str]) -> Policies:
         problems.append('it must be an object {"default": {...}, "teams": {"<team>": {...}}}')
         return Policies()
     problems.extend(
-        f"unknown key {json.dumps(key)} (use default and teams)" for key in document.keys() - {"default", "teams"}
+        f"unknown key {json.dumps(key)} (use default, teams and change)"
+        for key in document.keys() - {"default", "teams", "change"}
     )
+    change = _change(document.get("change"), problems)
     default = _policy(document.get("default"), TeamPolicy(), "the default policy", problems)
     teams_raw = {} if document.get("teams") is None else document["teams"]
     if not isinstance(teams_raw, dict):
         problems.append("teams must be an object of team name to policy")
-        return Policies(default)
+        return Policies(default, change=change)
     teams = {}
     for team, raw in teams_raw.items():
         if not re.match(TEAM_NAME_PATTERN, team):
             problems.append(f"team {json.dumps(team)} is not a team name (1-63 lowercase letters, digits or -)")
             continue
         teams[team] = _policy(raw, default, f"team {json.dumps(team)}", problems)
-    return Policies(default, teams)
+    return Policies(default, teams, change)
+
+
+def _change(raw: Any, problems: list[str]) -> PolicyChange:
+    """The change metadata (null or left out: none); each bad field a problem."""
+    if raw is None:
+        return PolicyChange()
+    if not isinstance(raw, dict):
+        problems.append('change must be an object {"changed_by": "...", "reason": "..."}')
+        return PolicyChange()
+    problems.extend(f"change: unknown field {json.dumps(key)}" for key in sorted(raw.keys() - {"changed_by", "reason"}))
+    values = {}
+    for name, limit in (("changed_by", MAX_CHANGED_BY), ("reason", MAX_CHANGE_REASON)):
+        value = raw.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str) or len(value) > limit:
+            problems.append(f"change: {name} must be a string of at most {limit} characters")
+        else:
+            values[name] = value.strip()
+    return PolicyChange(**values)
 
 
 def _policy(raw: Any, base: TeamPolicy, owner: str, problems: list[str]) -> TeamPolicy:

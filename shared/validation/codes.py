@@ -435,6 +435,13 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "A label key is not one the team's policy allows.",
         "Use only the allowed label keys, or ask an operator to add the key to the team's policy.",
     ),
+    IssueCode(
+        "policy_budget_needs_price",
+        E,
+        "The team's policy sets a monthly budget, and the registry records no tuning price for the base model, so "
+        "the job's cost could not be counted against the budget.",
+        "Pick a model with a recorded price (`tunedrop models`), or ask an operator to lift the team's budget.",
+    ),
 )
 
 CODES: dict[str, IssueCode] = {entry.code: entry for entry in ISSUE_CODES}
