@@ -1,10 +1,16 @@
-"""What operators do by hand: cancel a job, retry a failed one, see the quota."""
+"""What operators do by hand: cancel a job, retry a failed one, see the quota.
+
+Each action is recorded on the job's history with who asked and why (an OperatorRequest): the `tunedrop` command
+always gives one, and refuses to act when it cannot name the caller (shared/adapters/identity.py).
+"""
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
 from shared import logs
 from shared.errors import JobNotFound, NotAllowed, TransientError
@@ -12,6 +18,47 @@ from shared.jobs import Job, JobState
 from shared.ports import TuningUnavailable
 from shared.services.base import JobService
 from shared.validation.registry import ModelStatus, get_model
+
+# Long enough for a sentence or two; the history entry holds it with its preamble within its 500 characters.
+MAX_REASON_LENGTH: Final = 300
+
+
+@dataclass(frozen=True)
+class OperatorRequest:
+    """Who asks for an operator action, and why: the history entry the action leaves names both."""
+
+    actor: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "actor", self.actor.strip())
+        object.__setattr__(self, "reason", self.reason.strip())
+        if not self.actor:
+            raise NotAllowed("an operator action needs the name of who asks for it")
+        problem = reason_problem(self.reason)
+        if problem:
+            raise NotAllowed(problem)
+
+
+def reason_problem(reason: str) -> str:
+    """Why a reason cannot be recorded ("" when it can): one line of 1..MAX_REASON_LENGTH characters."""
+    text = reason.strip()
+    if not text:
+        return "say why (--reason): operator actions are recorded with their reason"
+    if len(text) > MAX_REASON_LENGTH:
+        return f"the reason has {len(text)} characters; at most {MAX_REASON_LENGTH} are kept"
+    if any(unicodedata.category(character).startswith("C") for character in text):
+        return "the reason must be one line of printable text"
+    return ""
+
+
+def _because(what: str, request: OperatorRequest | None) -> str:
+    """A history entry's reason: what happened, then the operator's reason."""
+    return f"{what}: {request.reason}" if request else what
+
+
+def _actor(request: OperatorRequest | None) -> str:
+    return request.actor if request else ""
 
 
 @dataclass(frozen=True)
@@ -28,9 +75,10 @@ class QuotaStatus:
 
 
 class Operations(JobService):
-    def cancel(self, job_id: str) -> Job:
+    def cancel(self, job_id: str, request: OperatorRequest | None = None) -> Job:
         """Queued (or still validating): dequeued and reported CANCELLED now. Submitting or running:
-        cancelled on Vertex AI; the poller records CANCELLED once Vertex AI reports it."""
+        cancelled on Vertex AI; the poller records CANCELLED once Vertex AI reports it, naming who asked and why
+        (kept on the job meanwhile). `request`: who asks and why (the command always gives it)."""
         job = self._existing(job_id)
         if job.state.terminal:
             raise NotAllowed(f"job {job_id} is {job.state.value} already; only active jobs can be cancelled")
@@ -46,9 +94,15 @@ class Operations(JobService):
 
         def cancel(current: Job) -> Job | None:
             if current.state in (JobState.QUEUED, JobState.VALIDATING):
-                return current.moved_to(JobState.CANCELLED, now, "cancelled by an operator", ended_at=now)
+                reason = _because("cancelled by an operator", request)
+                return current.moved_to(JobState.CANCELLED, now, reason, actor=_actor(request), ended_at=now)
             if current.state.holds_slot and not current.cancel_requested:
-                return current.with_fields(cancel_requested=True, updated_at=now)
+                return current.with_fields(
+                    cancel_requested=True,
+                    cancel_requested_by=_actor(request),
+                    cancel_reason=request.reason if request else "",
+                    updated_at=now,
+                )
             return None
 
         result = self._store.update(job_id, cancel)
@@ -80,8 +134,9 @@ class Operations(JobService):
         except TuningUnavailable as exc:
             raise TransientError(f"could not check Vertex AI for a job of {job.job_id}, try again: {exc}") from exc
 
-    def retry(self, job_id: str) -> Job:
-        """A FAILED job goes back to the queue as a new attempt (a new Vertex job, a new event id)."""
+    def retry(self, job_id: str, request: OperatorRequest | None = None) -> Job:
+        """A FAILED job goes back to the queue as a new attempt (a new Vertex job, a new event id); the history
+        entry names `request`'s operator and reason."""
         job = self._existing(job_id)
         if job.state is not JobState.FAILED:
             raise NotAllowed(f"job {job_id} is {job.state.value}; only FAILED jobs can be retried")
@@ -105,7 +160,8 @@ class Operations(JobService):
         def again(current: Job) -> Job | None:
             if current.state is not JobState.FAILED or current.completion_pending:
                 return None
-            return current.new_attempt(now, f"retried by an operator as attempt {current.attempt + 1}")
+            reason = _because(f"retried by an operator as attempt {current.attempt + 1}", request)
+            return current.new_attempt(now, reason, actor=_actor(request))
 
         result = self._store.update(job_id, again)
         if result is None:
