@@ -16,6 +16,8 @@ document) or an operator raises the budget. With ``over_budget: reject`` it is R
 Spend is kept off the slot table (the hottest document): one document per team and month, written when a job
 is submitted and when it ends; the charges are keyed by ``<job_id>/<attempt>``, so a duplicate delivery
 charges nothing twice. Teams without a budget are charged too, for `tunedrop quota` and the spend metric.
+A team with a budget may tune only models with a recorded price (policy_budget_needs_price at upload): the
+cost of any other could not be counted.
 """
 
 from __future__ import annotations
@@ -59,13 +61,22 @@ def estimated_cost(job: Job) -> float | None:
 
 
 def actual_cost(job: Job) -> float | None:
-    """What the ended attempt cost: Vertex AI's billable tokens at the price; 0 without a Vertex job; None when
-    Vertex AI ran it but reported no count (the estimate then stands)."""
+    """What the ended attempt cost: Vertex AI's billable tokens times the epochs, at the price; 0 without a
+    Vertex job; None when Vertex AI ran it but reported no count (the estimate then stands).
+
+    Times the epochs: the API reference describes `total_billable_token_count` as the "number of billable tokens
+    in the tuning dataset" (aiplatform v1 SupervisedTuningDataStats, e.g.
+    https://www.rubydoc.info/gems/google-cloud-ai_platform-v1/0.47.0/Google/Cloud/AIPlatform/V1/SupervisedTuningDataStats,
+    read 2026-11-30), while tuning is billed per token trained, each epoch again. Whether the count already
+    includes the epochs is not stated; counting them again is the stricter reading for a budget."""
     if not job.vertex_job_name:
         return 0.0
     tokens = (job.tuning_stats or {}).get("billable_token_count")
     price = _price_per_token(job)
-    return None if tokens is None or price is None else float(tokens) * price
+    if tokens is None or price is None:
+        return None
+    epochs = job.hyper_parameters.get("epochs")
+    return float(tokens) * price * (epochs if isinstance(epochs, int) and epochs > 0 else 1)
 
 
 @dataclass(frozen=True)
