@@ -15,7 +15,7 @@ from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import JobNotFound, NotAllowed, TransientError
-from shared.jobs import Job, JobState, job_id_for, new_job
+from shared.jobs import HistoryEntry, Job, JobState, job_id_for, new_job
 from shared.manifest import (
     MAX_MANIFEST_BYTES,
     TEAM_NAME_SHAPE,
@@ -31,6 +31,7 @@ from shared.ports import BlobStore, DocumentRefused, JobStore, ObjectInfo, Objec
 from shared.services.completions import CompletionNotifier
 from shared.services.effects import JobEffects
 from shared.services.lifecycle import LifecycleEvents
+from shared.services.operations import OperatorRequest
 from shared.services.slots import SlotLedger
 from shared.validation import Issue, TokenCounter, UriChecker, ValidationReport, render_markdown, validate_dataset
 from shared.validation.registry import ModelStatus, get_model, registry
@@ -173,10 +174,11 @@ class UploadService:
                 return UploadOutcome.DUPLICATE
             return self._validate(current, self._safe_plan(obj))
 
-    def retune(self, job_id: str, model: str | None = None) -> Job:
+    def retune(self, job_id: str, model: str | None = None, request: OperatorRequest | None = None) -> Job:
         """A new job from a finished job's datasets (at the generation validated), manifest settings and
         hyper-parameters, on ``model`` (default: the replacement of the job's base model), validated afresh
-        against that model's rules and linked to the original by ``retuned_from``.
+        against that model's rules and linked to the original by ``retuned_from``. ``request``: the operator who
+        asks and why, recorded on the new job (``requested_by``, ``request_reason``) and its first history entry.
 
         Asking twice for the same model gives the same job, so a repeated command never tunes twice."""
         original = self._retunable(job_id)
@@ -184,21 +186,12 @@ class UploadService:
         spec = get_model(target)
         if spec is None:
             raise NotAllowed(f"{target!r} is not a model Tunedrop can tune: use one of {', '.join(registry().names())}")
-        fresh = new_job(
-            job_id=retune_job_id(job_id, spec.name),
-            bucket=original.bucket,
-            object_name=original.object_name,
-            generation=original.generation,
-            base_model=spec.name,
-            now=self._clock(),
-            priority=original.priority,
-            hyper_parameters=dict(original.hyper_parameters),
-            labels=dict(original.labels),
-            upload_event_id=f"retune:{job_id}",
-        ).with_fields(retuned_from=job_id, team=original.team)
+        fresh = self._retune_job(original, spec.name, request)
         with logs.log_context(job_id=fresh.job_id):
             if self._store.create(fresh):
-                logs.info("retune requested", retuned_from=job_id, base_model=spec.name)
+                logs.info(
+                    "retune requested", retuned_from=job_id, base_model=spec.name, requested_by=fresh.requested_by
+                )
             current = self._store.get(fresh.job_id)
             if current is None:
                 raise TransientError(f"job {fresh.job_id} vanished right after it was created")
@@ -207,6 +200,39 @@ class UploadService:
             latest = self._store.get(fresh.job_id)
             assert latest is not None
             return latest.value
+
+    def _retune_job(self, original: Job, model: str, request: OperatorRequest | None) -> Job:
+        """The new job of a retune, VALIDATING: its first history entry says who asked for it and why."""
+        now = self._clock()
+        fresh = new_job(
+            job_id=retune_job_id(original.job_id, model),
+            bucket=original.bucket,
+            object_name=original.object_name,
+            generation=original.generation,
+            base_model=model,
+            now=now,
+            priority=original.priority,
+            hyper_parameters=dict(original.hyper_parameters),
+            labels=dict(original.labels),
+            upload_event_id=f"retune:{original.job_id}",
+        ).with_fields(
+            retuned_from=original.job_id,
+            # A job recorded before teams existed has team "": it was the default team's, and so is the new one.
+            team=original.team or self._settings.default_team,
+            requested_by=request.actor if request else "",
+            request_reason=request.reason if request else "",
+        )
+        if request is None:
+            return fresh
+        first = HistoryEntry(
+            at=now,
+            from_state=None,
+            to_state=JobState.VALIDATING.value,
+            reason=f"retune of {original.job_id} on {model} asked by an operator: {request.reason}",
+            actor=request.actor,
+        )
+        # The job's first entry, not a move: it is being created, so no transition guard applies.
+        return replace(fresh, history=(first,))
 
     def _retunable(self, job_id: str) -> Job:
         """The job to retune; NotAllowed unless it ended with datasets that passed validation (or failed only
