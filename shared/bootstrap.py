@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from shared.adapters.gcs_uris import GcsUriChecker
+from shared.adapters.identity import DeclaredOperator, OperatorIdentity, operator_identity
 from shared.adapters.vertex_tokens import VertexTokenCounter
 from shared.clock import Clock, system_clock
 from shared.config import Settings
@@ -23,6 +24,7 @@ from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
 from shared.services.lifecycle import LifecycleEvents
 from shared.services.operations import Operations
+from shared.services.policy_history import PolicyHistory
 from shared.services.poll import Poller
 from shared.services.reconcile import Reconciler
 from shared.services.slots import SlotLedger
@@ -47,6 +49,9 @@ class App:
     lifecycle: LifecycleEvents
     # The operators' team policies (TUNEDROP_TEAM_POLICIES), parsed and checked with the settings at cold start.
     policies: Policies
+    # Who runs an operator command (the `tunedrop` CLI records it with each action), and the policies' history.
+    operator_identity: OperatorIdentity
+    policy_history: PolicyHistory
 
 
 def assemble(
@@ -59,8 +64,10 @@ def assemble(
     clock: Clock = system_clock,
     token_counter: TokenCounter | None = None,
     uri_checker: UriChecker | None = None,
+    identity: OperatorIdentity | None = None,
 ) -> App:
-    """Wire services onto the given ports (tests pass in-memory fakes here)."""
+    """Wire services onto the given ports (tests pass in-memory fakes here). `identity` defaults to
+    TUNEDROP_OPERATOR alone."""
     ledger = SlotLedger(store, clock)
     lifecycle = LifecycleEvents(publisher, settings)
     completions = CompletionNotifier(store, publisher, settings, clock, lifecycle)
@@ -90,6 +97,8 @@ def assemble(
         operations=Operations(context),
         lifecycle=lifecycle,
         policies=settings.team_policies,
+        operator_identity=identity or DeclaredOperator(settings.operator),
+        policy_history=PolicyHistory(store, settings.team_policies, clock),
     )
 
 
@@ -145,6 +154,8 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
         # Only examples whose UTF-8 size could exceed the token limit are counted exactly.
         token_counter=VertexTokenCounter(settings.project, settings.region, host=settings.vertex_emulator_host),
         uri_checker=GcsUriChecker(gcs),
+        # Against the emulators credentials are anonymous, so only TUNEDROP_OPERATOR can name the caller.
+        identity=operator_identity(settings.operator, emulated=bool(env.get("FIRESTORE_EMULATOR_HOST"))),
     )
 
 
