@@ -385,12 +385,14 @@ def retune_command(
 def quota_command(json_output: JsonFlag = False) -> int:
     """The concurrent tuning-job quota: the limit, the slots in use (Tunedrop's and others'), the queue, and per
     team its running and queued jobs and its fair share."""
+    from shared.services.budgets import BudgetBook
     from shared.services.fairness import FairShareBook, team_shares
 
     app = _services()
     status = app.operations.quota()
     book = FairShareBook(app.store, app.policies, app.clock)
-    teams = team_shares(book, app.ledger.holders(), max(0, status.limit - len(status.foreign)))
+    spent = BudgetBook(app.store, app.policies, app.clock).spent
+    teams = team_shares(book, app.ledger.holders(), max(0, status.limit - len(status.foreign)), spent)
     alone = {"", app.settings.default_team}
     if not app.policies.teams and all(row.team in alone for row in teams):
         teams = []  # the default team alone shares nothing: the output stays as before teams existed
@@ -422,7 +424,7 @@ def quota_command(json_output: JsonFlag = False) -> int:
 
 
 def _team_shares_json(teams: Sequence[TeamShare]) -> list[dict[str, Any]]:
-    """The per-team rows of `quota --json`; spend_usd is None until budgets (issue 13, item 5) record spend."""
+    """The per-team rows of `quota --json`: spend_usd is this month's (UTC), budget_usd the policy's (None: none)."""
     return [
         {
             "team": row.team,
@@ -431,24 +433,29 @@ def _team_shares_json(teams: Sequence[TeamShare]) -> list[dict[str, Any]]:
             "running": row.running,
             "queued": row.queued,
             "share": round(row.share, 3),
-            "spend_usd": None,
+            "spend_usd": round(row.spend_usd, 2),
+            "budget_usd": row.budget_usd,
         }
         for row in teams
     ]
 
 
 def _print_team_shares(teams: Sequence[TeamShare]) -> None:
-    """The per-team rows; spend shows n/a until budgets record it."""
+    """The per-team rows."""
     if not teams:
         return
-    print("teams   (share: slots the team's weight entitles it to among the teams with work; spend: n/a until budgets)")
+    print("teams   (share: slots the team's weight entitles it to among the teams with work; spend: this month, UTC)")
     print(
         f"          {'team':<20} {'weight':>6} {'cap':>4} {'running':>7} {'queued':>6} {'share':>6}  spend this month"
     )
     for row in teams:
         name = printable(row.team) or "(default)"
         cap = "-" if row.max_slots is None else str(row.max_slots)
-        print(f"          {name:<20} {row.weight:>6} {cap:>4} {row.running:>7} {row.queued:>6} {row.share:>6.2f}  n/a")
+        budget = "" if row.budget_usd is None else f" of ${row.budget_usd:,.2f}"
+        print(
+            f"          {name:<20} {row.weight:>6} {cap:>4} {row.running:>7} {row.queued:>6} {row.share:>6.2f}  "
+            f"${row.spend_usd:,.2f}{budget}"
+        )
 
 
 # ------------------------------------------------------------------------------------ models

@@ -49,7 +49,6 @@ from shared.services.slots import MAX_CAS_ATTEMPTS, SlotContention
 MIN_CHARGE_SECONDS = 60.0
 NEWCOMER_LEAD = 1e-3  # virtual seconds: far below any charge, so it only breaks ties
 MAX_TEAMS = 1000  # teams with queued work read per pass (one document each)
-MAX_QUEUED_COUNTED = 1000  # `tunedrop quota` counts a team's queue up to this
 
 
 def _seconds(later: datetime, earlier: datetime) -> float:
@@ -236,7 +235,8 @@ class FairShareBook:
 
 @dataclass(frozen=True)
 class TeamShare:
-    """One row of `tunedrop quota`: a team's slots now, its queue, and its share of the quota's slots."""
+    """One row of `tunedrop quota`: a team's slots now, its queue, its share of the quota's slots, and its spend
+    this month against its budget."""
 
     team: str
     weight: int
@@ -244,13 +244,18 @@ class TeamShare:
     running: int
     queued: int
     share: float  # slots its weight entitles it to among the teams with work now (0 without work)
+    spend_usd: float  # counted this month: estimates of running jobs, actual costs of ended ones
+    budget_usd: float | None
 
 
-def team_shares(book: FairShareBook, holders: Mapping[str, datetime], slots: int) -> list[TeamShare]:
-    """Every team with work or a fair-share record, in name order; `slots` is the quota less others' jobs."""
+def team_shares(
+    book: FairShareBook, holders: Mapping[str, datetime], slots: int, spent: Callable[[str], float]
+) -> list[TeamShare]:
+    """Every team with work or a fair-share record, in name order; `slots` is the quota less others' jobs;
+    `spent(team)` is its spend this month."""
     share = book.plan(holders)
     teams = sorted(set(share.state.teams) | set(share.queues) | {s.team for s in share.state.running.values()})
-    queued = {team: len(share.store.queued_in_team(team, limit=MAX_QUEUED_COUNTED)) for team in share.queues}
+    queued = {team: share.store.count_queued_in_team(team) for team in share.queues}
     with_work = [team for team in teams if queued.get(team) or share.running(team)]
     total_weight = sum(share.weight(team) for team in with_work)
     rows = []
@@ -258,6 +263,15 @@ def team_shares(book: FairShareBook, holders: Mapping[str, datetime], slots: int
         policy = share.policies.for_team(team)
         entitled = slots * share.weight(team) / total_weight if team in with_work else 0.0
         rows.append(
-            TeamShare(team, policy.weight, policy.max_slots, share.running(team), queued.get(team, 0), entitled)
+            TeamShare(
+                team,
+                policy.weight,
+                policy.max_slots,
+                share.running(team),
+                queued.get(team, 0),
+                entitled,
+                spent(team),
+                policy.monthly_budget_usd,
+            )
         )
     return rows

@@ -12,7 +12,8 @@ import pytest
 from shared import bootstrap, cli
 from shared.jobs import JobState
 from shared.policy import Policies, TeamPolicy
-from shared.ports import RemoteJob, RemoteState
+from shared.ports import Charge, RemoteJob, RemoteState, TeamSpend
+from shared.services.budgets import month_of
 from shared.services.dispatch import Dispatcher
 from shared.services.fairness import MIN_CHARGE_SECONDS
 from tests.fakes import Harness, fair_dispatcher, make_harness, queued_team_job
@@ -205,8 +206,11 @@ def test_a_job_ending_at_once_still_costs_the_minimum_charge() -> None:
 
 def test_tunedrop_quota_shows_each_team(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-    document = {"teams": {"a": {"weight": 3, "max_slots": 2}, "b": {"weight": 1}}}
+    document = {"teams": {"a": {"weight": 3, "max_slots": 2}, "b": {"weight": 1, "monthly_budget_usd": 50}}}
     h = make_harness({"TUNEDROP_TEAM_POLICIES": json.dumps(document)}, quota=2)
+    # Spend counted this month (an ended job's actual cost), and last month's, which is not shown.
+    h.store.write_spend("a", month_of(h.clock()), TeamSpend({"done/1": Charge(20.0, 12.345)}), None)
+    h.store.write_spend("a", "2025-12", TeamSpend({"old/1": Charge(99.0)}), None)
     running = enqueue(h, "a")
     for _ in range(2):
         enqueue(h, "a")
@@ -227,10 +231,30 @@ def test_tunedrop_quota_shows_each_team(monkeypatch: pytest.MonkeyPatch, capsys:
 
     # One slot is left after the job started by hand: a's weight 3 of 4 gives it 0.75 of it.
     assert rows == [
-        {"team": "a", "weight": 3, "max_slots": 2, "running": 1, "queued": 2, "share": 0.75, "spend_usd": None},
-        {"team": "b", "weight": 1, "max_slots": None, "running": 0, "queued": 1, "share": 0.25, "spend_usd": None},
+        {
+            "team": "a",
+            "weight": 3,
+            "max_slots": 2,
+            "running": 1,
+            "queued": 2,
+            "share": 0.75,
+            "spend_usd": 12.35,
+            "budget_usd": None,
+        },
+        {
+            "team": "b",
+            "weight": 1,
+            "max_slots": None,
+            "running": 0,
+            "queued": 1,
+            "share": 0.25,
+            "spend_usd": 0.0,
+            "budget_usd": 50,
+        },
     ]
-    assert "          a                         3    2       1      2   0.75  n/a" in text.splitlines()
+    lines = text.splitlines()
+    assert "          a                         3    2       1      2   0.75  $12.35" in lines
+    assert "          b                         1    -       0      1   0.25  $0.00 of $50.00" in lines
 
 
 def test_the_apps_dispatcher_shares_by_the_configured_policies() -> None:
