@@ -13,10 +13,11 @@ from shared.jobs import JobState
 from shared.policy import Policies, TeamPolicy
 from shared.ports import Charge, FairShareState, RunningSlot, SlotTable, TeamSpend
 from shared.services import team_metrics
-from shared.services.team_metrics import GAUGES_MESSAGE, TeamGauge, TeamGauges
+from shared.services.team_metrics import TeamGauge, TeamGauges
 from tests.fakes import Harness, InMemoryJobStore, make_harness, queued_team_job
 
 START = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
+GAUGES_MESSAGE = "team gauges"
 FIELDS = {"team", "queued", "running", "head_wait_seconds", "spend_usd", "budget_usd"}
 
 
