@@ -84,20 +84,26 @@ def extractions(root: Path = TERRAFORM) -> list[Extraction]:
     return found
 
 
+def _literal_log_call(node: ast.AST) -> tuple[str, set[str]] | None:
+    """(message, keyword names) of a logs.info/warning/error("literal", ...) call; None for anything else."""
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+        return None
+    func, message = node.func, node.args[0]
+    if not (isinstance(func.value, ast.Name) and func.value.id == "logs" and func.attr in {"info", "warning", "error"}):
+        return None
+    if not isinstance(message, ast.Constant):
+        return None
+    return str(message.value), {keyword.arg for keyword in node.keywords if keyword.arg is not None}
+
+
 def _log_calls(code_dirs: tuple[Path, ...] = CODE_DIRS) -> Iterator[tuple[str, str, set[str]]]:
-    """(where, message, keyword names) of every logs.info/warning/error("literal", ...) call in the code."""
+    """(where, message, keyword names) of every logs call with a literal message in the code."""
     for directory in code_dirs:
         for path in sorted(directory.rglob("*.py")):
             for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-                if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
-                    continue
-                func = node.func
-                if not (isinstance(func.value, ast.Name) and func.value.id == "logs"):
-                    continue
-                message = node.args[0]
-                if func.attr in {"info", "warning", "error"} and isinstance(message, ast.Constant):
-                    where = f"{path.name}:{node.lineno}"
-                    yield where, str(message.value), {k.arg for k in node.keywords if k.arg is not None}
+                call = _literal_log_call(node)
+                if call is not None:
+                    yield f"{path.name}:{getattr(node, 'lineno', 0)}", *call
 
 
 def field_problems(root: Path = TERRAFORM) -> list[str]:
