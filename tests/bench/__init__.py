@@ -8,4 +8,5 @@ BENCHMARKS: list[str] = [
     "tests.bench.validator",
     "tests.bench.queue",
     "tests.bench.fairness",
+    "tests.bench.three_teams",
 ]
