@@ -41,7 +41,9 @@ from shared.validation.report import plural
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
+    from shared.ports import PolicyRecord
     from shared.services.fairness import TeamShare
+    from shared.services.operations import OperatorRequest
 
 app = typer.Typer(
     name="tunedrop",
@@ -54,6 +56,12 @@ app = typer.Typer(
 )
 dlq_app = typer.Typer(help="dead-lettered messages", no_args_is_help=True, rich_markup_mode="markdown")
 app.add_typer(dlq_app, name="dlq")
+policy_app = typer.Typer(
+    help="the team policies the functions run with, and their history",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(policy_app, name="policy")
 
 P = ParamSpec("P")
 JsonFlag = Annotated[bool, typer.Option("--json", help="print JSON on stdout instead of text")]
@@ -203,7 +211,8 @@ def _jobs_table(jobs: Sequence[Job]) -> Table:
 
 
 def job_details(job: Job) -> list[str]:
-    """`tunedrop job JOB_ID` as lines: the job's fields and its history, with user text made printable."""
+    """`tunedrop job JOB_ID` as lines: the job's fields and its history (with the operator of each operator
+    action), with user text made printable."""
     lines = [f"{printable(job.job_id)}  {job.state.value}  (attempt {job.attempt})"]
     for label, value in (
         ("dataset", job.dataset_uri),
@@ -213,17 +222,24 @@ def job_details(job: Job) -> list[str]:
         ("tuned model", job.tuned_model),
         ("endpoint", job.endpoint),
         ("error", json.dumps(job.error) if job.error else ""),
+        ("asked by", _asked(job.requested_by, job.request_reason)),
+        ("cancel asked", _asked(job.cancel_requested_by, job.cancel_reason) if job.cancel_requested else ""),
     ):
         if value:
             lines.append(f"  {label:<12} {printable(value)}")
     lines.append("  history:")
     for entry in job.history:
         moved_from = printable(entry.from_state or "-")
+        by = f"  (by {printable(entry.actor)})" if entry.actor else ""
         lines.append(
             f"    {entry.at:%Y-%m-%d %H:%M:%S}  {moved_from:>10} -> {printable(entry.to_state):<10}  "
-            f"{printable(entry.reason)}"
+            f"{printable(entry.reason)}{by}"
         )
     return lines
+
+
+def _asked(actor: str, reason: str) -> str:
+    return f"{actor}: {reason}" if actor else ""
 
 
 # ------------------------------------------------------------------------------------ the services
@@ -334,10 +350,42 @@ def job_command(job_id: str, json_output: JsonFlag = False) -> int:
     return 0
 
 
+def _checked_reason(reason: str) -> str:
+    from shared.services.operations import reason_problem
+
+    problem = reason_problem(reason)
+    if problem:
+        raise typer.BadParameter(problem)
+    return reason.strip()
+
+
+ReasonOption = Annotated[
+    str,
+    typer.Option(
+        "--reason",
+        metavar="TEXT",
+        callback=_checked_reason,
+        show_default=False,
+        help="why (required: recorded on the job's history with who you are; one line, at most 300 characters)",
+    ),
+]
+
+
+def _operator_request(app: App, reason: str) -> OperatorRequest:
+    """Who runs the command (refused with how to name yourself when nobody can be named) and why."""
+    from shared.services.operations import OperatorRequest
+
+    operator = app.operator_identity.current()
+    print(f"(acting as {printable(operator.actor)}, named by {operator.source})", file=sys.stderr)
+    return OperatorRequest(operator.actor, reason)
+
+
 @_command("cancel", "cancel a job: dequeue it, or cancel its Vertex AI job")
-def cancel_command(job_id: str, json_output: JsonFlag = False) -> int:
-    """Cancel a job: a queued one is dequeued and reported CANCELLED, a running one cancelled on Vertex AI."""
-    job = _services().operations.cancel(job_id)
+def cancel_command(job_id: str, reason: ReasonOption, json_output: JsonFlag = False) -> int:
+    """Cancel a job: a queued one is dequeued and reported CANCELLED, a running one cancelled on Vertex AI. The job's
+    history records who you are and your reason."""
+    app = _services()
+    job = app.operations.cancel(job_id, _operator_request(app, reason))
     if json_output:
         _print_json(job.to_document())
     elif job.state.terminal:
@@ -349,9 +397,10 @@ def cancel_command(job_id: str, json_output: JsonFlag = False) -> int:
 
 
 @_command("retry", "re-queue a FAILED job as a new attempt")
-def retry_command(job_id: str, json_output: JsonFlag = False) -> int:
-    """Re-queue a FAILED job as a new attempt."""
-    job = _services().operations.retry(job_id)
+def retry_command(job_id: str, reason: ReasonOption, json_output: JsonFlag = False) -> int:
+    """Re-queue a FAILED job as a new attempt. The job's history records who you are and your reason."""
+    app = _services()
+    job = app.operations.retry(job_id, _operator_request(app, reason))
     if json_output:
         _print_json(job.to_document())
     else:
@@ -362,13 +411,16 @@ def retry_command(job_id: str, json_output: JsonFlag = False) -> int:
 @_command("retune", "tune a finished job's datasets again on another base model")
 def retune_command(
     job_id: str,
+    reason: ReasonOption,
     model: Annotated[
         str | None, typer.Option(help="base model to tune on (default: the replacement of the job's model)")
     ] = None,
     json_output: JsonFlag = False,
 ) -> int:
-    """A new job from a finished job's datasets and settings, on another base model; exit 1 if it is rejected."""
-    job = _services().uploads.retune(job_id, model)
+    """A new job from a finished job's datasets and settings, on another base model; exit 1 if it is rejected. The
+    new job records who you are and your reason."""
+    app = _services()
+    job = app.uploads.retune(job_id, model, _operator_request(app, reason))
     if json_output:
         _print_json(job.to_document())
     else:
@@ -456,6 +508,71 @@ def _print_team_shares(teams: Sequence[TeamShare]) -> None:
             f"          {name:<20} {row.weight:>6} {cap:>4} {row.running:>7} {row.queued:>6} {row.share:>6.2f}  "
             f"${row.spend_usd:,.2f}{budget}"
         )
+
+
+# ------------------------------------------------------------------------------------ team policies
+
+
+def _policy_json(record: PolicyRecord) -> dict[str, Any]:
+    return {
+        "digest": record.digest,
+        "changed_by": record.changed_by,
+        "reason": record.reason,
+        "seen_at": record.seen_at.isoformat(),
+        "policies": json.loads(record.policies),
+    }
+
+
+@_command("history", "each version of the team policies: who changed it, why, when", group=policy_app)
+def policy_history_command(
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many versions")] = 50,
+    json_output: Annotated[bool, typer.Option("--json", help="a JSON list of the versions, newest first")] = False,
+) -> int:
+    """Each version of the team policies the functions have run with, newest first: who changed it and why (as
+    Terraform recorded them), when the functions first saw it, and its digest (sha256 of its canonical JSON)."""
+    records = _services().policy_history.history(limit)
+    if json_output:
+        _print_json([_policy_json(record) for record in records])
+        return 0
+    if not records:
+        print("no version of the team policies is kept yet (none configured, or no dispatch pass since)")
+        return 0
+    _show_table(_policy_history_table(records))
+    return 0
+
+
+def _policy_history_table(records: Sequence[PolicyRecord]) -> Table:
+    """One row per version; a reason repeating the one before it is flagged (an apply that kept an old reason)."""
+    rows = []
+    for index, record in enumerate(records):
+        older = records[index + 1] if index + 1 < len(records) else None
+        repeated = older is not None and bool(record.reason) and record.reason == older.reason
+        reason = (record.reason or "-") + (" (same reason as the version before)" if repeated else "")
+        seen = record.seen_at.strftime("%Y-%m-%d %H:%M:%S")
+        cells = (seen, record.digest[:12], record.changed_by or "-", reason)
+        rows.append(tuple(printable(cell, _TABLE_CELL_LIMIT) for cell in cells))
+    return _table(("SEEN", "DIGEST", "CHANGED BY", "REASON"), rows)
+
+
+@_command("show", "the team policies the functions run with", group=policy_app)
+def policy_show_command(
+    json_output: Annotated[bool, typer.Option("--json", help="the version as JSON (null when none is kept)")] = False,
+) -> int:
+    """The newest version of the team policies the functions have run with: who changed it, why, when they first saw
+    it, and every team's policy with each field spelled out."""
+    record = _services().policy_history.current()
+    if json_output:
+        _print_json(_policy_json(record) if record else None)
+        return 0
+    if record is None:
+        print("no version of the team policies is kept yet: every team gets Tunedrop's built-in limits")
+        return 0
+    print(f"digest      {record.digest}")
+    print(f"changed by  {printable(record.changed_by) or '-'}")
+    print(f"reason      {printable(record.reason) or '-'}")
+    print(f"first seen  {record.seen_at:%Y-%m-%d %H:%M:%S}")
+    _print_json(json.loads(record.policies))
+    return 0
 
 
 # ------------------------------------------------------------------------------------ models

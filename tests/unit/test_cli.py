@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -12,20 +13,25 @@ from typing import Any
 import pytest
 
 from shared import bootstrap, cli, logs
+from shared.adapters.identity import FixedOperator, Operator
 from shared.clock import FakeClock
+from shared.jobs import JobState
+from shared.ports import PolicyRecord
 from shared.validation.cli import parse_day
 from shared.validation.registry import DEFAULT_MODEL, markdown_table, registry
 from tests.fakes import Harness, make_harness
 
 MARKUP = "[bold red]loud[/bold red] :smile: [link=https://example.invalid]x[/link]"
+ALICE = Operator("alice@example.com", "service account credentials", verified=True)
 
 
 @pytest.fixture
 def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
-    """The services on fakes, on 2026-11-29 (every seed model retired); a project is set, so no local stack."""
+    """The services on fakes, on 2026-11-29 (every seed model retired); a project is set, so no local stack. The
+    command runs as alice@example.com."""
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     built = make_harness(clock=FakeClock(datetime(2026, 11, 29, 12, tzinfo=UTC)))
-    bootstrap.set_app(built.app)
+    bootstrap.set_app(replace(built.app, operator_identity=FixedOperator(ALICE)))
     try:
         yield built
     finally:
@@ -102,17 +108,18 @@ def test_job_not_found_exits_one_naming_it_printably(harness: Harness, capsys: p
 
 def test_cancel_prints_the_outcome_or_the_job_document(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     queued = harness.upload("a.jsonl")
-    code, out, _ = tunedrop(capsys, "cancel", queued)
+    code, out, err = tunedrop(capsys, "cancel", queued, "--reason", "wrong dataset")
     assert (code, out) == (0, f"{queued}: CANCELLED (it had not been submitted)\n")
+    assert "(acting as alice@example.com, named by service account credentials)" in err
     other = harness.upload("b.jsonl")
-    code, out, _ = tunedrop(capsys, "cancel", other, "--json")
+    code, out, _ = tunedrop(capsys, "cancel", other, "--json", "--reason", "x")
     assert code == 0 and json.loads(out)["state"] == "CANCELLED" and json.loads(out)["job_id"] == other
 
 
 def test_cancel_of_an_unknown_job_exits_one(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = tunedrop(capsys, "cancel", "nope")
+    code, out, err = tunedrop(capsys, "cancel", "nope", "--reason", "typo")
     assert (code, out) == (1, "")
-    assert err.startswith("tunedrop: ") and "nope" in err
+    assert err.splitlines()[-1] == "tunedrop: no job nope"
 
 
 def test_retry_requeues_a_failed_job(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
@@ -120,9 +127,11 @@ def test_retry_requeues_a_failed_job(harness: Harness, capsys: pytest.CaptureFix
     harness.app.dispatcher.dispatch()
     harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="x")
     harness.app.poller.poll()
-    code, out, _ = tunedrop(capsys, "retry", job_id, "--json")
+    code, out, _ = tunedrop(capsys, "retry", job_id, "--json", "--reason", "Vertex AI had an outage")
     document = json.loads(out)
     assert code == 0 and (document["state"], document["attempt"]) == ("QUEUED", 2)
+    assert document["history"][-1]["actor"] == "alice@example.com"
+    assert document["history"][-1]["reason"] == "retried by an operator as attempt 2: Vertex AI had an outage"
 
 
 def test_retry_text(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,20 +139,164 @@ def test_retry_text(harness: Harness, capsys: pytest.CaptureFixture[str]) -> Non
     harness.app.dispatcher.dispatch()
     harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="x")
     harness.app.poller.poll()
-    assert tunedrop(capsys, "retry", job_id)[:2] == (0, f"{job_id}: QUEUED as attempt 2\n")
+    assert tunedrop(capsys, "retry", job_id, "--reason", "again")[:2] == (0, f"{job_id}: QUEUED as attempt 2\n")
 
 
 def test_retune_prints_the_new_job(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
     rejected = harness.upload("old.jsonl", metadata={"base_model": "gemini-1.5-pro-002"})
-    code, out, _ = tunedrop(capsys, "retune", rejected)
+    code, out, _ = tunedrop(capsys, "retune", rejected, "--reason", "1.5 retired")
     (line,) = out.splitlines()
     new_id = line.split(":", 1)[0]
     assert code == 0 and new_id != rejected
     assert line == f"{new_id}: QUEUED on gemini-3.5-flash-lite (retuned from {rejected})"
-    code, out, _ = tunedrop(capsys, "retune", rejected, "--model", "gemini-3.1-flash-lite", "--json")
+    code, out, _ = tunedrop(
+        capsys, "retune", rejected, "--model", "gemini-3.1-flash-lite", "--json", "--reason", "cheaper"
+    )
     document = json.loads(out)
     assert code == 0
     assert (document["retuned_from"], document["base_model"]) == (rejected, "gemini-3.1-flash-lite")
+    assert (document["requested_by"], document["request_reason"]) == ("alice@example.com", "cheaper")
+    first = document["history"][0]
+    assert (first["to_state"], first["actor"]) == ("VALIDATING", "alice@example.com")
+    assert first["reason"].endswith("asked by an operator: cheaper")
+
+
+# -- operators are named, with their reason ----------------------------------------------------
+
+
+def test_each_operator_action_shows_in_the_job_history_with_who_and_why(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    queued = harness.upload("a.jsonl")
+    tunedrop(capsys, "cancel", queued, "--reason", "wrong dataset")
+    code, out, _ = tunedrop(capsys, "job", queued)
+    assert code == 0
+    assert out.splitlines()[-1].endswith(
+        "QUEUED -> CANCELLED   cancelled by an operator: wrong dataset  (by alice@example.com)"
+    )
+    assert "(by" not in out.splitlines()[-2]  # Tunedrop's own moves name nobody
+    _, out, _ = tunedrop(capsys, "job", queued, "--json")
+    last = json.loads(out)["history"][-1]
+    assert (last["actor"], last["reason"]) == ("alice@example.com", "cancelled by an operator: wrong dataset")
+
+
+def test_a_running_jobs_cancel_names_the_operator_when_vertex_ai_reports_it(
+    harness: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_RUNNING")
+    harness.app.poller.poll()
+    code, _, _ = tunedrop(capsys, "cancel", job_id, "--reason", "over budget")
+    assert code == 0 and harness.job(job_id).state is JobState.RUNNING
+    _, out, _ = tunedrop(capsys, "job", job_id)
+    assert "  cancel asked alice@example.com: over budget" in out.splitlines()
+    harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_CANCELLED")
+    harness.app.poller.poll()
+    last = harness.job(job_id).history[-1]
+    assert (last.to_state, last.actor) == ("CANCELLED", "alice@example.com")
+    assert last.reason == "Vertex AI reports JOB_STATE_CANCELLED; asked by an operator: over budget"
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (("--reason", ""), "say why"),
+        (("--reason", "   "), "say why"),
+        (("--reason", "x" * 301), "at most 300"),
+        (("--reason", "two\nlines"), "one line"),
+        ((), "--reason"),
+    ],
+)
+def test_an_operator_action_without_a_reason_is_a_usage_error(
+    harness: Harness, capsys: pytest.CaptureFixture[str], argv: tuple[str, ...], problem: str
+) -> None:
+    queued = harness.upload("a.jsonl")
+    for command in ("cancel", "retry", "retune"):
+        code, out, err = tunedrop(capsys, command, queued, *argv)
+        assert (code, out) == (2, "") and problem in err
+    assert harness.job(queued).state is JobState.QUEUED
+
+
+def test_nobody_named_is_refused_saying_how_to_name_yourself(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    built = make_harness()  # no credentials and no TUNEDROP_OPERATOR: nobody
+    bootstrap.set_app(built.app)
+    try:
+        queued = built.upload("a.jsonl")
+        code, out, err = tunedrop(capsys, "cancel", queued, "--reason", "wrong dataset")
+    finally:
+        bootstrap.set_app(None)
+    assert (code, out) == (2, "")
+    assert "TUNEDROP_OPERATOR" in err and "gcloud auth application-default login" in err
+    job = built.job(queued)
+    assert job.state is JobState.QUEUED and all(not entry.actor for entry in job.history)
+
+
+def test_a_declared_operator_is_recorded_as_declared(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    built = make_harness({"TUNEDROP_OPERATOR": "carol"})
+    bootstrap.set_app(built.app)
+    try:
+        queued = built.upload("a.jsonl")
+        code, _, _ = tunedrop(capsys, "cancel", queued, "--reason", "testing the local stack")
+    finally:
+        bootstrap.set_app(None)
+    assert code == 0 and built.job(queued).history[-1].actor == "carol (TUNEDROP_OPERATOR)"
+
+
+# -- policy history and show -------------------------------------------------------------------
+
+
+def keep_policy(harness: Harness, digest: str, changed_by: str, reason: str, day: int) -> None:
+    policies = json.dumps({"default": {"max_priority": day}, "teams": {}})
+    seen_at = datetime(2026, 11, day, tzinfo=UTC)
+    assert harness.store.record_policy(PolicyRecord(digest, policies, changed_by, reason, seen_at))
+
+
+def test_policy_history_lists_each_version_newest_first(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    keep_policy(harness, "a" * 64, "alice@example.com", "search gets two slots", 1)
+    keep_policy(harness, "b" * 64, "bob@example.com", "search gets two slots", 2)
+    keep_policy(harness, "c" * 64, "", "", 3)
+    code, out, _ = tunedrop(capsys, "policy", "history")
+    header, newest, middle, oldest = out.splitlines()
+    assert code == 0 and header.split() == ["SEEN", "DIGEST", "CHANGED", "BY", "REASON"]
+    assert newest.split() == ["2026-11-03", "00:00:00", "c" * 12, "-", "-"]
+    assert middle.endswith("bob@example.com    search gets two slots (same reason as the version before)")
+    assert oldest.endswith("alice@example.com  search gets two slots")
+    code, out, _ = tunedrop(capsys, "policy", "history", "--json", "--limit", "2")
+    documents = json.loads(out)
+    assert code == 0 and [d["digest"] for d in documents] == ["c" * 64, "b" * 64]
+    assert documents[1] == {
+        "digest": "b" * 64,
+        "changed_by": "bob@example.com",
+        "reason": "search gets two slots",
+        "seen_at": "2026-11-02T00:00:00+00:00",
+        "policies": {"default": {"max_priority": 2}, "teams": {}},
+    }
+
+
+def test_policy_show_prints_the_newest_version(harness: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    assert tunedrop(capsys, "policy", "show", "--json")[:2] == (0, "null\n")
+    code, out, _ = tunedrop(capsys, "policy", "show")
+    assert code == 0 and "no version of the team policies is kept yet" in out
+    keep_policy(harness, "a" * 64, "alice@example.com", "first", 1)
+    keep_policy(harness, "b" * 64, "bob@example.com", "second", 2)
+    code, out, _ = tunedrop(capsys, "policy", "show")
+    assert code == 0
+    assert out.splitlines()[:4] == [
+        f"digest      {'b' * 64}",
+        "changed by  bob@example.com",
+        "reason      second",
+        "first seen  2026-11-02 00:00:00",
+    ]
+    assert json.loads("\n".join(out.splitlines()[4:])) == {"default": {"max_priority": 2}, "teams": {}}
+    code, out, _ = tunedrop(capsys, "policy", "show", "--json")
+    assert code == 0 and json.loads(out)["changed_by"] == "bob@example.com"
 
 
 # -- quota and models --------------------------------------------------------------------------
