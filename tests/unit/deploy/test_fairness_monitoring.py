@@ -31,11 +31,11 @@ GAUGES = "team gauges"
 
 @dataclass(frozen=True)
 class Extraction:
-    """What one log-based metric (one for_each instance) reads: the message it filters on, the least severity,
+    """What one log-based metric (one for_each instance) reads: the messages it filters on, the least severity,
     and the jsonPayload fields its value and labels come from."""
 
     metric: str
-    message: str
+    messages: frozenset[str]
     severity: str
     value_field: str | None
     label_fields: frozenset[str]
@@ -73,14 +73,14 @@ def extractions(root: Path = TERRAFORM) -> list[Extraction]:
         for name, body in group.get("google_logging_metric", {}).items():
             for each in for_each_items(body, module):
                 log_filter = _expanded(str(one(body["filter"])), module, each)
-                (message,) = re.findall(r'jsonPayload\.message="([^"]+)"', log_filter)
+                messages = frozenset(re.findall(r'jsonPayload\.message="([^"]+)"', log_filter))
                 (severity,) = re.findall(r"severity>=(\w+)", log_filter)
                 value = _expanded(str(one(body.get("value_extractor", ""))), module, each)
                 labels = {k: v for k, v in one(body["label_extractors"]).items() if not k.startswith("__")}
                 label_fields = frozenset(f for extractor in labels.values() for f in _fields(extractor))
                 address = f"{name}[{each.each_key}]" if each.each_key is not None else name
                 value_field = next(iter(_fields(value)), None)
-                found.append(Extraction(address, message, severity, value_field, label_fields))
+                found.append(Extraction(address, messages, severity, value_field, label_fields))
     return found
 
 
@@ -111,26 +111,29 @@ def field_problems(root: Path = TERRAFORM) -> list[str]:
     calls = list(_log_calls())
     problems = []
     for extraction in extractions(root):
-        logging_it = [(where, keywords) for where, message, keywords in calls if message == extraction.message]
-        if not logging_it:
-            problems.append(f"{extraction.metric}: nothing logs {extraction.message!r}")
-        for where, keywords in logging_it:
-            missing = sorted(extraction.fields - keywords)
-            if missing:
-                problems.append(f"{extraction.metric}: {where} logs {extraction.message!r} without {missing}")
+        for wanted in sorted(extraction.messages):
+            logging_it = [(where, keywords) for where, message, keywords in calls if message == wanted]
+            if not logging_it:
+                problems.append(f"{extraction.metric}: nothing logs {wanted!r}")
+            for where, keywords in logging_it:
+                missing = sorted(extraction.fields - keywords)
+                if missing:
+                    problems.append(f"{extraction.metric}: {where} logs {wanted!r} without {missing}")
     return problems
 
 
 def test_the_metrics_read_the_gauges_the_wait_at_start_and_the_over_budget_warning() -> None:
     found = {e.metric: e for e in extractions()}
-    gauge_values = {e.value_field for e in found.values() if e.message == GAUGES}
+    gauge_values = {e.value_field for e in found.values() if e.messages == {GAUGES}}
     assert gauge_values == {"queued", "running", "head_wait_seconds", "spend_usd"}
     assert gauge_values < {f.name for f in fields(TeamGauge)}
-    assert (found["team_wait_at_start"].message, found["team_wait_at_start"].value_field) == (
-        "tuning job created",
+    assert (found["team_wait_at_start"].messages, found["team_wait_at_start"].value_field) == (
+        {"tuning job created"},
         "waited_seconds",
     )
-    assert (found["team_over_budget"].message, found["team_over_budget"].severity) == ("team over budget", "WARNING")
+    over_budget = found["team_over_budget"]
+    assert over_budget.messages == {"team over budget", "job rejected over budget"}  # waiting, and rejected
+    assert (over_budget.severity, over_budget.value_field) == ("WARNING", None)
     assert all(e.label_fields == {"team"} for e in found.values())
 
 
@@ -154,7 +157,7 @@ def test_a_metric_extracting_a_field_the_code_does_not_log_is_reported(tmp_path:
 
 def matches(extraction: Extraction, entry: dict[str, object]) -> bool:
     """Whether the metric's filter takes this JSON log line, and every field it extracts converts as needed."""
-    if entry.get("message") != extraction.message:
+    if entry.get("message") not in extraction.messages:
         return False
     if SEVERITIES.index(str(entry["severity"])) < SEVERITIES.index(extraction.severity):
         return False

@@ -3,7 +3,7 @@
 #
 # Sources: the poller's "team gauges" line, one per team with queued work or a slot, every tick
 # (shared/services/team_metrics.py); the dispatcher's "tuning job created" line (team, waited_seconds) and its
-# "team over budget" warning. tests/unit/deploy/test_fairness_monitoring.py checks that each field extracted
+# "team over budget" and "job rejected over budget" warnings. tests/unit/deploy/test_fairness_monitoring.py checks that each field extracted
 # here is one those lines carry.
 #
 # Google Cloud facts used here (read 2026-11-30):
@@ -139,8 +139,8 @@ resource "google_logging_metric" "team_wait_at_start" {
 resource "google_logging_metric" "team_over_budget" {
   project     = var.project_id
   name        = "${local.prefix}-team-over-budget"
-  description = "Jobs held back because their team's month would go over its budget (the dispatcher's \"team over budget\" warning)."
-  filter      = "${local.functions_log_filter} AND severity>=WARNING AND jsonPayload.message=\"team over budget\""
+  description = "Jobs held back (\"team over budget\") or rejected (\"job rejected over budget\") because their team's month would go over its budget: the dispatcher's warnings."
+  filter      = "${local.functions_log_filter} AND severity>=WARNING AND (jsonPayload.message=\"team over budget\" OR jsonPayload.message=\"job rejected over budget\")"
   label_extractors = {
     team = "EXTRACT(jsonPayload.team)"
   }
@@ -201,7 +201,7 @@ resource "google_monitoring_alert_policy" "team_over_budget" {
   severity     = "WARNING"
 
   conditions {
-    display_name = "A job is held back by its team's monthly budget"
+    display_name = "A job is held back or rejected by its team's monthly budget"
     condition_threshold {
       filter          = format(local.log_metric_filter, google_logging_metric.team_over_budget.name)
       comparison      = "COMPARISON_GT"
@@ -237,7 +237,7 @@ locals {
     { title = "Wait of each team's next job (s)", metric = google_logging_metric.team_gauge["head_wait"].name, reducer = "REDUCE_MEAN" },
     { title = "Wait before start per team, p95 (s)", metric = google_logging_metric.team_wait_at_start.name, reducer = "REDUCE_PERCENTILE_95" },
     { title = "Spend this month per team (USD)", metric = google_logging_metric.team_gauge["spend"].name, reducer = "REDUCE_MEAN" },
-    { title = "Jobs held back over budget per team", metric = google_logging_metric.team_over_budget.name, reducer = "REDUCE_SUM" },
+    { title = "Jobs held back or rejected over budget per team", metric = google_logging_metric.team_over_budget.name, reducer = "REDUCE_SUM" },
   ]
 }
 
