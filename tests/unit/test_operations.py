@@ -9,6 +9,7 @@ import pytest
 from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.jobs import JobState
 from shared.ports import RemoteJob, RemoteState, TuningUnavailable
+from shared.services.operations import MAX_REASON_LENGTH, OperatorRequest
 from tests.fakes import ATTEMPT_LABEL, JOB_LABEL, Harness
 
 
@@ -126,3 +127,104 @@ def test_an_unreadable_vertex_answer_while_cancelling_a_queued_job_is_retried(ha
         harness.app.operations.cancel(job_id)
     assert harness.job(job_id).state is JobState.QUEUED
     assert harness.app.operations.cancel(job_id).state is JobState.CANCELLED
+
+
+# -- who asked, and why (issue 13, item 6) -----------------------------------------------------
+
+ALICE = OperatorRequest("alice@example.com", "wrong dataset")
+
+
+def test_a_cancel_of_a_queued_job_records_the_operator_and_reason(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    cancelled = harness.app.operations.cancel(job_id, ALICE)
+    entry = cancelled.history[-1]
+    assert (entry.to_state, entry.actor, entry.reason) == (
+        "CANCELLED",
+        "alice@example.com",
+        "cancelled by an operator: wrong dataset",
+    )
+    assert harness.job(job_id).history[-1] == entry
+
+
+def test_a_cancel_of_a_running_job_keeps_who_asked_until_the_poller_records_it(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    flagged = harness.app.operations.cancel(job_id, ALICE)
+    assert (flagged.cancel_requested_by, flagged.cancel_reason) == ("alice@example.com", "wrong dataset")
+    harness.app.operations.cancel(job_id, OperatorRequest("bob@example.com", "me too"))  # the first asker stays
+    assert harness.job(job_id).cancel_requested_by == "alice@example.com"
+    harness.app.poller.poll()
+    entry = harness.job(job_id).history[-1]
+    assert (entry.to_state, entry.actor) == ("CANCELLED", "alice@example.com")
+    assert entry.reason.endswith("; asked by an operator: wrong dataset")
+
+
+def test_a_cancel_asked_while_submitting_names_the_operator_when_the_submitter_ends_the_job(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    current = harness.store.get(job_id)
+    assert current is not None
+    claimed = current.value.moved_to(JobState.SUBMITTING, harness.clock(), "claimed")
+    harness.store.replace(claimed, current.version)
+    harness.app.operations.cancel(job_id, ALICE)
+    harness.app.dispatcher.submitter.finish(job_id, JobState.CANCELLED, "cancelled by an operator before submission")
+    entry = harness.job(job_id).history[-1]
+    assert (entry.to_state, entry.actor) == ("CANCELLED", "alice@example.com")
+    assert entry.reason == "cancelled by an operator before submission; asked by an operator: wrong dataset"
+
+
+def test_a_retry_records_the_operator_and_reason_and_a_new_attempt_forgets_the_cancel(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    harness.app.dispatcher.dispatch()
+    harness.tuning.set_state(harness.job(job_id).vertex_job_name, "JOB_STATE_FAILED", error_code=13, error_message="x")
+    harness.app.poller.poll()
+    retried = harness.app.operations.retry(job_id, OperatorRequest("bob@example.com", "transient outage"))
+    entry = retried.history[-1]
+    assert (entry.to_state, entry.actor) == ("QUEUED", "bob@example.com")
+    assert entry.reason == "retried by an operator as attempt 2: transient outage"
+    assert (retried.cancel_requested_by, retried.cancel_reason) == ("", "")
+
+
+def test_a_retune_records_who_asked_on_the_new_job(harness: Harness) -> None:
+    original = harness.upload("a.jsonl")
+    harness.app.operations.cancel(original, ALICE)
+    retuned = harness.app.uploads.retune(original, "gemini-3.5-flash", OperatorRequest("carol@example.com", "newer"))
+    assert (retuned.requested_by, retuned.request_reason) == ("carol@example.com", "newer")
+    first = retuned.history[0]
+    assert (first.from_state, first.to_state, first.actor) == (None, "VALIDATING", "carol@example.com")
+    assert first.reason == f"retune of {original} on gemini-3.5-flash asked by an operator: newer"
+    assert all(not entry.actor for entry in retuned.history[1:])  # validation is Tunedrop's own
+
+
+def test_a_retune_of_a_job_recorded_without_a_team_is_the_default_teams(harness: Harness) -> None:
+    original = harness.upload("a.jsonl")
+    harness.app.operations.cancel(original, ALICE)
+    current = harness.store.get(original)
+    assert current is not None
+    harness.store.replace(current.value.with_fields(team=""), current.version)  # as recorded before teams existed
+    retuned = harness.app.uploads.retune(original, "gemini-3.5-flash", ALICE)
+    assert retuned.team == harness.settings.default_team == "default"
+
+
+def test_without_a_request_nothing_names_an_operator(harness: Harness) -> None:
+    job_id = harness.upload("a.jsonl")
+    cancelled = harness.app.operations.cancel(job_id)
+    assert (cancelled.history[-1].actor, cancelled.history[-1].reason) == ("", "cancelled by an operator")
+
+
+@pytest.mark.parametrize(
+    ("actor", "reason", "problem"),
+    [
+        ("", "why", "name of who asks"),
+        ("   ", "why", "name of who asks"),
+        ("alice", "", "say why"),
+        ("alice", "x" * (MAX_REASON_LENGTH + 1), f"at most {MAX_REASON_LENGTH}"),
+        ("alice", "a\tb", "one line"),
+    ],
+)
+def test_an_operator_request_needs_a_name_and_a_reason(actor: str, reason: str, problem: str) -> None:
+    with pytest.raises(NotAllowed, match=problem):
+        OperatorRequest(actor, reason)
+
+
+def test_an_operator_request_is_trimmed() -> None:
+    assert OperatorRequest(" alice ", " why \n") == OperatorRequest("alice", "why")
