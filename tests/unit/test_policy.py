@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import typing
 
@@ -9,7 +10,17 @@ import pytest
 
 from shared.errors import ConfigError
 from shared.manifest import LabelKey, Priority
-from shared.policy import LABEL_KEY_PATTERN, PRIORITY_RANGE, VIOLATION_CODES, Policies, TeamPolicy, violations
+from shared.policy import (
+    LABEL_KEY_PATTERN,
+    MAX_CHANGE_REASON,
+    MAX_CHANGED_BY,
+    PRIORITY_RANGE,
+    VIOLATION_CODES,
+    Policies,
+    PolicyChange,
+    TeamPolicy,
+    violations,
+)
 from shared.validation.codes import CODES
 
 
@@ -173,3 +184,50 @@ def test_the_policy_ranges_are_the_manifests() -> None:
     assert typing.get_args(LabelKey)[1].pattern == LABEL_KEY_PATTERN
     priority = typing.get_args(Priority)[1]
     assert (priority.ge, priority.le) == PRIORITY_RANGE
+
+
+# -- who changed them, and why: metadata, never policy (issue 13, item 6) -----------------------
+
+
+def test_the_change_note_is_read_and_changes_no_policy() -> None:
+    change = {"changed_by": "alice@example.com", "reason": " search gets two slots "}
+    noted = parse({"teams": {"search": {"max_slots": 2}}, "change": change})
+    plain = parse({"teams": {"search": {"max_slots": 2}}})
+    assert noted.change == PolicyChange("alice@example.com", "search gets two slots")
+    assert noted == plain and noted.digest == plain.digest and noted.canonical_json() == plain.canonical_json()
+    assert "alice" not in noted.canonical_json()
+    assert parse({"change": None}).change == PolicyChange() == plain.change
+    assert parse({"change": {"changed_by": "alice@example.com", "reason": None}}).change == PolicyChange(
+        "alice@example.com", ""
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("alice", "change must be an object"),
+        ({"changed_by": "alice", "when": "now"}, 'change: unknown field "when"'),
+        ({"reason": 5}, f"change: reason must be a string of at most {MAX_CHANGE_REASON} characters"),
+        ({"reason": "x" * (MAX_CHANGE_REASON + 1)}, "change: reason must be a string"),
+        ({"changed_by": "a" * (MAX_CHANGED_BY + 1)}, f"changed_by must be a string of at most {MAX_CHANGED_BY}"),
+    ],
+)
+def test_a_malformed_change_note_is_refused(change: object, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        parse({"teams": {}, "change": change})
+
+
+def test_the_canonical_json_spells_out_every_field_so_equal_policies_have_one_digest() -> None:
+    left_out = parse({"default": {"max_priority": 10}, "teams": {"search": {}}})
+    spelled_out = parse({"default": {"max_priority": 10, "weight": 1}, "teams": {"search": {"max_priority": 10}}})
+    assert left_out.canonical_json() == spelled_out.canonical_json()
+    assert left_out.digest == spelled_out.digest == hashlib.sha256(left_out.canonical_json().encode()).hexdigest()
+    assert json.loads(left_out.canonical_json())["teams"]["search"]["max_priority"] == 10
+    assert parse({"teams": {"search": {"max_priority": 11}}}).digest != left_out.digest
+
+
+def test_configured_is_any_policy_other_than_the_built_in_ones() -> None:
+    assert not Policies().configured
+    assert not parse({"default": {"max_priority": 1000}, "change": {"changed_by": "alice@example.com"}}).configured
+    assert parse({"default": {"max_priority": 10}}).configured
+    assert parse({"teams": {"search": {}}}).configured  # a team named, even with the default policy
