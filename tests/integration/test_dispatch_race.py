@@ -6,18 +6,20 @@ may be created twice, and a dispatcher that dies mid-submission leaves nothing s
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shared.bootstrap import App
-from shared.jobs import JobState
+from shared.jobs import Job, JobState
 from shared.ports import RemoteJob, TuningRequest, TuningService
 from tests.integration.apps import Killed, MovableClock, emulator_app, queued_jobs
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
@@ -161,3 +163,80 @@ def test_claim_without_a_slot_is_requeued_after_its_lease(emulator_env: dict[str
             for j in emulator.list_tuning_jobs("projects/itest/locations/us-central1").tuning_jobs
         ]
         assert labels == [job_id]
+
+
+def _team_jobs(team: str, count: int, tokens: int) -> list[Job]:
+    """QUEUED jobs of `team` on a priced model ($3 per million tokens), each estimated at `tokens` tokens."""
+    return [
+        replace(
+            job,
+            team=team,
+            base_model="gemini-3.1-flash-lite",
+            validation={"valid": True, "estimated_billable_tokens": tokens},
+        )
+        for job in queued_jobs(count, prefix=team)
+    ]
+
+
+def test_racing_dispatchers_hold_a_teams_slot_cap_and_budget(emulator_env: dict[str, str]) -> None:
+    # Team "capped" may hold one slot; team "thrifty" may spend $10 a month and each of its jobs is estimated at
+    # $3, so three fit. Six dispatchers race over both teams' queues and a third team's. No job ends during the
+    # race (long jobs, no poller), so what is held at the end is the most that was ever held.
+    prefix = f"teams{uuid.uuid4().hex[:6]}"
+    policies = {"teams": {"capped": {"max_slots": 1}, "thrifty": {"monthly_budget_usd": 10}}}
+    emulator = WatchedEmulator(quota=50, job_seconds=600, seed=4)
+    with vertex_emulator(emulator) as host:
+        settings = {"TUNEDROP_TEAM_POLICIES": json.dumps(policies)}
+        apps = [_app(emulator_env, prefix, 20, vertex_tuning(host), settings=settings) for _ in range(6)]
+        jobs = _team_jobs("capped", 6, 1000) + _team_jobs("thrifty", 6, 1_000_000) + _team_jobs("free", 6, 1000)
+        for job in jobs:
+            assert apps[0].store.create(job)
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def run(app: App) -> None:
+            while not done.is_set():
+                try:
+                    app.dispatcher.dispatch()
+                except BaseException as exc:
+                    errors.append(exc)
+                    done.set()
+
+        def settled() -> Counter[tuple[str, JobState]]:
+            return Counter((v.value.team, v.value.state) for v in apps[0].store.in_states(list(JobState), limit=100))
+
+        threads = [threading.Thread(target=run, args=(app,)) for app in apps]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 120
+        try:
+            while time.monotonic() < deadline and not done.is_set():
+                states = settled()
+                if states[("free", JobState.RUNNING)] == 6 and states[("thrifty", JobState.RUNNING)] == 3:
+                    time.sleep(2)  # a few more racing passes over what is left
+                    break
+                time.sleep(0.5)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join()
+
+        assert not errors, errors
+        final = {v.value.job_id: v.value for v in apps[0].store.in_states(list(JobState), limit=100)}
+        by_team = Counter((job.team, job.state) for job in final.values())
+        assert by_team[("capped", JobState.RUNNING)] == 1, "the capped team holds no more than its one slot"
+        assert by_team[("capped", JobState.QUEUED)] == 5
+        assert by_team[("thrifty", JobState.RUNNING)] == 3
+        waiting = sorted(job.job_id for job in final.values() if job.team == "thrifty" and job.state is JobState.QUEUED)
+        assert len(waiting) == 3
+        # The team's next job records why it waits; those behind it wait their turn.
+        assert final[waiting[0]].waiting_reason == "over_budget"
+        assert apps[0].dispatcher.budgets.spent("thrifty") == pytest.approx(9.0), "three estimates, never a fourth"
+        assert by_team[("free", JobState.RUNNING)] == 6
+        slots = apps[0].store.read_slots().value
+        assert sorted(slots.teams.values()).count("capped") == 1 and len(slots.holders) == 10
+        created = Counter(
+            j.labels["tunedrop_job"]
+            for j in emulator.list_tuning_jobs("projects/itest/locations/us-central1", page_size=1000).tuning_jobs
+        )
+        assert sum(created.values()) == 10 and set(created.values()) == {1}, "one Vertex job per submitted job"
