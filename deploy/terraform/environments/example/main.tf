@@ -22,7 +22,18 @@ module "tunedrop" {
   # What each team may ask for, set here by operators only (deploy/README.md, "Team policies").
   default_team_policy = var.default_team_policy
   team_policies       = var.team_policies
+  # Who applies, and why the policies are what they are; Tunedrop keeps them with each new version of the
+  # policies, so the apply that changes them is the one recorded (`tunedrop policy history`).
+  policy_change = {
+    changed_by = data.google_client_openid_userinfo.applier.email
+    reason     = var.policy_change_reason
+  }
   # Alert when a team's next job has waited longer than this (deploy/README.md, "Alerts and dashboard").
   team_wait_alert_minutes = var.team_wait_alert_minutes
   labels                  = { environment = "example" }
 }
+
+# Who is applying: the email of the credentials the google provider uses (it asks for the userinfo.email scope by
+# default). https://registry.terraform.io/providers/hashicorp/google/latest/docs/data-sources/client_openid_userinfo
+# (read 2026-11-30).
+data "google_client_openid_userinfo" "applier" {}

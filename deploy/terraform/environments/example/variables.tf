@@ -141,6 +141,16 @@ variable "team_policies" {
   default = {}
 }
 
+variable "policy_change_reason" {
+  description = "Why the team policies are what they are (one line, at most 500 characters): required while any policy is set. Tunedrop keeps it, with who applied, with each new version of the policies, so write a new one with each change (deploy/README.md, \"Team policies\")."
+  type        = string
+  default     = null
+  validation {
+    condition     = var.policy_change_reason == null ? true : length(var.policy_change_reason) <= 500 && !strcontains(var.policy_change_reason, "\n")
+    error_message = "policy_change_reason: one line of at most 500 characters."
+  }
+}
+
 variable "team_wait_alert_minutes" {
   description = "Minutes a team's next queued job may wait before the \"team waiting too long\" alert. Validated by the module."
   type        = number

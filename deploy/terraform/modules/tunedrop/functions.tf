@@ -39,13 +39,17 @@ locals {
   }
 
   # The operators' team policies as TUNEDROP_TEAM_POLICIES reads them; a field left unset (null) is left out, so
-  # it falls back to the default policy's, then to Tunedrop's built-in value.
+  # it falls back to the default policy's, then to Tunedrop's built-in value. `change` says who changed them and
+  # why (shared/policy.py reads it as metadata, never as policy).
   team_policies_document = jsonencode({
     default = { for field, value in var.default_team_policy : field => value if value != null }
     teams = {
       for team, policy in var.team_policies : team => { for field, value in policy : field => value if value != null }
     }
+    change = var.policy_change
   })
+  # Whether any policy is set: then a recorded change must say why.
+  team_policies_set = length(var.team_policies) > 0 || anytrue([for value in values(var.default_team_policy) : value != null])
 
   # Every setting of shared/config.py SETTINGS except the local-stack-only emulator host. Topic and
   # bucket names are set explicitly so the code never falls back to a default that does not exist.
@@ -81,6 +85,16 @@ locals {
     TUNEDROP_RECONCILE_WINDOW_DAYS   = tostring(min(7, var.job_retention_days - 1))
     # Beyond the upload subscription's retries: every delivery may take 540 s and wait up to 600 s.
     TUNEDROP_VALIDATION_TIMEOUT_SECONDS = tostring(max(7200, var.max_delivery_attempts * (540 + 600) + 600))
+  }
+}
+
+# The document the functions get; its precondition refuses, at plan, policies recorded without a reason.
+output "team_policies_document" {
+  description = "TUNEDROP_TEAM_POLICIES as the functions get it: the team policies and who applied them and why."
+  value       = local.team_policies_document
+  precondition {
+    condition     = var.policy_change == null || !local.team_policies_set || trimspace(try(coalesce(var.policy_change.reason, " "), " ")) != ""
+    error_message = "policy_change_reason: say why the team policies are what they are (one line, at most 500 characters); Tunedrop keeps it, with who applied, with each new version of the policies. Write a new one with each change."
   }
 }
 

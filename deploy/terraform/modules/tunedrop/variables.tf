@@ -424,6 +424,22 @@ variable "default_team_policy" {
   }
 }
 
+# Between the two policy variables on purpose: the policies' rendering reads these three variables alone.
+variable "policy_change" {
+  description = "Who applies the team policies and why they are what they are: rendered into TUNEDROP_TEAM_POLICIES as `change`, which changes no policy; Tunedrop keeps it with each new version of the policies (`tunedrop policy history`), so the apply that changes them is the one recorded. The example environment sets it from the applying identity and policy_change_reason (deploy/README.md, \"Team policies\"). The reason is required while any policy is set. null: not recorded."
+  type = object({
+    changed_by = string
+    reason     = string
+  })
+  default = null
+  validation {
+    condition = var.policy_change == null ? true : (
+      try(length(var.policy_change.changed_by), 0) <= 320 && try(length(var.policy_change.reason), 0) <= 500
+    )
+    error_message = "policy_change: changed_by is at most 320 characters and reason at most 500 (what Tunedrop keeps)."
+  }
+}
+
 variable "team_policies" {
   description = "Team policies by team name, set by operators: a field left out is default_team_policy's (TUNEDROP_TEAM_POLICIES; deploy/README.md, \"Team policies\"). An upload asking for more than its team's policy allows is REJECTED naming the policy."
   type = map(object({
