@@ -108,6 +108,20 @@ def job_record(env: dict[str, str], job_id: str) -> str:
     return f"$ tunedrop job {job_id}\n{done.stdout}{done.stderr}"
 
 
+def job_document(env: dict[str, str], job_id: str) -> dict[str, Any]:
+    """`tunedrop job JOB_ID --json`: the job document as operators see it."""
+    done = subprocess.run(
+        [sys.executable, "-c", "from shared.cli import main; main()", "job", job_id, "--json"],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    document: dict[str, Any] = json.loads(done.stdout)
+    return document
+
+
 def max_overlap(intervals: list[tuple[datetime, datetime]]) -> int:
     """Most intervals open at one instant; an interval ending when another starts does not overlap it."""
     points = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
