@@ -167,10 +167,9 @@ class Job:
     request_reason: str = ""
     # Why a QUEUED job is held back although slots may be free ("over_budget"); "" when it just waits its turn.
     waiting_reason: str = ""
-    # The month (YYYY-MM, UTC) this attempt's cost counts against (see shared/services/budgets.py), and its
-    # actual cost once it ended (billable tokens at the model's price; 0 when Vertex AI never ran it).
+    # The month (YYYY-MM, UTC) this attempt's cost counts against (its team's spend document; see
+    # shared/services/budgets.py).
     budget_month: str = field(default="", metadata=_PER_ATTEMPT)
-    cost_usd: float | None = field(default=None, metadata=_PER_ATTEMPT)
     # Days-before-retirement thresholds at which this job's tuned model was announced as retiring.
     retirement_notices: list[int] = field(default_factory=list, metadata=_PER_ATTEMPT)
     history: tuple[HistoryEntry, ...] = ()
