@@ -9,7 +9,7 @@ surfaces only: `tunedrop jobs --json` (each job's history and end time) and the 
 * Share of slot-time while all three teams had queued work: a job holds a slot from its claim (its move to
   SUBMITTING) to its end on Vertex AI (``ended_at``), as the dispatcher charges it; only the part of that span
   inside the periods when every team had a job QUEUED counts. Target: each team within +-10 % (relative) of its
-  weight's share, 50 % / 25 % / 25 %.
+  weight's share, 50 % / 25 % / 25 %. Also each team's jobs claimed in that time, and the order of all claims.
 * Peak concurrency of the Vertex jobs (create to end): at most the quota. The emulator's own limit is set far
   above it, so Tunedrop's slot table is what keeps it there.
 * Duplicates: each job has exactly one Vertex job.
@@ -178,6 +178,13 @@ class Run:
             if times.slot is not None and any(start <= times.slot[0] < end for start, end in periods)
         )
 
+    def claim_order(self) -> str:
+        """Each job's team initial in the order the jobs took their slots, the contended periods between bars."""
+        periods = self.contended
+        claims = sorted((times.slot[0], times.team[0]) for times in self.times.values() if times.slot is not None)
+        marks = [(start, "|") for start, _ in periods] + [(end, "|") for _, end in periods]
+        return "".join(mark for _, mark in sorted(claims + marks))
+
 
 def run(state_dir: Path) -> Run:
     with running_stack(state_dir, SETTINGS) as env:
@@ -233,6 +240,7 @@ def share_table(result: Run) -> float:
         f"\nlargest deviation from the weight's share {worst:.1%} (target +-{TOLERANCE:.0%}): "
         f"{'met' if worst <= TOLERANCE else 'MISSED'}"
     )
+    print(f"claims in time order (team initials, | where every team had queued work): `{result.claim_order()}`\n")
     return worst
 
 
