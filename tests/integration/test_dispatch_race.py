@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -178,6 +178,35 @@ def _team_jobs(team: str, count: int, tokens: int) -> list[Job]:
     ]
 
 
+def _race_until(apps: list[App], finished: Callable[[], bool], seconds: float) -> None:
+    """Every app's dispatcher in a loop of its own until `finished()` holds (then a few passes more) or
+    `seconds` pass; re-raises what any of them raised."""
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def run(app: App) -> None:
+        while not done.is_set():
+            try:
+                app.dispatcher.dispatch()
+            except BaseException as exc:
+                errors.append(exc)
+                done.set()
+
+    threads = [threading.Thread(target=run, args=(app,)) for app in apps]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline and not done.is_set() and not finished():
+            time.sleep(0.5)
+        time.sleep(2)  # a few more racing passes over what is left
+    finally:
+        done.set()
+        for thread in threads:
+            thread.join()
+    assert not errors, errors
+
+
 def test_racing_dispatchers_hold_a_teams_slot_cap_and_budget(emulator_env: dict[str, str]) -> None:
     # Team "capped" may hold one slot; team "thrifty" may spend $10 a month and each of its jobs is estimated at
     # $3, so three fit. Six dispatchers race over both teams' queues and a third team's. No job ends during the
@@ -188,52 +217,34 @@ def test_racing_dispatchers_hold_a_teams_slot_cap_and_budget(emulator_env: dict[
     with vertex_emulator(emulator) as host:
         settings = {"TUNEDROP_TEAM_POLICIES": json.dumps(policies)}
         apps = [_app(emulator_env, prefix, 20, vertex_tuning(host), settings=settings) for _ in range(6)]
-        jobs = _team_jobs("capped", 6, 1000) + _team_jobs("thrifty", 6, 1_000_000) + _team_jobs("free", 6, 1000)
-        for job in jobs:
-            assert apps[0].store.create(job)
-        done = threading.Event()
-        errors: list[BaseException] = []
+        store = apps[0].store
+        for job in _team_jobs("capped", 6, 1000) + _team_jobs("thrifty", 6, 1_000_000) + _team_jobs("free", 6, 1000):
+            assert store.create(job)
 
-        def run(app: App) -> None:
-            while not done.is_set():
-                try:
-                    app.dispatcher.dispatch()
-                except BaseException as exc:
-                    errors.append(exc)
-                    done.set()
+        def jobs() -> dict[str, Job]:
+            return {v.value.job_id: v.value for v in store.in_states(list(JobState), limit=100)}
 
-        def settled() -> Counter[tuple[str, JobState]]:
-            return Counter((v.value.team, v.value.state) for v in apps[0].store.in_states(list(JobState), limit=100))
+        def by_team() -> Counter[tuple[str, JobState]]:
+            return Counter((job.team, job.state) for job in jobs().values())
 
-        threads = [threading.Thread(target=run, args=(app,)) for app in apps]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 120
-        try:
-            while time.monotonic() < deadline and not done.is_set():
-                states = settled()
-                if states[("free", JobState.RUNNING)] == 6 and states[("thrifty", JobState.RUNNING)] == 3:
-                    time.sleep(2)  # a few more racing passes over what is left
-                    break
-                time.sleep(0.5)
-        finally:
-            done.set()
-            for thread in threads:
-                thread.join()
+        _race_until(
+            apps,
+            lambda: by_team()[("free", JobState.RUNNING)] == 6 and by_team()[("thrifty", JobState.RUNNING)] == 3,
+            120,
+        )
 
-        assert not errors, errors
-        final = {v.value.job_id: v.value for v in apps[0].store.in_states(list(JobState), limit=100)}
-        by_team = Counter((job.team, job.state) for job in final.values())
-        assert by_team[("capped", JobState.RUNNING)] == 1, "the capped team holds no more than its one slot"
-        assert by_team[("capped", JobState.QUEUED)] == 5
-        assert by_team[("thrifty", JobState.RUNNING)] == 3
-        waiting = sorted(job.job_id for job in final.values() if job.team == "thrifty" and job.state is JobState.QUEUED)
-        assert len(waiting) == 3
+        final = by_team()
+        assert final[("capped", JobState.RUNNING)] == 1, "the capped team holds no more than its one slot"
+        assert final[("capped", JobState.QUEUED)] == 5
+        assert final[("thrifty", JobState.RUNNING)] == 3 and final[("thrifty", JobState.QUEUED)] == 3
+        assert final[("free", JobState.RUNNING)] == 6
+        waiting = sorted(
+            job_id for job_id, job in jobs().items() if job.team == "thrifty" and job.state is JobState.QUEUED
+        )
         # The team's next job records why it waits; those behind it wait their turn.
-        assert final[waiting[0]].waiting_reason == "over_budget"
+        assert store.get(waiting[0]).value.waiting_reason == "over_budget"  # type: ignore[union-attr]
         assert apps[0].dispatcher.budgets.spent("thrifty") == pytest.approx(9.0), "three estimates, never a fourth"
-        assert by_team[("free", JobState.RUNNING)] == 6
-        slots = apps[0].store.read_slots().value
+        slots = store.read_slots().value
         assert sorted(slots.teams.values()).count("capped") == 1 and len(slots.holders) == 10
         created = Counter(
             j.labels["tunedrop_job"]
