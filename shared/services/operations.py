@@ -151,7 +151,7 @@ class Operations(JobService):
         if spec is not None and spec.status(today) is not ModelStatus.AVAILABLE:
             raise NotAllowed(
                 f"job {job_id} cannot be retried: {spec.closed_message(today)} "
-                f"`tunedrop retune {job_id}` tunes its datasets on another model."
+                f"`tunedrop retune {job_id} --reason TEXT` tunes its datasets on another model."
             )
         if job.completion_pending:
             self._completions.publish(job)  # the failure is announced before the retry starts
