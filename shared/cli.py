@@ -443,7 +443,7 @@ def quota_command(json_output: JsonFlag = False) -> int:
     app = _services()
     status = app.operations.quota()
     book = FairShareBook(app.store, app.policies, app.clock)
-    spent = BudgetBook(app.store, app.policies, app.clock).spent
+    spent = BudgetBook(app.store, app.policies, app.clock, app.settings.tuning_prices).spent
     teams = team_shares(book, app.ledger.holders(), max(0, status.limit - len(status.foreign)), spent)
     alone = {"", app.settings.default_team}
     if not app.policies.teams and all(row.team in alone for row in teams):

@@ -31,8 +31,9 @@ from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Self
+from typing import Annotated, Any, Final, Self
 
+import msgspec
 from annotated_types import Ge, Le
 from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -43,6 +44,9 @@ from shared.errors import ConfigError
 from shared.policy import TEAM_NAME_PATTERN as TEAM_NAME_PATTERN  # declared with the policies; read from here too
 from shared.policy import Policies
 from shared.validation.registry import ModelStatus, registry
+
+# TUNEDROP_TUNING_PRICES: base model -> USD per million training tokens.
+_PRICES = dict[str, Annotated[float, msgspec.Meta(ge=0, le=1_000_000)]]
 
 # Pub/Sub's topic id rule: 3-255 characters from this set, starting with a letter, not "goog...".
 _TOPIC_PATTERN: Final = r"^(?![Gg][Oo][Oo][Gg])[A-Za-z][A-Za-z0-9._~%+-]{2,254}$"
@@ -233,6 +237,13 @@ class Settings(CommonSettings):
         description="Operators' team policies as JSON (allowed models, maximum priority, slots, weight, monthly "
         "budget, maximum epochs, label keys); empty: every team gets today's limits. Format: deploy/README.md.",
     )
+    tuning_prices: dict[str, float] = Field(
+        default_factory=dict,
+        validation_alias="TUNEDROP_TUNING_PRICES",
+        description="Operators' tuning prices in USD per million training tokens, by base model, as JSON (e.g. "
+        '`{"gemini-3.5-flash": 5}`); they count jobs against team budgets where the registry records no price, or '
+        "override its price (a negotiated rate).",
+    )
     uploads_topic: str = Field(
         "tunedrop-uploads",
         validation_alias="TUNEDROP_UPLOADS_TOPIC",
@@ -358,6 +369,28 @@ class Settings(CommonSettings):
             return Policies.from_json(raw)
         except ConfigError as exc:
             raise ValueError(str(exc).rstrip(".")) from None
+
+    @field_validator("tuning_prices", mode="before")
+    @classmethod
+    def _prices(cls, raw: object) -> object:
+        """The JSON object (blank: none), typed by _PRICES, each model named as the registry names it."""
+        if not isinstance(raw, str):
+            return raw
+        if not raw.strip():
+            return {}
+        try:
+            prices = msgspec.json.decode(raw, type=_PRICES)
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"TUNEDROP_TUNING_PRICES: {exc} (USD per million training tokens, 0..1000000)") from None
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"TUNEDROP_TUNING_PRICES is not a JSON object: {exc}") from None
+        canonical: dict[str, float] = {}
+        for name, price in prices.items():
+            spec = registry().resolve(name)
+            if spec is None:
+                raise ValueError(f"TUNEDROP_TUNING_PRICES names {name!r}, not a model the registry knows")
+            canonical[spec.name] = price
+        return canonical
 
     @field_validator("quota_regions", mode="before")
     @classmethod

@@ -37,7 +37,13 @@ def handle_upload(event: Any, app: App | None = None) -> None:
 
 
 def handle_dispatch(event: Any, app: App | None = None) -> None:
-    _run("dispatch", event, lambda app: app.dispatcher.dispatch(), app)
+    def work(app: App) -> list[str]:
+        # The deployed policies' version is kept once per process (never raises); here, not in get_app(),
+        # which the CLI also uses with an operator's shell settings.
+        app.policy_history.note_deployed()
+        return app.dispatcher.dispatch()
+
+    _run("dispatch", event, work, app)
 
 
 def handle_poll(event: Any, app: App | None = None) -> None:

@@ -111,6 +111,7 @@ def violations(
     priority: int,
     epochs: int | None,
     label_keys: Iterable[str],
+    prices: Mapping[str, float] | None = None,
 ) -> list[PolicyViolation]:
     """Every value of an upload beyond `team`'s policy, each naming the policy and the value asked for."""
     beyond = [
@@ -118,7 +119,7 @@ def violations(
         ("max_priority", _priority_beyond(policy, priority)),
         ("max_epochs", _epochs_beyond(policy, epochs)),
         ("allowed_label_keys", _labels_beyond(policy, label_keys)),
-        ("monthly_budget_usd", _budget_uncountable(policy, base_model)),
+        ("monthly_budget_usd", _budget_uncountable(policy, base_model, prices or {})),
     ]
     whose = f"team {json.dumps(team)} policy"
     return [
@@ -135,14 +136,18 @@ def _model_beyond(policy: TeamPolicy, base_model: str) -> str:
     return f"allows base models {', '.join(policy.allowed_models or ())}; this upload asks {base_model}"
 
 
-def _budget_uncountable(policy: TeamPolicy, base_model: str) -> str:
-    # A job's cost counts against the budget at the model's recorded tuning price: without one it cannot.
+def _budget_uncountable(policy: TeamPolicy, base_model: str, prices: Mapping[str, float]) -> str:
+    # A job's cost counts against the budget at the model's tuning price (the operators' or the registry's):
+    # without one it cannot.
     spec = registry().resolve(base_model)
-    if policy.monthly_budget_usd is None or spec is None or spec.price_per_million_tokens_usd is not None:
+    if policy.monthly_budget_usd is None or spec is None:
+        return ""
+    if spec.name in prices or spec.price_per_million_tokens_usd is not None:
         return ""
     return (
         f"sets a monthly budget, and no tuning price is recorded for {spec.name}, so this job's cost cannot be "
-        "counted against it; pick a model with a recorded price (`tunedrop models`)"
+        "counted against it; pick a model with a price (`tunedrop models`), or ask an operator to set one "
+        "(TUNEDROP_TUNING_PRICES)"
     )
 
 

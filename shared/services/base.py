@@ -40,7 +40,9 @@ class JobService:
         self._lifecycle = context.lifecycle
         self._settings = context.settings
         self._clock = context.clock
-        self._budgets = BudgetBook(context.store, context.settings.team_policies, context.clock)
+        self._budgets = BudgetBook(
+            context.store, context.settings.team_policies, context.clock, context.settings.tuning_prices
+        )
         self._effects = JobEffects(context.ledger, context.completions, context.lifecycle, self._budgets)
 
     def _fail_if_model_closed(self, current: Versioned[Job]) -> bool:

@@ -16,13 +16,14 @@ document) or an operator raises the budget. With ``over_budget: reject`` it is R
 Spend is kept off the slot table (the hottest document): one document per team and month, written when a job
 is submitted and when it ends; the charges are keyed by ``<job_id>/<attempt>``, so a duplicate delivery
 charges nothing twice. Teams without a budget are charged too, for `tunedrop quota` and the spend metric.
-A team with a budget may tune only models with a recorded price (policy_budget_needs_price at upload): the
-cost of any other could not be counted.
+Prices are the registry's, or the operators' (TUNEDROP_TUNING_PRICES) where they set one. A team with a budget
+may tune only models with a price (policy_budget_needs_price at upload): the cost of any other could not be
+counted.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -47,20 +48,28 @@ def charge_key(job: Job) -> str:
     return f"{job.job_id}/{job.attempt}"
 
 
-def _price_per_token(job: Job) -> float | None:
-    spec = get_model(job.base_model)
-    price = None if spec is None else spec.price_per_million_tokens_usd
+def price_per_million(model: str, prices: Mapping[str, float] | None = None) -> float | None:
+    """The model's tuning price in USD per million training tokens: the operators' (TUNEDROP_TUNING_PRICES,
+    by registry name) where they set one, else the registry's; None when neither records one."""
+    spec = get_model(model)
+    if spec is None:
+        return None
+    return (prices or {}).get(spec.name, spec.price_per_million_tokens_usd)
+
+
+def _price_per_token(job: Job, prices: Mapping[str, float] | None) -> float | None:
+    price = price_per_million(job.base_model, prices)
     return None if price is None else price / 1e6
 
 
-def estimated_cost(job: Job) -> float | None:
+def estimated_cost(job: Job, prices: Mapping[str, float] | None = None) -> float | None:
     """The validation's billable tokens at the model's tuning price (unrounded); None when either is unknown."""
     tokens = (job.validation or {}).get("estimated_billable_tokens")
-    price = _price_per_token(job)
+    price = _price_per_token(job, prices)
     return None if tokens is None or price is None else float(tokens) * price
 
 
-def actual_cost(job: Job) -> float | None:
+def actual_cost(job: Job, prices: Mapping[str, float] | None = None) -> float | None:
     """What the ended attempt cost: Vertex AI's billable tokens times the epochs, at the price; 0 without a
     Vertex job; None when Vertex AI ran it but reported no count (the estimate then stands).
 
@@ -72,7 +81,7 @@ def actual_cost(job: Job) -> float | None:
     if not job.vertex_job_name:
         return 0.0
     tokens = (job.tuning_stats or {}).get("billable_token_count")
-    price = _price_per_token(job)
+    price = _price_per_token(job, prices)
     if tokens is None or price is None:
         return None
     epochs = job.hyper_parameters.get("epochs")
@@ -99,10 +108,14 @@ class OverBudget:
 class BudgetBook:
     """Reserves, gives back and settles jobs' costs in their teams' spend documents (compare-and-set)."""
 
-    def __init__(self, store: JobStore, policies: Policies | None, clock: Clock) -> None:
+    def __init__(
+        self, store: JobStore, policies: Policies | None, clock: Clock, prices: Mapping[str, float] | None = None
+    ) -> None:
+        """`prices`: the operators' tuning prices by registry name (TUNEDROP_TUNING_PRICES)."""
         self._store = store
         self._policies = policies or Policies()
         self._clock = clock
+        self._prices = dict(prices or {})
 
     def budget(self, team: str) -> float | None:
         return self._policies.for_team(team).monthly_budget_usd
@@ -119,7 +132,7 @@ class BudgetBook:
         budget = self.budget(job.team)
         if budget is None or charge_key(job) in spend.charges:
             return None
-        estimate = estimated_cost(job) or 0.0
+        estimate = estimated_cost(job, self._prices) or 0.0
         if spend.total_usd + estimate <= budget + _TOLERANCE_USD:
             return None
         return OverBudget(job.team, month, spend.total_usd, estimate, budget)
@@ -134,7 +147,7 @@ class BudgetBook:
             if refusal or charge_key(job) in spend.charges:
                 return None
             charges = dict(spend.charges)
-            charges[charge_key(job)] = Charge(estimated_cost(job) or 0.0)
+            charges[charge_key(job)] = Charge(estimated_cost(job, self._prices) or 0.0)
             return TeamSpend(charges)
 
         self._update(job.team, month, add)
@@ -156,7 +169,7 @@ class BudgetBook:
         """The job ended: its estimate is replaced by what it actually cost."""
         if not job.budget_month:
             return  # never reserved (ended before submission)
-        cost = actual_cost(job)
+        cost = actual_cost(job, self._prices)
 
         def settle(spend: TeamSpend) -> TeamSpend | None:
             current = spend.charges.get(charge_key(job))

@@ -29,7 +29,7 @@ class CompletionNotifier:
         self._settings = settings
         self._clock = clock
         self._lifecycle = lifecycle
-        self._budgets = BudgetBook(store, settings.team_policies, clock)
+        self._budgets = BudgetBook(store, settings.team_policies, clock, settings.tuning_prices)
 
     def publish(self, job: Job) -> None:
         """Publish the job's completion event, then clear its pending mark.

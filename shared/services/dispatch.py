@@ -27,7 +27,7 @@ class Dispatcher(JobService):
         self.submitter = Submitter(context)
         self.recovery = Recovery(context, self.submitter)
         self.fair_share = FairShareBook(context.store, self._policies, context.clock)
-        self.budgets = BudgetBook(context.store, self._policies, context.clock)
+        self.budgets = BudgetBook(context.store, self._policies, context.clock, context.settings.tuning_prices)
         self.backfill = TeamBackfill(context.store, context.settings.default_team)
 
     def dispatch(self) -> list[str]:

@@ -378,6 +378,7 @@ class UploadService:
             priority=settings.priority,
             epochs=epochs if isinstance(epochs, int) and not isinstance(epochs, bool) else None,
             label_keys=settings.labels,
+            prices=self._settings.tuning_prices,
         )
         # A bare upload's values come from its object metadata: there is no manifest path to point at.
         return [Issue(0, v.code, v.message, v.path if plan.manifest_uri else "", file=plan.manifest_uri) for v in found]

@@ -6,18 +6,20 @@ dispatcher's claim, and jobs recorded before teams."""
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
+from shared.errors import ConfigError
 from shared.jobs import Job, JobState
-from shared.policy import Policies, TeamPolicy
+from shared.policy import Policies, TeamPolicy, violations
 from shared.ports import QuotaExhausted, TeamSpend
 from shared.services.budgets import OVER_BUDGET, BudgetBook, actual_cost, estimated_cost, month_of
 from shared.services.slots import Claim
 from shared.services.team_backfill import MARKER
-from tests.fakes import Harness, fair_dispatcher, make_harness, queued_team_job, seed_job
+from tests.fakes import Harness, fair_dispatcher, make_harness, make_settings, queued_team_job, seed_job
 
 PRICED_MODEL = "gemini-3.1-flash-lite"  # $3 per million training tokens in the registry
 _ids = itertools.count()
@@ -207,3 +209,44 @@ def test_jobs_recorded_before_teams_join_the_default_team_and_are_dispatched() -
     assert sorted(started) == ["legacy", "unnamed"]
     assert {h.job(job_id).team for job_id in started} == {h.settings.default_team}
     assert h.store.read_marker(MARKER) == "done"
+
+
+def test_operators_prices_count_models_the_registry_has_no_price_for() -> None:
+    h = make_harness(quota=2, env={"TUNEDROP_TUNING_PRICES": json.dumps({"gemini-3.5-flash": 5})})
+    dispatcher = fair_dispatcher(h, budgets(a=12))
+    first = costly_job(h, "a", 2_000_000, base_model="gemini-3.5-flash")  # $10 at the operators' price
+    second = costly_job(h, "a", 1_000_000, base_model="gemini-3.5-flash")  # $5 more: $15 > $12
+
+    assert dispatcher.dispatch() == [first]
+    assert h.job(second).waiting_reason == OVER_BUDGET
+    assert spend(h, "a").total_usd == pytest.approx(10.0)
+    # The operators' price overrides the registry's too (a negotiated rate).
+    job = h.job(first)
+    assert estimated_cost(replace(job, base_model=PRICED_MODEL), {PRICED_MODEL: 1.0}) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ('{"no-such-model": 5}', "names 'no-such-model', not a model the registry knows"),
+        ('{"gemini-3.5-flash": -1}', "Expected `float` >= 0.0"),
+        ('{"gemini-3.5-flash": true}', "Expected `float`, got `bool`"),
+        ("[5]", "Expected `object`, got `array`"),
+    ],
+)
+def test_operators_prices_are_checked_at_cold_start(document: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="TUNEDROP_TUNING_PRICES") as raised:
+        make_settings(TUNEDROP_TUNING_PRICES=document)
+    assert message in str(raised.value)
+
+
+def test_a_budget_needs_a_price_for_the_model_at_upload() -> None:
+    policy = TeamPolicy(monthly_budget_usd=10)
+    asked = {"priority": 0, "epochs": None, "label_keys": ()}
+    (unpriced,) = violations("a", policy, base_model="gemini-3.5-flash", **asked)  # type: ignore[arg-type]
+    assert unpriced.code == "policy_budget_needs_price"
+    assert "no tuning price is recorded for gemini-3.5-flash" in unpriced.message
+    assert violations("a", policy, base_model=PRICED_MODEL, **asked) == []  # type: ignore[arg-type]
+    priced = {"gemini-3.5-flash": 5.0}
+    assert violations("a", policy, base_model="gemini-3.5-flash", prices=priced, **asked) == []  # type: ignore[arg-type]
+    assert violations("a", TeamPolicy(), base_model="gemini-3.5-flash", **asked) == []  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from cloudevents.http import CloudEvent
 from shared.entrypoints import handle_dispatch, handle_poll, handle_upload
 from shared.errors import PermanentError, TransientError
 from shared.jobs import JobState, job_id_for
-from tests.fakes import VALID_DATASET, Harness
+from tests.fakes import VALID_DATASET, Harness, make_harness
 
 
 def notification(h: Harness, name: str = "incoming/a.jsonl", event_type: str = "OBJECT_FINALIZE") -> CloudEvent:
@@ -72,6 +72,17 @@ def test_dispatch_and_poll_entry_points(harness: Harness) -> None:
     harness.tuning.succeed(job.vertex_job_name)
     handle_poll(tick, harness.app)
     assert harness.store.job(job.job_id).state is JobState.SUCCEEDED
+
+
+def test_the_dispatch_entry_point_keeps_the_deployed_policies_version_once() -> None:
+    policies = {"teams": {"a": {"weight": 2}}, "change": {"changed_by": "ops@example.com", "reason": "a weighs 2"}}
+    h = make_harness({"TUNEDROP_TEAM_POLICIES": json.dumps(policies)})
+    tick = CloudEvent({"type": "t", "source": "//s", "id": "3"}, {})
+    handle_dispatch(tick, h.app)
+    handle_dispatch(tick, h.app)
+    (kept,) = h.store.policy_history(limit=10)
+    assert (kept.changed_by, kept.reason) == ("ops@example.com", "a weighs 2")
+    assert h.store.calls["record_policy"] == 1  # once per instance
 
 
 def test_permanent_error_class_is_what_decides() -> None:

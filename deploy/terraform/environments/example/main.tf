@@ -22,6 +22,8 @@ module "tunedrop" {
   # What each team may ask for, set here by operators only (deploy/README.md, "Team policies").
   default_team_policy = var.default_team_policy
   team_policies       = var.team_policies
+  # Prices for models the registry has none for, or your negotiated rates (deploy/README.md, "Team policies").
+  tuning_prices = var.tuning_prices
   # Who applies, and why the policies are what they are; Tunedrop keeps them with each new version of the
   # policies, so the apply that changes them is the one recorded (`tunedrop policy history`).
   policy_change = {

@@ -126,6 +126,12 @@ variable "default_team_policy" {
   default = {}
 }
 
+variable "tuning_prices" {
+  description = "Tuning prices in USD per million training tokens, by base model (budgets count jobs at these). Validated by the module."
+  type        = map(number)
+  default     = {}
+}
+
 variable "team_policies" {
   description = "Policies by team, set by operators; a field left out is default_team_policy's. Validated by the module."
   type = map(object({

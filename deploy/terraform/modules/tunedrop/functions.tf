@@ -61,6 +61,7 @@ locals {
     TUNEDROP_REPORTS_PREFIX         = local.reports_prefix
     TUNEDROP_DEFAULT_TEAM           = var.default_team
     TUNEDROP_TEAM_POLICIES          = local.team_policies_document
+    TUNEDROP_TUNING_PRICES          = jsonencode(var.tuning_prices)
     TUNEDROP_UPLOADS_TOPIC          = google_pubsub_topic.this["uploads"].name
     TUNEDROP_DISPATCH_TOPIC         = google_pubsub_topic.this["dispatch"].name
     TUNEDROP_POLL_TOPIC             = google_pubsub_topic.this["poll"].name

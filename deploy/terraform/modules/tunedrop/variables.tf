@@ -83,6 +83,16 @@ variable "strict_validation" {
   default     = false
 }
 
+variable "tuning_prices" {
+  description = "Operators' tuning prices in USD per million training tokens, by base model name as `tunedrop models` lists it (TUNEDROP_TUNING_PRICES). They count jobs against team budgets for models the registry has no price for, or override its price (a negotiated rate). Model names are checked at cold start."
+  type        = map(number)
+  default     = {}
+  validation {
+    condition     = alltrue([for price in values(var.tuning_prices) : price >= 0 && price <= 1000000])
+    error_message = "tuning_prices: each price is USD per million training tokens, 0..1000000."
+  }
+}
+
 variable "default_team" {
   description = "Team of the objects directly under incoming/ and datasets/, not in a team's folder (TUNEDROP_DEFAULT_TEAM)."
   type        = string

@@ -18,6 +18,7 @@ LOCAL_ONLY_VARIABLES = frozenset(
     {
         "TUNEDROP_VERTEX_EMULATOR_HOST",  # the local Vertex AI emulator (deploy/local/vertex_emulator/)
         "TUNEDROP_STATE_DIR",  # where `tunedrop local up` keeps pids and logs
+        "TUNEDROP_OPERATOR",  # who runs the `tunedrop` command, where Google credentials name nobody
     }
 )
 LOCAL_ONLY_PATTERNS = (
