@@ -58,6 +58,7 @@ PASSTHROUGH = (
     "TUNEDROP_LOCAL_NOTIFICATIONS",
     "TUNEDROP_VALIDATION_TIMEOUT_SECONDS",
     "TUNEDROP_TEAM_POLICIES",
+    "TUNEDROP_TUNING_PRICES",
     "TUNEDROP_STRICT_VALIDATION",
 )
 # Like production (deploy/terraform/modules/push-subscription: max_delivery_attempts, 10 by default), a
