@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import getpass
 import os
 import shutil
 import signal
@@ -410,6 +411,14 @@ def up(state_dir: Path | None = None, environ: Mapping[str, str] | None = None, 
     return stack
 
 
+def _local_operator() -> str:
+    """Who runs the local stack's operator commands unless TUNEDROP_OPERATOR says: the login name."""
+    try:
+        return f"{getpass.getuser()}@local"
+    except (KeyError, OSError):  # no login name (a container without a passwd entry)
+        return "operator@local"
+
+
 def _stack_env(caller: Mapping[str, str], ports: Mapping[str, int]) -> dict[str, str]:
     """The settings every process of the stack gets (and local.env records)."""
 
@@ -430,6 +439,8 @@ def _stack_env(caller: Mapping[str, str], ports: Mapping[str, int]) -> dict[str,
         "TUNEDROP_EMULATOR_QUOTA": knob("TUNEDROP_EMULATOR_QUOTA", quota),
         # An upload without a job is notified again after a few seconds (production: 15 minutes).
         "TUNEDROP_RECONCILE_GRACE_SECONDS": knob("TUNEDROP_RECONCILE_GRACE_SECONDS", "5"),
+        # Emulators carry no credentials: operator commands (`tunedrop cancel ...`) name the caller by this.
+        "TUNEDROP_OPERATOR": knob("TUNEDROP_OPERATOR", _local_operator()),
         **TOPICS,
     }
     return env | {name: caller[name] for name in PASSTHROUGH if caller.get(name)}

@@ -120,7 +120,9 @@ class RetirementWatch(JobService):
             days_left=days,
             threshold_days=threshold,
             replacement=replacement,
-            retune_command=f"tunedrop retune {job.job_id}" + (f" --model {replacement}" if replacement else ""),
+            retune_command=f"tunedrop retune {job.job_id}"
+            + (f" --model {replacement}" if replacement else "")
+            + ' --reason "its base model retires"',
         )
 
 

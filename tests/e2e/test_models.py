@@ -102,7 +102,7 @@ def _assert_each_is_rejected_naming_its_successor(
 
 def _retune(env: dict[str, str], original: str) -> str:
     """`tunedrop retune` of the original job; the new job's id, as the command prints it."""
-    done = _tunedrop(env, "retune", original)
+    done = _tunedrop(env, "retune", original, "--reason", "its base model retired")
     assert done.returncode == 0, done.stdout + done.stderr
     # Validated and queued; the dispatcher may have taken it by the time the command reads it back.
     said = re.search(

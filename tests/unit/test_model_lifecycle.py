@@ -175,7 +175,9 @@ def test_each_retirement_threshold_is_announced_once_and_recorded() -> None:
     first = notices[0]
     assert first["retires"] == str(retires) and first["tuned_model"] == h.job(job_id).tuned_model
     assert first["replacement"] == "gemini-3.5-flash-lite"
-    assert first["retune_command"] == f"tunedrop retune {job_id} --model gemini-3.5-flash-lite"
+    assert first["retune_command"] == (
+        f'tunedrop retune {job_id} --model gemini-3.5-flash-lite --reason "its base model retires"'
+    )
     ids = [m.attributes["ce-id"] for m in h.publisher.on("tunedrop-events") if m.attributes["kind"] == "model_retiring"]
     assert ids == [f"{job_id}/1/model_retiring/30", f"{job_id}/1/model_retiring/7"]
     assert all(
