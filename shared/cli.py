@@ -222,6 +222,7 @@ def job_details(job: Job) -> list[str]:
         ("tuned model", job.tuned_model),
         ("endpoint", job.endpoint),
         ("error", json.dumps(job.error) if job.error else ""),
+        ("waiting", _waiting(job)),
         ("asked by", _asked(job.requested_by, job.request_reason)),
         ("cancel asked", _asked(job.cancel_requested_by, job.cancel_reason) if job.cancel_requested else ""),
     ):
@@ -236,6 +237,15 @@ def job_details(job: Job) -> list[str]:
             f"{printable(entry.reason)}{by}"
         )
     return lines
+
+
+def _waiting(job: Job) -> str:
+    """Why a QUEUED job is held back although slots may be free."""
+    if job.state is not JobState.QUEUED or not job.waiting_reason:
+        return ""
+    if job.waiting_reason == "over_budget":
+        return "over_budget: its team's monthly budget holds it back (`tunedrop quota` shows the spend)"
+    return job.waiting_reason
 
 
 def _asked(actor: str, reason: str) -> str:

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from shared.cli import job_details
 from shared.errors import ConfigError
 from shared.jobs import Job, JobState
 from shared.policy import Policies, TeamPolicy, violations
@@ -250,3 +251,15 @@ def test_a_budget_needs_a_price_for_the_model_at_upload() -> None:
     priced = {"gemini-3.5-flash": 5.0}
     assert violations("a", policy, base_model="gemini-3.5-flash", prices=priced, **asked) == []  # type: ignore[arg-type]
     assert violations("a", TeamPolicy(), base_model="gemini-3.5-flash", **asked) == []  # type: ignore[arg-type]
+
+
+def test_tunedrop_job_says_why_a_job_waits() -> None:
+    h = make_harness(quota=2)
+    costly_job(h, "a", 3_000_000)
+    late = costly_job(h, "a", 3_000_000)
+    fair_dispatcher(h, budgets(a=10)).dispatch()
+
+    lines = job_details(h.job(late))
+
+    assert any(line.strip().startswith("waiting      over_budget: its team's monthly budget") for line in lines)
+    assert not any("waiting" in line for line in job_details(replace(h.job(late), waiting_reason="")))
