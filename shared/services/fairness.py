@@ -55,6 +55,13 @@ def _seconds(later: datetime, earlier: datetime) -> float:
     return max(0.0, (later - earlier).total_seconds())
 
 
+def _held(now: datetime, since: datetime) -> float:
+    """What a running job counts so far: at least the minimum charge its slot will cost when it ends, so a team
+    that has just started jobs is not the least served at once again (which sent freed slots to one team in
+    runs when jobs are short)."""
+    return max(MIN_CHARGE_SECONDS, _seconds(now, since))
+
+
 @dataclass
 class FairShare:
     """The fairness state of one dispatch pass: the teams with work, their heads and what they used."""
@@ -76,7 +83,7 @@ class FairShare:
 
     def virtual_time(self, team: str) -> float:
         """Slot-seconds used per unit of weight: ended slots as charged, running ones up to now."""
-        held = sum(_seconds(self.now, slot.since) for slot in self.state.running.values() if slot.team == team)
+        held = sum(_held(self.now, slot.since) for slot in self.state.running.values() if slot.team == team)
         return self.state.teams.get(team, TeamUsage()).vtime + held / self.weight(team)
 
     def _below_cap(self, team: str) -> bool:
@@ -198,7 +205,7 @@ class FairShareBook:
         """What each team's running jobs add to its virtual time up to now."""
         so_far: dict[str, float] = {}
         for slot in running.values():
-            so_far[slot.team] = so_far.get(slot.team, 0.0) + _seconds(now, slot.since) / self._weight(slot.team)
+            so_far[slot.team] = so_far.get(slot.team, 0.0) + _held(now, slot.since) / self._weight(slot.team)
         return so_far
 
     def _ended_at(self, job_id: str, now: datetime) -> datetime:
