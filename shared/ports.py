@@ -84,14 +84,17 @@ class Charge:
 
 @dataclass(frozen=True)
 class TeamSpend:
-    """One team's spend document for one month (``YYYY-MM``, UTC), keyed by ``<job_id>/<attempt>``. Kept off the
-    slot table (the hottest document): it is written once when a job is submitted and once when it ends."""
+    """One team's spend document for one month (``YYYY-MM``, UTC): the running jobs' charges keyed by
+    ``<job_id>/<attempt>``, and the ended jobs' total. Kept off the slot table (the hottest document): it is
+    written once when a job is submitted and once when it ends."""
 
-    charges: Mapping[str, Charge] = field(default_factory=dict)
+    charges: Mapping[str, Charge] = field(default_factory=dict)  # of jobs submitted and not yet ended
+    settled_usd: float = 0.0  # what the month's ended jobs cost
+    settled_count: int = 0
 
     @property
     def total_usd(self) -> float:
-        return sum(charge.usd for charge in self.charges.values())
+        return self.settled_usd + sum(charge.usd for charge in self.charges.values())
 
 
 @dataclass(frozen=True)

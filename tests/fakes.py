@@ -354,7 +354,7 @@ class InMemoryJobStore(JobStore):
             if version != (None if found is None else found[1]):
                 self.conflicts += 1
                 return False
-            self._spend[(team, month)] = (TeamSpend(dict(spend.charges)), next(self._versions))
+            self._spend[(team, month)] = (replace(spend, charges=dict(spend.charges)), next(self._versions))
             self.writes += 1
             return True
 

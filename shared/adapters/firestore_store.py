@@ -347,13 +347,17 @@ class FirestoreJobStore(JobStore):
             )
             for row in rows
         }
-        return Versioned(TeamSpend(charges), snap.update_time)
+        data = snap.to_dict() or {}
+        settled = TeamSpend(charges, float(data.get("settled_usd", 0.0)), int(data.get("settled_count", 0)))
+        return Versioned(settled, snap.update_time)
 
     def write_spend(self, team: str, month: str, spend: TeamSpend, version: Any) -> bool:
         data = {
             "team": team,
             "month": month,
             "total_usd": spend.total_usd,
+            "settled_usd": spend.settled_usd,
+            "settled_count": spend.settled_count,
             # A list of records: a job id is a fine map key, but "/" in <job_id>/<attempt> reads as a path.
             "charges": [
                 {"key": key, "estimated_usd": charge.estimated_usd, "actual_usd": charge.actual_usd}

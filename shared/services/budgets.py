@@ -14,8 +14,10 @@ rest of the dispatch pass, so other teams' jobs go on. It goes on by itself when
 document) or an operator raises the budget. With ``over_budget: reject`` it is REJECTED naming the policy.
 
 Spend is kept off the slot table (the hottest document): one document per team and month, written when a job
-is submitted and when it ends; the charges are keyed by ``<job_id>/<attempt>``, so a duplicate delivery
-charges nothing twice. Teams without a budget are charged too, for `tunedrop quota` and the spend metric.
+is submitted and when it ends; the charges of running jobs are keyed by ``<job_id>/<attempt>``, so a duplicate
+delivery charges nothing twice, and an ended job's is folded into the month's settled total (the document
+stays small however busy the month). Teams without a budget are charged too, for `tunedrop quota` and the
+spend metric.
 Prices are the registry's, or the operators' (TUNEDROP_TUNING_PRICES) where they set one. A team with a budget
 may tune only models with a price (policy_budget_needs_price at upload): the cost of any other could not be
 counted.
@@ -146,12 +148,26 @@ class BudgetBook:
             refusal[:] = [found for found in [self._beyond(job, month, spend)] if found is not None]
             if refusal or charge_key(job) in spend.charges:
                 return None
-            charges = dict(spend.charges)
-            charges[charge_key(job)] = Charge(estimated_cost(job, self._prices) or 0.0)
-            return TeamSpend(charges)
+            charges = {**spend.charges, charge_key(job): Charge(estimated_cost(job, self._prices) or 0.0)}
+            return replace(spend, charges=charges)
 
         self._update(job.team, month, add)
         return refusal[0] if refusal else None
+
+    def charge(self, job: Job) -> None:
+        """Count the job in its month whatever the budget (it is being submitted, or runs already); a job counted
+        already is not counted again. For submissions that did not pass through the dispatcher's reservation:
+        a claim resumed after its lease, a running Vertex job taken back."""
+        month = job.budget_month or month_of(self._clock())
+
+        def add(spend: TeamSpend) -> TeamSpend | None:
+            if charge_key(job) in spend.charges:
+                return None
+            return replace(
+                spend, charges={**spend.charges, charge_key(job): Charge(estimated_cost(job, self._prices) or 0.0)}
+            )
+
+        self._update(job.team, month, add)
 
     def give_back(self, job: Job) -> None:
         """The job went back to the queue without a Vertex job: its reservation is no longer counted."""
@@ -161,21 +177,24 @@ class BudgetBook:
         def remove(spend: TeamSpend) -> TeamSpend | None:
             if charge_key(job) not in spend.charges:
                 return None
-            return TeamSpend({key: c for key, c in spend.charges.items() if key != charge_key(job)})
+            return replace(spend, charges={key: c for key, c in spend.charges.items() if key != charge_key(job)})
 
         self._update(job.team, job.budget_month, remove)
 
     def settle(self, job: Job) -> None:
-        """The job ended: its estimate is replaced by what it actually cost."""
+        """The job ended: its estimate is replaced by what it actually cost, folded into the month's settled
+        total (so the document holds only the charges of jobs still running, however busy the month)."""
         if not job.budget_month:
             return  # never reserved (ended before submission)
         cost = actual_cost(job, self._prices)
 
         def settle(spend: TeamSpend) -> TeamSpend | None:
             current = spend.charges.get(charge_key(job))
-            if current is None or cost is None or current.actual_usd == cost:
-                return None
-            return TeamSpend({**spend.charges, charge_key(job): replace(current, actual_usd=cost)})
+            if current is None:
+                return None  # settled already (or never charged)
+            final = current.estimated_usd if cost is None else cost
+            charges = {key: c for key, c in spend.charges.items() if key != charge_key(job)}
+            return TeamSpend(charges, settled_usd=spend.settled_usd + final, settled_count=spend.settled_count + 1)
 
         self._update(job.team, job.budget_month, settle)
         if cost is None:

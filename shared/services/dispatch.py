@@ -97,7 +97,10 @@ class Dispatcher(JobService):
         return max(0, self._settings.quota - len(foreign))
 
     def _take(self, candidate: Versioned[Job], limit: int, month: str) -> Outcome:
-        """Check the budget, claim the job, reserve its cost, claim a slot, then submit."""
+        """Check the budget, claim the job, then a slot, reserve its cost, then submit.
+
+        The reservation comes last before the submission: a reservation is then only ever held by a job that
+        holds a slot, so another dispatcher's budget check never counts a claim that is about to be undone."""
         job = candidate.value
         if self._fail_if_model_closed(candidate):
             return Outcome.FAILED
@@ -118,10 +121,8 @@ class Dispatcher(JobService):
             return Outcome.LOST
         if claimed is None:
             return Outcome.LOST
-        if self.budgets.reserve(claimed, month) is not None:
-            # Another dispatcher's reservation came first: the next pass records why it waits.
-            self.submitter.requeue(job.job_id, "over its team's monthly budget")
-            return Outcome.WAITING
+        if job.budget_month and job.budget_month != month:
+            self.budgets.give_back(job)  # a reservation of an earlier month its requeue could not give back
         slot = self._ledger.claim_for_team(
             job.job_id, limit, team=job.team, team_cap=self._policies.for_team(job.team).max_slots
         )
@@ -131,6 +132,10 @@ class Dispatcher(JobService):
         if slot is Claim.TEAM_FULL:
             self.submitter.requeue(job.job_id, "its team holds its cap of slots")
             return Outcome.TEAM_FULL
+        if self.budgets.reserve(claimed, month) is not None:
+            # Another dispatcher's reservation came first: the next pass records why it waits.
+            self.submitter.requeue(job.job_id, "over its team's monthly budget", release=True)
+            return Outcome.WAITING
         with logs.log_context(job_id=job.job_id):
             return self.submitter.submit(job.job_id)
 

@@ -10,6 +10,7 @@ from shared import logs
 from shared.jobs import Job, JobState
 from shared.ports import RemoteJob, Versioned
 from shared.services.base import JobContext, JobService
+from shared.services.budgets import month_of
 from shared.services.submission import Submitter
 
 
@@ -76,12 +77,21 @@ class Recovery(JobService):
         now = self._clock()
 
         def claim(queued: Job) -> Job:
-            return queued.moved_to(JobState.SUBMITTING, now, "its Vertex job is running", submit_claimed_at=now)
+            return queued.moved_to(
+                JobState.SUBMITTING,
+                now,
+                "its Vertex job is running",
+                submit_claimed_at=now,
+                budget_month=month_of(now),
+                waiting_reason="",
+            )
 
-        if self._store.swap(current, claim) is None:
+        claimed = self._store.swap(current, claim)
+        if claimed is None:
             return False
-        # The job holds a Vertex slot already, so its claim may not be refused.
-        self._ledger.claim(remote.job_id, limit=len(self._ledger.holders()) + 1)
+        # The job holds a Vertex slot already, so neither its slot nor its cost may be refused.
+        self._ledger.claim_for_team(remote.job_id, len(self._ledger.holders()) + 1, team=claimed.team, team_cap=None)
+        self._budgets.charge(claimed)
         with logs.log_context(job_id=remote.job_id):
             logs.info("adopting a running Vertex job of a queued job", vertex_job=remote.name)
             self._submitter.record_running(remote.job_id, remote)

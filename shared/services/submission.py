@@ -61,6 +61,9 @@ class Submitter(JobService):
                 self._ledger.release(job_id)
             return Outcome.LOST
         job = current.value
+        # Counted before Vertex AI is asked: the dispatcher reserved it already (then this is a read), but a
+        # claim resumed after its lease was not.
+        self._budgets.charge(job)
         try:
             remote = self._find_or_create(job)
         except QuotaExhausted as exc:

@@ -225,11 +225,11 @@ def test_count_queued_in_team(store: JobStore) -> None:
 def test_spend_document_round_trip_and_compare_and_set(store: JobStore) -> None:
     empty = store.read_spend("a", "2026-11")
     assert empty.value == TeamSpend() and empty.version is None
-    spend = TeamSpend({"job-1/1": Charge(12.5), "job-2/1": Charge(4.0, 3.25)})
+    spend = TeamSpend({"job-1/1": Charge(12.5), "job-2/1": Charge(4.0, 3.25)}, settled_usd=100.5, settled_count=7)
     assert store.write_spend("a", "2026-11", spend, None) is True
     assert store.write_spend("a", "2026-11", spend, None) is False  # created once only
     stored = store.read_spend("a", "2026-11")
-    assert stored.value == spend and stored.value.total_usd == 15.75
+    assert stored.value == spend and stored.value.total_usd == 116.25
     assert store.read_spend("a", "2026-12").version is None  # another month, another document
     assert store.read_spend("b", "2026-11").version is None  # another team too
     assert store.write_spend("a", "2026-11", TeamSpend(), stored.version) is True

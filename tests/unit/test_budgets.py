@@ -16,7 +16,7 @@ from shared.cli import job_details
 from shared.errors import ConfigError
 from shared.jobs import Job, JobState
 from shared.policy import Policies, TeamPolicy, violations
-from shared.ports import QuotaExhausted, TeamSpend
+from shared.ports import Charge, QuotaExhausted, TeamSpend
 from shared.services.budgets import OVER_BUDGET, BudgetBook, actual_cost, estimated_cost, month_of
 from shared.services.slots import Claim
 from shared.services.team_backfill import MARKER
@@ -77,8 +77,13 @@ def test_the_estimate_is_reserved_at_submission_and_replaced_by_the_actual_cost_
     h.app.poller.poll()
 
     assert h.job(job_id).state is JobState.SUCCEEDED
-    assert spend(h, "a").charges[key].actual_usd == pytest.approx(4.5)
-    assert spend(h, "a").total_usd == pytest.approx(4.5)
+    settled = spend(h, "a")
+    assert key not in settled.charges  # folded into the month's settled total
+    assert settled.settled_usd == pytest.approx(4.5) and settled.settled_count == 1
+    assert settled.total_usd == pytest.approx(4.5)
+    # A duplicate completion settles nothing twice.
+    h.app.completions._budgets.settle(h.job(job_id))
+    assert spend(h, "a") == settled
 
 
 def test_a_job_over_its_teams_budget_waits_while_other_teams_go_on() -> None:
@@ -263,3 +268,30 @@ def test_tunedrop_job_says_why_a_job_waits() -> None:
 
     assert any(line.strip().startswith("waiting      over_budget: its team's monthly budget") for line in lines)
     assert not any("waiting" in line for line in job_details(replace(h.job(late), waiting_reason="")))
+
+
+def test_a_claim_resumed_after_its_lease_is_counted_too() -> None:
+    # A dispatcher died holding the job's claim and its slot, before it reserved the cost.
+    h = make_harness(quota=1)
+    job_id = costly_job(h, "a", 1_000_000)
+    month = month_of(h.clock())
+    seed_job(h.store, h.job(job_id), [JobState.SUBMITTING], h.clock(), submit_claimed_at=h.clock(), budget_month=month)
+    assert h.app.ledger.claim_for_team(job_id, 1, team="a", team_cap=None) is Claim.TAKEN
+    h.clock.advance(h.settings.submit_lease_seconds + 1)
+
+    fair_dispatcher(h, budgets(a=100)).dispatch()
+
+    assert h.job(job_id).state is JobState.RUNNING
+    assert spend(h, "a").charges[f"{job_id}/1"].estimated_usd == pytest.approx(3.0)
+
+
+def test_a_reservation_left_in_an_earlier_month_is_given_back_when_the_job_is_claimed_again() -> None:
+    h = make_harness(quota=1)
+    h.clock.now = datetime(2026, 12, 1, 0, 5, tzinfo=UTC)
+    job_id = costly_job(h, "a", 1_000_000, budget_month="2026-11")
+    h.store.write_spend("a", "2026-11", TeamSpend({f"{job_id}/1": Charge(3.0)}), None)
+
+    assert fair_dispatcher(h, budgets(a=100)).dispatch() == [job_id]
+
+    assert h.store.read_spend("a", "2026-11").value.total_usd == 0.0
+    assert h.store.read_spend("a", "2026-12").value.total_usd == pytest.approx(3.0)
