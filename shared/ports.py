@@ -166,6 +166,10 @@ class JobStore(abc.ABC):
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]: ...
 
     @abc.abstractmethod
+    def each_in_states(self, states: Sequence[JobState]) -> Iterator[Versioned[Job]]:
+        """Every job in one of the states, read page by page (however many there are)."""
+
+    @abc.abstractmethod
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
         """Terminal jobs whose completion event is not yet known to be published."""
 

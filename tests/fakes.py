@@ -141,6 +141,9 @@ def _value_refusal(value: Any) -> tuple[str | None, int]:
     return f"a {type(value).__name__} value", 0
 
 
+PAGE_SIZE = 300  # Firestore adapter's page
+
+
 class InMemoryJobStore(JobStore):
     """Jobs as documents with integer versions; every write bumps one store-wide counter.
 
@@ -256,6 +259,18 @@ class InMemoryJobStore(JobStore):
         with self._lock:
             rows = [(d, v) for d, v in self._docs.values() if d["state"] in wanted]
             return self._query("in_states", rows, limit)
+
+    def each_in_states(self, states: Sequence[JobState]) -> Iterator[Versioned[Job]]:
+        """Like the adapter: document-id order, read in pages of PAGE_SIZE (each page billed as Firestore does)."""
+        wanted = {JobState(s).value for s in states}
+        with self._lock:
+            rows = sorted(
+                ((d, v) for d, v in self._docs.values() if d["state"] in wanted), key=lambda r: r[0]["job_id"]
+            )
+        for start in range(0, max(1, len(rows)), PAGE_SIZE):
+            with self._lock:
+                page = self._query("each_in_states", rows[start : start + PAGE_SIZE], PAGE_SIZE)
+            yield from page
 
     def completion_pending(self, limit: int = 100) -> list[Versioned[Job]]:
         with self._lock:

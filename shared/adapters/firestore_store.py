@@ -199,7 +199,14 @@ class FirestoreJobStore(JobStore):
         return self._run("completion_pending", True, limit=limit)
 
     def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
-        query = self._query("on_models", state.value, list(models))
+        return self._pages(self._query("on_models", state.value, list(models)))
+
+    def each_in_states(self, states: Sequence[JobState]) -> Iterator[Versioned[Job]]:
+        return self._pages(self._query("in_states", [s.value for s in states]))
+
+    @staticmethod
+    def _pages(query: Any) -> Iterator[Versioned[Job]]:
+        """Every job the query matches, read a page at a time (document-id order)."""
         last: Any = None
         while True:
             page = query.limit(_PAGE)

@@ -84,7 +84,7 @@ def actual_cost(job: Job, prices: Mapping[str, float] | None = None) -> float | 
         return 0.0
     tokens = (job.tuning_stats or {}).get("billable_token_count")
     price = _price_per_token(job, prices)
-    if tokens is None or price is None:
+    if not tokens or price is None:  # unset reads as 0 in the proto: no count, not a free job
         return None
     epochs = job.hyper_parameters.get("epochs")
     return float(tokens) * price * (epochs if isinstance(epochs, int) and epochs > 0 else 1)

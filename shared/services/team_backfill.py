@@ -4,15 +4,15 @@ Two kinds reach a release with teams: documents without a `team` field at all (F
 of every query ordered or filtered by a field it lacks, so such a QUEUED job would never be dispatched), and
 documents whose team is "" (the default team's name before TUNEDROP_DEFAULT_TEAM; the fair share would treat
 them as a team of their own). Both are rewritten with the default team, by compare-and-set:
-- once, for every active job (queries on state only, which find documents without the field), remembered by a
-  marker, so later passes cost one marker read;
+- once, for every active job (read page by page on state only, which finds documents without the field),
+  remembered by a marker, so later passes cost one marker read (and an instance that saw it, none);
 - and whenever a queue head of team "" shows up (it sorts first among the heads the fair share reads anyway),
   for that queue: a job recorded with "" by an instance of an older release during a rolling update.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from shared import logs
 from shared.jobs import Job, JobState
@@ -21,7 +21,7 @@ from shared.services.fairness import FairShare
 
 MARKER = "teams-backfilled-v1"
 ACTIVE_STATES = (JobState.VALIDATING, JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING)
-MAX_BACKFILLED = 5000  # jobs rewritten in one pass; a larger backlog finishes over the next passes
+MAX_BACKFILLED = 5000  # jobs of one queue of team "" rewritten in one pass; more follow in the next passes
 
 
 class TeamBackfill:
@@ -31,17 +31,17 @@ class TeamBackfill:
         self._done = False  # the marker was seen by this instance: no read any more
 
     def legacy_jobs(self) -> int:
-        """Give every active job without a team the default team, once; returns how many were rewritten."""
+        """Give every active job without a team the default team, once (all of them, page by page); returns how
+        many were rewritten. The marker is written once the whole scan is done, so a pass that fails part way is
+        started again by the next."""
         if self._done:
             return 0
         if self._store.read_marker(MARKER) == "done":
             self._done = True
             return 0
-        found = self._store.in_states(ACTIVE_STATES, limit=MAX_BACKFILLED)
-        rewritten = self._rewrite(found)
-        if len(found) < MAX_BACKFILLED:
-            self._store.write_marker(MARKER, "done")
-            self._done = True
+        rewritten = self._rewrite(self._store.each_in_states(ACTIVE_STATES))
+        self._store.write_marker(MARKER, "done")
+        self._done = True
         return rewritten
 
     def unnamed_queue(self, share: FairShare) -> bool:
@@ -50,7 +50,7 @@ class TeamBackfill:
             return False
         return self._rewrite(self._store.queued_in_team("", limit=MAX_BACKFILLED)) > 0
 
-    def _rewrite(self, found: Sequence[Versioned[Job]]) -> int:
+    def _rewrite(self, found: Iterable[Versioned[Job]]) -> int:
         rewritten = 0
         for current in found:
             if current.value.team or not self._default_team:

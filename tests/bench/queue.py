@@ -64,6 +64,11 @@ class CountingStore(JobStore):
     def in_states(self, states, limit=1000):  # type: ignore[no-untyped-def]
         return self._many(self.inner.in_states(states, limit))
 
+    def each_in_states(self, states):  # type: ignore[no-untyped-def]
+        for found in self.inner.each_in_states(states):
+            self.reads += 1
+            yield found
+
     def completion_pending(self, limit=100):  # type: ignore[no-untyped-def]
         return self._many(self.inner.completion_pending(limit))
 

@@ -68,6 +68,15 @@ def test_jobs_by_state_and_model_across_pages(store: JobStore) -> None:
     assert store.replace(replace(first.value, priority=2), first.version) is False
 
 
+def test_each_in_states_reads_every_page(store: JobStore) -> None:
+    for n in range(305):
+        _put(store, f"q-{n:03d}", "m", JobState.QUEUED)
+    _put(store, "done", "m", JobState.SUCCEEDED)
+    found = [v.value.job_id for v in store.each_in_states([JobState.QUEUED, JobState.RUNNING])]
+    assert found == [f"q-{n:03d}" for n in range(305)]
+    assert list(store.each_in_states([JobState.CANCELLED])) == []
+
+
 def test_list_jobs_of_one_state_or_of_any_in_job_id_order(store: JobStore) -> None:
     for job_id, state in [("c", JobState.QUEUED), ("a", JobState.SUCCEEDED), ("b", JobState.QUEUED)]:
         _put(store, job_id, "gemini-2.5-flash", state)

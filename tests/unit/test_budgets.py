@@ -19,8 +19,16 @@ from shared.policy import Policies, TeamPolicy, violations
 from shared.ports import Charge, QuotaExhausted, TeamSpend
 from shared.services.budgets import OVER_BUDGET, BudgetBook, actual_cost, estimated_cost, month_of
 from shared.services.slots import Claim
-from shared.services.team_backfill import MARKER
-from tests.fakes import Harness, fair_dispatcher, make_harness, make_settings, queued_team_job, seed_job
+from shared.services.team_backfill import MARKER, TeamBackfill
+from tests.fakes import (
+    PAGE_SIZE,
+    Harness,
+    fair_dispatcher,
+    make_harness,
+    make_settings,
+    queued_team_job,
+    seed_job,
+)
 
 PRICED_MODEL = "gemini-3.1-flash-lite"  # $3 per million training tokens in the registry
 _ids = itertools.count()
@@ -295,3 +303,16 @@ def test_a_reservation_left_in_an_earlier_month_is_given_back_when_the_job_is_cl
 
     assert h.store.read_spend("a", "2026-11").value.total_usd == 0.0
     assert h.store.read_spend("a", "2026-12").value.total_usd == pytest.approx(3.0)
+
+
+def test_the_backfill_reaches_every_page_of_jobs_recorded_before_teams() -> None:
+    h = make_harness(quota=1)
+    for n in range(PAGE_SIZE + 5):
+        document = queued_team_job(f"legacy-{n:03d}", "", h.clock()).to_document()
+        del document["team"]
+        h.store.put_document(document)
+
+    assert TeamBackfill(h.store, "default").legacy_jobs() == PAGE_SIZE + 5
+
+    assert {job.team for job in h.store.jobs()} == {"default"}
+    assert h.store.read_marker(MARKER) == "done"
