@@ -8,7 +8,10 @@ field names here and the Terraform's extractors equal). Fields of a line:
 * ``team``: the team (jobs from before teams existed count as the default team);
 * ``queued``: its QUEUED jobs (a count aggregation, not a read of each);
 * ``running``: the slots it holds now (the slot table);
-* ``head_wait_seconds``: how long its next job (the head of its queue) has waited; 0 with nothing queued;
+* ``head_wait_seconds``: how long its next job (the head of its queue) has waited for a slot; 0 with nothing
+  queued, and 0 while its team's budget holds it back (it waits by design then: the over-budget alert covers it,
+  and the waiting alert would fire for the rest of the month);
+* ``over_budget``: whether its next job waits for the budget (``waiting_reason``), not for a slot;
 * ``spend_usd``: what this month (UTC) counts against it so far: estimates of running jobs, costs of ended ones;
 * ``budget_usd``: its policy's monthly budget, or null without one.
 
@@ -36,6 +39,7 @@ from shared.clock import Clock
 from shared.jobs import Job
 from shared.policy import Policies
 from shared.ports import JobStore
+from shared.services.budgets import OVER_BUDGET
 from shared.services.fairness import MAX_TEAMS
 
 
@@ -47,6 +51,7 @@ class TeamGauge:
     queued: int
     running: int
     head_wait_seconds: float
+    over_budget: bool
     spend_usd: float
     budget_usd: float | None
 
@@ -75,6 +80,7 @@ class TeamGauges:
                 queued=gauge.queued,
                 running=gauge.running,
                 head_wait_seconds=gauge.head_wait_seconds,
+                over_budget=gauge.over_budget,
                 spend_usd=gauge.spend_usd,
                 budget_usd=gauge.budget_usd,
             )
@@ -100,7 +106,8 @@ class TeamGauges:
         return Counter(teams[holder] for holder in slots.holders if holder in teams)
 
     def _gauge(self, team: str, head: Job | None, running: int, now: datetime, month: str) -> TeamGauge:
-        waited = 0.0 if head is None else (now - (head.enqueued_at or head.created_at)).total_seconds()
+        held_back = head is not None and head.waiting_reason == OVER_BUDGET
+        waited = 0.0 if head is None or held_back else (now - (head.enqueued_at or head.created_at)).total_seconds()
         return TeamGauge(
             # A job from before teams has team "": people know it as the default team's. Its spend and policy
             # stay keyed as the budgets keep them (by the job's own team).
@@ -108,6 +115,7 @@ class TeamGauges:
             queued=0 if head is None else self._store.count_queued_in_team(team),
             running=running,
             head_wait_seconds=round(max(0.0, waited), 3),
+            over_budget=held_back,
             spend_usd=round(self._store.read_spend(team, month).value.total_usd, 6),
             budget_usd=self._policies.for_team(team).monthly_budget_usd,
         )

@@ -4,6 +4,7 @@ slots, the wait of its next job, this month's spend and its budget; bounded read
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from tests.fakes import Harness, InMemoryJobStore, make_harness, queued_team_job
 
 START = datetime(2026, 3, 31, 23, 0, tzinfo=UTC)
 GAUGES_MESSAGE = "team gauges"
-FIELDS = {"team", "queued", "running", "head_wait_seconds", "spend_usd", "budget_usd"}
+FIELDS = {"team", "queued", "running", "head_wait_seconds", "over_budget", "spend_usd", "budget_usd"}
 
 
 def enqueue(store: InMemoryJobStore, job_id: str, team: str, at: datetime, priority: int = 0) -> None:
@@ -59,10 +60,22 @@ def test_each_team_with_work_gets_its_queue_slots_wait_spend_and_budget() -> Non
     found = gauges(store, clock, policies)
 
     assert found == {
-        "ads": TeamGauge("ads", queued=1, running=0, head_wait_seconds=90.0, spend_usd=0.0, budget_usd=None),
-        "kitchen": TeamGauge("kitchen", queued=0, running=2, head_wait_seconds=0.0, spend_usd=0.0, budget_usd=None),
-        "search": TeamGauge("search", queued=3, running=1, head_wait_seconds=1200.0, spend_usd=14.75, budget_usd=500.0),
+        "ads": TeamGauge("ads", 1, 0, head_wait_seconds=90.0, over_budget=False, spend_usd=0.0, budget_usd=None),
+        "kitchen": TeamGauge("kitchen", 0, 2, head_wait_seconds=0.0, over_budget=False, spend_usd=0.0, budget_usd=None),
+        "search": TeamGauge(
+            "search", 3, 1, head_wait_seconds=1200.0, over_budget=False, spend_usd=14.75, budget_usd=500.0
+        ),
     }
+
+
+def test_a_team_its_budget_holds_back_does_not_count_as_waiting_for_a_slot() -> None:
+    store, clock = InMemoryJobStore(), FakeClock(START)
+    held = queued_team_job("t1", "thrifty", START - timedelta(days=3))
+    store.put(replace(held, waiting_reason="over_budget"))
+
+    (gauge,) = gauges(store, clock).values()
+
+    assert gauge.over_budget is True and gauge.head_wait_seconds == 0.0 and gauge.queued == 1
 
 
 def test_the_month_is_the_clocks_month_in_utc() -> None:
