@@ -4,6 +4,7 @@ tests implement them in memory (tests/fakes.py)."""
 from __future__ import annotations
 
 import abc
+import hashlib
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -101,11 +102,17 @@ class TeamSpend:
 class PolicyRecord:
     """One version of the team policies as the functions first saw it deployed: who changed it and why."""
 
-    digest: str  # sha256 of the canonical policies JSON: the record's id
+    digest: str  # sha256 of the canonical policies JSON
     policies: str  # the canonical policies JSON
     changed_by: str
     reason: str
     seen_at: datetime
+
+    @property
+    def record_id(self) -> str:
+        """The record's id: the policies with who applied them and why, so going back to an earlier version (a
+        new change note) is a record of its own, while instances noting the same deployment keep one."""
+        return hashlib.sha256(f"{self.digest}\n{self.changed_by}\n{self.reason}".encode()).hexdigest()
 
 
 class DocumentRefused(PermanentError):

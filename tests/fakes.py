@@ -376,9 +376,9 @@ class InMemoryJobStore(JobStore):
     def record_policy(self, record: PolicyRecord) -> bool:
         with self._lock:
             self.calls["record_policy"] += 1
-            if record.digest in self._policy_records:
+            if record.record_id in self._policy_records:
                 return False
-            self._policy_records[record.digest] = record
+            self._policy_records[record.record_id] = record
             self.writes += 1
             return True
 

@@ -392,7 +392,7 @@ class FirestoreJobStore(JobStore):
             "seen_at": record.seen_at,
         }
         try:
-            self._policies.document(record.digest).create(data)
+            self._policies.document(record.record_id).create(data)
         except gexc.Conflict:
             return False
         except _TRANSIENT as exc:

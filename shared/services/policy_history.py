@@ -1,9 +1,11 @@
 """The history of the team policies: each distinct version the functions ran with, kept once, with who changed it
 and why (the ``change`` metadata Terraform renders into TUNEDROP_TEAM_POLICIES; see shared/policy.py).
 
-A version's id is the sha256 of its canonical JSON (``Policies.digest``), and the store keeps a version only if it
-has none with that id (``JobStore.record_policy`` is create-only), so any number of instances noting the same
-policies at once keep it once: the first seen_at and the change metadata of the deployment that brought it.
+A record's id is the sha256 of the policies' canonical JSON (``Policies.digest``) with who applied them and why
+(``PolicyRecord.record_id``), and the store keeps a record only if it has none with that id
+(``JobStore.record_policy`` is create-only), so any number of instances noting the same deployment keep it once:
+the first seen_at. Going back to an earlier version, with its own change note, is a record of its own, so the
+newest record is the version deployed (unless a deployment repeats an earlier one's note word for word).
 Policies that are Tunedrop's built-in defaults, without change metadata, are nothing anyone changed: not kept.
 """
 

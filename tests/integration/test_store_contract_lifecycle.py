@@ -251,11 +251,16 @@ def test_policy_records_are_kept_once_newest_first(store: JobStore) -> None:
     later = PolicyRecord("d2", '{"teams":{"a":{}}}', "sa@example.iam.gserviceaccount.com", "add a", T0.replace(day=2))
     assert store.record_policy(first) is True
     assert store.record_policy(later) is True
-    assert store.record_policy(replace(first, reason="again")) is False  # the same digest: kept once
+    # Another instance noting the same deployment later: kept once, with the first seen_at.
+    assert store.record_policy(replace(first, seen_at=T0.replace(day=3))) is False
     history = store.policy_history(limit=10)
     assert [r.digest for r in history] == ["d2", "d1"]
     assert history[1].reason == "initial" and history[1].changed_by == "ops@example.com"
     assert [r.digest for r in store.policy_history(limit=1)] == ["d2"]
+    # Going back to the first policies, with a change note of its own: a record of its own, the newest.
+    back = replace(first, reason="back to the first", seen_at=T0.replace(day=4))
+    assert store.record_policy(back) is True
+    assert [(r.digest, r.reason) for r in store.policy_history(limit=1)] == [("d1", "back to the first")]
 
 
 def test_slot_table_keeps_the_holders_teams(store: JobStore) -> None:

@@ -96,12 +96,28 @@ def test_a_changed_policy_is_a_second_version_listed_first() -> None:
     assert current is not None and current.digest == Policies.from_json(SEARCH_THREE_SLOTS).digest
 
 
-def test_a_new_change_note_on_the_same_policies_is_not_a_new_version() -> None:
+def test_a_new_change_note_on_the_same_policies_is_a_record_of_the_same_version() -> None:
     store = InMemoryJobStore()
     instance(store, SEARCH_TWO_SLOTS).note_deployed()
     renoted = document({"changed_by": "carol@example.com", "reason": "typo"}, search={"max_slots": 2})
-    assert instance(store, renoted).note_deployed() is False
-    assert [r.changed_by for r in store.policy_history(10)] == ["alice@example.com"]
+    assert instance(store, renoted, FakeClock(T0.replace(hour=10))).note_deployed() is True
+    newest, first = store.policy_history(10)
+    assert newest.changed_by == "carol@example.com" and first.changed_by == "alice@example.com"
+    assert newest.digest == first.digest  # the same policies
+
+
+def test_going_back_to_an_earlier_version_is_recorded_and_is_the_current_one() -> None:
+    store = InMemoryJobStore()
+    clock = FakeClock()
+    first = document({"changed_by": "alice@example.com", "reason": "launch"}, search={"max_slots": 2})
+    second = document({"changed_by": "bob@example.com", "reason": "more"}, search={"max_slots": 4})
+    back = document({"changed_by": "carol@example.com", "reason": "undo bob"}, search={"max_slots": 2})
+    for text in (first, second, back):
+        clock.advance(60)
+        assert PolicyHistory(store, Policies.from_json(text), clock).note_deployed() is True
+    current = PolicyHistory(store, Policies.from_json(back), clock).current()
+    assert current is not None and (current.changed_by, current.reason) == ("carol@example.com", "undo bob")
+    assert current.digest == Policies.from_json(first).digest
 
 
 def test_nothing_configured_and_nobody_named_keeps_nothing() -> None:
