@@ -41,6 +41,7 @@ from shared.validation.report import plural
 
 if TYPE_CHECKING:
     from shared.bootstrap import App
+    from shared.policy import Policies
     from shared.ports import PolicyRecord
     from shared.services.fairness import TeamShare
     from shared.services.operations import OperatorRequest
@@ -452,11 +453,12 @@ def quota_command(json_output: JsonFlag = False) -> int:
 
     app = _services()
     status = app.operations.quota()
-    book = FairShareBook(app.store, app.policies, app.clock)
-    spent = BudgetBook(app.store, app.policies, app.clock, app.settings.tuning_prices).spent
+    policies = _deployed_policies(app)
+    book = FairShareBook(app.store, policies, app.clock)
+    spent = BudgetBook(app.store, policies, app.clock, app.settings.tuning_prices).spent
     teams = team_shares(book, app.ledger.holders(), max(0, status.limit - len(status.foreign)), spent)
     alone = {"", app.settings.default_team}
-    if not app.policies.teams and all(row.team in alone for row in teams):
+    if not policies.teams and all(row.team in alone for row in teams):
         teams = []  # the default team alone shares nothing: the output stays as before teams existed
     if json_output:
         paused_until = status.paused_until.isoformat() if status.paused_until else None
@@ -483,6 +485,15 @@ def quota_command(json_output: JsonFlag = False) -> int:
         print(f"paused  until {status.paused_until:%H:%M:%S} after Vertex AI answered RESOURCE_EXHAUSTED")
     _print_team_shares(teams)
     return 0
+
+
+def _deployed_policies(app: App) -> Policies:
+    """The policies the functions run with (the newest kept record), not the caller's shell's; those only when
+    none is kept yet."""
+    from shared.policy import Policies
+
+    current = app.policy_history.current()
+    return app.policies if current is None else Policies.from_json(current.policies)
 
 
 def _team_shares_json(teams: Sequence[TeamShare]) -> list[dict[str, Any]]:

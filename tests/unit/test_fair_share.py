@@ -10,13 +10,14 @@ from collections import Counter
 import pytest
 
 from shared import bootstrap, cli
+from shared.bootstrap import assemble
 from shared.jobs import JobState
 from shared.policy import Policies, TeamPolicy
 from shared.ports import Charge, RemoteJob, RemoteState, TeamSpend
 from shared.services.budgets import month_of
 from shared.services.dispatch import Dispatcher
 from shared.services.fairness import MIN_CHARGE_SECONDS
-from tests.fakes import Harness, fair_dispatcher, make_harness, queued_team_job
+from tests.fakes import Harness, fair_dispatcher, make_harness, make_settings, queued_team_job
 
 _ids = itertools.count()
 
@@ -298,3 +299,32 @@ def test_a_slot_another_dispatcher_takes_while_one_saves_is_not_charged_as_given
     state = read_fairness().value
     assert set(state.running) == {j.job_id for j in h.store.jobs() if j.state is JobState.RUNNING}
     assert state.teams["b"].vtime == 0.0  # still running: nothing charged yet
+
+
+def test_tunedrop_quota_reads_the_deployed_policies_not_the_callers_shell(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    deployed = {"teams": {"a": {"weight": 3, "monthly_budget_usd": 40}}, "change": {"changed_by": "x", "reason": "y"}}
+    functions = make_harness({"TUNEDROP_TEAM_POLICIES": json.dumps(deployed)})
+    assert functions.app.policy_history.note_deployed()  # what the dispatcher does at its first pass
+    # The operator's shell sets no policies; the store is the deployment's.
+    shell = assemble(
+        make_settings(),
+        store=functions.store,
+        publisher=functions.publisher,
+        blobs=functions.blobs,
+        tuning=functions.tuning,
+        clock=functions.clock,
+    )
+    enqueue(functions, "a")
+    bootstrap.set_app(shell)
+    capsys.readouterr()
+    try:
+        with pytest.raises(SystemExit):
+            cli.main(["quota", "--json"])
+        (row,) = json.loads(capsys.readouterr().out)["teams"]
+    finally:
+        bootstrap.set_app(None)
+
+    assert (row["team"], row["weight"], row["budget_usd"]) == ("a", 3, 40)
