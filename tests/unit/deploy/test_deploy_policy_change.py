@@ -106,7 +106,7 @@ def deployed(root: Path, applier: str, tfvars: str) -> Policies:
 
 
 @needs_terraform
-def test_each_new_version_is_kept_with_the_apply_that_changed_it(tmp_path: Path) -> None:
+def test_each_deployment_is_kept_with_the_apply_that_made_it(tmp_path: Path) -> None:
     root = capture_root(tmp_path)
     assert terraform(root, "init", "-input=false").returncode == 0
     store = InMemoryJobStore()
@@ -125,7 +125,8 @@ def test_each_new_version_is_kept_with_the_apply_that_changed_it(tmp_path: Path)
     assert first.for_team("search") == TeamPolicy(max_slots=2)
     assert first.change == PolicyChange("bob@example.com", "launch")
 
-    # Another operator's apply with the same policies is no new version: the kept one stays bob's.
+    # Another operator's apply with the same policies redeploys the functions with a new note: kept as a record
+    # of the same version (the same digest).
     again = apply_and_run("carol@example.com", two_slots.replace("launch", "tidy-up"), 3)
     assert again == first and again.change == PolicyChange("carol@example.com", "tidy-up")
 
@@ -136,6 +137,7 @@ def test_each_new_version_is_kept_with_the_apply_that_changed_it(tmp_path: Path)
     kept = [(record.changed_by, record.reason, record.digest) for record in store.policy_history(10)]
     assert kept == [
         ("carol@example.com", "more for search", changed.digest),
+        ("carol@example.com", "tidy-up", first.digest),
         ("bob@example.com", "launch", first.digest),
         ("alice@example.com", "", Policies().digest),
     ]
