@@ -544,7 +544,7 @@ def _policy_json(record: PolicyRecord) -> dict[str, Any]:
     }
 
 
-@_command("history", "each version of the team policies: who changed it, why, when", group=policy_app)
+@_command("history", "each deployment of the team policies: who applied it, why, when", group=policy_app)
 def policy_history_command(
     limit: Annotated[int, typer.Option(min=1, max=1000, help="at most this many versions")] = 50,
     json_output: Annotated[bool, typer.Option("--json", help="a JSON list of the versions, newest first")] = False,
