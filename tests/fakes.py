@@ -506,8 +506,8 @@ class FakeTuningService(TuningService):
     * `quota`: concurrent active jobs allowed (None: unlimited); a create beyond it raises
       QuotaExhausted, like RESOURCE_EXHAUSTED.
     * `fail(method, error, times)`: the next calls of `create`/`get`/`find`/`cancel` raise.
-    * `script(name, *steps)`: each later `get(name)` first applies the next step, a state
-      name or a (state, changes) pair; `set_state`/`succeed` change a job right away.
+    * `script(name, *steps)`: each later `get(name)`, or listing of the job while active, first applies the
+      next step, a state name or a (state, changes) pair; `set_state`/`succeed` change a job right away.
     """
 
     def __init__(
@@ -640,9 +640,15 @@ class FakeTuningService(TuningService):
             self._apply(name, RemoteState.CANCELLED, {})
 
     def active_jobs(self) -> list[RemoteJob]:
-        """Every job holding a quota slot now, Tunedrop's or not."""
+        """Every job holding a quota slot now, Tunedrop's or not. Listing a scripted job reads it, like `get`:
+        its next step applies first (Vertex AI answers a list with each job's state now)."""
         with self._lock:
             self._maybe_fail("active_jobs")
+            for name, script in self._scripts.items():
+                if script and self.jobs[name].state in RemoteState.ACTIVE:
+                    step = script.popleft()
+                    state, changes = (step, {}) if isinstance(step, str) else step
+                    self._apply(name, state, changes)
             # Like the adapter, name the Tunedrop job from the labels.
             return [
                 replace(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,9 +58,10 @@ class Poller(JobService):
         finished: list[str] = []
         errors: list[Exception] = []
         if active:
+            listed = self._listed_active()
             with ThreadPoolExecutor(max_workers=min(POLL_CONCURRENCY, len(active))) as pool:
                 # Every job is polled even when another one fails (Executor.map would cancel the rest).
-                for future in [pool.submit(self._poll_one, job) for job in active]:
+                for future in [pool.submit(self._poll_one, job, listed) for job in active]:
                     try:
                         job_id = future.result()
                     except Exception as exc:
@@ -105,11 +106,23 @@ class Poller(JobService):
                 except Exception as exc:  # one job's trouble never stops the tick; it is tried again next tick
                     logs.error("could not settle a stalled validation", error=str(exc))
 
-    def _poll_one(self, current: Versioned[Job]) -> str | None:
+    def _listed_active(self) -> Mapping[str, RemoteJob] | None:
+        """Every active Vertex job by name, from one ListTuningJobs per quota region (the dispatcher's list);
+        None when it cannot be read (each job is then read on its own)."""
+        try:
+            return {remote.name: remote for remote in self._tuning.active_jobs()}
+        except TuningUnavailable as exc:
+            logs.warning("could not list active tuning jobs; reading each job instead", error=str(exc))
+            return None
+
+    def _poll_one(self, current: Versioned[Job], listed: Mapping[str, RemoteJob] | None = None) -> str | None:
+        """Record what Vertex AI says of one RUNNING job. `listed`: the active jobs this tick's list returned; a
+        job it holds is answered by it, and only a job it does not hold (ended since, or in no listed region) is
+        read with GetTuningJob, so calls per tick stay flat as jobs grow and an end is still seen this tick."""
         job = current.value
         with logs.log_context(job_id=job.job_id):
             try:
-                remote = self._tuning.get(job.vertex_job_name)
+                remote = (listed or {}).get(job.vertex_job_name) or self._tuning.get(job.vertex_job_name)
             except TuningUnavailable as exc:
                 logs.warning("could not read the tuning job; will try next tick", error=str(exc))
                 return None

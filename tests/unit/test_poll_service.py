@@ -224,6 +224,8 @@ def test_a_vertex_job_that_no_longer_exists_fails_the_job_and_frees_its_slot() -
     h = make_harness()
     job_id = h.upload("a.jsonl")
     h.app.dispatcher.dispatch()
+    # Deleted on Vertex AI: no longer listed, and reading it says NOT_FOUND.
+    del h.tuning.jobs[h.job(job_id).vertex_job_name]
     h.tuning.fail("get", TuningJobMissing("NOT_FOUND: projects/demo/locations/us-central1/tuningJobs/1000"))
     assert h.app.poller.poll() == [job_id]
     job = h.job(job_id)
@@ -231,3 +233,36 @@ def test_a_vertex_job_that_no_longer_exists_fails_the_job_and_frees_its_slot() -
     assert job.error is not None and job.error["code"] == "VERTEX_JOB_NOT_FOUND"
     assert h.store.slot_holders() == {}
     assert [p.attributes["ce-type"] for p in h.completions()] == ["tunedrop.job.v1.failed"]
+
+
+def test_one_list_answers_for_every_running_job_and_only_ended_ones_are_read() -> None:
+    from tests.fakes import make_harness
+
+    h = make_harness(quota=10)
+    jobs = [h.upload(f"j{n}.jsonl") for n in range(10)]
+    assert sorted(h.app.dispatcher.dispatch()) == sorted(jobs)
+    h.tuning.calls.clear()
+
+    assert h.app.poller.poll() == []
+    assert (h.tuning.calls["active_jobs"], h.tuning.calls["get"]) == (1, 0)  # not one read per job
+
+    ended = h.job(jobs[3]).vertex_job_name
+    h.tuning.succeed(ended)
+    h.tuning.calls.clear()
+    assert h.app.poller.poll() == [jobs[3]]  # noticed within the tick
+    assert (h.tuning.calls["active_jobs"], h.tuning.calls["get"]) == (1, 1)
+
+
+def test_without_the_list_each_running_job_is_read_on_its_own() -> None:
+    from shared.ports import TuningUnavailable
+    from tests.fakes import make_harness
+
+    h = make_harness(quota=3)
+    jobs = [h.upload(f"j{n}.jsonl") for n in range(3)]
+    h.app.dispatcher.dispatch()
+    h.tuning.succeed(h.job(jobs[0]).vertex_job_name)
+    h.tuning.fail("active_jobs", TuningUnavailable("UNAVAILABLE"))
+    h.tuning.calls.clear()
+
+    assert h.app.poller.poll() == [jobs[0]]
+    assert h.tuning.calls["get"] == 3
