@@ -118,6 +118,11 @@ def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHype
 
 
 # Server-side filter for jobs that hold a slot of the concurrent tuning-job quota.
+# Active jobs per ListTuningJobs page. The reference documents page_size only as "the standard list page size",
+# with no default or maximum (docs.cloud.google.com/gemini-enterprise-agent-platform/reference/rest/v1/
+# projects.locations.tuningJobs/list, read 2026-11-30): asking for 100 keeps one page per region for any quota
+# Tunedrop is likely to hold, whatever the server's default; a server capping lower still pages correctly.
+LIST_PAGE_SIZE = 100
 ACTIVE_FILTER = " AND ".join(
     f"state!={s}" for s in (RemoteState.SUCCEEDED, RemoteState.FAILED, RemoteState.CANCELLED, RemoteState.EXPIRED)
 )
@@ -182,7 +187,11 @@ class VertexTuning(TuningService):
             pages = _call(
                 f"listing active tuning jobs in {region}",
                 client.list_tuning_jobs,
-                request={"parent": f"projects/{self._project}/locations/{region}", "filter": ACTIVE_FILTER},
+                request={
+                    "parent": f"projects/{self._project}/locations/{region}",
+                    "filter": ACTIVE_FILTER,
+                    "page_size": LIST_PAGE_SIZE,
+                },
             )
             # The filter is a first cut; RemoteState decides what holds a slot (PARTIALLY_SUCCEEDED does not).
             active.extend(remote for remote in map(to_remote, pages) if remote.state in RemoteState.ACTIVE)

@@ -8,5 +8,6 @@ BENCHMARKS: list[str] = [
     "tests.bench.validator",
     "tests.bench.queue",
     "tests.bench.fairness",
+    "tests.bench.poll_calls",
     "tests.bench.three_teams",
 ]
