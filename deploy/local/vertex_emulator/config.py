@@ -6,6 +6,10 @@
 * ``TUNEDROP_EMULATOR_FAIL_RATE``: share of jobs that end FAILED (default 0).
 * ``TUNEDROP_EMULATOR_UNAVAILABLE_RATE``: share of calls answered UNAVAILABLE (default 0).
 * ``TUNEDROP_EMULATOR_SEED``: seed for ids, failures and unavailability (default 0).
+* ``TUNEDROP_EMULATOR_QUOTA_MODE``: what a create beyond the quota gets: ``refuse`` (default,
+  RESOURCE_EXHAUSTED) or ``wait`` (accepted and held PENDING until a slot frees).
+* ``TUNEDROP_EMULATOR_DROPPED_EXAMPLES``: examples of each job's dataset reported dropped as over
+  the model's token limit (default 0); a job's ``tunedrop_emulator_dropped_examples`` label overrides it.
 
 A bad value raises :class:`ConfigError` naming where it came from: the argument's name or the
 environment variable's.
@@ -55,6 +59,16 @@ def _as_float(source: str, raw: object, *, lowest: float, highest: float | None)
     return value
 
 
+QUOTA_MODES: Final = ("refuse", "wait")
+
+
+def _as_quota_mode(source: str, raw: object) -> str:
+    value = raw.strip().lower() if isinstance(raw, str) else raw
+    if value not in QUOTA_MODES:
+        raise ConfigError(f"{source} must be one of {', '.join(QUOTA_MODES)}, got {raw!r}")
+    return str(value)
+
+
 @dataclasses.dataclass(frozen=True)
 class _Knob:
     field: str  # the EmulatorConfig field, also the constructor argument's name
@@ -72,6 +86,8 @@ _KNOBS: Final = (
         functools.partial(_as_float, lowest=0.0, highest=1.0),
     ),
     _Knob("seed", ("TUNEDROP_EMULATOR_SEED",), functools.partial(_as_int, minimum=None)),
+    _Knob("quota_mode", ("TUNEDROP_EMULATOR_QUOTA_MODE",), _as_quota_mode),
+    _Knob("dropped_examples", ("TUNEDROP_EMULATOR_DROPPED_EXAMPLES",), functools.partial(_as_int, minimum=0)),
 )
 
 
@@ -95,6 +111,12 @@ class EmulatorConfig:
     fail_rate: float = 0.0
     unavailable_rate: float = 0.0
     seed: int = 0
+    quota_mode: str = "refuse"
+    dropped_examples: int = 0
+
+    @property
+    def waits_for_quota(self) -> bool:
+        return self.quota_mode == "wait"
 
     @classmethod
     def resolve(cls, arguments: Mapping[str, object | None], env: Mapping[str, str]) -> EmulatorConfig:

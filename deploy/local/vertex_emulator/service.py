@@ -17,12 +17,19 @@ from google.rpc import error_details_pb2
 
 from . import tokens
 from .config import EmulatorConfig
+from .continuous import Lineage, lineage_of
 from .errors import EmulatorError
 from .filters import FilterTerm, matches_all, parse_filter
 from .names import JobKey, parse_job_name, parse_parent
 from .paging import decode_page_token, encode_page_token, page_limit, query_fingerprint
 from .state import OUTPUT_ONLY_FIELDS, JobState, TuningJobRecord, set_time, state_name
-from .validation import check_base_model, labelled_job_seconds, validate_tuning_job
+from .validation import (
+    check_base_model,
+    check_cmek_allowed,
+    labelled_dropped_examples,
+    labelled_job_seconds,
+    validate_tuning_job,
+)
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +73,8 @@ class VertexEmulator:
         fail_rate: float | None = None,
         unavailable_rate: float | None = None,
         seed: int | None = None,
+        quota_mode: str | None = None,
+        dropped_examples: int | None = None,
         clock: Callable[[], float] | None = None,
         env: Mapping[str, str] | None = None,
     ) -> None:
@@ -76,6 +85,8 @@ class VertexEmulator:
                 "fail_rate": fail_rate,
                 "unavailable_rate": unavailable_rate,
                 "seed": seed,
+                "quota_mode": quota_mode,
+                "dropped_examples": dropped_examples,
             },
             os.environ if env is None else env,
         )
@@ -113,16 +124,19 @@ class VertexEmulator:
     def create_tuning_job(self, parent: str, tuning_job: aiplatform_v1.TuningJob) -> aiplatform_v1.TuningJob:
         number, location = parse_parent(parent)
         src = aiplatform_v1.TuningJob.pb(tuning_job)
-        validate_tuning_job(src)
-        check_base_model(src.base_model, number, location, dt.datetime.fromtimestamp(self._clock(), dt.UTC).date())
+        validate_tuning_job(src, location)
         labelled = labelled_job_seconds(src)
         duration = self.config.job_seconds if labelled is None else labelled
+        dropped = labelled_dropped_examples(src)
         with self._lock:
             now = self._clock()
             active = self._active_count(now)
-            if active >= self.config.quota:
-                raise quota_error(number, active, self.config.quota)
-            job = self._new_record(src, number, location, now, duration)
+            lineage = lineage_of(src, self._jobs.values())
+            check_base_model(lineage.base_model, number, location, dt.datetime.fromtimestamp(now, dt.UTC).date())
+            check_cmek_allowed(lineage.base_model, src)
+            admitted_at = self._admission(number, active, now)
+            job = self._new_record(src, number, location, now, duration, lineage, admitted_at)
+            job.dropped_examples = self.config.dropped_examples if dropped is None else dropped
             self._jobs[(number, location, job.job_id)] = job
             log.info(
                 "tuning job created",
@@ -130,18 +144,30 @@ class VertexEmulator:
                     "method": "CreateTuningJob",
                     "job": job.pb.name,
                     "state": "JOB_STATE_PENDING",
-                    "base_model": job.pb.base_model,
-                    "active_jobs": active + 1,
+                    "base_model": lineage.base_model,
+                    "active_jobs": active + (admitted_at is not None),
+                    "waiting_for_quota": admitted_at is None,
                     "quota": self.config.quota,
                 },
             )
             return job.snapshot()
 
+    def _admission(self, number: str, active: int, now: float) -> float | None:
+        """When a job created at ``now`` takes its slot: now, or None to wait (quota mode "wait") behind the
+        jobs already waiting; in mode "refuse" a create beyond the quota is refused."""
+        if active < self.config.quota and not any(job.waiting for job in self._jobs.values()):
+            return now
+        if self.config.waits_for_quota:
+            return None
+        raise quota_error(number, active, self.config.quota)
+
     def get_tuning_job(self, name: str) -> aiplatform_v1.TuningJob:
         key = parse_job_name(name)
         with self._lock:
             job = self._lookup(key, name)
-            job.advance(self._clock())
+            now = self._clock()
+            self._admit_waiting(now)
+            job.advance(now)
             return job.snapshot()
 
     def list_tuning_jobs(
@@ -153,6 +179,7 @@ class VertexEmulator:
         fingerprint = query_fingerprint(number, location, filter)
         before = decode_page_token(page_token, fingerprint) if page_token else None
         with self._lock:
+            self._admit_waiting(self._clock())
             page, more = self._select_page(self._newest_first(number, location, before), terms, size, self._clock())
             return aiplatform_v1.ListTuningJobsResponse(
                 tuning_jobs=[job.snapshot() for job in page],
@@ -163,7 +190,9 @@ class VertexEmulator:
         key = parse_job_name(name)
         with self._lock:
             job = self._lookup(key, name)
-            previous = job.cancel(self._clock())
+            now = self._clock()
+            self._admit_waiting(now)
+            previous = job.cancel(now)
             log.info(
                 "tuning job cancelled",
                 extra={
@@ -184,12 +213,36 @@ class VertexEmulator:
         with self._lock:
             return self._active_count(self._clock())
 
+    def waiting_job_count(self) -> int:
+        """Jobs accepted beyond the quota and still waiting for a slot (quota mode "wait")."""
+        with self._lock:
+            self._admit_waiting(self._clock())
+            return sum(1 for job in self._jobs.values() if job.waiting)
+
     # ---- internals (callers hold the lock)
 
     def _active_count(self, now: float) -> int:
+        self._admit_waiting(now)
         for job in self._jobs.values():
             job.advance(now)
-        return sum(1 for job in self._jobs.values() if job.holds_quota)
+        return sum(1 for job in self._jobs.values() if job.holds_slot(now))
+
+    def _admit_waiting(self, now: float) -> None:
+        """Give waiting jobs, oldest first, the slots that freed up to ``now``, each at the moment it freed."""
+        for job in sorted((job for job in self._jobs.values() if job.waiting), key=lambda job: job.seq):
+            admitted_at = self._first_free_slot(job.created_at, now)
+            if admitted_at is None:
+                return  # later jobs wait behind this one
+            job.admit(admitted_at)
+
+    def _first_free_slot(self, since: float, until: float) -> float | None:
+        """The first moment in [since, until] when fewer than ``quota`` admitted jobs hold a slot."""
+        releases = (job.slot_released_at for job in self._jobs.values())
+        moments = sorted({since, *(t for t in releases if t is not None and since < t <= until)})
+        for moment in moments:
+            if sum(1 for job in self._jobs.values() if job.holds_slot(moment)) < self.config.quota:
+                return moment
+        return None
 
     def _newest_first(self, number: str, location: str, before: int | None) -> list[TuningJobRecord]:
         """The parent's jobs, newest first, from below sequence number ``before`` when given."""
@@ -221,7 +274,16 @@ class VertexEmulator:
             raise EmulatorError(grpc.StatusCode.NOT_FOUND, f"TuningJob {name} not found.")
         return job
 
-    def _new_record(self, src: Any, number: str, location: str, now: float, duration: float) -> TuningJobRecord:
+    def _new_record(
+        self,
+        src: Any,
+        number: str,
+        location: str,
+        now: float,
+        duration: float,
+        lineage: Lineage,
+        admitted_at: float | None,
+    ) -> TuningJobRecord:
         job_id = self._new_id()
         pb = type(src)()
         pb.CopyFrom(src)
@@ -229,21 +291,30 @@ class VertexEmulator:
             pb.ClearField(field)
         pb.name = f"projects/{number}/locations/{location}/tuningJobs/{job_id}"
         pb.state = JobState.JOB_STATE_PENDING
+        pb.tuned_model_display_name = lineage.display_name
+        if pb.HasField("pre_tuned_model"):
+            # Output only: the base model the pre-tuned model was tuned from.
+            pb.pre_tuned_model.base_model = lineage.base_model
         set_time(pb.create_time, now)
         set_time(pb.update_time, now)
         self._seq += 1
+        # Draw the ids in the same order whatever the lineage, so one job's options do not shift others' ids.
+        fails = self._fail_rng.random() < self.config.fail_rate  # random() < 1.0 always holds
+        model_id, endpoint_id = self._new_id(), self._new_id()
         return TuningJobRecord(
             seq=self._seq,
             number=number,
             location=location,
             job_id=job_id,
             pb=pb,
-            running_at=now + min(0.1 * duration, 1.0),
-            terminal_at=now + duration,
-            # random() < 1.0 always holds, so a rate of 1 fails every job.
-            fails=self._fail_rng.random() < self.config.fail_rate,
-            model_id=self._new_id(),
-            endpoint_id=self._new_id(),
+            created_at=now,
+            duration=duration,
+            fails=fails,
+            model_id=lineage.model_id or model_id,
+            endpoint_id=endpoint_id,
+            admitted_at=admitted_at,
+            base_model=lineage.base_model,
+            model_version=lineage.model_version,
         )
 
     def _new_id(self) -> str:

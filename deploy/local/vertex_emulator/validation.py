@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -11,22 +12,44 @@ import grpc
 from shared.validation.registry import ModelStatus, registry
 
 from .errors import EmulatorError, invalid_argument
+from .evaluation import validate_evaluation
 
 JOB_SECONDS_LABEL: Final = "tunedrop_emulator_job_seconds"
+DROPPED_EXAMPLES_LABEL: Final = "tunedrop_emulator_dropped_examples"
+# A service account is named by its email: SA_NAME@PROJECT_ID.iam.gserviceaccount.com for user-managed
+# accounts (account ids are 6-30 characters of [a-z]([-a-z0-9]*[a-z0-9]): iam_admin_v1
+# CreateServiceAccountRequest, https://cloud.google.com/python/docs/reference/iam/latest/
+# google.cloud.iam_admin_v1.types.ServiceAccount, read 2026-11-30), or a Google-managed
+# ...@*.gserviceaccount.com address such as PROJECT_NUMBER-compute@developer.gserviceaccount.com.
+_SERVICE_ACCOUNT_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}@([a-z0-9-]+\.)*gserviceaccount\.com$")
+# EncryptionSpec.kms_key_name "has the form: projects/my-project/locations/my-region/keyRings/my-kr/cryptoKeys/
+# my-key. The key needs to be in the same region as where the compute resource is created." (aiplatform_v1 2.7;
+# https://docs.cloud.google.com/gemini-enterprise-agent-platform/reference/rest/v1/projects.locations.tuningJobs,
+# read 2026-11-30).
+_KMS_KEY_RE: Final = re.compile(r"^projects/[^/]+/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$")
 MAX_LABELS: Final = 64
 MAX_LABEL_LENGTH: Final = 64
 MAX_DISPLAY_NAME_LENGTH: Final = 128
 
 
-def validate_tuning_job(pb: Any) -> None:
+def validate_tuning_job(pb: Any, location: str) -> None:
     """Refuse a malformed raw protobuf TuningJob with INVALID_ARGUMENT naming the field."""
-    if not pb.base_model:
-        if pb.HasField("pre_tuned_model"):
-            raise invalid_argument("tuning_job.pre_tuned_model (continuous tuning) is not supported by the emulator.")
-        raise invalid_argument("tuning_job.base_model is required, e.g. gemini-3.5-flash.")
+    source = pb.WhichOneof("source_model")
+    if source is None or (source == "base_model" and not pb.base_model):
+        raise invalid_argument(
+            "tuning_job.base_model is required, e.g. gemini-3.5-flash (or tuning_job.pre_tuned_model for "
+            "continuous tuning)."
+        )
+    if source == "pre_tuned_model" and not pb.pre_tuned_model.tuned_model_name:
+        raise invalid_argument("tuning_job.pre_tuned_model.tuned_model_name is required for continuous tuning.")
     if not pb.HasField("supervised_tuning_spec"):
         raise invalid_argument("tuning_job.supervised_tuning_spec is required.")
     _validate_supervised_spec(pb.supervised_tuning_spec)
+    if pb.supervised_tuning_spec.HasField("evaluation_config"):
+        validate_evaluation(pb.supervised_tuning_spec, location)
+    validate_service_account(pb.service_account)
+    if pb.HasField("encryption_spec"):
+        validate_kms_key(pb.encryption_spec.kms_key_name, location)
     if len(pb.tuned_model_display_name) > MAX_DISPLAY_NAME_LENGTH:
         raise invalid_argument(
             f"tuning_job.tuned_model_display_name must be at most {MAX_DISPLAY_NAME_LENGTH} characters."
@@ -53,6 +76,31 @@ def _validate_supervised_spec(spec: Any) -> None:
         )
 
 
+def validate_service_account(email: str) -> None:
+    """An empty value runs the job as the Vertex AI Secure Fine-Tuning Service Agent; anything else must be an
+    email of a service account (TuningJob.service_account, aiplatform_v1 2.7)."""
+    if email and not _SERVICE_ACCOUNT_RE.match(email):
+        raise invalid_argument(
+            f"tuning_job.service_account must be a service account email such as "
+            f"tuner@my-project.iam.gserviceaccount.com, got {email!r}."
+        )
+
+
+def validate_kms_key(key: str, location: str) -> None:
+    """A customer-managed key: well formed, and in the job's region."""
+    match = _KMS_KEY_RE.match(key)
+    if match is None:
+        raise invalid_argument(
+            "tuning_job.encryption_spec.kms_key_name must be projects/{project}/locations/{location}/keyRings/"
+            f"{{key_ring}}/cryptoKeys/{{key}}, got {key!r}."
+        )
+    if match["location"] != location:
+        raise invalid_argument(
+            f"tuning_job.encryption_spec.kms_key_name {key} is in {match['location']}; the key must be in the "
+            f"tuning job's region, {location}."
+        )
+
+
 def _label_text_allowed(text: str) -> bool:
     return all(c.isdigit() or c in "_-" or (c.isalpha() and not c.isupper()) for c in text)
 
@@ -73,6 +121,17 @@ def validate_labels(labels: Mapping[str, str]) -> None:
                 f"Invalid value {value!r} for label {key!r}: at most {MAX_LABEL_LENGTH} lowercase letters, digits, "
                 "underscores or dashes."
             )
+
+
+def check_cmek_allowed(base_model: str, pb: Any) -> None:
+    """The registry records which models tune with a customer-managed key (shared/models.json ``cmek``, from
+    the supervised-tuning page's "CMEK support: Not supported" rows); the real refusal's wording is not
+    published, so the emulator answers INVALID_ARGUMENT naming the model."""
+    spec = registry().resolve(base_model)
+    if pb.HasField("encryption_spec") and spec is not None and spec.cmek is False:
+        raise invalid_argument(
+            f"Customer-managed encryption keys (tuning_job.encryption_spec) are not supported for tuning {spec.name}."
+        )
 
 
 def check_base_model(base_model: str, number: str, location: str, today: dt.date) -> None:
@@ -113,3 +172,16 @@ def labelled_job_seconds(pb: Any) -> float | None:
     if not raw.isdigit() or int(raw) == 0:
         raise invalid_argument(f"Label {JOB_SECONDS_LABEL} must be a whole number of seconds above 0, got {raw!r}.")
     return float(raw)
+
+
+def labelled_dropped_examples(pb: Any) -> int | None:
+    """How many examples the job reports dropped, from its DROPPED_EXAMPLES_LABEL; None without one.
+
+    Like JOB_SECONDS_LABEL, an emulator knob carried as a label: the real service has no such label.
+    """
+    raw = pb.labels.get(DROPPED_EXAMPLES_LABEL)
+    if raw is None:
+        return None
+    if not raw.isdigit():
+        raise invalid_argument(f"Label {DROPPED_EXAMPLES_LABEL} must be a whole number of examples, got {raw!r}.")
+    return int(raw)
