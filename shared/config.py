@@ -40,6 +40,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.compliance import KMS_KEY_PATTERN, SERVICE_ACCOUNT_PATTERN, key_location
 from shared.errors import ConfigError
 from shared.policy import TEAM_NAME_PATTERN as TEAM_NAME_PATTERN  # declared with the policies; read from here too
 from shared.policy import Policies
@@ -309,6 +310,30 @@ class Settings(CommonSettings):
         description="Comma-separated regions whose active tuning jobs, Tunedrop's or not, count against the quota "
         "(always includes TUNEDROP_REGION).",
     )
+    tuning_service_accounts: tuple[str, ...] = Field(
+        (),
+        validation_alias="TUNEDROP_TUNING_SERVICE_ACCOUNTS",
+        description="Service accounts a tuning job may run as (comma-separated emails): a manifest's "
+        "`service_account` must be one of them. Empty: jobs run as Vertex AI's own tuning service agent.",
+    )
+    default_tuning_service_account: str = Field(
+        "",
+        validation_alias="TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT",
+        description="The service account of a job that names none (one of TUNEDROP_TUNING_SERVICE_ACCOUNTS); "
+        "empty: Vertex AI's own.",
+    )
+    encryption_keys: tuple[str, ...] = Field(
+        (),
+        validation_alias="TUNEDROP_ENCRYPTION_KEYS",
+        description="Cloud KMS keys (comma-separated `projects/*/locations/*/keyRings/*/cryptoKeys/*`, in "
+        "TUNEDROP_REGION) a job may encrypt with: a manifest's `encryption_key` must be one of them.",
+    )
+    default_encryption_key: str = Field(
+        "",
+        validation_alias="TUNEDROP_DEFAULT_ENCRYPTION_KEY",
+        description="The key of a job that names none (one of TUNEDROP_ENCRYPTION_KEYS); empty: Google-managed "
+        "encryption.",
+    )
     retirement_notice_days: tuple[int, ...] = Field(
         (30, 7),
         validation_alias="TUNEDROP_RETIREMENT_NOTICE_DAYS",
@@ -403,6 +428,42 @@ class Settings(CommonSettings):
             )
         return regions
 
+    @field_validator("tuning_service_accounts", mode="before")
+    @classmethod
+    def _service_accounts(cls, raw: object) -> object:
+        return _shaped_list(raw, "TUNEDROP_TUNING_SERVICE_ACCOUNTS", SERVICE_ACCOUNT_PATTERN, "a service account email")
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _encryption_keys(cls, raw: object) -> object:
+        return _shaped_list(raw, "TUNEDROP_ENCRYPTION_KEYS", KMS_KEY_PATTERN, "a Cloud KMS key name")
+
+    @model_validator(mode="after")
+    def _compliance_defaults(self) -> Self:
+        problems = [
+            *_default_problems(
+                self.default_tuning_service_account,
+                self.tuning_service_accounts,
+                "TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT",
+                "TUNEDROP_TUNING_SERVICE_ACCOUNTS",
+            ),
+            *_default_problems(
+                self.default_encryption_key,
+                self.encryption_keys,
+                "TUNEDROP_DEFAULT_ENCRYPTION_KEY",
+                "TUNEDROP_ENCRYPTION_KEYS",
+            ),
+            *(
+                f"TUNEDROP_ENCRYPTION_KEYS has {key!r}, in {key_location(key)}: a job's key must be in its region, "
+                f"TUNEDROP_REGION={self.region}"
+                for key in self.encryption_keys
+                if key_location(key) != self.region
+            ),
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @field_validator("retirement_notice_days", mode="before")
     @classmethod
     def _notice_days(cls, raw: object) -> object:
@@ -437,6 +498,23 @@ class Settings(CommonSettings):
             values[name] = int(raw)
         problem = _window_problem(values["reconcile_window_days"], values["retention_days"])
         return [problem] if problem else []
+
+
+def _shaped_list(raw: object, variable: str, pattern: str, shape: str) -> object:
+    """'a, b' -> ('a', 'b'), each checked against `pattern`; every bad one named."""
+    items = _split(raw)
+    if not isinstance(items, tuple):
+        return items
+    bad = [item for item in items if not re.match(pattern, str(item))]
+    if bad:
+        raise ValueError("; ".join(f"{variable} has {str(item)!r}, which is not {shape}" for item in bad))
+    return items
+
+
+def _default_problems(default: str, allowed: tuple[str, ...], variable: str, list_variable: str) -> list[str]:
+    if not default or default in allowed:
+        return []
+    return [f"{variable}={default!r} is not one of {list_variable}: add it there too"]
 
 
 def _window_problem(window_days: int, retention_days: int) -> str:

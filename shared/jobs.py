@@ -121,6 +121,11 @@ class Job:
     display_name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     upload_event_id: str = ""
+    # The TuningJob's own options (a manifest's, or the operators' defaults; see shared/compliance.py).
+    description: str = ""
+    export_last_checkpoint_only: bool | None = None
+    service_account: str = ""
+    encryption_key: str = ""
     # The team folder the upload came from (incoming/<team>/...); "" for the top level.
     team: str = ""
     # Where the datasets are: the upload itself, or what a manifest upload names.

@@ -28,6 +28,7 @@ import msgspec
 import yaml
 from msgspec import Meta
 
+from shared.compliance import KmsKeyName, ServiceAccount
 from shared.config import TEAM_NAME_PATTERN
 from shared.text import printable
 from shared.validation import Issue
@@ -45,6 +46,10 @@ KNOWN_KEYS = {
     "display_name",
     "labels",
     "priority",
+    "description",
+    "export_last_checkpoint_only",
+    "service_account",
+    "encryption_key",
 }
 # Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
 RESERVED_LABEL_PREFIX = "tunedrop_"
@@ -63,6 +68,8 @@ DatasetPath = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"\A[^\
 LabelKey = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_-]{0,62}\Z")]
 LabelValue = Annotated[str, Meta(pattern=r"\A[a-z0-9_-]{0,63}\Z")]
 TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
+# The TuningJob's description: the API sets no length, Tunedrop does (it is stored on the job document).
+Description = Annotated[str, Meta(max_length=2000, pattern=r"\A[^\x00-\x08\x0b-\x1f\x7f]*\Z")]
 
 # Where teams keep the datasets their manifests name, beside their uploads under the incoming prefix.
 DATASETS_PREFIX = "datasets/"
@@ -109,6 +116,10 @@ class Manifest:
     display_name: str = ""
     labels: dict[str, str] = field(default_factory=dict)
     priority: int = 0
+    description: str = ""
+    export_last_checkpoint_only: bool | None = None  # None: not asked (Vertex AI's default)
+    service_account: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT)
+    encryption_key: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_ENCRYPTION_KEY)
 
 
 def is_manifest(name: str) -> bool:
@@ -348,8 +359,45 @@ def parse_manifest(
         display_name=display_name,
         labels=labels,
         priority=priority,
+        **_job_options(data, text, issues),
     )
     return manifest, issues
+
+
+def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any]:
+    """The TuningJob's own options a manifest may set (the operators' allow-lists are the upload's to check)."""
+    return {
+        "description": _scalar(
+            data, "description", Description, "description must be text of at most 2000 characters", "", text, issues
+        ),
+        "export_last_checkpoint_only": _scalar(
+            data,
+            "export_last_checkpoint_only",
+            bool,
+            "export_last_checkpoint_only must be true or false",
+            None,
+            text,
+            issues,
+        ),
+        "service_account": _scalar(
+            data,
+            "service_account",
+            ServiceAccount,
+            "service_account must be a service account email",
+            "",
+            text,
+            issues,
+        ),
+        "encryption_key": _scalar(
+            data,
+            "encryption_key",
+            KmsKeyName,
+            "encryption_key must be a Cloud KMS key: projects/P/locations/L/keyRings/R/cryptoKeys/K",
+            "",
+            text,
+            issues,
+        ),
+    }
 
 
 def _document(raw: bytes, name: str, issues: list[Issue]) -> tuple[Mapping[Any, Any] | None, str]:
@@ -486,6 +534,13 @@ def _labels(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str
 # Custom metadata keys a user can set on an uploaded dataset (gsutil -h x-goog-meta-KEY:VALUE).
 BASE_MODEL_KEYS = ("base_model", "base-model", "tunedrop-base-model")
 PRIORITY_KEYS = ("priority", "tunedrop-priority")
+# The job options a single metadata value can say: (key, type, what it must be).
+METADATA_OPTIONS: tuple[tuple[str, Any, str], ...] = (
+    ("description", Description, "text of at most 2000 characters"),
+    ("export_last_checkpoint_only", bool, "true or false"),
+    ("service_account", ServiceAccount, "a service account email"),
+    ("encryption_key", KmsKeyName, "a Cloud KMS key name"),
+)
 
 
 def _first(metadata: Mapping[str, str], keys: tuple[str, ...]) -> tuple[str, str]:
@@ -545,11 +600,22 @@ def settings_from_metadata(metadata: Mapping[str, str], training_uri: str) -> tu
         if problem:
             bad("display_name", raw_name, "one line of at most 128 characters")
             display_name = ""
+    options: dict[str, Any] = {}
+    for key, kind, shape in METADATA_OPTIONS:
+        raw = metadata.get(key, "")
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        value, problem = convert(raw.strip(), kind, lax=True)
+        if problem:
+            bad(key, raw, shape)
+        else:
+            options[key] = value
     settings = Manifest(
         training_uri=training_uri,
         base_model=base_model,
         hyper_parameters=hyper,
         display_name=display_name,
         priority=priority,
+        **options,
     )
     return settings, issues

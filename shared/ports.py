@@ -290,6 +290,10 @@ class TuningRequest:
     display_name: str = ""
     hyper_parameters: Mapping[str, Any] = field(default_factory=dict)
     labels: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    export_last_checkpoint_only: bool | None = None  # None: Vertex AI's default
+    service_account: str = ""  # "": Vertex AI's own tuning service agent
+    encryption_key: str = ""  # "": Google-managed encryption
 
 
 class RemoteState:

@@ -154,12 +154,18 @@ class VertexTuning(TuningService):
         )
         if request.validation_dataset_uri:
             spec.validation_dataset_uri = request.validation_dataset_uri
+        if request.export_last_checkpoint_only is not None:
+            spec.export_last_checkpoint_only = request.export_last_checkpoint_only
         job = aiplatform_v1.TuningJob(
             base_model=request.base_model,
             supervised_tuning_spec=spec,
             tuned_model_display_name=request.display_name[:128],
             labels={**request.labels, JOB_LABEL: request.job_id, ATTEMPT_LABEL: str(request.attempt)},
+            description=request.description,
+            service_account=request.service_account,
         )
+        if request.encryption_key:
+            job.encryption_spec = aiplatform_v1.EncryptionSpec(kms_key_name=request.encryption_key)
         created = _call("creating the tuning job", self._client.create_tuning_job, parent=self._parent, tuning_job=job)
         return to_remote(created)
 

@@ -44,6 +44,10 @@ def request_for(job: Job) -> TuningRequest:
         display_name=job.display_name or job.job_id,
         hyper_parameters=job.hyper_parameters,
         labels=job.labels,
+        description=job.description,
+        export_last_checkpoint_only=job.export_last_checkpoint_only,
+        service_account=job.service_account,
+        encryption_key=job.encryption_key,
     )
 
 

@@ -339,6 +339,12 @@ class UploadService:
         if model_problem is not None:
             plan = replace(plan, issues=[*plan.issues, model_problem])
         plan = replace(plan, issues=[*plan.issues, *self._policy_issues(job, plan, settings)])
+        plan = replace(plan, issues=[*plan.issues, *self._option_issues(plan, settings)])
+        settings = replace(
+            settings,
+            service_account=settings.service_account or self._settings.default_tuning_service_account,
+            encryption_key=settings.encryption_key or self._settings.default_encryption_key,
+        )
         pinned: dict[str, ObjectInfo] = {}
         report = self._report(plan, settings, pinned)
         kept = self._keep(job, settings, pinned, report) if report.valid else {}
@@ -382,6 +388,29 @@ class UploadService:
         )
         # A bare upload's values come from its object metadata: there is no manifest path to point at.
         return [Issue(0, v.code, v.message, v.path if plan.manifest_uri else "", file=plan.manifest_uri) for v in found]
+
+    def _option_issues(self, plan: _Plan, settings: Manifest) -> list[Issue]:
+        """A service account or key the operators have not allowed (TUNEDROP_TUNING_SERVICE_ACCOUNTS,
+        TUNEDROP_ENCRYPTION_KEYS), each an error naming what is allowed."""
+        asked = (
+            ("service_account", settings.service_account, self._settings.tuning_service_accounts),
+            ("encryption_key", settings.encryption_key, self._settings.encryption_keys),
+        )
+        issues = []
+        for key, value, allowed in asked:
+            if not value or value in allowed:
+                continue
+            listed = ", ".join(allowed) if allowed else "none: ask an operator to allow it"
+            issues.append(
+                Issue(
+                    0,
+                    f"{key}_not_allowed",
+                    f"{key} {quoted(value, 200)} is not one the operators allow for tuning jobs; allowed: {listed}.",
+                    f"$.{key}" if plan.manifest_uri else "",
+                    file=plan.manifest_uri,
+                )
+            )
+        return issues
 
     def _report(self, plan: _Plan, settings: Manifest, pinned: dict[str, ObjectInfo]) -> ValidationReport:
         """The validation report, with the plan's own problems; an upload whose bytes break a check is reported
@@ -587,6 +616,10 @@ def _retune_plan(original: Job, model: str) -> _Plan:
         display_name=original.display_name,
         labels=dict(original.labels),
         priority=original.priority,
+        description=original.description,
+        export_last_checkpoint_only=original.export_last_checkpoint_only,
+        service_account=original.service_account,
+        encryption_key=original.encryption_key,
     )
     bare = not original.manifest_uri
     return _Plan(

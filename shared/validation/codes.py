@@ -436,6 +436,18 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Use only the allowed label keys, or ask an operator to add the key to the team's policy.",
     ),
     IssueCode(
+        "service_account_not_allowed",
+        E,
+        "The service_account is not one the operators allow tuning jobs to run as (TUNEDROP_TUNING_SERVICE_ACCOUNTS).",
+        "Name an allowed account (the message lists them), or leave it out for the default.",
+    ),
+    IssueCode(
+        "encryption_key_not_allowed",
+        E,
+        "The encryption_key is not one the operators allow (TUNEDROP_ENCRYPTION_KEYS).",
+        "Name an allowed key (the message lists them), or leave it out for the default.",
+    ),
+    IssueCode(
         "policy_budget_needs_price",
         E,
         "The team's policy sets a monthly budget, and the registry records no tuning price for the base model, so "

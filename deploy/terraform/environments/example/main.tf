@@ -24,6 +24,11 @@ module "tunedrop" {
   team_policies       = var.team_policies
   # Prices for models the registry has none for, or your negotiated rates (deploy/README.md, "Team policies").
   tuning_prices = var.tuning_prices
+  # Who tuning jobs may run as, and which keys may encrypt them (deploy/README.md, "Tuning service accounts and keys").
+  tuning_service_accounts        = var.tuning_service_accounts
+  default_tuning_service_account = var.default_tuning_service_account
+  encryption_keys                = var.encryption_keys
+  default_encryption_key         = var.default_encryption_key
   # Who applies, and why the policies are what they are; Tunedrop keeps them with each new version of the
   # policies, so the apply that changes them is the one recorded (`tunedrop policy history`).
   policy_change = {

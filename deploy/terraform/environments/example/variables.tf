@@ -126,6 +126,30 @@ variable "default_team_policy" {
   default = {}
 }
 
+variable "tuning_service_accounts" {
+  description = "Service accounts tuning jobs may run as. Validated by the module."
+  type        = set(string)
+  default     = []
+}
+
+variable "default_tuning_service_account" {
+  description = "Service account of a job whose manifest names none (\"\": Vertex AI's own)."
+  type        = string
+  default     = ""
+}
+
+variable "encryption_keys" {
+  description = "Cloud KMS keys (in the tuning region) tuning jobs may encrypt with. Validated by the module."
+  type        = list(string)
+  default     = []
+}
+
+variable "default_encryption_key" {
+  description = "Key of a job whose manifest names none (\"\": Google-managed encryption)."
+  type        = string
+  default     = ""
+}
+
 variable "tuning_prices" {
   description = "Tuning prices in USD per million training tokens, by base model (budgets count jobs at these). Validated by the module."
   type        = map(number)

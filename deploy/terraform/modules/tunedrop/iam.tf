@@ -101,6 +101,29 @@ resource "google_storage_bucket_iam_member" "vertex_dataset_reader" {
   member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
 }
 
+# A job that runs as one of the operators' tuning service accounts is created by the dispatcher, which must
+# act as that account ("Users starting the pipeline must have the iam.serviceAccounts.actAs permission on this
+# service account": TuningJob.serviceAccount, read 2026-11-30); granted on those accounts only.
+resource "google_service_account_iam_member" "dispatch_acts_as_tuning_account" {
+  for_each           = var.tuning_service_accounts
+  service_account_id = "projects/${split("@", each.value)[1] == "developer.gserviceaccount.com" ? var.project_id : trimsuffix(split("@", each.value)[1], ".iam.gserviceaccount.com")}/serviceAccounts/${each.value}"
+  role               = "roles/iam.serviceAccountUser"
+  member             = "serviceAccount:${module.function["dispatch"].runtime_service_account_email}"
+}
+
+# The workload of such a job reads the validated copies of its datasets, as that account.
+resource "google_storage_bucket_iam_member" "tuning_account_dataset_reader" {
+  for_each = var.tuning_service_accounts
+  bucket   = google_storage_bucket.datasets.name
+  role     = "roles/storage.objectViewer"
+  member   = "serviceAccount:${each.value}"
+  condition {
+    title       = "validated-copies-only"
+    description = "Copies of validated datasets under ${local.staging_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
+  }
+}
+
 # --------------------------------------------------------------------------- build service account
 
 resource "google_project_iam_member" "build" {

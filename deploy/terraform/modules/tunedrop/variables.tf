@@ -83,6 +83,47 @@ variable "strict_validation" {
   default     = false
 }
 
+variable "tuning_service_accounts" {
+  # A set: one grant per account (for_each), in no particular order.
+  description = "Service accounts tuning jobs may run as (TUNEDROP_TUNING_SERVICE_ACCOUNTS): a manifest's service_account must be one of them. The dispatcher gets roles/iam.serviceAccountUser on each (to create jobs running as it), and each may read the validated copies of datasets. Empty: jobs run as Vertex AI's own tuning service agent."
+  type        = set(string)
+  default     = []
+  validation {
+    condition     = alltrue([for email in var.tuning_service_accounts : can(regex("^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,126}[.]gserviceaccount[.]com$", email))])
+    error_message = "tuning_service_accounts: each must be a service account email (name@project.iam.gserviceaccount.com)."
+  }
+}
+
+variable "default_tuning_service_account" {
+  description = "Service account of a job whose manifest names none (TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT); one of tuning_service_accounts, or \"\" for Vertex AI's own."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.default_tuning_service_account == "" || contains(var.tuning_service_accounts, var.default_tuning_service_account)
+    error_message = "default_tuning_service_account must be one of tuning_service_accounts (or empty)."
+  }
+}
+
+variable "encryption_keys" {
+  description = "Cloud KMS keys tuning jobs may encrypt with (TUNEDROP_ENCRYPTION_KEYS), each in the tuning region: a manifest's encryption_key must be one of them. Grant Vertex AI's service agent roles/cloudkms.cryptoKeyEncrypterDecrypter on each key yourself (keys often live in another project)."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for key in var.encryption_keys : can(regex("^projects/[a-z0-9][a-z0-9-]{4,28}[a-z0-9]/locations/[a-z0-9-]+/keyRings/[A-Za-z0-9_-]{1,63}/cryptoKeys/[A-Za-z0-9_-]{1,63}$", key))])
+    error_message = "encryption_keys: each must be projects/P/locations/L/keyRings/R/cryptoKeys/K."
+  }
+}
+
+variable "default_encryption_key" {
+  description = "Key of a job whose manifest names none (TUNEDROP_DEFAULT_ENCRYPTION_KEY); one of encryption_keys, or \"\" for Google-managed encryption."
+  type        = string
+  default     = ""
+  validation {
+    condition     = var.default_encryption_key == "" || contains(var.encryption_keys, var.default_encryption_key)
+    error_message = "default_encryption_key must be one of encryption_keys (or empty)."
+  }
+}
+
 variable "tuning_prices" {
   description = "Operators' tuning prices in USD per million training tokens, by base model name as `tunedrop models` lists it (TUNEDROP_TUNING_PRICES). They count jobs against team budgets for models the registry has no price for, or override its price (a negotiated rate). Model names are checked at cold start."
   type        = map(number)

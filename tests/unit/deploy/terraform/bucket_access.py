@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.unit.deploy.terraform.paths import TERRAFORM
-from tests.unit.deploy.terraform.tfmodel import Unresolved, interpolate, one, render, resource_instances
+from tests.unit.deploy.terraform.tfmodel import Unresolved, interpolate, one, resource_instances
 
 DATASETS_BUCKET = "${google_storage_bucket.datasets.name}"
 # The permissions of the object roles, reduced to the operations this check asks about.
@@ -69,7 +69,8 @@ def bucket_grants(root_variables: Mapping[str, Any], root: Path = TERRAFORM) -> 
         if grant.value(grant.body["bucket"]) != DATASETS_BUCKET:
             continue
         member = grant.value(grant.body["member"])
-        member = member if "${" not in str(member) else render(str(one(grant.body["member"])), grant.each)
+        if "${" in str(member):
+            member = interpolate(str(one(grant.body["member"])), grant.module, grant.each)
         role = str(grant.value(grant.body["role"]))
         if role not in ROLE_OPERATIONS:
             raise Unresolved(f"{grant.name}: unknown object role {role}")

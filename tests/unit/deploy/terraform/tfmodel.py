@@ -172,12 +172,14 @@ def render(template: str, binding: Binding) -> str:
     def value_of(match: re.Match[str]) -> str:
         if match.group(0) == "each.key":
             return json.dumps(binding.each_key)
+        if match.group(0) == "each.value":
+            return json.dumps(binding.each_value) if isinstance(binding.each_value, str) else match.group(0)
         key = match.group(1)
         if isinstance(binding.each_value, Mapping) and key in binding.each_value:
             return json.dumps(binding.each_value[key])
         return match.group(0)
 
-    return re.sub(r"each\.value\.(\w+)|each\.key", value_of, template)
+    return re.sub(r"each\.value\.(\w+)|each\.value|each\.key", value_of, template)
 
 
 # ---------------------------------------------------------------------------- instances
@@ -195,10 +197,16 @@ def for_each_items(body: Mapping[str, Any], module: Module, binding: Binding = B
     return [Binding(binding.variables, str(k), v) for k, v in items.items()]
 
 
+def _defaults(module: Module | None) -> dict[str, Any]:
+    """A module's variables that declare a default, with it."""
+    if module is None:
+        return {}
+    return {name: one(body["default"]) for name, body in module.variables.items() if "default" in body}
+
+
 def root_binding(module: Module, overrides: Mapping[str, Any] | None = None) -> Binding:
     """A root module's variables: their declared defaults, then the values a check supplies (a tfvars)."""
-    defaults = {name: one(body["default"]) for name, body in module.variables.items() if "default" in body}
-    return Binding({**defaults, **(overrides or {})})
+    return Binding({**_defaults(module), **(overrides or {})})
 
 
 def callers(
@@ -207,6 +215,7 @@ def callers(
     """Each instantiation of the module in `target`: (address, arguments). A module call's for_each and
     arguments are evaluated in each instance of the calling module, so a for_each over a variable the
     root passes down (var.teams) has its items."""
+    called = next((m for m in modules.values() if m.path.resolve() == target.resolve()), None)
     for module in modules.values():
         for name, block in module.modules.items():
             if module.called_module(name) != target.resolve():
@@ -219,7 +228,8 @@ def callers(
                         if k not in META_ARGUMENTS and not is_hcl2_key(k)
                     }
                     address = f"{name}[{each.each_key}]" if each.each_key is not None else name
-                    yield address, Binding(arguments)
+                    # Like Terraform: a variable the call does not set has its declared default.
+                    yield address, Binding({**_defaults(called), **arguments})
 
 
 def instances(

@@ -1,0 +1,119 @@
+"""A job's own TuningJob options (issue 14, item 1): description, export_last_checkpoint_only, service_account
+and encryption_key, from a manifest or object metadata; the service account and key only from the operators'
+allow-lists, with their defaults; all of them on the Vertex AI request."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.jobs import JobState
+from shared.manifest import parse_manifest, settings_from_metadata
+from tests.fakes import VALID_DATASET, Harness, make_harness
+
+TUNER = "tuner@ml-project.iam.gserviceaccount.com"
+OTHER = "other@ml-project.iam.gserviceaccount.com"
+KEY = "projects/ml-project/locations/us-central1/keyRings/tuning/cryptoKeys/jobs"
+OTHER_KEY = "projects/ml-project/locations/us-central1/keyRings/tuning/cryptoKeys/other"
+OPERATORS = {
+    "TUNEDROP_TUNING_SERVICE_ACCOUNTS": f"{TUNER},{OTHER}",
+    "TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT": TUNER,
+    "TUNEDROP_ENCRYPTION_KEYS": KEY,
+}
+
+
+def manifest(**options: object) -> bytes:
+    return json.dumps({"training_dataset": "datasets/train.jsonl", **options}).encode()
+
+
+def upload(h: Harness, **options: object) -> str:
+    h.blobs.put("ds", "datasets/train.jsonl", VALID_DATASET)
+    return h.upload("incoming/job.json", data=manifest(**options))
+
+
+def test_the_options_reach_the_vertex_ai_request() -> None:
+    h = make_harness(OPERATORS)
+    job_id = upload(
+        h,
+        description="weekly refresh\nof the support bot",
+        export_last_checkpoint_only=True,
+        service_account=OTHER,
+        encryption_key=KEY,
+    )
+    job = h.job(job_id)
+    assert job.state is JobState.QUEUED, job.validation
+    assert (job.service_account, job.encryption_key, job.export_last_checkpoint_only) == (OTHER, KEY, True)
+
+    h.app.dispatcher.dispatch()
+
+    (request,) = h.tuning.requests
+    assert request.description == "weekly refresh\nof the support bot"
+    assert (request.service_account, request.encryption_key, request.export_last_checkpoint_only) == (
+        OTHER,
+        KEY,
+        True,
+    )
+
+
+def test_a_job_naming_none_gets_the_operators_defaults() -> None:
+    h = make_harness(OPERATORS)
+    job = h.job(upload(h))
+    assert (job.service_account, job.encryption_key, job.export_last_checkpoint_only) == (TUNER, "", None)
+
+
+@pytest.mark.parametrize(
+    ("options", "code"),
+    [
+        ({"service_account": "stranger@elsewhere.iam.gserviceaccount.com"}, "service_account_not_allowed"),
+        ({"encryption_key": OTHER_KEY}, "encryption_key_not_allowed"),
+    ],
+)
+def test_a_service_account_or_key_the_operators_did_not_allow_is_rejected(options: dict[str, str], code: str) -> None:
+    h = make_harness(OPERATORS)
+    job = h.job(upload(h, **options))
+    assert job.state is JobState.REJECTED
+    assert job.error is not None
+    (first,) = [e for e in job.error["first_errors"] if e["code"] == code]
+    assert "allowed:" in first["message"] and first["path"] == f"$.{next(iter(options))}"
+
+
+def test_without_allow_lists_no_service_account_or_key_may_be_named() -> None:
+    h = make_harness()
+    job = h.job(upload(h, service_account=TUNER))
+    assert job.state is JobState.REJECTED
+    assert job.error is not None
+    (first,) = job.error["first_errors"]
+    assert first["code"] == "service_account_not_allowed" and "none: ask an operator" in first["message"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"export_last_checkpoint_only": "yes"}, "export_last_checkpoint_only must be true or false"),
+        ({"service_account": "me@gmail.com"}, "service_account must be a service account email"),
+        ({"encryption_key": "my-key"}, "encryption_key must be a Cloud KMS key"),
+        ({"description": "x" * 2001}, "description must be text of at most 2000 characters"),
+        ({"description": "bell\x07"}, "description must be text of at most 2000 characters"),
+    ],
+)
+def test_malformed_options_are_reported(options: dict[str, object], message: str) -> None:
+    _, issues = parse_manifest(manifest(**options), name="incoming/m.json", bucket="ds")
+    (issue,) = issues
+    assert issue.code == "manifest_bad_value" and issue.message.startswith(message)
+    assert issue.path == f"$.{next(iter(options))}"
+
+
+def test_object_metadata_says_the_single_valued_options() -> None:
+    settings, issues = settings_from_metadata(
+        {"export_last_checkpoint_only": "true", "service_account": TUNER, "encryption_key": KEY, "description": "d"},
+        "gs://ds/incoming/a.jsonl",
+    )
+    assert issues == []
+    assert (settings.export_last_checkpoint_only, settings.service_account, settings.encryption_key) == (
+        True,
+        TUNER,
+        KEY,
+    )
+    _, bad = settings_from_metadata({"export_last_checkpoint_only": "maybe"}, "gs://ds/incoming/a.jsonl")
+    assert [issue.code for issue in bad] == ["bad_metadata"]
