@@ -80,6 +80,17 @@ def test_knob_precedence() -> None:
         ({"quota": True}, {}, "quota must be an integer, got True"),
         ({"seed": 1.5}, {}, "seed must be an integer, got 1.5"),
         ({}, {"TUNEDROP_EMULATOR_JOB_SECONDS": "-3"}, "TUNEDROP_EMULATOR_JOB_SECONDS must be >= 0, got '-3'"),
+        (
+            {},
+            {"TUNEDROP_EMULATOR_QUOTA_MODE": "queue"},
+            "TUNEDROP_EMULATOR_QUOTA_MODE must be one of refuse, wait, got 'queue'",
+        ),
+        ({"quota_mode": 1}, {}, "quota_mode must be one of refuse, wait, got 1"),
+        (
+            {},
+            {"TUNEDROP_EMULATOR_DROPPED_EXAMPLES": "-2"},
+            "TUNEDROP_EMULATOR_DROPPED_EXAMPLES must be >= 0, got -2",
+        ),
         ({"job_seconds": "inf"}, {}, "job_seconds must be >= 0, got 'inf'"),
         ({"fail_rate": 2}, {}, "fail_rate must be between 0 and 1, got 2"),
         (
@@ -103,3 +114,24 @@ def test_blank_variables_fall_through_and_values_are_trimmed() -> None:
     assert VertexEmulator(env={}).config == EmulatorConfig(
         quota=1, job_seconds=5.0, fail_rate=0.0, unavailable_rate=0.0
     )
+
+
+def test_quota_mode_and_dropped_examples_from_the_environment() -> None:
+    config = VertexEmulator(
+        env={"TUNEDROP_EMULATOR_QUOTA_MODE": " Wait ", "TUNEDROP_EMULATOR_DROPPED_EXAMPLES": "7"}
+    ).config
+    assert (config.quota_mode, config.waits_for_quota, config.dropped_examples) == ("wait", True, 7)
+    assert (
+        VertexEmulator(quota_mode="refuse", env={"TUNEDROP_EMULATOR_QUOTA_MODE": "wait"}).config.quota_mode == "refuse"
+    )
+    assert (EmulatorConfig().quota_mode, EmulatorConfig().dropped_examples) == ("refuse", 0)
+
+
+def test_wait_mode_accepts_every_concurrent_create_and_admits_at_most_the_quota(clock: FakeClock) -> None:
+    emulator = VertexEmulator(quota=3, quota_mode="wait", env={}, clock=clock)
+    threads = [threading.Thread(target=emulator.create_tuning_job, args=(PARENT, tuning_job())) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (emulator.active_job_count(), emulator.waiting_job_count()) == (3, 17)

@@ -43,6 +43,21 @@ def tuning_job(**overrides: Any) -> aiplatform_v1.TuningJob:
     return aiplatform_v1.TuningJob(**fields)
 
 
+def evaluation_config() -> dict[str, Any]:
+    """A valid supervised_tuning_spec.evaluation_config: a pointwise metric with two aggregations, then BLEU."""
+    return {
+        "metrics": [
+            {
+                "pointwise_metric_spec": {"metric_prompt_template": "Rate the fluency of {response} from 1 to 5."},
+                "aggregation_metrics": ["AVERAGE", "STANDARD_DEVIATION"],
+            },
+            {"bleu_spec": {}, "aggregation_metrics": ["AVERAGE"]},
+        ],
+        "output_config": {"gcs_destination": {"output_uri_prefix": "gs://tunedrop-out/reports/job-1/evaluation/"}},
+        "autorater_config": {"sampling_count": 4},
+    }
+
+
 # mypy cannot follow the editable install's mapping of tunedrop_local to deploy/local, so it sees Any here.
 class WatchedEmulator(VertexEmulator):  # type: ignore[misc]
     """Remembers the most jobs ever active right after a create: the overlap Vertex AI saw."""
