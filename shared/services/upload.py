@@ -345,6 +345,7 @@ class UploadService:
             service_account=settings.service_account or self._settings.default_tuning_service_account,
             encryption_key=settings.encryption_key or self._settings.default_encryption_key,
         )
+        plan = replace(plan, issues=[*plan.issues, *_model_option_issues(plan, settings)])
         pinned: dict[str, ObjectInfo] = {}
         report = self._report(plan, settings, pinned)
         kept = self._keep(job, settings, pinned, report) if report.valid else {}
@@ -604,6 +605,26 @@ class _Plan:
     def source_uri(self) -> str:
         """The object the report is about: the training dataset, else the manifest, else the upload."""
         return self.settings.training_uri or self.manifest_uri or self.object_uri
+
+
+def _model_option_issues(plan: _Plan, settings: Manifest) -> list[Issue]:
+    """What the job's model does not allow of its options (the registry's rules): a customer-managed key on a
+    model the documentation says does not support CMEK, or does not say it does (the stricter reading)."""
+    spec = get_model(settings.base_model)
+    if spec is None or not settings.encryption_key or spec.cmek:
+        return []
+    known = "does not support" if spec.cmek is False else "is not documented to support"
+    return [
+        Issue(
+            0,
+            "model_no_cmek",
+            f"{spec.name} {known} customer-managed encryption keys (CMEK), and this job would be encrypted with "
+            f"{quoted(settings.encryption_key, 200)} (asked for, or the operators' default): choose a model that "
+            "supports CMEK, or ask an operator.",
+            "$.encryption_key" if plan.manifest_uri else "",
+            file=plan.manifest_uri,
+        )
+    ]
 
 
 def _retune_plan(original: Job, model: str) -> _Plan:

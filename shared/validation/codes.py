@@ -448,6 +448,13 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Name an allowed key (the message lists them), or leave it out for the default.",
     ),
     IssueCode(
+        "model_no_cmek",
+        E,
+        "The job would be encrypted with a customer-managed key (its encryption_key, or the operators' default), and "
+        "the documentation says its base model does not support CMEK (or does not say it does).",
+        "Choose a model that supports CMEK (`tunedrop models`), or ask an operator.",
+    ),
+    IssueCode(
         "policy_budget_needs_price",
         E,
         "The team's policy sets a monthly budget, and the registry records no tuning price for the base model, so "

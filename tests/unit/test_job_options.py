@@ -5,11 +5,13 @@ allow-lists, with their defaults; all of them on the Vertex AI request."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from shared.jobs import JobState
 from shared.manifest import parse_manifest, settings_from_metadata
+from shared.services.submission import request_for
 from tests.fakes import VALID_DATASET, Harness, make_harness
 
 TUNER = "tuner@ml-project.iam.gserviceaccount.com"
@@ -35,25 +37,20 @@ def upload(h: Harness, **options: object) -> str:
 def test_the_options_reach_the_vertex_ai_request() -> None:
     h = make_harness(OPERATORS)
     job_id = upload(
-        h,
-        description="weekly refresh\nof the support bot",
-        export_last_checkpoint_only=True,
-        service_account=OTHER,
-        encryption_key=KEY,
+        h, description="weekly refresh\nof the support bot", export_last_checkpoint_only=True, service_account=OTHER
     )
     job = h.job(job_id)
     assert job.state is JobState.QUEUED, job.validation
-    assert (job.service_account, job.encryption_key, job.export_last_checkpoint_only) == (OTHER, KEY, True)
+    assert (job.service_account, job.export_last_checkpoint_only) == (OTHER, True)
 
     h.app.dispatcher.dispatch()
 
     (request,) = h.tuning.requests
     assert request.description == "weekly refresh\nof the support bot"
-    assert (request.service_account, request.encryption_key, request.export_last_checkpoint_only) == (
-        OTHER,
-        KEY,
-        True,
-    )
+    assert (request.service_account, request.export_last_checkpoint_only) == (OTHER, True)
+    # No model open for tuning supports CMEK today (see below), so a key reaches a request only from a job
+    # that carries one.
+    assert request_for(replace(job, encryption_key=KEY)).encryption_key == KEY
 
 
 def test_a_job_naming_none_gets_the_operators_defaults() -> None:
@@ -117,3 +114,16 @@ def test_object_metadata_says_the_single_valued_options() -> None:
     )
     _, bad = settings_from_metadata({"export_last_checkpoint_only": "maybe"}, "gs://ds/incoming/a.jsonl")
     assert [issue.code for issue in bad] == ["bad_metadata"]
+
+
+def test_a_key_on_a_model_without_cmek_is_rejected_naming_the_rule() -> None:
+    # The registry records "CMEK support: Not supported" for the Gemini 3.x tuning tables.
+    h = make_harness(OPERATORS)
+    job = h.job(upload(h, encryption_key=KEY, base_model="gemini-3.5-flash"))
+    assert job.state is JobState.REJECTED
+    assert job.error is not None
+    (first,) = [e for e in job.error["first_errors"] if e["code"] == "model_no_cmek"]
+    assert first["message"].startswith("gemini-3.5-flash does not support customer-managed encryption keys")
+    # The operators' default key counts too: a job cannot silently go unencrypted by it.
+    defaults = make_harness({**OPERATORS, "TUNEDROP_DEFAULT_ENCRYPTION_KEY": KEY})
+    assert defaults.job(upload(defaults)).state is JobState.REJECTED
