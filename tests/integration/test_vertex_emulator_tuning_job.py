@@ -377,7 +377,7 @@ def test_continuous_tuning_needs_a_tuned_model_and_checkpoint_of_this_project(
 def test_continuous_tuning_keeps_the_pre_tuned_models_key(client: Client, clock: FakeClock) -> None:
     encrypted = {"kms_key_name": KEY}
     tuned = finished(client, clock, create(client, base_model="gemini-2.5-flash", encryption_spec=encrypted).name)
-    request = {"base_model": None, "pre_tuned_model": {"tuned_model_name": tuned.tuned_model.model}}
+    request: dict[str, Any] = {"base_model": None, "pre_tuned_model": {"tuned_model_name": tuned.tuned_model.model}}
     with pytest.raises(exceptions.InvalidArgument, match=re.escape(f"tuned with ({KEY}), got none")):
         create(client, **request)
     continued = create(client, **request, encryption_spec=encrypted)
@@ -417,7 +417,8 @@ def test_dropped_examples_leave_the_billable_tokens_of_the_kept_examples(
         emulator = emulators(quota=1, job_seconds=10, seed=5, **knobs)[1]
         name = emulator.create_tuning_job(PARENT, tuning_job(supervised_tuning_spec=spec(2))).name
         clock.advance(10)
-        return emulator.get_tuning_job(name).tuning_data_stats.supervised_tuning_data_stats
+        job: aiplatform_v1.TuningJob = emulator.get_tuning_job(name)
+        return job.tuning_data_stats.supervised_tuning_data_stats
 
     plain, dropping = stats(), stats(dropped_examples=50)
     assert plain.total_truncated_example_count == 0 and list(plain.dropped_example_reasons) == []

@@ -12,17 +12,25 @@ Run standalone with ``python -m tunedrop_local.vertex_emulator --host 127.0.0.1 
 
 The modules, each one concern:
 
-* :mod:`.config`: the knobs (quota, job duration, failure and unavailability rates, seed), from
-  constructor arguments or ``TUNEDROP_EMULATOR_*`` variables.
-* :mod:`.service`: :class:`VertexEmulator`, the state and the semantics of every RPC.
+* :mod:`.config`: the knobs (quota and quota mode, job duration, failure and unavailability rates,
+  dropped examples, seed), from constructor arguments or ``TUNEDROP_EMULATOR_*`` variables.
+* :mod:`.service`: :class:`VertexEmulator`, the state and the semantics of every RPC, and the quota
+  (refuse beyond it, or hold jobs PENDING until a slot frees).
 * :mod:`.state`: a tuning job's record and its timeline (PENDING, RUNNING, SUCCEEDED/FAILED on a
-  simulated clock; CANCELLED on request).
+  simulated clock; CANCELLED on request), its statistics and its tuned model.
+* :mod:`.checkpoints`, :mod:`.evaluation`, :mod:`.continuous`: checkpoints per epoch, evaluation of each
+  checkpoint during tuning, and continuous tuning from a model an earlier job tuned.
 * :mod:`.validation`, :mod:`.names`, :mod:`.filters`, :mod:`.paging`: what a request may say.
 * :mod:`.tokens`: CountTokens with a deterministic approximation of Gemini's tokenizer.
 * :mod:`.server`: the gRPC services and :func:`serve`; :mod:`.__main__`: the command line.
 
 A label ``tunedrop_emulator_job_seconds`` on a created job (a whole number of seconds) overrides
-that job's duration, so a test can start one long job by hand beside short ones.
+that job's duration, so a test can start one long job by hand beside short ones; a label
+``tunedrop_emulator_dropped_examples`` sets how many of its examples are reported dropped.
+
+The detail state some SDKs document (``tuning_job_state``: WAITING_FOR_QUOTA, PROCESSING_DATASET, ...)
+has no field in ``aiplatform_v1`` 2.7's TuningJob (nor in ``aiplatform_v1beta1``'s), so the emulator
+cannot send it over v1: a job waiting for quota is JOB_STATE_PENDING without a start time.
 """
 
 from __future__ import annotations
@@ -33,10 +41,11 @@ from .names import project_number
 from .server import LLM_UTILITY_SERVICE_NAME, PREDICTION_SERVICE_NAME, SERVICE_NAME, serve
 from .service import API_SERVICE, QUOTA_METRIC, VertexEmulator
 from .tokens import TOKENS_PER_FILE, approximate_tokens
-from .validation import JOB_SECONDS_LABEL
+from .validation import DROPPED_EXAMPLES_LABEL, JOB_SECONDS_LABEL
 
 __all__ = [
     "API_SERVICE",
+    "DROPPED_EXAMPLES_LABEL",
     "JOB_SECONDS_LABEL",
     "LLM_UTILITY_SERVICE_NAME",
     "PREDICTION_SERVICE_NAME",

@@ -87,10 +87,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             "port": port,
             "service": SERVICE_NAME,
             "quota": config.quota,
+            "quota_mode": config.quota_mode,
             "job_seconds": config.job_seconds,
             "fail_rate": config.fail_rate,
             "unavailable_rate": config.unavailable_rate,
             "seed": config.seed,
+            "dropped_examples": config.dropped_examples,
         },
     )
     received = signals.wait()

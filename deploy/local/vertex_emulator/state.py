@@ -28,15 +28,6 @@ from .evaluation import add_evaluation_run
 log = logging.getLogger(__name__)
 
 JobState = aiplatform_v1.JobState
-# States that hold a slot of the concurrent-jobs quota.
-ACTIVE_STATES: Final = frozenset(
-    {
-        JobState.JOB_STATE_QUEUED,
-        JobState.JOB_STATE_PENDING,
-        JobState.JOB_STATE_RUNNING,
-        JobState.JOB_STATE_CANCELLING,
-    }
-)
 TERMINAL_STATES: Final = frozenset(
     {
         JobState.JOB_STATE_SUCCEEDED,
