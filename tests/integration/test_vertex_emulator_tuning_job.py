@@ -265,6 +265,8 @@ def test_service_account_and_key_are_echoed(client: Client) -> None:
     [
         ({"service_account": "tuner"}, "service_account must be a service account email"),
         ({"service_account": "someone@example.com"}, "service_account must be a service account email"),
+        ({"service_account": TUNER + "\n"}, "service_account must be a service account email"),
+        ({"encryption_spec": {"kms_key_name": KEY + "\n"}}, "kms_key_name must be projects/{project}"),
         ({"encryption_spec": {"kms_key_name": "datasets"}}, "kms_key_name must be projects/{project}"),
         (
             {"encryption_spec": {"kms_key_name": KEY.replace("us-central1", "europe-west4")}},

@@ -72,7 +72,7 @@ def _same_model(job: TuningJobRecord, other: TuningJobRecord) -> bool:
 
 def _source_job(name: str, jobs: list[TuningJobRecord]) -> TuningJobRecord:
     """The SUCCEEDED job that produced the model version ``name`` names."""
-    match = _MODEL_RE.match(name)
+    match = _MODEL_RE.fullmatch(name)
     if match is None:
         raise invalid_argument(
             f"{_FIELD}.tuned_model_name must be projects/{{project}}/locations/{{location}}/models/{{model}}, "

@@ -112,7 +112,7 @@ def _validate_autorater(autorater: Any) -> None:
             f"{_FIELD}.autorater_config.sampling_count must be between {MIN_SAMPLING_COUNT} and "
             f"{MAX_SAMPLING_COUNT}, got {autorater.sampling_count}."
         )
-    if autorater.autorater_model and not _AUTORATER_MODEL_RE.match(autorater.autorater_model):
+    if autorater.autorater_model and not _AUTORATER_MODEL_RE.fullmatch(autorater.autorater_model):
         raise invalid_argument(
             f"{_FIELD}.autorater_config.autorater_model must be projects/*/locations/*/publishers/*/models/* or "
             f"projects/*/locations/*/endpoints/*, got {autorater.autorater_model!r}."

@@ -79,7 +79,7 @@ def _validate_supervised_spec(spec: Any) -> None:
 def validate_service_account(email: str) -> None:
     """An empty value runs the job as the Vertex AI Secure Fine-Tuning Service Agent; anything else must be an
     email of a service account (TuningJob.service_account, aiplatform_v1 2.7)."""
-    if email and not _SERVICE_ACCOUNT_RE.match(email):
+    if email and not _SERVICE_ACCOUNT_RE.fullmatch(email):
         raise invalid_argument(
             f"tuning_job.service_account must be a service account email such as "
             f"tuner@my-project.iam.gserviceaccount.com, got {email!r}."
@@ -88,7 +88,7 @@ def validate_service_account(email: str) -> None:
 
 def validate_kms_key(key: str, location: str) -> None:
     """A customer-managed key: well formed, and in the job's region."""
-    match = _KMS_KEY_RE.match(key)
+    match = _KMS_KEY_RE.fullmatch(key)
     if match is None:
         raise invalid_argument(
             "tuning_job.encryption_spec.kms_key_name must be projects/{project}/locations/{location}/keyRings/"
