@@ -34,7 +34,8 @@ from .state import JobState, TuningJobRecord
 
 EARLIEST_CONTINUABLE: Final = dt.datetime(2025, 7, 11, tzinfo=dt.UTC)
 _MODEL_RE: Final = re.compile(
-    r"^projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)/models/(?P<model>[^/@]+)(?:@(?P<version>[^/@]+))?$"
+    r"projects/(?P<project>[^/\s]+)/locations/(?P<location>[^/\s]+)/models/(?P<model>[^/@\s]+)"
+    r"(?:@(?P<version>[^/@\s]+))?"
 )
 _FIELD: Final = "tuning_job.pre_tuned_model"
 

@@ -21,12 +21,12 @@ DROPPED_EXAMPLES_LABEL: Final = "tunedrop_emulator_dropped_examples"
 # CreateServiceAccountRequest, https://cloud.google.com/python/docs/reference/iam/latest/
 # google.cloud.iam_admin_v1.types.ServiceAccount, read 2026-11-30), or a Google-managed
 # ...@*.gserviceaccount.com address such as PROJECT_NUMBER-compute@developer.gserviceaccount.com.
-_SERVICE_ACCOUNT_RE: Final = re.compile(r"^[a-z0-9][a-z0-9.-]{0,62}@([a-z0-9-]+\.)*gserviceaccount\.com$")
+_SERVICE_ACCOUNT_RE: Final = re.compile(r"[a-z0-9][a-z0-9.-]{0,62}@([a-z0-9-]+\.)*gserviceaccount\.com")
 # EncryptionSpec.kms_key_name "has the form: projects/my-project/locations/my-region/keyRings/my-kr/cryptoKeys/
 # my-key. The key needs to be in the same region as where the compute resource is created." (aiplatform_v1 2.7;
 # https://docs.cloud.google.com/gemini-enterprise-agent-platform/reference/rest/v1/projects.locations.tuningJobs,
 # read 2026-11-30).
-_KMS_KEY_RE: Final = re.compile(r"^projects/[^/]+/locations/(?P<location>[^/]+)/keyRings/[^/]+/cryptoKeys/[^/]+$")
+_KMS_KEY_RE: Final = re.compile(r"projects/[^/\s]+/locations/(?P<location>[^/\s]+)/keyRings/[^/\s]+/cryptoKeys/[^/\s]+")
 MAX_LABELS: Final = 64
 MAX_LABEL_LENGTH: Final = 64
 MAX_DISPLAY_NAME_LENGTH: Final = 128
