@@ -111,12 +111,16 @@ def test_one_checkpoint_per_epoch_up_to_ten_then_ten_spread_to_the_last(
     assert endpoints[-1] == job.tuned_model.endpoint
 
 
-def test_checkpoints_appear_on_success_only(client: Client, clock: FakeClock) -> None:
+def test_checkpoints_appear_on_success_only_and_the_experiment_once_running(client: Client, clock: FakeClock) -> None:
     name = create(client, supervised_tuning_spec=spec(4)).name
+    assert client.get_tuning_job(name=name).experiment == ""
     clock.advance(50)
     running = client.get_tuning_job(name=name)
     assert running.state == State.JOB_STATE_RUNNING
     assert "tuned_model" not in running
+    assert re.fullmatch(
+        rf"{PREFIX}/metadataStores/default/contexts/tuning-experiment-20260801120000\d\d", running.experiment
+    ), running.experiment
     assert len(finished(client, clock, name, 50).tuned_model.checkpoints) == 4
 
 

@@ -10,6 +10,7 @@ runs appear as they are saved) and listed on the tuned model at the end. Callers
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import math
 import random
@@ -193,6 +194,7 @@ class TuningJobRecord:
     def _start(self) -> None:
         assert self.running_at is not None
         set_time(self.pb.start_time, self.running_at)
+        self.pb.experiment = self._experiment()
         fill_stats(self.pb, self.job_id, self.dropped_examples, _token_limit(self.base_model))
         stats = self.pb.tuning_data_stats.supervised_tuning_data_stats
         spec = self.pb.supervised_tuning_spec
@@ -202,6 +204,15 @@ class TuningJobRecord:
             spec.export_last_checkpoint_only,
         )
         set_time(self.pb.update_time, self.running_at)
+
+    def _experiment(self) -> str:
+        """The Vertex AI Experiment the job logs to, shaped like the supervised-tuning page's sample output
+        (``.../metadataStores/default/contexts/tuning-experiment-2025010112345678``; https://docs.cloud.google.com/
+        gemini-enterprise-agent-platform/models/tuning/supervised-tuning/use, read 2026-11-30): set once it runs."""
+        created = dt.datetime.fromtimestamp(self.created_at, dt.UTC)
+        stamp = f"{created:%Y%m%d%H%M%S}{created.microsecond // 10_000:02d}"
+        store = f"projects/{self.number}/locations/{self.location}/metadataStores/default"
+        return f"{store}/contexts/tuning-experiment-{stamp}"
 
     def _evaluate_checkpoints(self, now: float) -> None:
         """Add an evaluation run for each checkpoint saved by ``now`` (a failing job saves no final one)."""
