@@ -105,6 +105,12 @@ def completion_data(job: Job) -> dict[str, Any]:
         "ended_at": iso(ended),
         "duration_seconds": round((ended - job.started_at).total_seconds(), 3) if job.started_at else None,
     }
+    # Optional fields (schema v1 grows compatibly): only when there is something to say, so events of jobs
+    # without them are byte for byte as before.
+    if job.evaluations:
+        data["evaluations"] = job.evaluations
+    if job.experiment:
+        data["experiment"] = job.experiment
     return data
 
 

@@ -160,6 +160,9 @@ class Job:
     error: dict[str, Any] | None = field(default=None, metadata=_PER_ATTEMPT)
     tuning_stats: dict[str, Any] = field(default_factory=dict, metadata=_PER_ATTEMPT)
     checkpoints: list[dict[str, Any]] = field(default_factory=list, metadata=_PER_ATTEMPT)
+    # Evaluation during tuning: one run per checkpoint (its metrics); the Vertex AI experiment of the attempt.
+    evaluations: list[dict[str, Any]] = field(default_factory=list, metadata=_PER_ATTEMPT)
+    experiment: str = field(default="", metadata=_PER_ATTEMPT)
     # Warnings raised once each (e.g. "stuck_pending", "running_too_long").
     warnings: list[str] = field(default_factory=list, metadata=_PER_ATTEMPT)
     # Set when a terminal state is recorded; cleared once its completion event is published.

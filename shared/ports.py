@@ -335,6 +335,10 @@ class RemoteJob:
     error_message: str = ""
     stats: Mapping[str, Any] = field(default_factory=dict)
     checkpoints: Sequence[Mapping[str, Any]] = ()
+    # Evaluation during tuning, one run per checkpoint: checkpoint_id, metrics [{metric, aggregation, value}],
+    # output_directory, error (see shared/adapters/vertex_tuning.py).
+    evaluations: Sequence[Mapping[str, Any]] = ()
+    experiment: str = ""
 
     @property
     def terminal_state(self) -> JobState | None:

@@ -101,7 +101,42 @@ def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
             {"checkpoint_id": c.checkpoint_id, "epoch": int(c.epoch), "step": int(c.step), "endpoint": c.endpoint}
             for c in (job.tuned_model.checkpoints if "tuned_model" in job else [])
         ],
+        evaluations=[_evaluation(run) for run in job.evaluate_dataset_runs],
+        experiment=job.experiment,
     )
+
+
+# The metric value fields of an AggregationResult (a oneof), by the metric they hold; a pairwise result has a
+# choice, not a score.
+_METRIC_VALUES = (
+    ("pointwise_metric_result", "pointwise"),
+    ("exact_match_metric_value", "exact_match"),
+    ("bleu_metric_value", "bleu"),
+    ("rouge_metric_value", "rouge"),
+)
+
+
+def _evaluation(run: aiplatform_v1.EvaluateDatasetRun) -> dict[str, Any]:
+    """One evaluation run of a checkpoint (TuningJob.evaluate_dataset_runs) as the job records it."""
+    response = run.evaluate_dataset_response
+    metrics = []
+    for result in response.aggregation_output.aggregation_results:
+        aggregation = result.aggregation_metric.name
+        for field, metric in _METRIC_VALUES:
+            if field in result:
+                metrics.append({"metric": metric, "aggregation": aggregation, "value": getattr(result, field).score})
+        if "pairwise_metric_result" in result:
+            choice = result.pairwise_metric_result.pairwise_choice.name
+            metrics.append({"metric": "pairwise", "aggregation": aggregation, "value": choice})
+    out: dict[str, Any] = {
+        "checkpoint_id": run.checkpoint_id,
+        "operation_name": run.operation_name,
+        "metrics": metrics,
+        "output_directory": response.output_info.gcs_output_directory,
+    }
+    if "error" in run:
+        out["error"] = {"code": run.error.code, "message": run.error.message}
+    return out
 
 
 def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHyperParameters:

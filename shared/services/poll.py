@@ -220,4 +220,8 @@ def _results(remote: RemoteJob) -> dict[str, Any]:
         results["tuning_stats"] = dict(remote.stats)
     if remote.checkpoints:
         results["checkpoints"] = [dict(c) for c in remote.checkpoints]
+    if remote.evaluations:
+        results["evaluations"] = [dict(e) for e in remote.evaluations]
+    if remote.experiment:
+        results["experiment"] = remote.experiment
     return results

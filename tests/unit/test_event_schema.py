@@ -90,3 +90,41 @@ def test_a_v1_subscriber_accepts_fields_and_warnings_added_later(harness: Harnes
     # Still a contract: what v1 promises is checked.
     broken = {k: v for k, v in data.items() if k != "job_id"}
     assert schema_errors(broken) != []
+
+
+EVALUATIONS = [
+    {
+        "checkpoint_id": "1",
+        "operation_name": "projects/demo/locations/us-central1/operations/7",
+        "metrics": [
+            {"metric": "bleu", "aggregation": "AVERAGE", "value": 0.41},
+            {"metric": "pairwise", "aggregation": "MODE", "value": "CANDIDATE"},
+        ],
+        "output_directory": "gs://ds/reports/job/evaluation/",
+    }
+]
+
+
+def test_evaluation_runs_and_the_experiment_are_recorded_and_announced(harness: Harness) -> None:
+    job_id = harness.upload("evaluated.jsonl")
+    harness.app.dispatcher.dispatch()
+    name = harness.job(job_id).vertex_job_name
+    experiment = "projects/demo/locations/us-central1/metadataStores/default/contexts/tuning-experiment"
+    harness.tuning.succeed(name)
+    harness.tuning.set_state(name, "JOB_STATE_SUCCEEDED", evaluations=EVALUATIONS, experiment=experiment)
+    harness.app.poller.poll()
+
+    job = harness.job(job_id)
+    assert (job.evaluations, job.experiment) == (EVALUATIONS, experiment)
+    ((attributes, data),) = _events(harness)
+    assert data["evaluations"] == EVALUATIONS and data["experiment"] == experiment
+    assert_valid_completion(attributes, data)
+    data["evaluations"][0]["metrics"] = "bleu"  # a list, always
+    with pytest.raises(AssertionError):
+        assert_valid_completion(attributes, data)
+
+
+def test_events_of_jobs_without_evaluation_carry_no_such_fields(harness: Harness) -> None:
+    harness.upload("rejected.jsonl", data=b"{not json\n")
+    ((_, data),) = _events(harness)
+    assert "evaluations" not in data and "experiment" not in data
