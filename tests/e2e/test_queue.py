@@ -82,3 +82,33 @@ def test_a_job_started_by_hand_takes_a_slot_and_nothing_fails(tight_vertex_env: 
     during = [(s, e) for s, e in window if s < e]
     assert max_overlap(during) <= 2, "while the hand-made job runs, Tunedrop holds two slots, never three"
     assert result.peak_overlap <= 3, "with the hand-made job cancelled, still never beyond the quota"
+
+
+wait_mode_env = stack_fixture(
+    "waitmode",
+    {
+        "TUNEDROP_QUOTA": "2",
+        "TUNEDROP_EMULATOR_QUOTA": "2",
+        # Vertex AI accepts a job beyond its quota and holds it until a slot frees (issue 14's premise).
+        "TUNEDROP_EMULATOR_QUOTA_MODE": "wait",
+        "TUNEDROP_EMULATOR_JOB_SECONDS": "3",
+        "TUNEDROP_POLL_SECONDS": "1",
+        # Warnings come early, so any wait for quota counted as pending or running would raise one.
+        "TUNEDROP_STUCK_SECONDS": "60",
+        "TUNEDROP_MAX_RUNNING_SECONDS": "60",
+    },
+)
+
+
+def test_in_wait_mode_ten_uploads_run_once_each_and_never_wait_at_vertex(wait_mode_env: dict[str, str]) -> None:
+    result = upload_burst(wait_mode_env, 10, label="wait")
+    assert result.outcomes == Counter({"tunedrop.job.v1.succeeded": 10})
+    assert result.vertex_jobs_per_dataset == Counter(dict.fromkeys(result.job_ids, 1))
+    # Past waiting for quota: from the start Vertex AI records when a job really starts running.
+    running = [(t.start_time, t.end_time) for t in result.tuning_jobs]
+    assert max_overlap(running) <= 2
+    # Tunedrop holds no more slots than the quota, so Vertex AI never holds one of its jobs waiting: the create
+    # and the start of each job are a moment apart (the emulator: 0.3 s), and no job earns a stuck or over-long warning.
+    assert all((t.start_time - t.create_time).total_seconds() < 2 for t in result.tuning_jobs)  # a wait: >= 3 s
+    store = build_app().store
+    assert [w for job_id in result.job_ids for w in store.get(job_id).value.warnings] == []  # type: ignore[union-attr]
