@@ -15,6 +15,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
@@ -220,6 +221,7 @@ def job_details(job: Job) -> list[str]:
         ("base model", job.base_model),
         ("report", job.report_uri),
         ("vertex job", job.vertex_job_name),
+        ("console", console_url(job.vertex_job_name)),
         ("tuned model", job.tuned_model),
         ("endpoint", job.endpoint),
         ("error", json.dumps(job.error) if job.error else ""),
@@ -229,6 +231,7 @@ def job_details(job: Job) -> list[str]:
     ):
         if value:
             lines.append(f"  {label:<12} {printable(value)}")
+    lines += _checkpoint_lines(job)
     lines.append("  history:")
     for entry in job.history:
         moved_from = printable(entry.from_state or "-")
@@ -237,6 +240,43 @@ def job_details(job: Job) -> list[str]:
             f"    {entry.at:%Y-%m-%d %H:%M:%S}  {moved_from:>10} -> {printable(entry.to_state):<10}  "
             f"{printable(entry.reason)}{by}"
         )
+    return lines
+
+
+# The Cloud console's page of a tuning job, as the Vertex AI SDK builds it (vertexai tuning module's dashboard
+# URL: .../vertex-ai/generative/language/locations/{location}/tuning/tuningJob/{id}?project={project}).
+_TUNING_JOB_NAME = re.compile(r"\Aprojects/([^/]+)/locations/([^/]+)/tuningJobs/([^/]+)\Z")
+
+
+def console_url(vertex_job_name: str) -> str:
+    """The console page of a tuning job ("" for no or another kind of name)."""
+    match = _TUNING_JOB_NAME.match(vertex_job_name)
+    if match is None:
+        return ""
+    project, location, job = match.groups()
+    return (
+        f"https://console.cloud.google.com/vertex-ai/generative/language/locations/{location}/tuning/tuningJob/"
+        f"{job}?project={project}"
+    )
+
+
+def _checkpoint_lines(job: Job) -> list[str]:
+    """Each checkpoint (epoch, step) with the metrics Vertex AI's evaluation during tuning gave it."""
+    if not job.checkpoints and not job.evaluations:
+        return []
+    runs = {str(run.get("checkpoint_id")): run for run in job.evaluations}
+    lines = ["  checkpoints:"]
+    for checkpoint in job.checkpoints or [{"checkpoint_id": key} for key in runs]:
+        key = str(checkpoint.get("checkpoint_id", ""))
+        where = f"epoch {checkpoint['epoch']}, step {checkpoint['step']}" if "epoch" in checkpoint else ""
+        run = runs.get(key, {})
+        metrics = ", ".join(
+            f"{m.get('metric')} {str(m.get('aggregation', '')).lower()} {m.get('value')}"
+            for m in run.get("metrics", [])
+        )
+        failed = f"evaluation failed: {run['error'].get('message', '')}" if run.get("error") else ""
+        detail = "; ".join(part for part in (where, metrics, failed) if part)
+        lines.append(f"    {printable(key):>4}  {printable(detail)}")
     return lines
 
 

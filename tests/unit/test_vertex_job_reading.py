@@ -3,12 +3,15 @@ evaluation runs per checkpoint with their aggregated metrics, and the experiment
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from google.cloud import aiplatform_v1
 
 from shared.adapters.vertex_tuning import to_remote
 
 Aggregation = aiplatform_v1.AggregationResult
 PARENT = "projects/demo/locations/us-central1"
+T0 = datetime(2026, 11, 30, tzinfo=UTC)
 
 
 def evaluated_job() -> aiplatform_v1.TuningJob:
@@ -59,3 +62,27 @@ def test_evaluation_runs_are_read_per_checkpoint_with_their_metrics() -> None:
 def test_a_job_without_evaluation_reads_as_none() -> None:
     remote = to_remote(aiplatform_v1.TuningJob(name=f"{PARENT}/tuningJobs/2"))
     assert (list(remote.evaluations), remote.experiment) == ([], "")
+
+
+def test_tunedrop_job_shows_checkpoints_with_their_metrics_and_the_console_link() -> None:
+    from dataclasses import replace
+
+    from shared.cli import console_url, job_details
+    from shared.jobs import new_job
+
+    name = f"{PARENT}/tuningJobs/123"
+    job = replace(
+        new_job(job_id="j", bucket="ds", object_name="incoming/a.jsonl", generation="1", base_model="m", now=T0),
+        vertex_job_name=name,
+        checkpoints=[{"checkpoint_id": "1", "epoch": 1, "step": 10, "endpoint": "e1"}],
+        evaluations=[
+            {"checkpoint_id": "1", "metrics": [{"metric": "bleu", "aggregation": "AVERAGE", "value": 0.25}]},
+        ],
+    )
+    lines = job_details(job)
+    url = "https://console.cloud.google.com/vertex-ai/generative/language/locations/us-central1/tuning/tuningJob/123?project=demo"
+    assert console_url(name) == url and any(line.strip() == f"console      {url}" for line in lines)
+    assert "       1  epoch 1, step 10; bleu average 0.25" in lines
+    assert console_url("") == "" and not any(
+        "checkpoints:" in line for line in job_details(replace(job, checkpoints=[], evaluations=[]))
+    )
