@@ -22,7 +22,10 @@ from msgspec import Meta
 
 # A Google service account's email: <name>@<project>.iam.gserviceaccount.com, or a Google-managed one
 # (<number>-compute@developer.gserviceaccount.com). \A and \Z: a `$` would let a trailing newline through.
-SERVICE_ACCOUNT_PATTERN: Final = r"\A[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,126}\.gserviceaccount\.com\Z"
+# Google's own service agents (service-N@gcp-sa-....iam.gserviceaccount.com) are not accounts a job runs as.
+SERVICE_ACCOUNT_PATTERN: Final = (
+    r"\A[a-z0-9][a-z0-9-]{0,62}@(?!gcp-sa-)[a-z0-9][a-z0-9.-]{0,126}\.gserviceaccount\.com\Z"
+)
 KMS_KEY_PATTERN: Final = (
     r"\Aprojects/[a-z0-9][a-z0-9-]{4,28}[a-z0-9]/locations/([a-z0-9-]+)/keyRings/[A-Za-z0-9_-]{1,63}"
     r"/cryptoKeys/[A-Za-z0-9_-]{1,63}\Z"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -124,7 +125,10 @@ def _evaluation(run: aiplatform_v1.EvaluateDatasetRun) -> dict[str, Any]:
         aggregation = result.aggregation_metric.name
         for field, metric in _METRIC_VALUES:
             if field in result:
-                metrics.append({"metric": metric, "aggregation": aggregation, "value": getattr(result, field).score})
+                value = getattr(result, field)
+                # score is optional: unset is no score, not 0; NaN would not be JSON.
+                score = value.score if "score" in value and math.isfinite(value.score) else None
+                metrics.append({"metric": metric, "aggregation": aggregation, "value": score})
         if "pairwise_metric_result" in result:
             choice = result.pairwise_metric_result.pairwise_choice.name
             metrics.append({"metric": "pairwise", "aggregation": aggregation, "value": choice})

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared import logs
+from shared.errors import TransientError
 from shared.jobs import Job, JobState
 from shared.policy import Policies
 from shared.ports import (
@@ -111,7 +112,8 @@ class Poller(JobService):
         None when it cannot be read (each job is then read on its own)."""
         try:
             return {remote.name: remote for remote in self._tuning.active_jobs()}
-        except TuningUnavailable as exc:
+        except (TransientError, TuningRejected) as exc:
+            # Unavailable, rate-limited, or refused in one of the quota regions: the jobs are still polled.
             logs.warning("could not list active tuning jobs; reading each job instead", error=str(exc))
             return None
 

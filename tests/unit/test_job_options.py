@@ -127,3 +127,14 @@ def test_a_key_on_a_model_without_cmek_is_rejected_naming_the_rule() -> None:
     # The operators' default key counts too: a job cannot silently go unencrypted by it.
     defaults = make_harness({**OPERATORS, "TUNEDROP_DEFAULT_ENCRYPTION_KEY": KEY})
     assert defaults.job(upload(defaults)).state is JobState.REJECTED
+
+
+def test_a_google_service_agent_is_not_an_account_a_job_runs_as() -> None:
+    from shared.errors import ConfigError
+    from tests.fakes import make_settings
+
+    agent = "service-123@gcp-sa-aiplatform.iam.gserviceaccount.com"
+    with pytest.raises(ConfigError, match="not a service account email"):
+        make_settings(TUNEDROP_TUNING_SERVICE_ACCOUNTS=agent)
+    _, issues = parse_manifest(manifest(service_account=agent), name="incoming/m.json", bucket="ds")
+    assert [issue.code for issue in issues] == ["manifest_bad_value"]

@@ -9,7 +9,7 @@ import pytest
 
 from shared.errors import TransientError
 from shared.jobs import JobState
-from shared.ports import RemoteState, TuningUnavailable
+from shared.ports import QuotaExhausted, RemoteState, TuningRejected, TuningUnavailable
 from tests.fakes import Harness
 
 MakeApp = Callable[..., Harness]
@@ -253,15 +253,23 @@ def test_one_list_answers_for_every_running_job_and_only_ended_ones_are_read() -
     assert (h.tuning.calls["active_jobs"], h.tuning.calls["get"]) == (1, 1)
 
 
-def test_without_the_list_each_running_job_is_read_on_its_own() -> None:
-    from shared.ports import TuningUnavailable
+@pytest.mark.parametrize(
+    "error",
+    [
+        TuningUnavailable("UNAVAILABLE"),
+        QuotaExhausted("RESOURCE_EXHAUSTED: read requests per minute"),
+        TuningRejected("PERMISSION_DENIED in a quota region"),
+    ],
+    ids=["unavailable", "rate-limited", "refused"],
+)
+def test_without_the_list_each_running_job_is_read_on_its_own(error: Exception) -> None:
     from tests.fakes import make_harness
 
     h = make_harness(quota=3)
     jobs = [h.upload(f"j{n}.jsonl") for n in range(3)]
     h.app.dispatcher.dispatch()
     h.tuning.succeed(h.job(jobs[0]).vertex_job_name)
-    h.tuning.fail("active_jobs", TuningUnavailable("UNAVAILABLE"))
+    h.tuning.fail("active_jobs", error)
     h.tuning.calls.clear()
 
     assert h.app.poller.poll() == [jobs[0]]

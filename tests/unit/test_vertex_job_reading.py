@@ -86,3 +86,26 @@ def test_tunedrop_job_shows_checkpoints_with_their_metrics_and_the_console_link(
     assert console_url("") == "" and not any(
         "checkpoints:" in line for line in job_details(replace(job, checkpoints=[], evaluations=[]))
     )
+
+
+def test_a_metric_without_a_score_or_with_a_nan_reads_as_no_value() -> None:
+    def result(value: aiplatform_v1.PointwiseMetricResult) -> aiplatform_v1.AggregationResult:
+        return aiplatform_v1.AggregationResult(
+            aggregation_metric=aiplatform_v1.Metric.AggregationMetric.AVERAGE, pointwise_metric_result=value
+        )
+
+    run = aiplatform_v1.EvaluateDatasetRun(
+        checkpoint_id="1",
+        evaluate_dataset_response=aiplatform_v1.EvaluateDatasetResponse(
+            aggregation_output=aiplatform_v1.AggregationOutput(
+                aggregation_results=[
+                    result(aiplatform_v1.PointwiseMetricResult(explanation="no score")),
+                    result(aiplatform_v1.PointwiseMetricResult(score=float("nan"))),
+                ]
+            )
+        ),
+    )
+    (evaluation,) = to_remote(
+        aiplatform_v1.TuningJob(name=f"{PARENT}/tuningJobs/3", evaluate_dataset_runs=[run])
+    ).evaluations
+    assert [metric["value"] for metric in evaluation["metrics"]] == [None, None]

@@ -134,3 +134,28 @@ module "function" {
     google_storage_bucket_iam_member.build_source_reader,
   ]
 }
+
+# Checks between variables, at plan time (a variable's own validation may name another variable only from
+# Terraform 1.9 on; this module supports 1.5): the defaults are among the allowed, and every key is in the
+# tuning region (the functions refuse otherwise at cold start).
+output "tuning_identity" {
+  description = "What tuning jobs may run as and encrypt with, and the defaults (TUNEDROP_TUNING_SERVICE_ACCOUNTS ...)."
+  value = {
+    service_accounts        = sort(var.tuning_service_accounts)
+    default_service_account = var.default_tuning_service_account
+    encryption_keys         = var.encryption_keys
+    default_encryption_key  = var.default_encryption_key
+  }
+  precondition {
+    condition     = var.default_tuning_service_account == "" || contains(var.tuning_service_accounts, var.default_tuning_service_account)
+    error_message = "default_tuning_service_account must be one of tuning_service_accounts (or empty)."
+  }
+  precondition {
+    condition     = var.default_encryption_key == "" || contains(var.encryption_keys, var.default_encryption_key)
+    error_message = "default_encryption_key must be one of encryption_keys (or empty)."
+  }
+  precondition {
+    condition     = alltrue([for key in var.encryption_keys : split("/", key)[3] == local.tuning_region])
+    error_message = "encryption_keys: each key must be in the tuning region (projects/P/locations/<region>/...)."
+  }
+}

@@ -105,8 +105,9 @@ resource "google_storage_bucket_iam_member" "vertex_dataset_reader" {
 # act as that account ("Users starting the pipeline must have the iam.serviceAccounts.actAs permission on this
 # service account": TuningJob.serviceAccount, read 2026-11-30); granted on those accounts only.
 resource "google_service_account_iam_member" "dispatch_acts_as_tuning_account" {
-  for_each           = var.tuning_service_accounts
-  service_account_id = "projects/${split("@", each.value)[1] == "developer.gserviceaccount.com" ? var.project_id : trimsuffix(split("@", each.value)[1], ".iam.gserviceaccount.com")}/serviceAccounts/${each.value}"
+  for_each = var.tuning_service_accounts
+  # "-" lets IAM find the account's own project from its email (accounts of other projects included).
+  service_account_id = "projects/-/serviceAccounts/${each.value}"
   role               = "roles/iam.serviceAccountUser"
   member             = "serviceAccount:${module.function["dispatch"].runtime_service_account_email}"
 }

@@ -89,8 +89,8 @@ variable "tuning_service_accounts" {
   type        = set(string)
   default     = []
   validation {
-    condition     = alltrue([for email in var.tuning_service_accounts : can(regex("^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,126}[.]gserviceaccount[.]com$", email))])
-    error_message = "tuning_service_accounts: each must be a service account email (name@project.iam.gserviceaccount.com)."
+    condition     = alltrue([for email in var.tuning_service_accounts : can(regex("^[a-z0-9][a-z0-9-]{0,62}@[a-z0-9][a-z0-9.-]{0,126}[.]gserviceaccount[.]com$", email)) && !can(regex("@gcp-sa-", email))])
+    error_message = "tuning_service_accounts: each must be a service account email (name@project.iam.gserviceaccount.com), not a Google service agent."
   }
 }
 
@@ -98,10 +98,6 @@ variable "default_tuning_service_account" {
   description = "Service account of a job whose manifest names none (TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT); one of tuning_service_accounts, or \"\" for Vertex AI's own."
   type        = string
   default     = ""
-  validation {
-    condition     = var.default_tuning_service_account == "" || contains(var.tuning_service_accounts, var.default_tuning_service_account)
-    error_message = "default_tuning_service_account must be one of tuning_service_accounts (or empty)."
-  }
 }
 
 variable "encryption_keys" {
@@ -118,10 +114,6 @@ variable "default_encryption_key" {
   description = "Key of a job whose manifest names none (TUNEDROP_DEFAULT_ENCRYPTION_KEY); one of encryption_keys, or \"\" for Google-managed encryption."
   type        = string
   default     = ""
-  validation {
-    condition     = var.default_encryption_key == "" || contains(var.encryption_keys, var.default_encryption_key)
-    error_message = "default_encryption_key must be one of encryption_keys (or empty)."
-  }
 }
 
 variable "tuning_prices" {
