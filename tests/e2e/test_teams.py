@@ -5,32 +5,15 @@ asking for a priority or model beyond its team's policy is REJECTED naming the p
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 
 import pytest
 
 from shared.jobs import job_id_for
-from tests.e2e.helpers import Completion, CompletionReader, bucket, dataset
+from tests.e2e.helpers import Completion, CompletionReader, bucket, dataset, job_document
 from tests.e2e.stacks import stack_fixture
 
 pytestmark = pytest.mark.e2e
-
-
-def _job_document(env: dict[str, str], job_id: str) -> dict[str, object]:
-    """`tunedrop job JOB_ID --json`: the job as operators see it."""
-    done = subprocess.run(
-        [sys.executable, "-c", "from shared.cli import main; main()", "job", job_id, "--json"],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    document: dict[str, object] = json.loads(done.stdout)
-    return document
 
 
 def test_a_manifest_naming_another_teams_dataset_is_rejected_and_its_own_is_tuned(
@@ -82,7 +65,7 @@ def test_a_manifest_naming_another_teams_dataset_is_rejected_and_its_own_is_tune
         kitchen,
         f"gs://{stack_env['TUNEDROP_BUCKET']}/datasets/{kitchen}/train.jsonl",
     )
-    assert _job_document(stack_env, job_ids["own"])["team"] == kitchen
+    assert job_document(stack_env, job_ids["own"])["team"] == kitchen
 
 
 # The operators' policies, as Terraform renders them into TUNEDROP_TEAM_POLICIES.
@@ -156,6 +139,6 @@ def test_a_priority_or_model_beyond_the_teams_policy_is_rejected_naming_the_poli
     # A team without a policy of its own is held to the default policy.
     assert only_error("default_policy")["message"].startswith('team "ads" policy allows priority up to 5;')
     # Nothing was lowered to fit: the rejected job keeps the priority it asked for.
-    assert _job_document(policies_env, outcome["too_urgent"].attributes["ce-subject"])["priority"] == 50
+    assert job_document(policies_env, outcome["too_urgent"].attributes["ce-subject"])["priority"] == 50
     within = outcome["within"]
     assert within.attributes["ce-type"] == "tunedrop.job.v1.succeeded", within.data["error"]
