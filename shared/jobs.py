@@ -126,6 +126,11 @@ class Job:
     export_last_checkpoint_only: bool | None = None
     service_account: str = ""
     encryption_key: str = ""
+    # Continuous tuning: the job continued from, its tuned model, and the checkpoint to start from ("": the
+    # model's default checkpoint).
+    continued_from: str = ""
+    pre_tuned_model: str = ""
+    pre_tuned_checkpoint: str = ""
     # The team folder the upload came from (incoming/<team>/...); "" for the top level.
     team: str = ""
     # Where the datasets are: the upload itself, or what a manifest upload names.

@@ -50,6 +50,7 @@ KNOWN_KEYS = {
     "export_last_checkpoint_only",
     "service_account",
     "encryption_key",
+    "continue_from",
 }
 # Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
 RESERVED_LABEL_PREFIX = "tunedrop_"
@@ -68,6 +69,19 @@ DatasetPath = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"\A[^\
 LabelKey = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_-]{0,62}\Z")]
 LabelValue = Annotated[str, Meta(pattern=r"\A[a-z0-9_-]{0,63}\Z")]
 TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
+# continue_from's job: a Tunedrop job id (job_id_for's shape); its checkpoint: an id as Vertex AI gives them.
+JobId = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9-]{0,62}\Z")]
+CheckpointId = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
+
+
+class ContinueFrom(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Continuous tuning: tune on from the tuned model of an earlier job of the same team, at one of its
+    checkpoints (Vertex AI's default checkpoint when left out)."""
+
+    job: JobId
+    checkpoint_id: CheckpointId | None = None
+
+
 # The TuningJob's description: the API sets no length, Tunedrop does (it is stored on the job document).
 Description = Annotated[str, Meta(max_length=2000, pattern=r"\A[^\x00-\x08\x0b-\x1f\x7f]*\Z")]
 
@@ -120,6 +134,7 @@ class Manifest:
     export_last_checkpoint_only: bool | None = None  # None: not asked (Vertex AI's default)
     service_account: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT)
     encryption_key: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_ENCRYPTION_KEY)
+    continue_from: ContinueFrom | None = None
 
 
 def is_manifest(name: str) -> bool:
@@ -394,6 +409,15 @@ def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dic
             KmsKeyName,
             "encryption_key must be a Cloud KMS key: projects/P/locations/L/keyRings/R/cryptoKeys/K",
             "",
+            text,
+            issues,
+        ),
+        "continue_from": _scalar(
+            data,
+            "continue_from",
+            ContinueFrom,
+            'continue_from must be {job: <a Tunedrop job id>, checkpoint_id: "<id>"} (checkpoint_id optional)',
+            None,
             text,
             issues,
         ),

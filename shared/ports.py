@@ -294,6 +294,8 @@ class TuningRequest:
     export_last_checkpoint_only: bool | None = None  # None: Vertex AI's default
     service_account: str = ""  # "": Vertex AI's own tuning service agent
     encryption_key: str = ""  # "": Google-managed encryption
+    pre_tuned_model: str = ""  # continuous tuning: the tuned model to tune on (then base_model is not sent)
+    pre_tuned_checkpoint: str = ""  # "": its default checkpoint
 
 
 class RemoteState:

@@ -196,7 +196,6 @@ class VertexTuning(TuningService):
         if request.export_last_checkpoint_only is not None:
             spec.export_last_checkpoint_only = request.export_last_checkpoint_only
         job = aiplatform_v1.TuningJob(
-            base_model=request.base_model,
             supervised_tuning_spec=spec,
             tuned_model_display_name=request.display_name[:128],
             labels={**request.labels, JOB_LABEL: request.job_id, ATTEMPT_LABEL: str(request.attempt)},
@@ -205,6 +204,13 @@ class VertexTuning(TuningService):
         )
         if request.encryption_key:
             job.encryption_spec = aiplatform_v1.EncryptionSpec(kms_key_name=request.encryption_key)
+        # base_model and pre_tuned_model are one oneof (source_model): a continuation names only the tuned model.
+        if request.pre_tuned_model:
+            job.pre_tuned_model = aiplatform_v1.PreTunedModel(
+                tuned_model_name=request.pre_tuned_model, checkpoint_id=request.pre_tuned_checkpoint
+            )
+        else:
+            job.base_model = request.base_model
         created = _call("creating the tuning job", self._client.create_tuning_job, parent=self._parent, tuning_job=job)
         return to_remote(created)
 

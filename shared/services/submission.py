@@ -48,6 +48,8 @@ def request_for(job: Job) -> TuningRequest:
         export_last_checkpoint_only=job.export_last_checkpoint_only,
         service_account=job.service_account,
         encryption_key=job.encryption_key,
+        pre_tuned_model=job.pre_tuned_model,
+        pre_tuned_checkpoint=job.pre_tuned_checkpoint,
     )
 
 

@@ -7,7 +7,7 @@ import json
 import re
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import IO, Any
 
@@ -19,6 +19,7 @@ from shared.jobs import HistoryEntry, Job, JobState, job_id_for, new_job
 from shared.manifest import (
     MAX_MANIFEST_BYTES,
     TEAM_NAME_SHAPE,
+    ContinueFrom,
     Manifest,
     TeamPrefixes,
     is_manifest,
@@ -326,7 +327,7 @@ class UploadService:
             return _Plan(Manifest(base_model=base_model), manifest_uri=manifest_uri, issues=[missing])
         manifest, issues = parse_manifest(raw, name=obj.name, bucket=obj.bucket, teams=self._teams)
         return _Plan(
-            replace(manifest, base_model=manifest.base_model or base_model),
+            replace(manifest, base_model=manifest.base_model or self._continued_model(manifest) or base_model),
             manifest_uri=manifest_uri,
             issues=[replace(i, file=manifest_uri) for i in issues],
         )
@@ -346,6 +347,8 @@ class UploadService:
             encryption_key=settings.encryption_key or self._settings.default_encryption_key,
         )
         plan = replace(plan, issues=[*plan.issues, *_model_option_issues(plan, settings)])
+        continuation, continuation_issues = self._continuation(job, plan, settings)
+        plan = replace(plan, issues=[*plan.issues, *continuation_issues])
         pinned: dict[str, ObjectInfo] = {}
         report = self._report(plan, settings, pinned)
         kept = self._keep(job, settings, pinned, report) if report.valid else {}
@@ -354,7 +357,8 @@ class UploadService:
             "validation": report.summary(),
             "report_uri": report_uri,
             "manifest_uri": plan.manifest_uri,
-            **asdict(settings),
+            **{key: value for key, value in asdict(settings).items() if key != "continue_from"},
+            **continuation,
             **kept,
         }
         if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
@@ -389,6 +393,38 @@ class UploadService:
         )
         # A bare upload's values come from its object metadata: there is no manifest path to point at.
         return [Issue(0, v.code, v.message, v.path if plan.manifest_uri else "", file=plan.manifest_uri) for v in found]
+
+    def _continued_model(self, manifest: Manifest) -> str:
+        """The base model of the job a manifest continues from ("" when none, or not found): a continuation
+        tunes the earlier job's base model, so its manifest need not name one."""
+        if manifest.continue_from is None:
+            return ""
+        earlier = self._store.get(manifest.continue_from.job)
+        return "" if earlier is None else earlier.value.base_model
+
+    def _continuation(self, job: Job, plan: _Plan, settings: Manifest) -> tuple[dict[str, str], list[Issue]]:
+        """The job fields of a continuous tuning (continue_from), or why the earlier job cannot be continued:
+        it must be the same team's, SUCCEEDED with a tuned model, on the same base model, tuned on or after
+        2025-07-11, with the same CMEK key, and have the checkpoint asked for (see EARLIEST_CONTINUABLE)."""
+        asked = settings.continue_from
+        if asked is None:
+            return {}, []
+        found = self._store.get(asked.job)
+        why = "" if found is not None else f"there is no job {quoted(asked.job)}"
+        if found is not None:
+            why = _why_not_continuable(found.value, job.team or self._settings.default_team, settings, asked)
+        if why:
+            path = "$.continue_from" if plan.manifest_uri else ""
+            code = "continue_from_not_found" if found is None else "continue_from_not_allowed"
+            message = f"continue_from: {why}."
+            return {}, [Issue(0, code, message, path, file=plan.manifest_uri)]
+        assert found is not None
+        earlier = found.value
+        return {
+            "continued_from": earlier.job_id,
+            "pre_tuned_model": earlier.tuned_model,
+            "pre_tuned_checkpoint": asked.checkpoint_id or "",
+        }, []
 
     def _option_issues(self, plan: _Plan, settings: Manifest) -> list[Issue]:
         """A service account or key the operators have not allowed (TUNEDROP_TUNING_SERVICE_ACCOUNTS,
@@ -605,6 +641,47 @@ class _Plan:
     def source_uri(self) -> str:
         """The object the report is about: the training dataset, else the manifest, else the upload."""
         return self.settings.training_uri or self.manifest_uri or self.object_uri
+
+
+# "Use continuous tuning for Gemini models" (docs.cloud.google.com/gemini-enterprise-agent-platform/models/tuning/
+# continuous-tuning.md.txt, read 2026-11-30): only supervised-tuned models tuned on or after July 11, 2025 can be
+# continued, and a job with a customer-managed key must use the same key as the earlier model's job.
+EARLIEST_CONTINUABLE = datetime(2025, 7, 11, tzinfo=UTC)
+
+
+def _why_not_continuable(earlier: Job, team: str, settings: Manifest, asked: ContinueFrom) -> str:
+    """Why the earlier job cannot be continued by this one ("" when it can)."""
+    checkpoints = [str(c.get("checkpoint_id")) for c in earlier.checkpoints]
+    reasons = [
+        (
+            earlier.team != team,
+            f"job {earlier.job_id} is team {earlier.team}'s; a job continues only its team's",
+        ),
+        (
+            earlier.state is not JobState.SUCCEEDED or not earlier.tuned_model,
+            f"job {earlier.job_id} is {earlier.state.value} without a tuned model; only a SUCCEEDED job's model can "
+            "be tuned on",
+        ),
+        (
+            earlier.base_model != settings.base_model,
+            f"job {earlier.job_id} tuned {earlier.base_model} and this job asks {settings.base_model}; a continuation "
+            "tunes the same base model: leave base_model out",
+        ),
+        (
+            earlier.created_at < EARLIEST_CONTINUABLE,
+            f"job {earlier.job_id} was tuned before 2025-07-11; Vertex AI continues only models tuned since",
+        ),
+        (
+            earlier.encryption_key != settings.encryption_key,
+            f"job {earlier.job_id} was encrypted with {earlier.encryption_key or 'a Google-managed key'} and this job "
+            f"with {settings.encryption_key or 'a Google-managed key'}; a continuation must use the same key",
+        ),
+        (
+            bool(asked.checkpoint_id and checkpoints and asked.checkpoint_id not in checkpoints),
+            f"job {earlier.job_id} has checkpoints {', '.join(checkpoints)}, not {quoted(asked.checkpoint_id)}",
+        ),
+    ]
+    return next((why for failed, why in reasons if failed), "")
 
 
 def _model_option_issues(plan: _Plan, settings: Manifest) -> list[Issue]:

@@ -448,6 +448,20 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Name an allowed key (the message lists them), or leave it out for the default.",
     ),
     IssueCode(
+        "continue_from_not_found",
+        E,
+        "continue_from names a job Tunedrop does not know.",
+        "Name a job id `tunedrop jobs` lists.",
+    ),
+    IssueCode(
+        "continue_from_not_allowed",
+        E,
+        "The job continue_from names cannot be tuned on: another team's, not SUCCEEDED with a tuned model, another "
+        "base model, tuned before 2025-07-11, another encryption key, or without the checkpoint asked for (the "
+        "message says which).",
+        "Name your team's succeeded job on the same model and key, or leave continue_from out.",
+    ),
+    IssueCode(
         "model_no_cmek",
         E,
         "The job would be encrypted with a customer-managed key (its encryption_key, or the operators' default), and "
