@@ -420,13 +420,7 @@ class Settings(CommonSettings):
     @field_validator("quota_regions", mode="before")
     @classmethod
     def _regions(cls, raw: object) -> object:
-        regions = _split(raw)
-        bad = [r for r in regions if not re.match(_REGION_PATTERN, str(r))] if isinstance(regions, tuple) else []
-        if bad:
-            raise ValueError(
-                "; ".join(f"TUNEDROP_QUOTA_REGIONS has {r!r}, which is not a region like europe-west4" for r in bad)
-            )
-        return regions
+        return _shaped_list(raw, "TUNEDROP_QUOTA_REGIONS", _REGION_PATTERN, "a region like europe-west4")
 
     @field_validator("tuning_service_accounts", mode="before")
     @classmethod

@@ -586,6 +586,15 @@ class FakeTuningService(TuningService):
         self.jobs[name] = updated
         return updated
 
+    def _read(self, name: str) -> RemoteJob:
+        """The job as a read sees it: a scripted job's next step (if any is left) applies first."""
+        script = self._scripts.get(name)
+        if not script:
+            return self.jobs[name]
+        step = script.popleft()
+        state, changes = (step, {}) if isinstance(step, str) else step
+        return self._apply(name, state, changes)
+
     def _maybe_fail(self, method: str) -> None:
         self.calls[method] += 1
         if self._failures[method]:
@@ -619,12 +628,7 @@ class FakeTuningService(TuningService):
             self._maybe_fail("get")
             if name not in self.jobs:
                 raise TuningRejected(f"NOT_FOUND: {name}")
-            script = self._scripts.get(name)
-            if script:
-                step = script.popleft()
-                state, changes = (step, {}) if isinstance(step, str) else step
-                return self._apply(name, state, changes)
-            return self.jobs[name]
+            return self._read(name)
 
     def find(self, job_id: str, attempt: int) -> RemoteJob | None:
         with self._lock:
@@ -644,11 +648,9 @@ class FakeTuningService(TuningService):
         its next step applies first (Vertex AI answers a list with each job's state now)."""
         with self._lock:
             self._maybe_fail("active_jobs")
-            for name, script in self._scripts.items():
-                if script and self.jobs[name].state in RemoteState.ACTIVE:
-                    step = script.popleft()
-                    state, changes = (step, {}) if isinstance(step, str) else step
-                    self._apply(name, state, changes)
+            for name in self._scripts:
+                if self.jobs[name].state in RemoteState.ACTIVE:
+                    self._read(name)
             # Like the adapter, name the Tunedrop job from the labels.
             return [
                 replace(
