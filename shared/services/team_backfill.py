@@ -4,8 +4,8 @@ Two kinds reach a release with teams: documents without a `team` field at all (F
 of every query ordered or filtered by a field it lacks, so such a QUEUED job would never be dispatched), and
 documents whose team is "" (the default team's name before TUNEDROP_DEFAULT_TEAM; the fair share would treat
 them as a team of their own). Both are rewritten with the default team, by compare-and-set:
-- once, for every active job (read page by page on state only, which finds documents without the field),
-  remembered by a marker, so later passes cost one marker read (and an instance that saw it, none);
+- once, for every queued, submitting or running job (read page by page on state only, which finds documents
+  without the field), remembered by a marker, so later passes cost one marker read (and an instance that saw it, none);
 - and whenever a queue head of team "" shows up (it sorts first among the heads the fair share reads anyway),
   for that queue: a job recorded with "" by an instance of an older release during a rolling update.
 """
@@ -20,7 +20,10 @@ from shared.ports import JobStore, Versioned
 from shared.services.fairness import FairShare
 
 MARKER = "teams-backfilled-v1"
-ACTIVE_STATES = (JobState.VALIDATING, JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING)
+# Not VALIDATING: such a job is its upload delivery's, which writes the whole document (team included) when it
+# records the outcome; a rewrite meanwhile would fail that delivery's compare-and-set and force a redelivery, and
+# would give an upload in a folder that is no team's (team "", about to be REJECTED) the default team.
+ACTIVE_STATES = (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING)
 MAX_BACKFILLED = 5000  # jobs of one queue of team "" rewritten in one pass; more follow in the next passes
 
 

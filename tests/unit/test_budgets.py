@@ -316,3 +316,17 @@ def test_the_backfill_reaches_every_page_of_jobs_recorded_before_teams() -> None
 
     assert {job.team for job in h.store.jobs()} == {"default"}
     assert h.store.read_marker(MARKER) == "done"
+
+
+def test_the_backfill_leaves_a_job_being_validated_to_its_upload_delivery() -> None:
+    # An upload in a folder that is no team's is VALIDATING with team "" until it is REJECTED (bad_team_folder).
+    h = make_harness(quota=1)
+    validating = replace(queued_team_job("validating", "", h.clock()), state=JobState.VALIDATING)
+    h.store.put_document(validating.to_document())
+    before = h.store.get("validating")
+
+    assert TeamBackfill(h.store, "default").legacy_jobs() == 0
+
+    after = h.store.get("validating")
+    assert before is not None and after is not None
+    assert after.value.team == "" and after.version == before.version
