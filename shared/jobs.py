@@ -131,6 +131,9 @@ class Job:
     continued_from: str = ""
     pre_tuned_model: str = ""
     pre_tuned_checkpoint: str = ""
+    # Evaluation during tuning, as the manifest asked (shared.evaluation.Evaluation as plain data) with where
+    # Vertex AI writes its results (output_uri_prefix); None: no evaluation.
+    evaluation: dict[str, Any] | None = None
     # The team folder the upload came from (incoming/<team>/...); "" for the top level.
     team: str = ""
     # Where the datasets are: the upload itself, or what a manifest upload names.

@@ -296,6 +296,7 @@ class TuningRequest:
     encryption_key: str = ""  # "": Google-managed encryption
     pre_tuned_model: str = ""  # continuous tuning: the tuned model to tune on (then base_model is not sent)
     pre_tuned_checkpoint: str = ""  # "": its default checkpoint
+    evaluation: Mapping[str, Any] | None = None  # evaluation during tuning (Job.evaluation); None: none
 
 
 class RemoteState:
