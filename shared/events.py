@@ -18,6 +18,7 @@ from typing import Any
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from shared.evaluation import named_results
 from shared.jobs import Job, JobState
 
 SPEC_VERSION = "1.0"
@@ -108,7 +109,7 @@ def completion_data(job: Job) -> dict[str, Any]:
     # Optional fields (schema v1 grows compatibly): only when there is something to say, so events of jobs
     # without them are byte for byte as before.
     if job.evaluations:
-        data["evaluations"] = job.evaluations
+        data["evaluations"] = named_results(job.evaluations, job.evaluation)
     if job.experiment:
         data["experiment"] = job.experiment
     return data

@@ -30,6 +30,7 @@ from msgspec import Meta
 
 from shared.compliance import KmsKeyName, ServiceAccount
 from shared.config import TEAM_NAME_PATTERN
+from shared.evaluation import Evaluation
 from shared.text import printable
 from shared.validation import Issue
 from shared.validation.hyperparams import ADAPTER_SIZE_NAMES, HYPER_PARAMETER_NAMES
@@ -37,6 +38,8 @@ from shared.validation.hyperparams import ADAPTER_SIZE_NAMES, HYPER_PARAMETER_NA
 MANIFEST_SUFFIXES = (".json", ".yaml", ".yml")
 MAX_MANIFEST_BYTES = 64 * 1024
 MAX_DEPTH = 3  # manifest -> labels / hyper_parameters -> value
+# evaluation -> metrics -> one metric -> its aggregations (counted from the evaluation object)
+EVALUATION_DEPTH = 4
 MAX_QUOTED_CHARS = 60  # user text quoted in a message is cut to this
 KNOWN_KEYS = {
     "training_dataset",
@@ -51,6 +54,7 @@ KNOWN_KEYS = {
     "service_account",
     "encryption_key",
     "continue_from",
+    "evaluation",
 }
 # Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
 RESERVED_LABEL_PREFIX = "tunedrop_"
@@ -135,6 +139,8 @@ class Manifest:
     service_account: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_TUNING_SERVICE_ACCOUNT)
     encryption_key: str = ""  # "" : the operators' default (TUNEDROP_DEFAULT_ENCRYPTION_KEY)
     continue_from: ContinueFrom | None = None
+    # Evaluation during tuning (shared.evaluation.Evaluation as plain data); None: none asked.
+    evaluation: dict[str, Any] | None = None
 
 
 def is_manifest(name: str) -> bool:
@@ -421,7 +427,32 @@ def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dic
             text,
             issues,
         ),
+        "evaluation": _evaluation(data, text, issues),
     }
+
+
+def _evaluation(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any] | None:
+    """The evaluation during tuning asked for, as plain data (None when none, or refused: each problem reported,
+    with the JSON path of the value at fault)."""
+    if data.get("evaluation") is None:
+        return None
+    try:
+        evaluation = msgspec.convert(data["evaluation"], Evaluation, strict=True)
+    except msgspec.ValidationError as exc:
+        why, _, where = str(exc).partition(" - at `$")
+        issues.append(
+            Issue(
+                _line_of(text, "evaluation"),
+                "manifest_bad_evaluation",
+                f"evaluation is not one Vertex AI can run: {why}. It takes metrics (each a name, a kind of "
+                "pointwise, pairwise, exact_match, bleu or rouge, and a prompt_template for the first two) and an "
+                "optional autorater (sampling_count 1-32, flip_enabled, model).",
+                f"$.evaluation{where.rstrip('`')}",
+            )
+        )
+        return None
+    builtins: dict[str, Any] = msgspec.to_builtins(evaluation)
+    return builtins
 
 
 def _document(raw: bytes, name: str, issues: list[Issue]) -> tuple[Mapping[Any, Any] | None, str]:
@@ -435,9 +466,16 @@ def _document(raw: bytes, name: str, issues: list[Issue]) -> tuple[Mapping[Any, 
     if not isinstance(data, Mapping):
         issues.append(Issue(1, "manifest_not_object", "The manifest must be an object with a training_dataset."))
         return None, text
-    if not _depth(data, MAX_DEPTH):
+    evaluation = data.get("evaluation")
+    rest = {key: value for key, value in data.items() if key != "evaluation"}
+    if not _depth(rest, MAX_DEPTH) or not _depth(evaluation, EVALUATION_DEPTH):
         issues.append(
-            Issue(0, "manifest_too_deep", "Only labels and hyper_parameters hold values of their own: one level each.")
+            Issue(
+                0,
+                "manifest_too_deep",
+                "Only labels, hyper_parameters and continue_from hold values of their own (one level each), and "
+                "evaluation its metrics (each with a list of aggregations) and autorater.",
+            )
         )
         return None, text
     return data, text

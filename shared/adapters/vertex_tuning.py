@@ -10,6 +10,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import aiplatform_v1
 
+from shared.evaluation import evaluation_of
 from shared.ports import (
     QuotaExhausted,
     RemoteJob,
@@ -143,6 +144,52 @@ def _evaluation(run: aiplatform_v1.EvaluateDatasetRun) -> dict[str, Any]:
     return out
 
 
+# A manifest metric's kind, as the Metric oneof field that carries it and that field's message.
+_METRIC_SPECS: Mapping[str, tuple[str, type[Any]]] = {
+    "pointwise": ("pointwise_metric_spec", aiplatform_v1.PointwiseMetricSpec),
+    "pairwise": ("pairwise_metric_spec", aiplatform_v1.PairwiseMetricSpec),
+    "exact_match": ("exact_match_spec", aiplatform_v1.ExactMatchSpec),
+    "bleu": ("bleu_spec", aiplatform_v1.BleuSpec),
+    "rouge": ("rouge_spec", aiplatform_v1.RougeSpec),
+}
+
+
+def _evaluation_config(stored: Mapping[str, Any], parent: str) -> aiplatform_v1.EvaluationConfig:
+    """The job's evaluation (validated at upload: shared.evaluation) as Vertex AI's EvaluationConfig; every
+    aggregation is named, so results line up with the metrics (shared.evaluation.named_results)."""
+    evaluation = evaluation_of(stored)
+    metrics = []
+    for metric in evaluation.metrics:
+        spec_fields = {
+            "metric_prompt_template": metric.prompt_template,
+            "system_instruction": metric.system_instruction,
+            "rouge_type": metric.rouge_type,
+            "use_stemmer": metric.use_stemmer,
+            "split_summaries": metric.split_summaries,
+            "use_effective_order": metric.use_effective_order,
+        }
+        # The manifest schema allowed each field only on its own kind, so the message has every field given.
+        oneof_field, message = _METRIC_SPECS[metric.kind]
+        spec = message(**{key: value for key, value in spec_fields.items() if value is not None})
+        aggregation = aiplatform_v1.Metric.AggregationMetric
+        aggregations = [getattr(aggregation, name.upper()) for name in metric.aggregation_names]
+        metrics.append(aiplatform_v1.Metric(**{oneof_field: spec}, aggregation_metrics=aggregations))
+    config = aiplatform_v1.EvaluationConfig(
+        metrics=metrics,
+        output_config=aiplatform_v1.OutputConfig(
+            gcs_destination=aiplatform_v1.GcsDestination(output_uri_prefix=stored["output_uri_prefix"])
+        ),
+    )
+    autorater = evaluation.autorater
+    if autorater is not None:
+        config.autorater_config = aiplatform_v1.AutoraterConfig(
+            sampling_count=autorater.sampling_count,
+            flip_enabled=autorater.flip_enabled,
+            autorater_model=f"{parent}/publishers/google/models/{autorater.model}" if autorater.model else None,
+        )
+    return config
+
+
 def _hyper_parameters(values: Mapping[str, Any]) -> aiplatform_v1.SupervisedHyperParameters:
     params = aiplatform_v1.SupervisedHyperParameters()
     if values.get("epochs"):
@@ -195,6 +242,8 @@ class VertexTuning(TuningService):
             spec.validation_dataset_uri = request.validation_dataset_uri
         if request.export_last_checkpoint_only is not None:
             spec.export_last_checkpoint_only = request.export_last_checkpoint_only
+        if request.evaluation:
+            spec.evaluation_config = _evaluation_config(request.evaluation, self._parent)
         job = aiplatform_v1.TuningJob(
             supervised_tuning_spec=spec,
             tuned_model_display_name=request.display_name[:128],

@@ -50,6 +50,7 @@ def request_for(job: Job) -> TuningRequest:
         encryption_key=job.encryption_key,
         pre_tuned_model=job.pre_tuned_model,
         pre_tuned_checkpoint=job.pre_tuned_checkpoint,
+        evaluation=job.evaluation,
     )
 
 

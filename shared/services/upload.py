@@ -15,6 +15,7 @@ from shared import logs
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import JobNotFound, NotAllowed, TransientError
+from shared.evaluation import EVALUATION_REGIONS, evaluation_asked
 from shared.jobs import HistoryEntry, Job, JobState, job_id_for, new_job
 from shared.manifest import (
     MAX_MANIFEST_BYTES,
@@ -347,6 +348,7 @@ class UploadService:
             encryption_key=settings.encryption_key or self._settings.default_encryption_key,
         )
         plan = replace(plan, issues=[*plan.issues, *_model_option_issues(plan, settings)])
+        plan = replace(plan, issues=[*plan.issues, *_evaluation_issues(plan, settings, self._settings.region)])
         continuation, continuation_issues = self._continuation(job, plan, settings)
         plan = replace(plan, issues=[*plan.issues, *continuation_issues])
         pinned: dict[str, ObjectInfo] = {}
@@ -361,6 +363,10 @@ class UploadService:
             **continuation,
             **kept,
         }
+        if settings.evaluation is not None:
+            # Beside the job's reports, in its team's folder: the team reads it; Vertex AI adds one folder a run.
+            output = f"gs://{self._settings.bucket}/{self._report_stem(job)}/evaluation/"
+            planned["evaluation"] = {**settings.evaluation, "output_uri_prefix": output}
         if MODEL_RETIRING in report.warning_counts and MODEL_RETIRING not in job.warnings:
             planned["warnings"] = [*job.warnings, MODEL_RETIRING]
         moved = self._record(current, self._outcome(job, plan, report, planned), report_uri)
@@ -614,11 +620,15 @@ class UploadService:
                 raise TransientError(f"the copy of {uri} does not match what was validated; copying again")
         return kept
 
+    def _report_stem(self, job: Job) -> str:
+        """reports/<team>/<job_id>: where the job's reports (and its evaluation results) are written."""
+        return f"{self._settings.reports_prefix}{job.team or self._settings.default_team}/{job.job_id}"
+
     def _write_reports(self, job: Job, report: ValidationReport) -> str:
         """reports/<team>/<job_id>.json for programs and reports/<team>/<job_id>.md for people, in the folder of the
         job's team (the default team's for a job of none); returns the JSON's URI. Readers follow the job's
         report_uri, so reports written before teams (reports/<job_id>.json) are still found."""
-        stem = f"{self._settings.reports_prefix}{job.team or self._settings.default_team}/{job.job_id}"
+        stem = self._report_stem(job)
         body = json.dumps({"job_id": job.job_id, **report.to_dict()}, indent=2, default=str).encode()
         uri = self._blobs.write(self._settings.bucket, f"{stem}.json", body, "application/json")
         markdown = render_markdown(report).encode()
@@ -684,6 +694,36 @@ def _why_not_continuable(earlier: Job, team: str, settings: Manifest, asked: Con
     return next((why for failed, why in reasons if failed), "")
 
 
+def _evaluation_issues(plan: _Plan, settings: Manifest, region: str) -> list[Issue]:
+    """Evaluation during tuning needs a validation dataset and the one region it runs in (shared.evaluation)."""
+    if settings.evaluation is None:
+        return []
+    issues = []
+    if not settings.validation_uri:
+        issues.append(
+            Issue(
+                0,
+                "evaluation_needs_validation",
+                "evaluation asks Vertex AI to evaluate the checkpoints on the validation dataset, and the manifest "
+                "names no validation_dataset: add one, or leave evaluation out.",
+                "$.evaluation",
+                file=plan.manifest_uri,
+            )
+        )
+    if region not in EVALUATION_REGIONS:
+        issues.append(
+            Issue(
+                0,
+                "evaluation_not_in_region",
+                f"evaluation during tuning (Preview) runs only in {', '.join(sorted(EVALUATION_REGIONS))}, and this "
+                f"deployment tunes in {region}: leave evaluation out, or ask an operator.",
+                "$.evaluation",
+                file=plan.manifest_uri,
+            )
+        )
+    return issues
+
+
 def _model_option_issues(plan: _Plan, settings: Manifest) -> list[Issue]:
     """What the job's model does not allow of its options (the registry's rules): a customer-managed key on a
     model the documentation says does not support CMEK, or does not say it does (the stricter reading)."""
@@ -718,6 +758,7 @@ def _retune_plan(original: Job, model: str) -> _Plan:
         export_last_checkpoint_only=original.export_last_checkpoint_only,
         service_account=original.service_account,
         encryption_key=original.encryption_key,
+        evaluation=evaluation_asked(original.evaluation),
     )
     bare = not original.manifest_uri
     return _Plan(

@@ -384,7 +384,8 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "manifest_too_deep",
         E,
         "The manifest nests too deeply.",
-        "Only labels and hyper_parameters nest, one level each.",
+        "Only labels, hyper_parameters and continue_from nest, one level each; evaluation holds metrics (each with "
+        "its aggregations) and an autorater.",
     ),
     IssueCode("manifest_not_object", E, "The manifest is not an object.", "Make it an object with a training_dataset."),
     IssueCode("manifest_missing_training", E, "The manifest names no training_dataset.", "Add a training_dataset."),
@@ -410,6 +411,28 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
     ),
     IssueCode("manifest_bad_value", E, "A manifest value has the wrong type or form.", "Fix the value."),
     IssueCode("manifest_bad_label", E, "A label is not a valid Vertex AI label.", "Fix the label's key or value."),
+    IssueCode(
+        "manifest_bad_evaluation",
+        E,
+        "The evaluation is not one Vertex AI can run (the message names the value at fault): each metric needs a "
+        "name and a kind (pointwise, pairwise, exact_match, bleu or rouge), pointwise and pairwise a "
+        "prompt_template; autorater.sampling_count is 1 to 32.",
+        "Fix the value the message names (README: Evaluation during tuning).",
+    ),
+    IssueCode(
+        "evaluation_needs_validation",
+        E,
+        "The manifest asks for evaluation during tuning without a validation_dataset: Vertex AI evaluates the "
+        "checkpoints on the validation dataset.",
+        "Add a validation_dataset, or leave evaluation out.",
+    ),
+    IssueCode(
+        "evaluation_not_in_region",
+        E,
+        "Evaluation during tuning (Preview) is available only in us-central1, and this deployment tunes in "
+        "another region (TUNEDROP_REGION).",
+        "Leave evaluation out, or ask an operator for a deployment in us-central1.",
+    ),
     # ---- beyond the team's policy (TUNEDROP_TEAM_POLICIES, set by operators)
     IssueCode(
         "policy_model_not_allowed",
