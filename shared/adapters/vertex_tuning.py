@@ -154,7 +154,7 @@ _METRIC_SPECS: Mapping[str, tuple[str, type[Any]]] = {
 }
 
 
-def _evaluation_config(stored: Mapping[str, Any], parent: str) -> aiplatform_v1.EvaluationConfig:
+def evaluation_config(stored: Mapping[str, Any], parent: str) -> aiplatform_v1.EvaluationConfig:
     """The job's evaluation (validated at upload: shared.evaluation) as Vertex AI's EvaluationConfig; every
     aggregation is named, so results line up with the metrics (shared.evaluation.named_results)."""
     evaluation = evaluation_of(stored)
@@ -243,7 +243,7 @@ class VertexTuning(TuningService):
         if request.export_last_checkpoint_only is not None:
             spec.export_last_checkpoint_only = request.export_last_checkpoint_only
         if request.evaluation:
-            spec.evaluation_config = _evaluation_config(request.evaluation, self._parent)
+            spec.evaluation_config = evaluation_config(request.evaluation, self._parent)
         job = aiplatform_v1.TuningJob(
             supervised_tuning_spec=spec,
             tuned_model_display_name=request.display_name[:128],
