@@ -171,6 +171,10 @@ class Job:
     # Evaluation during tuning: one run per checkpoint (its metrics); the Vertex AI experiment of the attempt.
     evaluations: list[dict[str, Any]] = field(default_factory=list, metadata=_PER_ATTEMPT)
     experiment: str = field(default="", metadata=_PER_ATTEMPT)
+    # Vertex AI's detail state of the tuning job ("" when unknown), given by the service or inferred by the poller
+    # (WAITING_FOR_QUOTA: see shared/services/poll.py), and when it was first seen; written only when it changes.
+    detail_state: str = field(default="", metadata=_PER_ATTEMPT)
+    detail_since: datetime | None = field(default=None, metadata=_PER_ATTEMPT)
     # Warnings raised once each (e.g. "stuck_pending", "running_too_long").
     warnings: list[str] = field(default_factory=list, metadata=_PER_ATTEMPT)
     # Set when a terminal state is recorded; cleared once its completion event is published.

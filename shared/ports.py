@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import IO, Any, Generic, TypeVar
+from typing import IO, Any, ClassVar, Generic, TypeVar
 
 from shared.errors import PermanentError, TransientError
 from shared.jobs import Job, JobState
@@ -324,6 +324,9 @@ class RemoteState:
 class RemoteJob:
     """What Tunedrop needs to know of a Vertex AI tuning job."""
 
+    # The detail state of a job held for the concurrent tuning-job quota (see detail_state).
+    WAITING_FOR_QUOTA: ClassVar[str] = "WAITING_FOR_QUOTA"
+
     name: str
     state: str
     job_id: str = ""  # the Tunedrop job it was created for ("" for jobs made elsewhere)
@@ -342,6 +345,11 @@ class RemoteJob:
     # output_directory, error (see shared/adapters/vertex_tuning.py).
     evaluations: Sequence[Mapping[str, Any]] = ()
     experiment: str = ""
+    # The service's detail state (TuningJob.tuning_job_state without its TUNING_JOB_STATE_ prefix: WAITING_FOR_QUOTA,
+    # PROCESSING_DATASET, WAITING_FOR_CAPACITY, TUNING, POST_PROCESSING), documented by the Gen AI SDKs "while the
+    # overall JobState is running" (googleapis.github.io/js-genai/release_docs/enums/types.TuningJobState.html,
+    # read 2026-11-30); "" when unknown, as always over aiplatform_v1 2.7, whose TuningJob has no such field.
+    detail_state: str = ""
 
     @property
     def terminal_state(self) -> JobState | None:

@@ -74,6 +74,22 @@ def _time(message: Any, field: str) -> datetime | None:
     return getattr(message, field) if field in message else None
 
 
+# TuningJob's detail state: documented in the Gen AI SDKs only (REST `tuningJobState`, enum TuningJobState with values
+# TUNING_JOB_STATE_*; googleapis.github.io/js-genai/release_docs/enums/types.TuningJobState.html, read 2026-11-30).
+# aiplatform_v1 2.7 has no such field, so it is read only when the installed proto has it: a newer library is used
+# the day it carries it, and until then the detail state is unknown ("").
+_DETAIL_STATE_FIELD = "tuning_job_state"
+_DETAIL_STATE_PREFIX = "TUNING_JOB_STATE_"
+
+
+def _detail_state(job: aiplatform_v1.TuningJob) -> str:
+    if _DETAIL_STATE_FIELD not in type(job).meta.fields:
+        return ""
+    value = getattr(job, _DETAIL_STATE_FIELD)
+    detail = str(getattr(value, "name", "")).removeprefix(_DETAIL_STATE_PREFIX)
+    return "" if detail == "UNSPECIFIED" else detail
+
+
 def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
     stats: dict[str, Any] = {}
     if "tuning_data_stats" in job:
@@ -105,6 +121,7 @@ def to_remote(job: aiplatform_v1.TuningJob) -> RemoteJob:
         ],
         evaluations=[_evaluation(run) for run in job.evaluate_dataset_runs],
         experiment=job.experiment,
+        detail_state=_detail_state(job),
     )
 
 
