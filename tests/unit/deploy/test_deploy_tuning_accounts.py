@@ -40,6 +40,19 @@ def test_a_tuning_account_reads_only_the_validated_copies() -> None:
     assert not allowed(grants, member, "create", "tunedrop-staging/job/x.jsonl")
 
 
+def test_evaluation_results_may_be_written_under_reports_only_by_the_tuning_identities() -> None:
+    grants = bucket_grants(ROOT_VARIABLES)
+    result = "reports/team/job-1/evaluation/evaluation_1/aggregation_results.jsonl"
+    writers = [f"serviceAccount:{account}" for account in ACCOUNTS] + [
+        "serviceAccount:${google_project_service_identity.aiplatform.email}"
+    ]
+    for member in writers:
+        assert allowed(grants, member, "create", result), member
+        for name in ("incoming/team/x.jsonl", "datasets/team/x.jsonl", "tunedrop-staging/job/x.jsonl"):
+            assert not allowed(grants, member, "create", name), (member, name)
+        assert not allowed(grants, member, "delete", result), member
+
+
 def test_no_tuning_accounts_no_grants() -> None:
     assert not [
         g

@@ -125,6 +125,34 @@ resource "google_storage_bucket_iam_member" "tuning_account_dataset_reader" {
   }
 }
 
+# Evaluation during tuning writes its results under the job's reports/<team>/<job_id>/evaluation/ ("The directory
+# is created if it doesn't exist": GcsDestination.output_uri_prefix, aiplatform_v1 2.7, read 2026-11-30). No page
+# says which identity writes them: the job's own account when it has one, else Vertex AI's agent; both may
+# create objects under the reports prefix only (create, never overwrite or delete: the first run against the
+# real service will say whether that is enough).
+resource "google_storage_bucket_iam_member" "vertex_evaluation_writer" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectCreator"
+  member = "serviceAccount:${google_project_service_identity.aiplatform.email}"
+  condition {
+    title       = "evaluation-results-only"
+    description = "Evaluation results under ${local.reports_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
+  }
+}
+
+resource "google_storage_bucket_iam_member" "tuning_account_evaluation_writer" {
+  for_each = var.tuning_service_accounts
+  bucket   = google_storage_bucket.datasets.name
+  role     = "roles/storage.objectCreator"
+  member   = "serviceAccount:${each.value}"
+  condition {
+    title       = "evaluation-results-only"
+    description = "Evaluation results under ${local.reports_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
+  }
+}
+
 # --------------------------------------------------------------------------- build service account
 
 resource "google_project_iam_member" "build" {
