@@ -221,6 +221,7 @@ def job_details(job: Job) -> list[str]:
         ("base model", job.base_model),
         ("report", job.report_uri),
         ("vertex job", job.vertex_job_name),
+        ("vertex detail", vertex_detail(job)),
         ("console", console_url(job.vertex_job_name)),
         ("tuned model", job.tuned_model),
         ("endpoint", job.endpoint),
@@ -278,6 +279,23 @@ def _checkpoint_lines(job: Job) -> list[str]:
         detail = "; ".join(part for part in (where, metrics, failed) if part)
         lines.append(f"    {printable(key):>4}  {printable(detail)}")
     return lines
+
+
+def vertex_detail(job: Job) -> str:
+    """Vertex AI's detail state of the job and since when, saying when Tunedrop inferred it ("" when unknown)."""
+    if not job.detail_state:
+        return ""
+    from shared.services.poll import inferred_wait
+
+    since = f" since {job.detail_since.astimezone(UTC):%Y-%m-%d %H:%M} UTC" if job.detail_since else ""
+    inferred = ""
+    if inferred_wait(job):
+        held = job.vertex_state.removeprefix("JOB_STATE_")
+        inferred = (
+            f" (inferred: Vertex AI holds it {held}, not started, while another job of the project runs; "
+            "the client library cannot read the service's own detail state)"
+        )
+    return f"{job.detail_state}{since}{inferred}"
 
 
 def _waiting(job: Job) -> str:

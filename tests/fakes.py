@@ -508,6 +508,9 @@ class FakeTuningService(TuningService):
     * `fail(method, error, times)`: the next calls of `create`/`get`/`find`/`cancel` raise.
     * `script(name, *steps)`: each later `get(name)`, or listing of the job while active, first applies the
       next step, a state name or a (state, changes) pair; `set_state`/`succeed` change a job right away.
+    * The service's detail state is a change like any other: `(RemoteState.RUNNING, FakeTuningService.detail(
+      "WAITING_FOR_QUOTA"))`; it stays until a later step changes it, and RUNNING sets start_time the first time, as
+      Vertex AI documents start_time (waiting for quota included).
     """
 
     def __init__(
@@ -544,6 +547,11 @@ class FakeTuningService(TuningService):
 
     def script(self, name: str, *steps: str | tuple[str, Mapping[str, Any]]) -> None:
         self._scripts.setdefault(name, deque()).extend(steps)
+
+    @staticmethod
+    def detail(state: str) -> dict[str, str]:
+        """A scripted step's changes giving the service's detail state (RemoteJob.detail_state), e.g. "TUNING"."""
+        return {"detail_state": state}
 
     def set_state(self, name: str, state: str, **changes: Any) -> RemoteJob:
         with self._lock:

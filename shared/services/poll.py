@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +28,11 @@ from shared.services.team_metrics import TeamGauges
 
 POLL_CONCURRENCY = 8
 STALLED_PER_TICK = 100
+
+WAITING_FOR_QUOTA = RemoteJob.WAITING_FOR_QUOTA
+# Vertex AI states of a job accepted but not started: a job in one of them, with no start_time, while another job of
+# the project has started, is taken to wait for quota (see _detail_state).
+NOT_STARTED = frozenset({RemoteState.PENDING, RemoteState.QUEUED})
 
 
 class Poller(JobService):
@@ -60,9 +66,10 @@ class Poller(JobService):
         errors: list[Exception] = []
         if active:
             listed = self._listed_active()
+            started = _started_names(listed)
             with ThreadPoolExecutor(max_workers=min(POLL_CONCURRENCY, len(active))) as pool:
                 # Every job is polled even when another one fails (Executor.map would cancel the rest).
-                for future in [pool.submit(self._poll_one, job, listed) for job in active]:
+                for future in [pool.submit(self._poll_one, job, listed, started) for job in active]:
                     try:
                         job_id = future.result()
                     except Exception as exc:
@@ -117,10 +124,16 @@ class Poller(JobService):
             logs.warning("could not list active tuning jobs; reading each job instead", error=str(exc))
             return None
 
-    def _poll_one(self, current: Versioned[Job], listed: Mapping[str, RemoteJob] | None = None) -> str | None:
+    def _poll_one(
+        self,
+        current: Versioned[Job],
+        listed: Mapping[str, RemoteJob] | None = None,
+        started: frozenset[str] | None = None,
+    ) -> str | None:
         """Record what Vertex AI says of one RUNNING job. `listed`: the active jobs this tick's list returned; a
         job it holds is answered by it, and only a job it does not hold (ended since, or in no listed region) is
-        read with GetTuningJob, so calls per tick stay flat as jobs grow and an end is still seen this tick."""
+        read with GetTuningJob, so calls per tick stay flat as jobs grow and an end is still seen this tick.
+        `started`: the names of the listed jobs that have started (None without a list: nothing is inferred)."""
         job = current.value
         with logs.log_context(job_id=job.job_id):
             try:
@@ -144,12 +157,12 @@ class Poller(JobService):
                 except (TuningUnavailable, TuningRejected) as exc:
                     logs.warning("cancel on Vertex AI failed; will try next tick", error=str(exc))
             if outcome is None:
-                self._record_progress(current, remote)
+                self._record_progress(current, remote, started)
                 return None
             reason = f"Vertex AI reports {remote.state}"
-            results = _results(remote)
+            now = self._clock()
             finished = self._store.swap(
-                current, lambda running: running.moved_to(outcome, self._clock(), reason, **results)
+                current, lambda running: running.moved_to(outcome, now, reason, **_results(remote, running, now))
             )
             if finished is None:
                 return None  # another poller recorded it first and publishes its event
@@ -168,38 +181,133 @@ class Poller(JobService):
         self._effects.settle(failed)
         return job.job_id
 
-    def _record_progress(self, current: Versioned[Job], remote: RemoteJob) -> None:
-        """Note a new Vertex state, and warn once when a job waits or runs far too long."""
+    def _record_progress(
+        self, current: Versioned[Job], remote: RemoteJob, started: frozenset[str] | None = None
+    ) -> None:
+        """Note a new Vertex state or detail state (and when tuning started), and warn once when a job waits or
+        runs far too long. A tick that learns nothing new writes nothing."""
         job = current.value
-        warning, since = self._overdue(job, remote)
+        now = self._clock()
+        seen = _observe(job, remote, started, now)
+        warning, since = self._overdue(job, remote, seen, now)
         new_warning = bool(warning) and warning not in job.warnings
-        if remote.state == job.vertex_state and not new_warning:
+        changes = seen.changes(job, remote)
+        if not changes and not new_warning:
             return
-        changes: dict[str, object] = {"vertex_state": remote.state}
-        if remote.start_time and not job.started_at:
-            changes["started_at"] = remote.start_time
         if new_warning:
             changes["warnings"] = [*job.warnings, warning]
         updated = self._store.swap(current, lambda read: read.with_fields(**changes))
         if updated is None:
             return  # another poller recorded it; it emits the events
-        if remote.state == RemoteState.RUNNING and job.vertex_state != remote.state:
+        if "detail_state" in changes:
+            inferred = bool(seen.detail) and not remote.detail_state
+            logs.info("vertex detail state", detail_state=seen.detail or "unknown", inferred=inferred)
+        if seen.tuning(remote) and not _was_tuning(job):
             self._lifecycle.emit(updated, "running", vertex_state=remote.state)
         if new_warning:
             logs.warning("job stuck", warning=warning, vertex_state=remote.state, since=since.isoformat())
             self._lifecycle.emit(updated, "stuck", reason=warning, vertex_state=remote.state)
 
-    def _overdue(self, job: Job, remote: RemoteJob) -> tuple[str, datetime]:
+    def _overdue(self, job: Job, remote: RemoteJob, seen: Observation, now: datetime) -> tuple[str, datetime]:
         """The warning a job has earned by running (or waiting to run) far too long ("" when none), and since
-        when it has been running (or waiting)."""
-        now = self._clock()
+        when it has been running (or waiting). Time waiting for quota never counts."""
+        if seen.waiting:
+            return "", seen.detail_since or now
         if remote.state == RemoteState.RUNNING:
-            since = remote.start_time or job.started_at or job.updated_at
+            since = seen.started_at or remote.start_time or job.updated_at
             late = (now - since).total_seconds() > self._settings.max_running_seconds
             return ("running_too_long" if late else ""), since
         since = remote.create_time or job.started_at or job.updated_at
+        if seen.detail_since and seen.detail_since > since:
+            # Its detail state changed since it was created: on a job not running the only one recorded is
+            # WAITING_FOR_QUOTA (the service documents the others while it runs), so this is when it stopped
+            # waiting, and the stuck clock starts there.
+            since = seen.detail_since
         late = (now - since).total_seconds() > self._settings.stuck_seconds
         return ("stuck_pending" if late else ""), since
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What one tick learns of a running job beyond its Vertex AI state: its detail state (the service's, or
+    inferred), since when, and when its tuning started."""
+
+    detail: str
+    detail_since: datetime | None
+    started_at: datetime | None
+
+    @property
+    def waiting(self) -> bool:
+        return self.detail == WAITING_FOR_QUOTA
+
+    def tuning(self, remote: RemoteJob) -> bool:
+        """Running and past waiting for quota: "running" for events, timings and warnings."""
+        return remote.state == RemoteState.RUNNING and not self.waiting
+
+    def changes(self, job: Job, remote: RemoteJob) -> dict[str, object]:
+        """The job's fields this observation changes (none: nothing to write)."""
+        changes: dict[str, object] = {}
+        if remote.state != job.vertex_state:
+            changes["vertex_state"] = remote.state
+        if self.detail != job.detail_state:
+            changes.update(detail_state=self.detail, detail_since=self.detail_since)
+        if self.started_at != job.started_at:
+            changes["started_at"] = self.started_at
+        return changes
+
+
+def _started_names(listed: Mapping[str, RemoteJob] | None) -> frozenset[str] | None:
+    """The listed jobs that have started (RUNNING with a start_time); None when there is no list."""
+    if listed is None:
+        return None
+    return frozenset(
+        name for name, remote in listed.items() if remote.state == RemoteState.RUNNING and remote.start_time
+    )
+
+
+def _detail_state(remote: RemoteJob, started: frozenset[str] | None) -> str:
+    """The detail state to record: the service's when it gives one; else WAITING_FOR_QUOTA inferred for a job
+    accepted but not started while another job of the project has started; else "" (unknown).
+
+    Inferred because aiplatform_v1 2.7 cannot carry the service's detail state (documented only in the Gen AI SDKs,
+    "while the overall JobState is running": googleapis.github.io/js-genai/release_docs/enums/types.TuningJobState
+    .html, read 2026-11-30), and a job Vertex AI accepts beyond the concurrent-job quota waits, not started, behind
+    the ones that run (the emulator's wait mode). Without this tick's list (None) nothing is inferred: a wait
+    inferred earlier ends there as far as Tunedrop can tell, and the stuck clock runs from then (as it did before
+    detail states; the list is back next tick)."""
+    if remote.detail_state:
+        return remote.detail_state
+    not_started = remote.state in NOT_STARTED and remote.start_time is None
+    if not_started and started and started - {remote.name}:
+        return WAITING_FOR_QUOTA
+    return ""
+
+
+def inferred_wait(job: Job) -> bool:
+    """The job's WAITING_FOR_QUOTA is Tunedrop's inference (see _detail_state): on a job accepted but not started,
+    as the service documents its own detail state only while the job is running."""
+    return job.detail_state == WAITING_FOR_QUOTA and job.vertex_state in NOT_STARTED
+
+
+def _was_tuning(job: Job) -> bool:
+    """The job was last seen running past waiting for quota."""
+    return job.vertex_state == RemoteState.RUNNING and job.detail_state != WAITING_FOR_QUOTA
+
+
+def _observe(job: Job, remote: RemoteJob, started: frozenset[str] | None, now: datetime) -> Observation:
+    detail = _detail_state(remote, started)
+    since = job.detail_since if detail == job.detail_state else now
+    seen = Observation(detail, since, job.started_at)
+    if not seen.tuning(remote):
+        return seen
+    if job.vertex_state == RemoteState.RUNNING and job.detail_state == WAITING_FOR_QUOTA:
+        # Past waiting for quota, first seen now: Vertex AI's start_time ("the first time entered the
+        # JOB_STATE_RUNNING state", aiplatform_v1 TuningJob) would count the wait.
+        return Observation(detail, since, now)
+    if job.vertex_state != RemoteState.RUNNING:
+        # First seen running: since Vertex AI's start_time (the submitter may have recorded only the create time).
+        return Observation(detail, since, remote.start_time or job.started_at)
+    return seen
 
 
 def _ended(state: JobState, now: datetime, reason: str, error: dict[str, str]) -> Callable[[Job], Job]:
@@ -207,14 +315,20 @@ def _ended(state: JobState, now: datetime, reason: str, error: dict[str, str]) -
     return lambda job: job.moved_to(state, now, reason, error=error, ended_at=now)
 
 
-def _results(remote: RemoteJob) -> dict[str, Any]:
+def _results(remote: RemoteJob, job: Job, now: datetime) -> dict[str, Any]:
+    """The fields an ended Vertex job gives the job."""
     results: dict[str, Any] = {
         "vertex_state": remote.state,
         "ended_at": remote.end_time,
         "tuned_model": remote.tuned_model,
         "endpoint": remote.endpoint,
     }
-    if remote.start_time:
+    if remote.detail_state != job.detail_state:
+        results.update(detail_state=remote.detail_state, detail_since=now)
+    if _was_tuning(job) and job.started_at:
+        # Seen running past any wait for quota: its start is recorded already (Vertex's would count the wait).
+        results["started_at"] = job.started_at
+    elif remote.start_time:
         results["started_at"] = remote.start_time
     if remote.error_code or remote.error_message:
         results["error"] = {"code": remote.error_code, "message": remote.error_message}
