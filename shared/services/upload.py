@@ -725,13 +725,29 @@ def _evaluation_issues(plan: _Plan, settings: Manifest, region: str) -> list[Iss
 
 
 def _model_option_issues(plan: _Plan, settings: Manifest) -> list[Issue]:
-    """What the job's model does not allow of its options (the registry's rules): a customer-managed key on a
-    model the documentation says does not support CMEK, or does not say it does (the stricter reading)."""
+    """What the job's model does not allow of its options (the registry's rules), each the stricter reading of
+    what the documentation says: a customer-managed key, or continuing a tuned model, on a model the
+    documentation says does not support it, or does not say it does."""
     spec = get_model(settings.base_model)
-    if spec is None or not settings.encryption_key or spec.cmek:
+    if spec is None:
         return []
+    issues = []
+    if settings.continue_from is not None and not spec.continuous_tuning:
+        issues.append(
+            Issue(
+                0,
+                "model_no_continuous_tuning",
+                f"{spec.name} is not among the models the documentation lists for continuous tuning (`tunedrop "
+                "models` shows which are): leave continue_from out, or continue a job of a model that supports it.",
+                "$.continue_from" if plan.manifest_uri else "",
+                file=plan.manifest_uri,
+            )
+        )
+    if not settings.encryption_key or spec.cmek:
+        return issues
     known = "does not support" if spec.cmek is False else "is not documented to support"
     return [
+        *issues,
         Issue(
             0,
             "model_no_cmek",
@@ -740,7 +756,7 @@ def _model_option_issues(plan: _Plan, settings: Manifest) -> list[Issue]:
             "supports CMEK, or ask an operator.",
             "$.encryption_key" if plan.manifest_uri else "",
             file=plan.manifest_uri,
-        )
+        ),
     ]
 
 

@@ -485,6 +485,13 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Name your team's succeeded job on the same model and key, or leave continue_from out.",
     ),
     IssueCode(
+        "model_no_continuous_tuning",
+        E,
+        "The manifest continues an earlier job (continue_from), and its base model is not among those the "
+        "documentation lists for continuous tuning (Gemini 3.5 Flash, 3.1 Flash-Lite and 2.5 Pro as read 2026-11-30).",
+        "Leave continue_from out, or continue a job of a model that supports it (`tunedrop models`).",
+    ),
+    IssueCode(
         "model_no_cmek",
         E,
         "The job would be encrypted with a customer-managed key (its encryption_key, or the operators' default), and "

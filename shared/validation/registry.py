@@ -140,6 +140,8 @@ class ModelSpec:
     part_media_resolution: bool = False
     # Whether a tuning job on this model may use a customer-managed encryption key (None: not stated).
     cmek: bool | None = None
+    # Whether a job may continue tuning a tuned model of this base model (continue_from; None: not stated).
+    continuous_tuning: bool | None = None
     # Beyond `validation_share_above` validation examples, at most this share of the training examples.
     validation_share_above: int | None = None
     max_validation_share: float | None = None
@@ -283,6 +285,7 @@ def _model(name: str, raw: Mapping[str, Any], doc: Mapping[str, Any]) -> ModelSp
         function_calling=bool(raw.get("function_calling", True)),
         part_media_resolution=bool(raw.get("part_media_resolution", False)),
         cmek=raw.get("cmek"),
+        continuous_tuning=raw.get("continuous_tuning"),
         validation_share_above=share.get("above"),
         max_validation_share=share.get("max_share_of_training"),
     )
@@ -375,6 +378,7 @@ def model_summary(spec: ModelSpec, on: date) -> dict[str, Any]:
         "function_calling": spec.function_calling,
         "part_media_resolution": spec.part_media_resolution,
         "cmek": spec.cmek,
+        "continuous_tuning": spec.continuous_tuning,
         "regions": sorted(spec.regions),
         "price_per_million_training_tokens_usd": spec.price_per_million_tokens_usd,
     }

@@ -95,3 +95,14 @@ def test_a_job_that_cannot_be_continued_is_refused_saying_why(change: dict[str, 
     first = finished_job(h)
     h.store.put(replace(h.job(first), **change))  # type: ignore[arg-type]
     assert why in refusal(h, continue_job(h, job=first))
+
+
+def test_a_model_the_documentation_does_not_list_for_continuous_tuning_is_refused() -> None:
+    # gemini-3.5-flash-lite is open for tuning but not in the continuous-tuning list (shared/models.json).
+    h = make_harness({"TUNEDROP_BASE_MODEL": "gemini-3.5-flash-lite"}, quota=2)
+    first = finished_job(h)
+    job = h.job(continue_job(h, job=first))
+    assert job.state is JobState.REJECTED
+    assert job.error is not None
+    (issue,) = [e for e in job.error["first_errors"] if e["code"] == "model_no_continuous_tuning"]
+    assert "gemini-3.5-flash-lite is not among the models the documentation lists" in issue["message"]
