@@ -76,14 +76,23 @@ TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
 # continue_from's job: a Tunedrop job id (job_id_for's shape); its checkpoint: an id as Vertex AI gives them.
 JobId = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9-]{0,62}\Z")]
 CheckpointId = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
+# A tuned model as Vertex AI names it (PreTunedModel.tuned_model_name: projects/*/locations/*/models/*, with an
+# optional @version or @alias; aiplatform_v1 2.7), as `tunedrop job` shows it.
+_TUNED_MODEL_PATTERN = r"\Aprojects/[^/\s]+/locations/[a-z0-9-]+/models/[A-Za-z0-9_-]+(@[A-Za-z0-9_-]+)?\Z"
+TunedModelName = Annotated[str, Meta(max_length=512, pattern=_TUNED_MODEL_PATTERN)]
 
 
 class ContinueFrom(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
-    """Continuous tuning: tune on from the tuned model of an earlier job of the same team, at one of its
-    checkpoints (Vertex AI's default checkpoint when left out)."""
+    """Continuous tuning: tune on from the tuned model of an earlier job of the same team, named by the job's id
+    or by the model's resource name, at one of its checkpoints (Vertex AI's default checkpoint when left out)."""
 
-    job: JobId
+    job: JobId | None = None
+    model: TunedModelName | None = None
     checkpoint_id: CheckpointId | None = None
+
+    def __post_init__(self) -> None:
+        if (self.job is None) == (self.model is None):
+            raise ValueError("name either the job or its tuned model, not both or neither")
 
 
 # The TuningJob's description: the API sets no length, Tunedrop does (it is stored on the job document).
@@ -422,7 +431,8 @@ def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dic
             data,
             "continue_from",
             ContinueFrom,
-            'continue_from must be {job: <a Tunedrop job id>, checkpoint_id: "<id>"} (checkpoint_id optional)',
+            "continue_from must be {job: <a Tunedrop job id>} or {model: <its tuned model, projects/P/locations/L/"
+            'models/M@V>}, with an optional checkpoint_id: "<id>"',
             None,
             text,
             issues,

@@ -185,6 +185,10 @@ class JobStore(abc.ABC):
         """Every job in `state` whose base_model is one of `models` (at most 30 names), read page by page."""
 
     @abc.abstractmethod
+    def with_tuned_model(self, model: str) -> Versioned[Job] | None:
+        """The job whose tuned model is `model` (its resource name exactly as recorded); None when none's is."""
+
+    @abc.abstractmethod
     def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
         """Up to `limit` jobs (of one state, or of any), in job id order: what an operator lists."""
 

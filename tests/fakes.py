@@ -254,6 +254,12 @@ class InMemoryJobStore(JobStore):
         with self._lock:
             return self._query("queued_in_team", self._queued_in_order(team), limit)
 
+    def with_tuned_model(self, model: str) -> Versioned[Job] | None:
+        with self._lock:
+            rows = [(d, v) for d, v in self._docs.values() if d.get("tuned_model") == model]
+            found = self._query("with_tuned_model", rows, 1)
+        return found[0] if found else None
+
     def in_states(self, states: Sequence[JobState], limit: int = 1000) -> list[Versioned[Job]]:
         wanted = {JobState(s).value for s in states}
         with self._lock:

@@ -79,6 +79,7 @@ QUERIES: tuple[QuerySpec, ...] = (
     # Equality filters only, in document-id order: single-field indexes serve it.
     QuerySpec("on_models", JOBS, (("state", "=="), ("base_model", "in"))),
     QuerySpec("count", JOBS, (("state", "=="),)),
+    QuerySpec("with_tuned_model", JOBS, (("tuned_model", "=="),)),
     # A count aggregation on two equalities: served by the (state, team, ...) index.
     QuerySpec("count_queued_in_team", JOBS, (("state", "=="), ("team", "=="))),
     QuerySpec("policy_history", POLICIES, (), (("seen_at", "DESCENDING"),)),
@@ -223,6 +224,10 @@ class FirestoreJobStore(JobStore):
             if len(snaps) < _PAGE:
                 return
             last = snaps[-1]
+
+    def with_tuned_model(self, model: str) -> Versioned[Job] | None:
+        found = self._run("with_tuned_model", model, limit=1)
+        return found[0] if found else None
 
     def list_jobs(self, state: JobState | None, limit: int) -> list[Job]:
         found = (

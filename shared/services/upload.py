@@ -405,8 +405,14 @@ class UploadService:
         tunes the earlier job's base model, so its manifest need not name one."""
         if manifest.continue_from is None:
             return ""
-        earlier = self._store.get(manifest.continue_from.job)
+        earlier = self._continued_job(manifest.continue_from)
         return "" if earlier is None else earlier.value.base_model
+
+    def _continued_job(self, asked: ContinueFrom) -> Versioned[Job] | None:
+        """The earlier job continue_from names, by its id or by the tuned model it made."""
+        if asked.job is not None:
+            return self._store.get(asked.job)
+        return self._store.with_tuned_model(asked.model or "")
 
     def _continuation(self, job: Job, plan: _Plan, settings: Manifest) -> tuple[dict[str, str], list[Issue]]:
         """The job fields of a continuous tuning (continue_from), or why the earlier job cannot be continued:
@@ -415,8 +421,13 @@ class UploadService:
         asked = settings.continue_from
         if asked is None:
             return {}, []
-        found = self._store.get(asked.job)
+        found = self._continued_job(asked)
         why = "" if found is not None else f"there is no job {quoted(asked.job)}"
+        if found is None and asked.model is not None:
+            why = (
+                f"no Tunedrop job tuned {quoted(asked.model, 300)}; Tunedrop continues only models its jobs tuned "
+                "(it checks their team, base model, key and checkpoints): name it as `tunedrop job` shows it"
+            )
         if found is not None:
             why = _why_not_continuable(found.value, job.team or self._settings.default_team, settings, asked)
         if why:

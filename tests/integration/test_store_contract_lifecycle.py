@@ -268,3 +268,18 @@ def test_slot_table_keeps_the_holders_teams(store: JobStore) -> None:
     assert store.write_slots(table, None) is True
     stored = store.read_slots()
     assert stored.value.teams == {"job-1": "a"} and set(stored.value.holders) == {"job-1", "job-2"}
+
+
+def test_the_job_that_made_a_tuned_model_is_found_by_its_name(store: JobStore) -> None:
+    model = "projects/p/locations/us-central1/models/123@2"
+    _put(store, "made-it", "gemini-3.5-flash", JobState.SUCCEEDED)
+    _put(store, "another", "gemini-3.5-flash", JobState.SUCCEEDED)
+    made = store.get("made-it")
+    assert made is not None
+    assert store.replace(replace(made.value, tuned_model=model), made.version)
+
+    found = store.with_tuned_model(model)
+    assert found is not None and found.value.job_id == "made-it"
+    assert store.replace(replace(found.value, priority=3), found.version)  # its version is current
+    assert store.with_tuned_model("projects/p/locations/us-central1/models/123") is None  # exactly as recorded
+    assert store.with_tuned_model("projects/p/locations/us-central1/models/123@1") is None

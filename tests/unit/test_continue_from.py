@@ -106,3 +106,35 @@ def test_a_model_the_documentation_does_not_list_for_continuous_tuning_is_refuse
     assert job.error is not None
     (issue,) = [e for e in job.error["first_errors"] if e["code"] == "model_no_continuous_tuning"]
     assert "gemini-3.5-flash-lite is not among the models the documentation lists" in issue["message"]
+
+
+def test_a_continuation_may_name_the_tuned_model_instead_of_the_job() -> None:
+    h = make_harness(quota=2)
+    first = finished_job(h)
+    model = h.job(first).tuned_model
+    job = h.job(continue_job(h, model=model, checkpoint_id="2"))
+    assert job.state is JobState.QUEUED, job.validation
+    assert (job.continued_from, job.pre_tuned_model, job.pre_tuned_checkpoint) == (first, model, "2")
+
+
+def test_a_tuned_model_no_tunedrop_job_made_is_refused() -> None:
+    h = make_harness()
+    foreign = "projects/p/locations/us-central1/models/999@1"
+    assert refusal(h, continue_job(h, model=foreign)).startswith(
+        "continue_from_not_found: continue_from: no Tunedrop job tuned 'projects/p/locations/us-central1/models/999@1'"
+    )
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"job": "a-job", "model": "projects/p/locations/us-central1/models/1@1"},
+        {"checkpoint_id": "1"},
+        {"model": "models/1"},
+    ],
+)
+def test_continue_from_names_one_job_or_one_model(asked: dict[str, str]) -> None:
+    h = make_harness()
+    job = h.job(continue_job(h, **asked))
+    assert job.state is JobState.REJECTED
+    assert "manifest_bad_value" in job.validation["error_counts"]
