@@ -112,6 +112,8 @@ def completion_data(job: Job) -> dict[str, Any]:
         data["evaluations"] = named_results(job.evaluations, job.evaluation)
     if job.experiment:
         data["experiment"] = job.experiment
+    if job.detail_state:
+        data["detail_state"] = job.detail_state
     return data
 
 

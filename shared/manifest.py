@@ -674,12 +674,13 @@ def settings_from_metadata(metadata: Mapping[str, str], training_uri: str) -> tu
             display_name = ""
     options: dict[str, Any] = {}
     for key, kind, shape in METADATA_OPTIONS:
-        raw = metadata.get(key, "")
-        if not isinstance(raw, str) or not raw.strip():
+        # Metadata keys are usually written with hyphens (x-goog-meta-service-account), like base-model.
+        given, raw = _first(metadata, (key, key.replace("_", "-")))
+        if not raw:
             continue
-        value, problem = convert(raw.strip(), kind, lax=True)
+        value, problem = convert(raw, kind, lax=True)
         if problem:
-            bad(key, raw, shape)
+            bad(given, raw, shape)
         else:
             options[key] = value
     settings = Manifest(

@@ -594,6 +594,9 @@ class FakeTuningService(TuningService):
         now = self._clock()
         if state == RemoteState.RUNNING and current.start_time is None:
             extra["start_time"] = now
+        elif state in (RemoteState.SUCCEEDED, RemoteState.FAILED) and current.start_time is None:
+            # It ran to an end, so it started: scripted straight from PENDING, it ran since it was created.
+            extra["start_time"] = current.create_time
         if state not in RemoteState.ACTIVE and current.end_time is None:
             extra["end_time"] = now
         updated = replace(current, state=state, **{**extra, **changes})

@@ -157,7 +157,8 @@ class Submitter(JobService):
                 "submitted to Vertex AI",
                 vertex_job_name=remote.name,
                 vertex_state=remote.state,
-                started_at=remote.start_time or remote.create_time or now,
+                # None until Vertex AI starts it: time held PENDING (waiting for quota) is not running.
+                started_at=remote.start_time,
             )
 
         result = self._store.update(job_id, run)

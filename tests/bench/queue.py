@@ -79,6 +79,10 @@ class CountingStore(JobStore):
             self.reads += 1
             yield found
 
+    def with_tuned_model(self, model):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.with_tuned_model(model)
+
     def list_jobs(self, state, limit):  # type: ignore[no-untyped-def]
         found = self.inner.list_jobs(state, limit)
         self.reads += max(1, len(found))

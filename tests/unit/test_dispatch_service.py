@@ -41,7 +41,7 @@ def test_a_queued_job_is_submitted(harness: Harness) -> None:
     (remote,) = harness.tuning.jobs.values()
     assert job.vertex_job_name == remote.name
     assert job.vertex_state == "JOB_STATE_PENDING"
-    assert job.started_at == remote.create_time
+    assert job.started_at is None  # PENDING: not started yet (the poller records the start)
     assert remote.labels[JOB_LABEL] == job_id and remote.labels[ATTEMPT_LABEL] == "1"
     (request,) = harness.tuning.requests
     assert (

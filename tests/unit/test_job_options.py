@@ -116,6 +116,20 @@ def test_object_metadata_says_the_single_valued_options() -> None:
     assert [issue.code for issue in bad] == ["bad_metadata"]
 
 
+def test_object_metadata_keys_may_be_written_with_hyphens() -> None:
+    hyphenated = {"export-last-checkpoint-only": "false", "service-account": TUNER, "encryption-key": KEY}
+    settings, issues = settings_from_metadata(hyphenated, "gs://ds/incoming/a.jsonl")
+    assert issues == []
+    assert (settings.export_last_checkpoint_only, settings.service_account, settings.encryption_key) == (
+        False,
+        TUNER,
+        KEY,
+    )
+    _, bad = settings_from_metadata({"service-account": "not an email"}, "gs://ds/incoming/a.jsonl")
+    assert [issue.code for issue in bad] == ["bad_metadata"]
+    assert "service-account=" in bad[0].message  # the key as the user wrote it
+
+
 def test_a_key_on_a_model_without_cmek_is_rejected_naming_the_rule() -> None:
     # The registry records "CMEK support: Not supported" for the Gemini 3.x tuning tables.
     h = make_harness(OPERATORS)

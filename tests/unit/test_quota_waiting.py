@@ -229,3 +229,19 @@ def test_the_installed_client_library_cannot_carry_the_detail_state() -> None:
         name="projects/demo/locations/us-central1/tuningJobs/1", state=aiplatform_v1.JobState.JOB_STATE_RUNNING
     )
     assert to_remote(job).detail_state == ""
+
+
+def test_the_completion_event_carries_the_last_detail_state_and_events_without_one_leave_it_out() -> None:
+    h = make_harness(ENV, quota=2)
+    with_detail, without = submitted(h, "detail.jsonl", "plain.jsonl")
+    h.tuning.set_state(vertex_name(h, with_detail), RemoteState.RUNNING, **FakeTuningService.detail("POST_PROCESSING"))
+    h.tuning.set_state(vertex_name(h, without), RemoteState.RUNNING)
+    poll_for(h, TICK)
+    assert h.job(with_detail).detail_state == "POST_PROCESSING"
+    for job_id in (with_detail, without):
+        h.tuning.succeed(vertex_name(h, job_id))
+    poll_for(h, TICK)
+
+    events = {p.json()["job_id"]: p.json() for p in h.completions()}
+    assert events[with_detail]["detail_state"] == "POST_PROCESSING"
+    assert "detail_state" not in events[without]
