@@ -323,7 +323,9 @@ def _results(remote: RemoteJob, job: Job, now: datetime) -> dict[str, Any]:
         "tuned_model": remote.tuned_model,
         "endpoint": remote.endpoint,
     }
-    if remote.detail_state != job.detail_state:
+    if remote.detail_state and remote.detail_state != job.detail_state:
+        # None given (as ever over aiplatform_v1 2.7, and the service documents it only while the job runs): the
+        # last one recorded while the job was active stays, for `tunedrop job` and the completion event.
         results.update(detail_state=remote.detail_state, detail_since=now)
     if _was_tuning(job) and job.started_at:
         # Seen running past any wait for quota: its start is recorded already (Vertex's would count the wait).

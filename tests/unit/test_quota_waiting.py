@@ -245,3 +245,17 @@ def test_the_completion_event_carries_the_last_detail_state_and_events_without_o
     events = {p.json()["job_id"]: p.json() for p in h.completions()}
     assert events[with_detail]["detail_state"] == "POST_PROCESSING"
     assert "detail_state" not in events[without]
+
+
+def test_a_job_that_ends_while_waiting_for_quota_keeps_its_last_detail_state_in_the_completion_event() -> None:
+    """Vertex AI gives no detail state for an ended job (the library cannot carry it, and the service documents it
+    only while the job runs): the end must not erase the last one recorded while the job was active."""
+    h, _, behind = behind_a_running_job()
+    poll_for(h, TICK)
+    assert h.job(behind).detail_state == WAITING
+    h.tuning.set_state(vertex_name(h, behind), RemoteState.CANCELLED)
+    poll_for(h, TICK)
+
+    assert h.job(behind).detail_state == WAITING
+    (event,) = [p.json() for p in h.completions() if p.json()["job_id"] == behind]
+    assert event["detail_state"] == WAITING
