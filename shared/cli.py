@@ -17,7 +17,7 @@ import logging
 import os
 import re
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -31,6 +31,7 @@ from rich.text import Text
 from shared import dlq
 from shared.config import CommonSettings
 from shared.errors import ConfigError, TunedropError
+from shared.evaluation import named_results
 from shared.jobs import Job, JobState
 from shared.logs import configure_logging
 from shared.text import printable
@@ -265,20 +266,26 @@ def _checkpoint_lines(job: Job) -> list[str]:
     """Each checkpoint (epoch, step) with the metrics Vertex AI's evaluation during tuning gave it."""
     if not job.checkpoints and not job.evaluations:
         return []
-    runs = {str(run.get("checkpoint_id")): run for run in job.evaluations}
+    # Named after the manifest's metrics, as in the completion event: two of one kind would otherwise read alike.
+    runs = {str(run.get("checkpoint_id")): run for run in named_results(job.evaluations, job.evaluation)}
     lines = ["  checkpoints:"]
     for checkpoint in job.checkpoints or [{"checkpoint_id": key} for key in runs]:
         key = str(checkpoint.get("checkpoint_id", ""))
         where = f"epoch {checkpoint['epoch']}, step {checkpoint['step']}" if "epoch" in checkpoint else ""
         run = runs.get(key, {})
         metrics = ", ".join(
-            f"{m.get('metric')} {str(m.get('aggregation', '')).lower()} {m.get('value')}"
+            f"{_metric_label(m)} {str(m.get('aggregation', '')).lower()} {m.get('value')}"
             for m in run.get("metrics", [])
         )
         failed = f"evaluation failed: {run['error'].get('message', '')}" if run.get("error") else ""
         detail = "; ".join(part for part in (where, metrics, failed) if part)
         lines.append(f"    {printable(key):>4}  {printable(detail)}")
     return lines
+
+
+def _metric_label(result: Mapping[str, Any]) -> str:
+    """A metric result as `tunedrop job` shows it: the manifest's name and the kind, or the kind alone."""
+    return f"{result['name']} ({result.get('metric')})" if result.get("name") else str(result.get("metric"))
 
 
 def vertex_detail(job: Job) -> str:

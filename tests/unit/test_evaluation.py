@@ -194,3 +194,24 @@ def test_results_that_do_not_line_up_with_the_metrics_stay_unnamed() -> None:
     assert named == [short, swapped]
     assert all("name" not in m for run in named for m in run["metrics"])
     assert named_results([short], {"metrics": "not a list"}) == [short]
+
+
+def test_tunedrop_job_names_each_checkpoints_metrics_as_the_manifest_did() -> None:
+    """Two pointwise metrics would read alike by kind alone: `tunedrop job` names them as the completion event does."""
+    from shared.cli import job_details
+
+    h = make_harness()
+    job_id = upload_with_evaluation(h)
+    h.app.dispatcher.dispatch()
+    name = h.job(job_id).vertex_job_name
+    run = evaluation_run(
+        "1", ("pointwise", "AVERAGE", 3.5), ("pointwise", "STANDARD_DEVIATION", 0.4), ("exact_match", "AVERAGE", 0.5)
+    )
+    checkpoints = [{"checkpoint_id": "1", "epoch": 1, "step": 5}]
+    h.tuning.succeed(name)
+    h.tuning.set_state(name, "JOB_STATE_SUCCEEDED", checkpoints=checkpoints, evaluations=[run])
+    h.app.poller.poll()
+
+    lines = job_details(h.job(job_id))
+    expected = "epoch 1, step 5; fluency (pointwise) average 3.5, fluency (pointwise) standard_deviation 0.4, "
+    assert f"       1  {expected}exact (exact_match) average 0.5" in lines, lines
