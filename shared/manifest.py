@@ -20,6 +20,7 @@ are refused (an alias bomb expands a few hundred bytes into gigabytes), and so i
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -441,6 +442,10 @@ def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dic
     }
 
 
+# A msgspec.ValidationError's message and the path at its end: "<why> - at `$.metrics[0].name`".
+_MSGSPEC_PATH = re.compile(r"(.*) - at `\$((?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*)`", re.DOTALL)
+
+
 def _evaluation(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any] | None:
     """The evaluation during tuning asked for, as plain data (None when none, or refused: each problem reported,
     with the JSON path of the value at fault)."""
@@ -449,7 +454,11 @@ def _evaluation(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict
     try:
         evaluation = msgspec.convert(data["evaluation"], Evaluation, strict=True)
     except msgspec.ValidationError as exc:
-        why, _, where = str(exc).partition(" - at `$")
+        # msgspec's path comes last, when there is one; an unknown key quoted in the message is the user's (it may
+        # hold the same words): only a path of field names and indexes is taken, and the rest made printable, cut.
+        found = _MSGSPEC_PATH.fullmatch(str(exc))
+        why, where = (found[1], found[2]) if found else (str(exc), "")
+        why = printable(why, 300)
         issues.append(
             Issue(
                 _line_of(text, "evaluation"),
@@ -457,7 +466,7 @@ def _evaluation(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict
                 f"evaluation is not one Vertex AI can run: {why}. It takes metrics (each a name, a kind of "
                 "pointwise, pairwise, exact_match, bleu or rouge, and a prompt_template for the first two) and an "
                 "optional autorater (sampling_count 1-32, flip_enabled, model).",
-                f"$.evaluation{where.rstrip('`')}",
+                f"$.evaluation{where}",
             )
         )
         return None

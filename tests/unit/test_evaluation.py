@@ -215,3 +215,11 @@ def test_tunedrop_job_names_each_checkpoints_metrics_as_the_manifest_did() -> No
     lines = job_details(h.job(job_id))
     expected = "epoch 1, step 5; fluency (pointwise) average 3.5, fluency (pointwise) standard_deviation 0.4, "
     assert f"       1  {expected}exact (exact_match) average 0.5" in lines, lines
+
+
+def test_a_hostile_unknown_key_in_the_evaluation_is_quoted_short_and_cannot_move_the_path() -> None:
+    key = "x - at `$.autorater.model`" + "y" * 5000
+    (found,) = problems(manifest(evaluation={"metrics": [EXACT], key: 1}))
+    code, where, message = found
+    assert (code, where) == ("manifest_bad_evaluation", "$.evaluation")
+    assert "unknown field `x - at" in message and len(message) < 700
