@@ -253,6 +253,14 @@ class Observation:
             changes.update(detail_state=self.detail, detail_since=self.detail_since)
         if self.started_at != job.started_at:
             changes["started_at"] = self.started_at
+        # Checkpoints and their evaluation while the job tunes (how one knows a checkpoint is good before the end):
+        # written when Vertex AI gives new ones, which is once a checkpoint, not once a tick.
+        checkpoints = [dict(c) for c in remote.checkpoints]
+        if checkpoints and checkpoints != job.checkpoints:
+            changes["checkpoints"] = checkpoints
+        evaluations = [dict(e) for e in remote.evaluations]
+        if evaluations and evaluations != job.evaluations:
+            changes["evaluations"] = evaluations
         return changes
 
 

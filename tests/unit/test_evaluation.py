@@ -223,3 +223,20 @@ def test_a_hostile_unknown_key_in_the_evaluation_is_quoted_short_and_cannot_move
     code, where, message = found
     assert (code, where) == ("manifest_bad_evaluation", "$.evaluation")
     assert "unknown field `x - at" in message and len(message) < 700
+
+
+def test_checkpoints_and_their_metrics_are_recorded_while_the_job_tunes_and_written_once() -> None:
+    h = make_harness()
+    job_id = upload_with_evaluation(h)
+    h.app.dispatcher.dispatch()
+    name = h.job(job_id).vertex_job_name
+    run = evaluation_run("1", ("pointwise", "AVERAGE", 3.5), ("pointwise", "STANDARD_DEVIATION", 0.4))
+    checkpoints = [{"checkpoint_id": "1", "epoch": 1, "step": 5}]
+    h.tuning.set_state(name, "JOB_STATE_RUNNING", checkpoints=checkpoints, evaluations=[run])
+    h.app.poller.poll()
+
+    job = h.job(job_id)
+    assert (job.checkpoints, job.evaluations) == (checkpoints, [run])
+    written = h.store.get(job_id)
+    h.app.poller.poll()
+    assert written is not None and h.store.get(job_id) == written  # nothing new: no write
