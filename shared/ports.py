@@ -415,6 +415,43 @@ class ObjectInfo:
     crc32c: str
 
 
+@dataclass(frozen=True)
+class Generated:
+    """One answer of a model (GenerateContentResponse's first candidate's text and usage_metadata)."""
+
+    text: str
+    prompt_tokens: int
+    output_tokens: int
+
+
+class ModelAnswers(abc.ABC):
+    """Vertex AI PredictionService.GenerateContent: what the evaluation gate asks a model."""
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        model: str,
+        contents: Sequence[Mapping[str, Any]],
+        system_instruction: Mapping[str, Any] | None = None,
+    ) -> Generated:
+        """`model`: a publisher model (projects/P/locations/L/publishers/google/models/ID) or a tuned model's
+        endpoint (projects/P/locations/L/endpoints/E); `contents`: Gemini contents (role and text parts).
+        Raises TuningUnavailable (transient, after the adapter's own retries) or TuningRejected (permanent)."""
+
+
+class Judge(abc.ABC):
+    """Vertex AI EvaluationService.EvaluateInstances: how the evaluation gate scores answers."""
+
+    @abc.abstractmethod
+    def score(self, metric: str, pairs: Sequence[tuple[str, str]]) -> list[float]:
+        """`metric` one of exact_match, bleu, rouge; `pairs` (prediction, reference); one score in [0, 1] per
+        pair, in order. Raises TuningUnavailable or TuningRejected like ModelAnswers."""
+
+    @abc.abstractmethod
+    def compare(self, prompt: str, candidate: str, baseline: str, reference: str, prompt_template: str) -> float:
+        """A pairwise autorater's choice: 1.0 the candidate is better, 0.0 the baseline, 0.5 a tie."""
+
+
 class BlobStore(abc.ABC):
     @abc.abstractmethod
     def open(self, bucket: str, name: str, generation: str | None = None) -> IO[bytes]:
