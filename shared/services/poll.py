@@ -188,7 +188,7 @@ class Poller(JobService):
         runs far too long. A tick that learns nothing new writes nothing."""
         job = current.value
         now = self._clock()
-        seen = _observe(job, remote, started, now)
+        seen = _observe(job, remote, started, now, self._settings.quota)
         warning, since = self._overdue(job, remote, seen, now)
         new_warning = bool(warning) and warning not in job.warnings
         changes = seen.changes(job, remote)
@@ -273,9 +273,11 @@ def _started_names(listed: Mapping[str, RemoteJob] | None) -> frozenset[str] | N
     )
 
 
-def _detail_state(remote: RemoteJob, started: frozenset[str] | None) -> str:
+def _detail_state(remote: RemoteJob, started: frozenset[str] | None, quota: int) -> str:
     """The detail state to record: the service's when it gives one; else WAITING_FOR_QUOTA inferred for a job
-    accepted but not started while another job of the project has started; else "" (unknown).
+    accepted but not started while other jobs of the project that have started fill the quota (the list covers
+    every quota region, and the quota is global); else "" (unknown). A job pending while the quota has room is
+    not waiting for it: it may be stuck, and the stuck warning is for that.
 
     Inferred because aiplatform_v1 2.7 cannot carry the service's detail state (documented only in the Gen AI SDKs,
     "while the overall JobState is running": googleapis.github.io/js-genai/release_docs/enums/types.TuningJobState
@@ -286,7 +288,7 @@ def _detail_state(remote: RemoteJob, started: frozenset[str] | None) -> str:
     if remote.detail_state:
         return remote.detail_state
     not_started = remote.state in NOT_STARTED and remote.start_time is None
-    if not_started and started and started - {remote.name}:
+    if not_started and started is not None and len(started - {remote.name}) >= quota:
         return WAITING_FOR_QUOTA
     return ""
 
@@ -302,8 +304,8 @@ def _was_tuning(job: Job) -> bool:
     return job.vertex_state == RemoteState.RUNNING and job.detail_state != WAITING_FOR_QUOTA
 
 
-def _observe(job: Job, remote: RemoteJob, started: frozenset[str] | None, now: datetime) -> Observation:
-    detail = _detail_state(remote, started)
+def _observe(job: Job, remote: RemoteJob, started: frozenset[str] | None, now: datetime, quota: int) -> Observation:
+    detail = _detail_state(remote, started, quota)
     since = job.detail_since if detail == job.detail_state else now
     seen = Observation(detail, since, job.started_at)
     if not seen.tuning(remote):

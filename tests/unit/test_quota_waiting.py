@@ -54,11 +54,25 @@ def kinds(h: Harness, job_id: str, kind: str) -> list[dict[str, object]]:
     return [p.json() for p in h.publisher.on(EVENTS) if p.attributes["kind"] == kind and p.json()["job_id"] == job_id]
 
 
+def started_elsewhere(h: Harness, name: str = "by-hand") -> None:
+    """A job someone started outside Tunedrop after it submitted its own: together they fill the quota."""
+    h.tuning.add(
+        RemoteJob(
+            name=f"projects/p/locations/us-central1/tuningJobs/{name}",
+            state=RemoteState.RUNNING,
+            create_time=h.clock(),
+            start_time=h.clock(),
+        )
+    )
+
+
 def behind_a_running_job() -> tuple[Harness, str, str]:
-    """Two jobs accepted by Vertex AI: `ahead` started, `behind` still PENDING (held for quota)."""
+    """Two jobs accepted by Vertex AI: `ahead` started, `behind` still PENDING, held for quota: a job started
+    elsewhere took the second slot of the quota (2) after Tunedrop submitted `behind`."""
     h = make_harness(ENV, quota=2)
     ahead, behind = submitted(h, "ahead.jsonl", "behind.jsonl")
     h.tuning.set_state(vertex_name(h, ahead), RemoteState.RUNNING)
+    started_elsewhere(h)
     return h, ahead, behind
 
 
@@ -196,6 +210,8 @@ def test_inferring_the_wait_costs_no_vertex_call() -> None:
     h = make_harness(ENV, quota=10)
     jobs = submitted(h, *(f"j{n}.jsonl" for n in range(10)))
     h.tuning.set_state(vertex_name(h, jobs[0]), RemoteState.RUNNING)
+    for n in range(9):
+        started_elsewhere(h, f"elsewhere-{n}")
     h.tuning.calls.clear()
     h.clock.advance(TICK)
     h.app.poller.poll()
@@ -259,3 +275,13 @@ def test_a_job_that_ends_while_waiting_for_quota_keeps_its_last_detail_state_in_
     assert h.job(behind).detail_state == WAITING
     (event,) = [p.json() for p in h.completions() if p.json()["job_id"] == behind]
     assert event["detail_state"] == WAITING
+
+
+def test_a_job_pending_while_the_quota_has_room_is_not_waiting_for_it_and_is_warned_stuck() -> None:
+    h = make_harness(ENV, quota=10)
+    ahead, behind = submitted(h, "ahead.jsonl", "behind.jsonl")
+    h.tuning.set_state(vertex_name(h, ahead), RemoteState.RUNNING)
+    poll_for(h, STUCK + TICK)
+    job = h.job(behind)
+    assert job.detail_state == ""  # one job runs of ten allowed: nothing holds this one back for quota
+    assert job.warnings == ["stuck_pending"]
