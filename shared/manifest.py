@@ -42,6 +42,7 @@ MAX_DEPTH = 3  # manifest -> labels / hyper_parameters -> value
 # evaluation -> metrics -> one metric -> its aggregations (counted from the evaluation object)
 EVALUATION_DEPTH = 4
 MAX_QUOTED_CHARS = 60  # user text quoted in a message is cut to this
+MAX_REASON_CHARS = 300  # a schema's reason for refusing a value, which may quote the value
 KNOWN_KEYS = {
     "training_dataset",
     "validation_dataset",
@@ -172,7 +173,8 @@ def convert(value: Any, kind: Any, *, lax: bool = False) -> tuple[Any, str]:
     try:
         return msgspec.convert(value, kind, strict=not lax), ""
     except msgspec.ValidationError as exc:
-        return None, str(exc).removesuffix(" - at `$`")
+        # msgspec quotes unknown keys whole: a hostile key must not make the message as long as itself.
+        return None, printable(str(exc).removesuffix(" - at `$`"), MAX_REASON_CHARS)
 
 
 def adapter_size_value(value: Any) -> Any:
@@ -458,7 +460,7 @@ def _evaluation(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict
         # hold the same words): only a path of field names and indexes is taken, and the rest made printable, cut.
         found = _MSGSPEC_PATH.fullmatch(str(exc))
         why, where = (found[1], found[2]) if found else (str(exc), "")
-        why = printable(why, 300)
+        why = printable(why, MAX_REASON_CHARS)
         issues.append(
             Issue(
                 _line_of(text, "evaluation"),

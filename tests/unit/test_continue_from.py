@@ -138,3 +138,11 @@ def test_continue_from_names_one_job_or_one_model(asked: dict[str, str]) -> None
     job = h.job(continue_job(h, **asked))
     assert job.state is JobState.REJECTED
     assert "manifest_bad_value" in job.validation["error_counts"]
+
+
+def test_a_hostile_key_under_continue_from_is_quoted_short() -> None:
+    h = make_harness()
+    job = h.job(continue_job(h, job="a-job", **{"x" * 5000: 1}))
+    assert job.error is not None
+    (issue,) = [e for e in job.error["first_errors"] if e["code"] == "manifest_bad_value"]
+    assert len(issue["message"]) < 600
