@@ -54,7 +54,14 @@ down: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/tunedrop demo
 
-test: $(STAMP)
+# The HTML report's test renders it in headless Chromium (Debian's package `chromium`): installed when missing,
+# as root or through sudo.
+.PHONY: browser
+browser:
+	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt=apt-get; else apt="sudo apt-get"; fi; \
+		$$apt update -qq && $$apt install -y -qq chromium; }
+
+test: $(STAMP) browser
 	@$(BIN)/python -m pytest tests
 
 test-unit: $(STAMP)
