@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import html
+import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -103,7 +104,9 @@ def _field(value: object, limit: int = FIELD_LIMIT) -> str:
 
 def _text(value: object, limit: int = TEXT_LIMIT) -> str:
     """A multi-line value as HTML text: line breaks kept, every other control shown as an escape, cut, escaped."""
-    text = str(value).replace("\r\n", "\n")
+    # Anything but a string (Gemini contents, say) is shown as the JSON it would be written as.
+    shown_as = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1, default=str)
+    text = shown_as.replace("\r\n", "\n")
     cut = len(text) - limit
     kept = text[:limit] if cut > 0 else text
     shown = "\n".join(printable(line) for line in kept.split("\n"))
@@ -211,22 +214,32 @@ def _bins(counts: Sequence[int]) -> list[tuple[int, int, int]]:
 
 
 def _histogram_svg(bins: Sequence[tuple[int, int, int]]) -> str:
-    width, height, bottom = 720, 220, 40
+    width, height, bottom = 1000, 220, 40
     slot = width / len(bins)
     tallest = max(tally for _, _, tally in bins)
     parts = [f'<svg role="img" aria-label="histogram of tokens per example" width="{width}" height="{height}">']
     for index, (start, end, tally) in enumerate(bins):
         bar = (height - bottom - 20) * tally / tallest
         x, y = index * slot, height - bottom - bar
-        label = f"{start:,}" if start == end else f"{start:,}-{end:,}"
+        exact = f"{start:,}" if start == end else f"{start:,} to {end:,}"
+        label = _compact(start) if start == end else f"{_compact(start)}-{_compact(end)}"
         parts.append(
             f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{slot - 4:.1f}" height="{bar:.1f}">'
-            f"<title>{label} tokens: {tally:,} examples</title></rect>"
+            f"<title>{exact} tokens: {tally:,} examples</title></rect>"
             f'<text x="{x + slot / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{tally:,}</text>'
             f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 14:.1f}" text-anchor="middle">{label}</text>'
         )
     parts.append(f'<text x="{width / 2:.0f}" y="{height - 6}" text-anchor="middle">tokens per example</text></svg>')
     return "".join(parts)
+
+
+def _compact(count: int) -> str:
+    """A bin edge short enough for its label (the bar's tooltip has it exactly): 950, 9,500, 95k, 9.5M."""
+    if count < 10_000:
+        return f"{count:,}"
+    if count < 1_000_000:
+        return f"{count / 1000:.3g}k"
+    return f"{count / 1_000_000:.3g}M"
 
 
 # --- checkpoints --------------------------------------------------------------------------------------------------
@@ -275,31 +288,37 @@ def _series_charts(checkpoints: Sequence[Mapping[str, Any]], runs: Mapping[str, 
     """One small chart per metric across the checkpoints (the first MAX_SERIES_CHARTS), when there are two or more."""
     if len(checkpoints) < 2:
         return ""
+    names = [str(checkpoint.get("checkpoint_id", "")) for checkpoint in checkpoints]
     series: dict[str, list[float | None]] = {}
-    for index, checkpoint in enumerate(checkpoints):
-        for result in runs.get(str(checkpoint.get("checkpoint_id", "")), {}).get("metrics", []):
-            values = series.setdefault(_metric_label(result), [None] * len(checkpoints))
+    for index, name in enumerate(names):
+        for result in runs.get(name, {}).get("metrics", []):
+            values = series.setdefault(_metric_label(result), [None] * len(names))
             values[index] = _finite(result.get("value"))
-    charts = [_series_svg(label, values) for label, values in list(series.items())[:MAX_SERIES_CHARTS]]
+    charts = [_series_svg(label, names, values) for label, values in list(series.items())[:MAX_SERIES_CHARTS]]
     return "".join(chart for chart in charts if chart)
 
 
-def _series_svg(label: str, values: Sequence[float | None]) -> str:
+def _series_svg(label: str, checkpoints: Sequence[str], values: Sequence[float | None]) -> str:
+    """A metric's value at each checkpoint, as a line; "" when fewer than two checkpoints have one."""
     points = [(index, value) for index, value in enumerate(values) if value is not None]
     if len(points) < 2:
         return ""
-    width, height, pad = 340, 110, 24
+    width, height, pad = 340, 120, 24
     low, high = min(v for _, v in points), max(v for _, v in points)
     spread = (high - low) or 1.0
 
-    def at(index: int, value: float) -> tuple[float, float]:
-        x = pad + (width - 2 * pad) * index / (len(values) - 1)
-        return x, height - pad - (height - 2 * pad - 14) * (value - low) / spread
+    def x(index: int) -> float:
+        return pad + (width - 2 * pad) * index / (len(values) - 1)
 
-    line = " ".join(f"{x:.1f},{y:.1f}" for x, y in (at(i, v) for i, v in points))
+    def y(value: float) -> float:
+        return height - 2 * pad - (height - 3 * pad - 10) * (value - low) / spread
+
+    line = " ".join(f"{x(i):.1f},{y(v):.1f}" for i, v in points)
     dots = "".join(
-        f'<circle class="mean" cx="{x:.1f}" cy="{y:.1f}" r="3"><title>{_number(v)}</title></circle>'
-        for x, y, v in ((*at(i, v), v) for i, v in points)
+        f'<circle class="mean" cx="{x(i):.1f}" cy="{y(v):.1f}" r="3"><title>checkpoint {_field(checkpoints[i], 40)}: '
+        f"{_number(v)}</title></circle>"
+        f'<text x="{x(i):.1f}" y="{height - 8}" text-anchor="middle">{_field(checkpoints[i], 12)}</text>'
+        for i, v in points
     )
     return (
         f'<svg role="img" aria-label="{_field(label)} per checkpoint" width="{width}" height="{height}">'
@@ -340,7 +359,7 @@ def _interval_chart(verdict: Mapping[str, Any], margin: float) -> str:
     left, right = min(marks), max(marks)
     pad = (right - left) * 0.1 or 0.1
     left, right = left - pad, right + pad
-    width, height, side = 720, 120, 30
+    width, height, side = 1000, 120, 30
 
     def x(value: float) -> float:
         return side + (width - 2 * side) * (value - left) / (right - left)

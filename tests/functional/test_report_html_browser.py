@@ -270,6 +270,23 @@ def test_the_histogram_counts_every_example_once() -> None:
     assert sum(int(t.split(": ")[1].split()[0]) for t in titles) == len(counts) and len(titles) <= 12, titles
 
 
+def test_hostile_values_on_the_job_and_its_checkpoints_are_text_too() -> None:
+    job = finished_job(promote_as=HOSTILE, verdict={**VERDICT, "verdict": HOSTILE, "reason": "\x1b[2J" + "r" * 5000})
+    job = replace(job, checkpoints=[{"checkpoint_id": HOSTILE, "epoch": 1, "step": 1}], evaluations=[])
+    markup = render_report(job)
+    page = Page(markup)
+    assert "img" not in page.tags and "\x1b" not in markup
+    assert HOSTILE in page.text["summary"] and HOSTILE in page.text["checkpoints"] and HOSTILE in page.text["gate"]
+    assert "\\x1b[2J" in page.text["gate"] and "more characters)" in page.text["gate"]
+    assert 'class="verdict"' in markup  # an unknown verdict takes the neutral style, never a class of its own
+
+
+def test_a_prompt_given_as_gemini_contents_reads_as_json() -> None:
+    contents = [{"role": "user", "parts": [{"text": "Bonjour <b>"}]}]
+    text = Page(render_report(finished_job(), [{**example(1, 1.0, 0.0), "prompt": contents}])).text["differences"]
+    assert '"role": "user"' in text and '"text": "Bonjour <b>"' in text
+
+
 # --- the page as headless Chromium renders it ---------------------------------------------------------------------
 
 
