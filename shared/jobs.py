@@ -134,6 +134,18 @@ class Job:
     # Evaluation during tuning, as the manifest asked (shared.evaluation.Evaluation as plain data) with where
     # Vertex AI writes its results (output_uri_prefix); None: no evaluation.
     evaluation: dict[str, Any] | None = None
+    # The evaluation gate (shared.gate; README "The evaluation gate"): the alias to promote the tuned model as,
+    # the held-out dataset (as named, its validated generation and checksum, and Tunedrop's copy), the gate's
+    # settings (None: the defaults), and once judged, its verdict (GateSummary as plain data) and the ce-id of
+    # the promoted / held / candidate_ready event published ("" until then).
+    promote_as: str = ""
+    evaluation_uri: str = ""
+    evaluation_generation: str = ""
+    evaluation_crc32c: str = ""
+    tuning_evaluation_uri: str = ""
+    gate: dict[str, Any] | None = None
+    verdict: dict[str, Any] | None = field(default=None, metadata=_PER_ATTEMPT)
+    gate_event_id: str = field(default="", metadata=_PER_ATTEMPT)
     # The team folder the upload came from (incoming/<team>/...); "" for the top level.
     team: str = ""
     # Where the datasets are: the upload itself, or what a manifest upload names.

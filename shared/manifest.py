@@ -57,6 +57,9 @@ KNOWN_KEYS = {
     "encryption_key",
     "continue_from",
     "evaluation",
+    "promote_as",
+    "evaluation_dataset",
+    "gate",
 }
 # Tunedrop labels every Vertex job (tunedrop_job, tunedrop_attempt): that prefix is its own.
 RESERVED_LABEL_PREFIX = "tunedrop_"
@@ -75,6 +78,8 @@ DatasetPath = Annotated[str, Meta(min_length=1, max_length=1024, pattern=r"\A[^\
 LabelKey = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9_-]{0,62}\Z")]
 LabelValue = Annotated[str, Meta(pattern=r"\A[a-z0-9_-]{0,63}\Z")]
 TeamName = Annotated[str, Meta(pattern=TEAM_NAME_PATTERN)]
+# A name the team's applications resolve to its champion model (a Firestore document id and a Vertex AI label value).
+AliasName = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9-]{0,62}\Z")]
 # continue_from's job: a Tunedrop job id (job_id_for's shape); its checkpoint: an id as Vertex AI gives them.
 JobId = Annotated[str, Meta(pattern=r"\A[a-z][a-z0-9-]{0,62}\Z")]
 CheckpointId = Annotated[str, Meta(pattern=r"\A[A-Za-z0-9_-]{1,64}\Z")]
@@ -152,6 +157,11 @@ class Manifest:
     continue_from: ContinueFrom | None = None
     # Evaluation during tuning (shared.evaluation.Evaluation as plain data); None: none asked.
     evaluation: dict[str, Any] | None = None
+    # The evaluation gate (shared.gate): the alias to promote the tuned model as, the held-out dataset it is
+    # judged on, and the gate's settings (shared.gate.Gate as plain data; None: the defaults).
+    promote_as: str = ""
+    evaluation_uri: str = ""
+    gate: dict[str, Any] | None = None
 
 
 def is_manifest(name: str) -> bool:
@@ -393,8 +403,75 @@ def parse_manifest(
         labels=labels,
         priority=priority,
         **_job_options(data, text, issues),
+        **_promotion(data, scope, text, issues, (training, validation)),
     )
     return manifest, issues
+
+
+def _promotion(
+    data: Mapping[Any, Any], scope: _Scope, text: str, issues: list[Issue], tuned_on: tuple[str, ...]
+) -> dict[str, Any]:
+    """The evaluation gate's keys: promote_as, the held-out evaluation_dataset it needs (a file of the team's
+    other than those tuned on), and gate (shared.gate.Gate)."""
+    promote_as = _scalar(
+        data,
+        "promote_as",
+        AliasName,
+        "promote_as must be an alias name: 1-63 lowercase letters, digits or -, starting with a letter",
+        "",
+        text,
+        issues,
+    )
+    evaluation = ""
+    if data.get("evaluation_dataset") is not None:
+        evaluation = _dataset_uri(data["evaluation_dataset"], "evaluation_dataset", scope, text, issues)
+        if evaluation and evaluation in tuned_on:
+            issues.append(
+                Issue(
+                    _line_of(text, "evaluation_dataset"),
+                    "manifest_same_datasets",
+                    "evaluation_dataset must be held out: a different file from training_dataset and "
+                    "validation_dataset.",
+                    "$.evaluation_dataset",
+                )
+            )
+            evaluation = ""
+    gate = _gate(data, text, issues)
+    needs = [key for key in ("promote_as", "evaluation_dataset") if data.get(key) is None]
+    asked = [key for key in ("promote_as", "evaluation_dataset", "gate") if data.get(key) is not None]
+    if asked and needs:
+        issues.append(
+            Issue(
+                _line_of(text, asked[0]),
+                "manifest_incomplete_gate",
+                f"{' and '.join(asked)} without {' and '.join(needs)}: the evaluation gate promotes a tuned model as "
+                "promote_as when it beats the alias's champion on the held-out evaluation_dataset; give both, "
+                "or neither.",
+                f"$.{needs[0]}",
+            )
+        )
+    return {"promote_as": promote_as, "evaluation_uri": evaluation, "gate": gate}
+
+
+def _gate(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any] | None:
+    """The gate's settings as plain data (None: the defaults, or refused and reported)."""
+    if data.get("gate") is None:
+        return None
+    from shared.gate import Gate  # the gate's own package; a manifest without a gate never needs it
+
+    value, problem = convert(data["gate"], Gate)
+    if problem:
+        issues.append(
+            Issue(
+                _line_of(text, "gate"),
+                "manifest_bad_gate",
+                f"gate is not one Tunedrop can run: {problem}. See README: The evaluation gate.",
+                "$.gate",
+            )
+        )
+        return None
+    builtins: dict[str, Any] = msgspec.to_builtins(value)
+    return builtins
 
 
 def _job_options(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, Any]:

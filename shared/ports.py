@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any, ClassVar, Generic, TypeVar
 
+from shared.aliases import Alias
 from shared.errors import PermanentError, TransientError
 from shared.jobs import Job, JobState
 
@@ -183,6 +184,19 @@ class JobStore(abc.ABC):
     @abc.abstractmethod
     def on_models(self, state: JobState, models: Sequence[str]) -> Iterator[Versioned[Job]]:
         """Every job in `state` whose base_model is one of `models` (at most 30 names), read page by page."""
+
+    @abc.abstractmethod
+    def read_alias(self, name: str) -> Versioned[Alias] | None:
+        """The alias (shared.aliases); None when no job or operator made it yet."""
+
+    @abc.abstractmethod
+    def write_alias(self, alias: Alias, version: Any) -> bool:
+        """Compare-and-set the alias document: False when it changed since `version` was read (None: only if
+        it does not exist yet)."""
+
+    @abc.abstractmethod
+    def list_aliases(self, limit: int) -> list[Alias]:
+        """Up to `limit` aliases, in name order."""
 
     @abc.abstractmethod
     def with_tuned_model(self, model: str) -> Versioned[Job] | None:

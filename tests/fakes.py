@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import IO, Any, NamedTuple
 
 from shared import logs
+from shared.aliases import Alias, alias_document, alias_from_document
 from shared.bootstrap import App, assemble
 from shared.clock import Clock, FakeClock
 from shared.config import Settings
@@ -157,6 +158,7 @@ class InMemoryJobStore(JobStore):
         self._slots: tuple[SlotTable, int] | None = None
         self._fairness: tuple[FairShareState, int] | None = None
         self._spend: dict[tuple[str, str], tuple[TeamSpend, int]] = {}
+        self._aliases: dict[str, tuple[dict[str, Any], int]] = {}
         self._policy_records: dict[str, PolicyRecord] = {}
         self._markers: dict[str, str] = {}
         self._versions = itertools.count(1)
@@ -253,6 +255,28 @@ class InMemoryJobStore(JobStore):
     def queued_in_team(self, team: str, limit: int) -> list[Versioned[Job]]:
         with self._lock:
             return self._query("queued_in_team", self._queued_in_order(team), limit)
+
+    def read_alias(self, name: str) -> Versioned[Alias] | None:
+        with self._lock:
+            self.reads += 1
+            found = self._aliases.get(name)
+            # Stored as Firestore stores it (plain data), so what it cannot hold fails here too.
+            return None if found is None else Versioned(alias_from_document(copy.deepcopy(found[0])), found[1])
+
+    def write_alias(self, alias: Alias, version: Any) -> bool:
+        with self._lock:
+            found = self._aliases.get(alias.name)
+            if version != (None if found is None else found[1]):
+                self.conflicts += 1
+                return False
+            self._aliases[alias.name] = (alias_document(alias), next(self._versions))
+            self.writes += 1
+            return True
+
+    def list_aliases(self, limit: int) -> list[Alias]:
+        with self._lock:
+            self.reads += 1
+            return [alias_from_document(copy.deepcopy(doc)) for _, (doc, _) in sorted(self._aliases.items())[:limit]]
 
     def with_tuned_model(self, model: str) -> Versioned[Job] | None:
         with self._lock:

@@ -16,6 +16,7 @@ from google.cloud import firestore
 from google.cloud.firestore_v1.base_query import FieldFilter
 
 from shared import logs
+from shared.aliases import Alias, alias_document, alias_from_document
 from shared.errors import TransientError
 from shared.jobs import Job, JobState, UnknownJobState
 from shared.ports import (
@@ -47,6 +48,7 @@ class MissingIndex(TransientError):
 JOBS = "jobs"  # collection suffixes: the deployed collection is <prefix>_<suffix>
 SPEND = "spend"  # one document per team and month: <YYYY-MM>.<team>
 POLICIES = "policies"  # one document per version of the team policies, by digest
+ALIASES = "aliases"  # one document per alias (shared.aliases)
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class FirestoreJobStore(JobStore):
         self._jobs = client.collection(f"{collection_prefix}_{JOBS}")
         self._spend = client.collection(f"{collection_prefix}_{SPEND}")
         self._policies = client.collection(f"{collection_prefix}_{POLICIES}")
+        self._aliases = client.collection(f"{collection_prefix}_{ALIASES}")
         self._collections = {JOBS: self._jobs, POLICIES: self._policies}
         self._state = client.collection(f"{collection_prefix}_state")
         self._slots = self._state.document(SLOTS_DOCUMENT)
@@ -224,6 +227,38 @@ class FirestoreJobStore(JobStore):
             if len(snaps) < _PAGE:
                 return
             last = snaps[-1]
+
+    def read_alias(self, name: str) -> Versioned[Alias] | None:
+        try:
+            snap = self._aliases.document(name).get()
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore read failed: {exc}") from exc
+        if not snap.exists:
+            return None
+        return Versioned(alias_from_document(snap.to_dict() or {}), snap.update_time)
+
+    def write_alias(self, alias: Alias, version: Any) -> bool:
+        document = self._aliases.document(alias.name)
+        data = alias_document(alias)
+        try:
+            if version is None:
+                document.create(data)
+            else:
+                document.update(data, option=self._client.write_option(last_update_time=version))
+        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
+            return False
+        except _REFUSED as exc:
+            raise DocumentRefused(f"Firestore refuses alias {alias.name}: {exc}") from exc
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore write failed: {exc}") from exc
+        return True
+
+    def list_aliases(self, limit: int) -> list[Alias]:
+        try:
+            snaps = list(self._aliases.order_by("__name__").limit(limit).stream())
+        except _TRANSIENT as exc:
+            raise TransientError(f"Firestore query failed: {exc}") from exc
+        return [alias_from_document(snap.to_dict() or {}) for snap in snaps]
 
     def with_tuned_model(self, model: str) -> Versioned[Job] | None:
         found = self._run("with_tuned_model", model, limit=1)

@@ -16,6 +16,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import JobNotFound, NotAllowed, TransientError
 from shared.evaluation import EVALUATION_REGIONS, evaluation_asked
+from shared.gate import gate_of
 from shared.jobs import HistoryEntry, Job, JobState, job_id_for, new_job
 from shared.manifest import (
     MAX_MANIFEST_BYTES,
@@ -342,6 +343,7 @@ class UploadService:
             plan = replace(plan, issues=[*plan.issues, model_problem])
         plan = replace(plan, issues=[*plan.issues, *self._policy_issues(job, plan, settings)])
         plan = replace(plan, issues=[*plan.issues, *self._option_issues(plan, settings)])
+        plan = replace(plan, issues=[*plan.issues, *self._alias_issues(job, plan, settings)])
         settings = replace(
             settings,
             service_account=settings.service_account or self._settings.default_tuning_service_account,
@@ -383,6 +385,25 @@ class UploadService:
             self._settings.dispatch_topic, json.dumps({"reason": "queued", "job_id": job.job_id}).encode(), {}
         )
         return UploadOutcome.QUEUED
+
+    def _alias_issues(self, job: Job, plan: _Plan, settings: Manifest) -> list[Issue]:
+        """promote_as may name a new alias, or one of the job's own team: an alias belongs to its team."""
+        if not settings.promote_as:
+            return []
+        found = self._store.read_alias(settings.promote_as)
+        team = job.team or self._settings.default_team
+        if found is None or found.value.team == team:
+            return []
+        return [
+            Issue(
+                0,
+                "alias_other_team",
+                f"promote_as {settings.promote_as} is team {found.value.team}'s alias, and this is a job of team "
+                f"{team}: choose another name.",
+                "$.promote_as",
+                file=plan.manifest_uri,
+            )
+        ]
 
     def _policy_issues(self, job: Job, plan: _Plan, settings: Manifest) -> list[Issue]:
         """A value beyond the team's policy, each an error naming the policy: never lowered to fit."""
@@ -542,9 +563,11 @@ class UploadService:
             validation = self._open(
                 stack, "validation", settings.validation_uri, plan.validation_generation, plan.issues, pinned
             )
+            held_out = self._open(stack, "evaluation", settings.evaluation_uri, None, plan.issues, pinned)
             if train is None:
                 return ValidationReport(file=plan.source_uri)
-            return validate_dataset(
+            trained_on: set[int] = set()
+            report = validate_dataset(
                 train,
                 file=settings.training_uri,
                 model=settings.base_model,
@@ -562,6 +585,54 @@ class UploadService:
                 # A length nobody could measure (CountTokens out of quota) is not a reason to reject: validate
                 # again on redelivery instead.
                 unverified_length="raise",
+                example_hashes=trained_on,
+            )
+            if held_out is not None:
+                self._check_held_out(report, held_out, settings, pinned["evaluation"].size, trained_on)
+            return report
+
+    def _check_held_out(
+        self, report: ValidationReport, held_out: IO[bytes], settings: Manifest, size: int, trained_on: set[int]
+    ) -> None:
+        """The evaluation gate's held-out dataset: examples of the same rules as the training file's, at least the
+        gate's minimum number of them, and none the model is tuned on (an exact line of the training file)."""
+        lines: set[int] = set()
+        found = validate_dataset(
+            held_out,
+            file=settings.evaluation_uri,
+            model=settings.base_model,
+            file_size=size,
+            token_counter=self._token_counter,
+            uri_checker=self._uri_checker,
+            region=self._settings.region,
+            unverified_length="raise",
+            example_hashes=lines,
+        )
+        for issue in found.issues:
+            if issue.code not in _TRAINING_COUNT_CODES:  # those speak of a training file; the gate's minimum is below
+                report.add(replace(issue, file=settings.evaluation_uri))
+        shared = len(lines & trained_on)
+        if shared:
+            report.add(
+                Issue(
+                    0,
+                    "evaluation_overlap",
+                    f"{shared} example(s) of the evaluation_dataset are also in the training file: a held-out set "
+                    "must be examples the model never saw, or the gate would reward memory. Remove them from one "
+                    "of the files.",
+                    file=settings.evaluation_uri,
+                )
+            )
+        least = gate_of(settings.gate).min_examples
+        if found.example_count < least:
+            report.add(
+                Issue(
+                    0,
+                    "evaluation_too_small",
+                    f"The evaluation_dataset has {found.example_count} example(s) and the gate judges on at least "
+                    f"{least} (gate.min_examples): add held-out examples, or lower min_examples.",
+                    file=settings.evaluation_uri,
+                )
             )
 
     def _open(
@@ -612,7 +683,12 @@ class UploadService:
         exactly the bytes validated however long the job waits; the job records generation, checksum and copy.
         A dataset replaced meanwhile (its generation gone) is reported as dataset_changed instead."""
         kept: dict[str, Any] = {}
-        for role, uri in (("training", settings.training_uri), ("validation", settings.validation_uri)):
+        roles = (
+            ("training", settings.training_uri),
+            ("validation", settings.validation_uri),
+            ("evaluation", settings.evaluation_uri),
+        )
+        for role, uri in roles:
             if not uri or role not in pinned:
                 continue
             bucket, _, name = uri.removeprefix("gs://").partition("/")
@@ -703,6 +779,10 @@ def _why_not_continuable(earlier: Job, team: str, settings: Manifest, asked: Con
         ),
     ]
     return next((why for failed, why in reasons if failed), "")
+
+
+# What validate_dataset says of a training file's size, which a held-out file is not held to.
+_TRAINING_COUNT_CODES = frozenset({"empty_dataset", "too_few_examples", "too_many_examples"})
 
 
 def _evaluation_issues(plan: _Plan, settings: Manifest, region: str) -> list[Issue]:

@@ -485,6 +485,38 @@ ISSUE_CODES: tuple[IssueCode, ...] = (
         "Name your team's succeeded job on the same model and key, or leave continue_from out.",
     ),
     IssueCode(
+        "manifest_incomplete_gate",
+        E,
+        "The manifest asks for the evaluation gate (promote_as, evaluation_dataset or gate) without promote_as and "
+        "evaluation_dataset, which it needs.",
+        "Give promote_as and a held-out evaluation_dataset, or leave the gate out.",
+    ),
+    IssueCode(
+        "manifest_bad_gate",
+        E,
+        "The gate is not one Tunedrop can run (the message names the value at fault).",
+        "Fix the value (README: The evaluation gate).",
+    ),
+    IssueCode(
+        "evaluation_overlap",
+        E,
+        "Examples of the evaluation_dataset are also in the training file: a held-out set must be examples the "
+        "model never saw.",
+        "Remove them from one of the files.",
+    ),
+    IssueCode(
+        "evaluation_too_small",
+        E,
+        "The evaluation_dataset has fewer examples than the gate judges on (gate.min_examples, 100 by default).",
+        "Add held-out examples, or lower gate.min_examples.",
+    ),
+    IssueCode(
+        "alias_other_team",
+        E,
+        "promote_as names an alias another team's jobs made: an alias belongs to its team.",
+        "Choose another alias name.",
+    ),
+    IssueCode(
         "model_no_continuous_tuning",
         E,
         "The manifest continues an earlier job (continue_from), and its base model is not among those the "

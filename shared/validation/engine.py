@@ -907,6 +907,7 @@ def validate_dataset(
     count_deadline: float = COUNT_DEADLINE_SECONDS,
     oversized_scan_bytes: int = OVERSIZED_SCAN_BYTES,
     strict: bool = False,
+    example_hashes: set[int] | None = None,
 ) -> ValidationReport:
     """Validate a training file (and optionally a validation file) for one base model.
 
@@ -929,7 +930,8 @@ def validate_dataset(
     was given, so that the upload is validated again rather than rejected on a guess.
 
     Hygiene findings (duplicate examples, train/validation overlap: shared.validation.codes) are warnings,
-    and errors with ``strict``.
+    and errors with ``strict``. ``example_hashes``, when given, receives a hash of each training example's line
+    (Python's hash: comparable within one process only).
     """
     report = ValidationReport(
         file=file, validation_file=validation_file if validation is not None else "", strict=strict
@@ -945,6 +947,8 @@ def validate_dataset(
     report.example_count, report.byte_count, partial = _scan_file(
         run, report, spec, train, file, file_size, oversized_scan_bytes, progress, training=True
     )
+    if example_hashes is not None:  # the caller compares another file with this one (a held-out set)
+        example_hashes.update(run.train_hashes)
     # The counts of a file read in part say nothing of the whole file.
     if not partial:
         _check_training_count(report, spec, multimodal=run.multimodal_examples > 0)

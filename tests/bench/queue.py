@@ -79,6 +79,17 @@ class CountingStore(JobStore):
             self.reads += 1
             yield found
 
+    def read_alias(self, name):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.read_alias(name)
+
+    def write_alias(self, alias, version):  # type: ignore[no-untyped-def]
+        return self.inner.write_alias(alias, version)
+
+    def list_aliases(self, limit):  # type: ignore[no-untyped-def]
+        self.reads += 1
+        return self.inner.list_aliases(limit)
+
     def with_tuned_model(self, model):  # type: ignore[no-untyped-def]
         self.reads += 1
         return self.inner.with_tuned_model(model)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.adapters.firestore_store import FirestoreJobStore
+from shared.aliases import Alias, Champion
 from shared.jobs import JobState, new_job
 from shared.ports import (
     Charge,
@@ -283,3 +284,22 @@ def test_the_job_that_made_a_tuned_model_is_found_by_its_name(store: JobStore) -
     assert store.replace(replace(found.value, priority=3), found.version)  # its version is current
     assert store.with_tuned_model("projects/p/locations/us-central1/models/123") is None  # exactly as recorded
     assert store.with_tuned_model("projects/p/locations/us-central1/models/123@1") is None
+
+
+def test_an_alias_round_trips_and_moves_by_compare_and_set(store: JobStore) -> None:
+    assert store.read_alias("support-bot") is None
+    first = Champion(
+        "job-1", "projects/p/locations/us-central1/models/1@1", "projects/p/locations/us-central1/endpoints/1", T0
+    )
+    assert store.write_alias(Alias("support-bot", "support").promoted(first), None)
+    assert not store.write_alias(Alias("support-bot", "support"), None)  # exists already
+    read = store.read_alias("support-bot")
+    assert read is not None and read.value.champion == first
+    second = Champion("job-2", "m2", "e2", T0, checkpoint_id="3", actor="ops@example.com", reason="better")
+    moved = read.value.promoted(second)
+    assert store.write_alias(moved, read.version)
+    assert not store.write_alias(moved.rolled_back(), read.version)  # it changed since that read
+    now = store.read_alias("support-bot")
+    assert now is not None and now.value == moved and now.value.history == (first,)
+    assert store.write_alias(now.value.rolled_back(), now.version)
+    assert [a.champion.job_id for a in store.list_aliases(10) if a.champion] == ["job-1"]

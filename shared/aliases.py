@@ -1,0 +1,76 @@
+"""Aliases: a name a team's applications resolve to its champion tuned model, moved only by the evaluation gate
+(a `better` verdict) or by the team's operators (`tunedrop promote`, `tunedrop rollback`).
+
+One Firestore document per alias (`<prefix>_aliases/<alias>`), written by compare-and-set on its update time, with
+the champion and every earlier one: a rollback restores the one before. An alias belongs to the team whose job first
+asked for it; other teams' jobs and manifests cannot move it. Tunedrop stays out of the serving path: applications
+learn the champion from the `tunedrop.model.v1.promoted` event (README: The evaluation gate), never from this store.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+MAX_HISTORY = 100  # earlier champions kept on the document (a Firestore document holds at most 1 MiB)
+
+
+class AliasError(Exception):
+    """An alias cannot be moved as asked (another team's, nothing to roll back to, ...)."""
+
+
+class Champion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A tuned model an alias named, from when, by whom (an operator's identity; "" for the gate) and why."""
+
+    job_id: str
+    tuned_model: str
+    endpoint: str
+    promoted_at: datetime
+    checkpoint_id: str = ""
+    base_model: str = ""
+    actor: str = ""
+    reason: str = ""
+
+
+class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    team: str
+    champion: Champion | None = None
+    history: tuple[Champion, ...] = ()  # earlier champions, oldest first
+
+    def promoted(self, champion: Champion) -> Alias:
+        """The alias with `champion` in use; the one it replaces goes to the history."""
+        if self.champion is not None and self.champion.job_id == champion.job_id:
+            return self  # already the champion: a redelivered verdict moves nothing
+        earlier = (*self.history, self.champion) if self.champion is not None else self.history
+        return msgspec.structs.replace(self, champion=champion, history=earlier[-MAX_HISTORY:])
+
+    def rolled_back(self) -> Alias:
+        """The alias back on the champion before this one (the current one is dropped from it)."""
+        if not self.history:
+            raise AliasError(f"alias {self.name} has no earlier champion to roll back to")
+        return msgspec.structs.replace(self, champion=self.history[-1], history=self.history[:-1])
+
+
+def alias_document(alias: Alias) -> dict[str, object]:
+    """The alias as stored (plain data; datetimes stay datetimes, as Firestore takes them)."""
+    document: dict[str, object] = msgspec.to_builtins(alias, builtin_types=(datetime,))
+    document["history"] = list(alias.history and document["history"])  # type: ignore[call-overload]  # an array
+    return document
+
+
+def alias_from_document(document: dict[str, object]) -> Alias:
+    return msgspec.convert(_plain_datetimes(document), Alias, builtin_types=(datetime,))
+
+
+def _plain_datetimes(value: Any) -> Any:
+    """Firestore gives its own datetime subclass (with nanoseconds), which msgspec takes only as text: read as it."""
+    if isinstance(value, datetime):
+        return datetime.fromisoformat(value.isoformat())
+    if isinstance(value, dict):
+        return {key: _plain_datetimes(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_datetimes(item) for item in value]
+    return value
