@@ -225,7 +225,7 @@ def _histogram_svg(bins: Sequence[tuple[int, int, int]]) -> str:
         label = _compact(start) if start == end else f"{_compact(start)}-{_compact(end)}"
         parts.append(
             f'<rect class="bar" x="{x + 2:.1f}" y="{y:.1f}" width="{slot - 4:.1f}" height="{bar:.1f}">'
-            f"<title>{exact} tokens: {tally:,} examples</title></rect>"
+            f"<title>{exact} tokens: {tally:,} example{'' if tally == 1 else 's'}</title></rect>"
             f'<text x="{x + slot / 2:.1f}" y="{y - 4:.1f}" text-anchor="middle">{tally:,}</text>'
             f'<text x="{x + slot / 2:.1f}" y="{height - bottom + 14:.1f}" text-anchor="middle">{label}</text>'
         )

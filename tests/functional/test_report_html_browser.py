@@ -268,6 +268,8 @@ def test_the_histogram_counts_every_example_once() -> None:
     markup = render_report(finished_job(), token_counts=counts)
     titles = [part.split("</title>")[0] for part in markup.split("<title>")[2:] if " tokens: " in part]
     assert sum(int(t.split(": ")[1].split()[0]) for t in titles) == len(counts) and len(titles) <= 12, titles
+    single = render_report(finished_job(), token_counts=[7, 7])
+    assert single.count('class="bar"') == 1 and "<title>7 tokens: 2 examples</title>" in single
 
 
 def test_hostile_values_on_the_job_and_its_checkpoints_are_text_too() -> None:
