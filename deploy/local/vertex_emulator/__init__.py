@@ -22,11 +22,17 @@ The modules, each one concern:
   checkpoint during tuning, and continuous tuning from a model an earlier job tuned.
 * :mod:`.validation`, :mod:`.names`, :mod:`.filters`, :mod:`.paging`: what a request may say.
 * :mod:`.tokens`: CountTokens with a deterministic approximation of Gemini's tokenizer.
+* :mod:`.generate`, :mod:`.answers`, :mod:`.training`: GenerateContent on publisher models and tuned
+  endpoints; a tuned model answers like its training data (read once from the storage emulator), a base
+  model generically (pure rules, shared with the in-memory fakes).
+* :mod:`.evaluate_instances`, :mod:`.scores`: EvaluateInstances with exact match, BLEU, ROUGE and a pairwise
+  metric (the emulator's own simple implementations, shared with the in-memory fakes).
 * :mod:`.server`: the gRPC services and :func:`serve`; :mod:`.__main__`: the command line.
 
 A label ``tunedrop_emulator_job_seconds`` on a created job (a whole number of seconds) overrides
 that job's duration, so a test can start one long job by hand beside short ones; a label
-``tunedrop_emulator_dropped_examples`` sets how many of its examples are reported dropped.
+``tunedrop_emulator_dropped_examples`` sets how many of its examples are reported dropped. Labels
+``emulator_quality`` and ``emulator_noise`` (percents) set how its tuned model answers GenerateContent.
 
 The detail state some SDKs document (``tuning_job_state``: WAITING_FOR_QUOTA, PROCESSING_DATASET, ...)
 has no field in ``aiplatform_v1`` 2.7's TuningJob (nor in ``aiplatform_v1beta1``'s), so the emulator
@@ -38,17 +44,26 @@ from __future__ import annotations
 from .config import ConfigError, EmulatorConfig
 from .errors import EmulatorError
 from .names import project_number
-from .server import LLM_UTILITY_SERVICE_NAME, PREDICTION_SERVICE_NAME, SERVICE_NAME, serve
+from .server import (
+    EVALUATION_SERVICE_NAME,
+    LLM_UTILITY_SERVICE_NAME,
+    PREDICTION_SERVICE_NAME,
+    SERVICE_NAME,
+    serve,
+)
 from .service import API_SERVICE, QUOTA_METRIC, VertexEmulator
 from .tokens import TOKENS_PER_FILE, approximate_tokens
-from .validation import DROPPED_EXAMPLES_LABEL, JOB_SECONDS_LABEL
+from .validation import DROPPED_EXAMPLES_LABEL, JOB_SECONDS_LABEL, NOISE_LABEL, QUALITY_LABEL
 
 __all__ = [
     "API_SERVICE",
     "DROPPED_EXAMPLES_LABEL",
+    "EVALUATION_SERVICE_NAME",
     "JOB_SECONDS_LABEL",
     "LLM_UTILITY_SERVICE_NAME",
+    "NOISE_LABEL",
     "PREDICTION_SERVICE_NAME",
+    "QUALITY_LABEL",
     "QUOTA_METRIC",
     "SERVICE_NAME",
     "TOKENS_PER_FILE",

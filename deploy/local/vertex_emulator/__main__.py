@@ -93,6 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "unavailable_rate": config.unavailable_rate,
             "seed": config.seed,
             "dropped_examples": config.dropped_examples,
+            "tuned_quality": config.tuned_quality,
+            "tuned_noise": config.tuned_noise,
         },
     )
     received = signals.wait()

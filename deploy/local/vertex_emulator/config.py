@@ -10,6 +10,11 @@
   RESOURCE_EXHAUSTED) or ``wait`` (accepted and held PENDING until a slot frees).
 * ``TUNEDROP_EMULATOR_DROPPED_EXAMPLES``: examples of each job's dataset reported dropped as over
   the model's token limit (default 0); a job's ``tunedrop_emulator_dropped_examples`` label overrides it.
+* ``TUNEDROP_EMULATOR_TUNED_QUALITY``: percent (0-100) of prompts a tuned model answers from its training
+  data, the rest generically like a base model (default 100); a job's ``emulator_quality`` label overrides it.
+* ``TUNEDROP_EMULATOR_TUNED_NOISE``: percent (0-100) of the words of a training answer a tuned model drops,
+  chosen per prompt (default 0): models answering alike, with noise; a job's ``emulator_noise`` label
+  overrides it.
 
 A bad value raises :class:`ConfigError` naming where it came from: the argument's name or the
 environment variable's.
@@ -59,6 +64,13 @@ def _as_float(source: str, raw: object, *, lowest: float, highest: float | None)
     return value
 
 
+def _as_percent(source: str, raw: object) -> int:
+    value = _as_int(source, raw, minimum=0)
+    if value > 100:
+        raise ConfigError(f"{source} must be a percent between 0 and 100, got {value}")
+    return value
+
+
 QUOTA_MODES: Final = ("refuse", "wait")
 
 
@@ -88,6 +100,8 @@ _KNOBS: Final = (
     _Knob("seed", ("TUNEDROP_EMULATOR_SEED",), functools.partial(_as_int, minimum=None)),
     _Knob("quota_mode", ("TUNEDROP_EMULATOR_QUOTA_MODE",), _as_quota_mode),
     _Knob("dropped_examples", ("TUNEDROP_EMULATOR_DROPPED_EXAMPLES",), functools.partial(_as_int, minimum=0)),
+    _Knob("tuned_quality", ("TUNEDROP_EMULATOR_TUNED_QUALITY",), _as_percent),
+    _Knob("tuned_noise", ("TUNEDROP_EMULATOR_TUNED_NOISE",), _as_percent),
 )
 
 
@@ -113,6 +127,8 @@ class EmulatorConfig:
     seed: int = 0
     quota_mode: str = "refuse"
     dropped_examples: int = 0
+    tuned_quality: int = 100
+    tuned_noise: int = 0
 
     @property
     def waits_for_quota(self) -> bool:

@@ -1,9 +1,10 @@
 """gRPC glue: the services the emulator answers on, and :func:`serve` to start them.
 
 Implemented: GenAiTuningService's CreateTuningJob, GetTuningJob, ListTuningJobs and
-CancelTuningJob, and CountTokens on both PredictionService (where older clients call it) and
-LlmUtilityService (where ``aiplatform_v1.LlmUtilityServiceClient.count_tokens`` calls it). Any
-other method of those services answers UNIMPLEMENTED.
+CancelTuningJob; CountTokens on both PredictionService (where older clients call it) and
+LlmUtilityService (where ``aiplatform_v1.LlmUtilityServiceClient.count_tokens`` calls it);
+PredictionService's GenerateContent; EvaluationService's EvaluateInstances. Any other method of those
+services answers UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 SERVICE_NAME: Final = "google.cloud.aiplatform.v1.GenAiTuningService"
 PREDICTION_SERVICE_NAME: Final = "google.cloud.aiplatform.v1.PredictionService"
 LLM_UTILITY_SERVICE_NAME: Final = "google.cloud.aiplatform.v1.LlmUtilityService"
+EVALUATION_SERVICE_NAME: Final = "google.cloud.aiplatform.v1.EvaluationService"
 
 
 class _Servicer:
@@ -79,6 +81,19 @@ class _Servicer:
             "CountTokens", context, {"endpoint": request.endpoint}, lambda: self._emulator.count_tokens(request)
         )
 
+    def generate_content(self, request: aiplatform_v1.GenerateContentRequest, context: grpc.ServicerContext) -> Any:
+        return self._run(
+            "GenerateContent", context, {"model": request.model}, lambda: self._emulator.generate_content(request)
+        )
+
+    def evaluate_instances(self, request: aiplatform_v1.EvaluateInstancesRequest, context: grpc.ServicerContext) -> Any:
+        return self._run(
+            "EvaluateInstances",
+            context,
+            {"location": request.location},
+            lambda: self._emulator.evaluate_instances(request),
+        )
+
 
 def _unary(
     behaviour: Callable[..., Any], request_type: Any, serialize: Callable[[Any], bytes]
@@ -103,10 +118,26 @@ def _handlers(servicer: _Servicer) -> tuple[grpc.GenericRpcHandler, ...]:
             servicer.cancel, aiplatform_v1.CancelTuningJobRequest, empty_pb2.Empty.SerializeToString
         ),
     }
+    prediction = {
+        "CountTokens": count_tokens,
+        "GenerateContent": _unary(
+            servicer.generate_content,
+            aiplatform_v1.GenerateContentRequest,
+            aiplatform_v1.GenerateContentResponse.serialize,
+        ),
+    }
+    evaluation = {
+        "EvaluateInstances": _unary(
+            servicer.evaluate_instances,
+            aiplatform_v1.EvaluateInstancesRequest,
+            aiplatform_v1.EvaluateInstancesResponse.serialize,
+        )
+    }
     return (
         grpc.method_handlers_generic_handler(SERVICE_NAME, tuning),
-        grpc.method_handlers_generic_handler(PREDICTION_SERVICE_NAME, {"CountTokens": count_tokens}),
+        grpc.method_handlers_generic_handler(PREDICTION_SERVICE_NAME, prediction),
         grpc.method_handlers_generic_handler(LLM_UTILITY_SERVICE_NAME, {"CountTokens": count_tokens}),
+        grpc.method_handlers_generic_handler(EVALUATION_SERVICE_NAME, evaluation),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import os
@@ -15,19 +16,24 @@ import grpc
 from google.cloud import aiplatform_v1
 from google.rpc import error_details_pb2
 
-from . import tokens
+from . import answers, generate, tokens
 from .config import EmulatorConfig
 from .continuous import Lineage, lineage_of
 from .errors import EmulatorError
+from .evaluate_instances import evaluate_instances
 from .filters import FilterTerm, matches_all, parse_filter
 from .names import JobKey, parse_job_name, parse_parent
 from .paging import decode_page_token, encode_page_token, page_limit, query_fingerprint
 from .state import OUTPUT_ONLY_FIELDS, JobState, TuningJobRecord, set_time, state_name
+from .training import TrainingFiles
 from .validation import (
+    NOISE_LABEL,
+    QUALITY_LABEL,
     check_base_model,
     check_cmek_allowed,
     labelled_dropped_examples,
     labelled_job_seconds,
+    labelled_percent,
     validate_tuning_job,
 )
 
@@ -57,6 +63,17 @@ def quota_error(number: str, active: int, quota: int) -> EmulatorError:
     )
 
 
+@dataclasses.dataclass(frozen=True)
+class TunedEndpoint:
+    """What a tuned model served on an endpoint answers from (see .answers)."""
+
+    seed: str  # the tuning job's name: two jobs of one quality answer different prompts from training
+    training_uri: str
+    quality: int
+    noise: int
+    model_version: str
+
+
 class VertexEmulator:
     """In-memory state of the emulated GenAiTuningService; thread-safe behind one lock.
 
@@ -75,8 +92,11 @@ class VertexEmulator:
         seed: int | None = None,
         quota_mode: str | None = None,
         dropped_examples: int | None = None,
+        tuned_quality: int | None = None,
+        tuned_noise: int | None = None,
         clock: Callable[[], float] | None = None,
         env: Mapping[str, str] | None = None,
+        read_training: Callable[[str], str] | None = None,
     ) -> None:
         self.config = EmulatorConfig.resolve(
             {
@@ -87,9 +107,13 @@ class VertexEmulator:
                 "seed": seed,
                 "quota_mode": quota_mode,
                 "dropped_examples": dropped_examples,
+                "tuned_quality": tuned_quality,
+                "tuned_noise": tuned_noise,
             },
             os.environ if env is None else env,
         )
+        # ``read_training`` (gs:// URI -> text) stands in for the storage emulator in tests.
+        self._training = TrainingFiles(os.environ if env is None else env, read_training)
         self._clock = clock or time.time
         self._lock = threading.Lock()
         self._jobs: dict[JobKey, TuningJobRecord] = {}
@@ -128,6 +152,8 @@ class VertexEmulator:
         labelled = labelled_job_seconds(src)
         duration = self.config.job_seconds if labelled is None else labelled
         dropped = labelled_dropped_examples(src)
+        for label in (QUALITY_LABEL, NOISE_LABEL):
+            labelled_percent(src, label)
         with self._lock:
             now = self._clock()
             active = self._active_count(now)
@@ -205,6 +231,46 @@ class VertexEmulator:
 
     def count_tokens(self, request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.CountTokensResponse:
         return tokens.count_tokens(request)
+
+    def generate_content(self, request: aiplatform_v1.GenerateContentRequest) -> aiplatform_v1.GenerateContentResponse:
+        target = generate.parse_model(request.model)
+        prompt = generate.prompt_text(request)
+        now = self._clock()
+        if not target.is_endpoint:
+            name = generate.serving_model(target, dt.datetime.fromtimestamp(now, dt.UTC).date())
+            return generate.response(request, answers.generic_answer(prompt), name, now)
+        tuned = self._tuned_endpoint(target, request.model)
+        # Read outside the lock: the first read of a training file goes to the storage emulator.
+        examples = self._training.examples(tuned.training_uri)
+        text = answers.tuned_answer(examples, prompt, seed=tuned.seed, quality=tuned.quality, noise=tuned.noise)
+        return generate.response(request, text, tuned.model_version, now)
+
+    def evaluate_instances(
+        self, request: aiplatform_v1.EvaluateInstancesRequest
+    ) -> aiplatform_v1.EvaluateInstancesResponse:
+        return evaluate_instances(request)
+
+    def _tuned_endpoint(self, target: generate.Target, model: str) -> TunedEndpoint:
+        """The SUCCEEDED job whose tuned model (or one of its checkpoints) ``target`` serves, or NOT_FOUND."""
+        with self._lock:
+            now = self._clock()
+            for job in self._jobs.values():
+                if (job.number, job.location) != (target.number, target.location):
+                    continue
+                job.advance(now)
+                share = job.endpoint_share(target.resource_id)
+                if share is None:
+                    continue
+                quality = labelled_percent(job.pb, QUALITY_LABEL)
+                noise = labelled_percent(job.pb, NOISE_LABEL)
+                return TunedEndpoint(
+                    seed=job.pb.name,
+                    training_uri=job.pb.supervised_tuning_spec.training_dataset_uri,
+                    quality=round((self.config.tuned_quality if quality is None else quality) * share),
+                    noise=self.config.tuned_noise if noise is None else noise,
+                    model_version=job.pb.tuned_model.model,
+                )
+        raise generate.endpoint_missing(model)
 
     # ---- helpers for tests and operators
 

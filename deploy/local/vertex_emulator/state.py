@@ -191,6 +191,21 @@ class TuningJobRecord:
         assert running_at is not None and terminal_at is not None, "only a started job saves checkpoints"
         return running_at + (terminal_at - running_at) * plan.share
 
+    def endpoint_share(self, endpoint_id: str) -> float | None:
+        """How far through training the model served on ``endpoint_id`` is (1.0: the tuned model's endpoint, an
+        earlier checkpoint's share of the epochs for its own endpoint); None when the endpoint is not this
+        job's, or the job has not SUCCEEDED."""
+        if self.pb.state != JobState.JOB_STATE_SUCCEEDED:
+            return None
+        suffix = f"/endpoints/{endpoint_id}"
+        if self.pb.tuned_model.endpoint.endswith(suffix):
+            return 1.0
+        shares = {plan.checkpoint_id: plan.share for plan in self.checkpoints}
+        for checkpoint in self.pb.tuned_model.checkpoints:
+            if checkpoint.endpoint.endswith(suffix):
+                return shares.get(checkpoint.checkpoint_id, 1.0)
+        return None
+
     def _start(self) -> None:
         assert self.running_at is not None
         set_time(self.pb.start_time, self.running_at)

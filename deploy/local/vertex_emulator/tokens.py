@@ -58,6 +58,13 @@ def count_tokens(request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.Cou
         )
     if not request.contents:
         raise invalid_argument("contents is required: give at least one Content.")
+    tokens, characters = prompt_cost(request)
+    return aiplatform_v1.CountTokensResponse(total_tokens=tokens, total_billable_characters=characters)
+
+
+def prompt_cost(request: Any) -> tuple[int, int]:
+    """(tokens, billable characters) of a request's contents, system instruction and tools: CountTokens'
+    answer, and GenerateContent's ``usage_metadata.prompt_token_count``."""
     turns = list(request.contents)
     if request.system_instruction.parts:
         turns.append(request.system_instruction)
@@ -68,5 +75,4 @@ def count_tokens(request: aiplatform_v1.CountTokensRequest) -> aiplatform_v1.Cou
             part_tokens, part_characters = _part_cost(part)
             tokens += part_tokens
             characters += part_characters
-    tokens += _tools_cost(request.tools)
-    return aiplatform_v1.CountTokensResponse(total_tokens=tokens, total_billable_characters=characters)
+    return tokens + _tools_cost(request.tools), characters

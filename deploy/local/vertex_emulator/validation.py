@@ -16,6 +16,9 @@ from .evaluation import validate_evaluation
 
 JOB_SECONDS_LABEL: Final = "tunedrop_emulator_job_seconds"
 DROPPED_EXAMPLES_LABEL: Final = "tunedrop_emulator_dropped_examples"
+# How a tuned model answers GenerateContent (see .answers): percents, overriding the emulator's knobs.
+QUALITY_LABEL: Final = "emulator_quality"
+NOISE_LABEL: Final = "emulator_noise"
 # A service account is named by its email: SA_NAME@PROJECT_ID.iam.gserviceaccount.com for user-managed
 # accounts (account ids are 6-30 characters of [a-z]([-a-z0-9]*[a-z0-9]): iam_admin_v1
 # CreateServiceAccountRequest, https://cloud.google.com/python/docs/reference/iam/latest/
@@ -184,4 +187,14 @@ def labelled_dropped_examples(pb: Any) -> int | None:
         return None
     if not raw.isdigit():
         raise invalid_argument(f"Label {DROPPED_EXAMPLES_LABEL} must be a whole number of examples, got {raw!r}.")
+    return int(raw)
+
+
+def labelled_percent(pb: Any, label: str) -> int | None:
+    """A percent (0 to 100) from the job's ``label`` (QUALITY_LABEL, NOISE_LABEL); None without one."""
+    raw = pb.labels.get(label)
+    if raw is None:
+        return None
+    if not raw.isdigit() or int(raw) > 100:
+        raise invalid_argument(f"Label {label} must be a whole percent from 0 to 100, got {raw!r}.")
     return int(raw)
