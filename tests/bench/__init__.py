@@ -10,4 +10,5 @@ BENCHMARKS: list[str] = [
     "tests.bench.fairness",
     "tests.bench.poll_calls",
     "tests.bench.three_teams",
+    "tests.bench.gate_errors",
 ]
