@@ -18,9 +18,10 @@ Defaults, and why:
   answer (a label, a number, a name, yes/no) has one right spelling, so exact match is deterministic, needs no judge
   model (nothing to pay, no judge bias) and says plainly what "better" means. A longer answer can be right in many
   words; exact match would score both models near zero and every example a tie, so the gate could never tell them
-  apart: a judge that reads both answers beside the reference is the measure that can. The character cap catches
-  text written without spaces (Japanese, Chinese), where one "word" can be a whole sentence. BLEU and ROUGE are
-  never chosen for a team: they reward word overlap, which suits translation or summaries when a team asks for them.
+  apart: a judge that reads both answers beside the reference is the measure that can. Text written without spaces
+  (Japanese, Chinese) counts each wide character as a word, which errs towards the judge (it works on short answers
+  too, only at a cost), and the character cap catches any other run without spaces. BLEU and ROUGE are never chosen
+  for a team: they reward word overlap, which suits translation or summaries when a team asks for them.
 * `margin: 0.0`: promote only when the candidate is shown better than the model in use, by any amount. A positive
   margin asks for a clear lead (a new model has a cost: a change for the team's users); a negative margin lets a
   candidate through that is at worst that much behind (non-inferiority, e.g. a cheaper base model).
@@ -40,6 +41,7 @@ own pairwise templates show the baseline as "Response A" and the candidate as "R
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Final, Literal
 
@@ -134,7 +136,14 @@ def gate_of(stored: Mapping[str, Any] | None) -> Gate:
 
 def is_short_answer(reference: str) -> bool:
     text = reference.strip()
-    return len(text.split()) <= SHORT_ANSWER_WORDS and len(text) <= SHORT_ANSWER_CHARACTERS
+    return len(text) <= SHORT_ANSWER_CHARACTERS and _words(text) <= SHORT_ANSWER_WORDS
+
+
+def _words(text: str) -> int:
+    """Words between spaces, each wide (East Asian) character counted as one: such text has no spaces."""
+    wide = [unicodedata.east_asian_width(character) in ("W", "F") for character in text]
+    spaced = "".join(" " if is_wide else character for character, is_wide in zip(text, wide, strict=True))
+    return sum(wide) + len(spaced.split())
 
 
 def resolve_metric(gate: Gate, references: Iterable[str]) -> ScoredMetric:
