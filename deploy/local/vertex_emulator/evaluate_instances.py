@@ -18,7 +18,7 @@ What a request must say (each read 2026-11-30):
   ``{name}`` (the Vertex AI SDK's PromptTemplate); the responses are the keys ``candidate_response_field_name``
   and ``baseline_response_field_name`` name, by default ``response`` and ``baseline_model_response`` (the
   SDK's PairwiseMetricPromptTemplate). The emulator refuses a template variable missing from the instance.
-  Its judge compares both responses with the instance's ``reference`` (else its ``prompt``): see
+  Its judge compares both responses with the instance's ``reference`` (when empty or absent, its ``prompt``): see
   :func:`.scores.pairwise`.
 
 No instance limit per request is documented, so the emulator sets none. Other metric inputs (autorater
@@ -129,7 +129,7 @@ def _pairwise(metric_input: Any) -> aiplatform_v1.EvaluateInstancesResponse:
             f"pairwise_metric_input.instance.json_instance lacks {', '.join(missing)}: every variable of the "
             "metric prompt template and both responses are needed."
         )
-    reference = next((values[key] for key in REFERENCE_FIELDS if key in values), "")
+    reference = next((values[key] for key in REFERENCE_FIELDS if values.get(key)), "")
     choice, explanation = scores.pairwise(values[candidate_field], values[baseline_field], reference)
     return aiplatform_v1.EvaluateInstancesResponse(
         pairwise_metric_result={
