@@ -93,11 +93,14 @@ class FakeModelAnswers(ModelAnswers):
         if (model, prompt) in self.table:
             return self.table[(model, prompt)]
         if not target.is_endpoint:
-            return answers.generic_answer(prompt)
+            return str(answers.generic_answer(prompt))
         tuned = self.tuned.get(model)
         if tuned is None:
             raise generate.endpoint_missing(model)
-        return answers.tuned_answer(tuned.examples, prompt, seed=tuned.seed, quality=tuned.quality, noise=tuned.noise)
+        text: str = answers.tuned_answer(
+            tuned.examples, prompt, seed=tuned.seed, quality=tuned.quality, noise=tuned.noise
+        )
+        return text
 
 
 class FakeJudge(Judge):

@@ -133,7 +133,7 @@ def _pairwise(metric_input: Any) -> aiplatform_v1.EvaluateInstancesResponse:
     choice, explanation = scores.pairwise(values[candidate_field], values[baseline_field], reference)
     return aiplatform_v1.EvaluateInstancesResponse(
         pairwise_metric_result={
-            "pairwise_choice": aiplatform_v1.PairwiseChoice[choice],
+            "pairwise_choice": getattr(aiplatform_v1.PairwiseChoice, choice),
             "explanation": explanation,
         }
     )

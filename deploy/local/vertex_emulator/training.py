@@ -50,11 +50,11 @@ class TrainingFiles:
 
     def _storage(self) -> Any:
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud.storage import Client
 
         with self._lock:
             if self._client is None:
-                self._client = storage.Client(
+                self._client = Client(
                     project="vertex-emulator",
                     credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
                     client_options={"api_endpoint": self._host},
