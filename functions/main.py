@@ -3,7 +3,7 @@
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from shared.entrypoints import handle_dispatch, handle_poll, handle_upload
+from shared.entrypoints import handle_dispatch, handle_evaluate, handle_poll, handle_upload
 from shared.logs import configure_logging
 
 # The composition root: every record of this process, ours and the libraries', is a JSON line.
@@ -20,6 +20,12 @@ def on_upload(event: CloudEvent) -> None:
 def on_dispatch(event: CloudEvent) -> None:
     """A job was queued, a slot freed, or a poll tick passed: submit what fits."""
     handle_dispatch(event)
+
+
+@functions_framework.cloud_event
+def on_evaluate(event: CloudEvent) -> None:
+    """A job with promote_as succeeded: judge its model against the alias's champion, promote or hold it."""
+    handle_evaluate(event)
 
 
 @functions_framework.cloud_event

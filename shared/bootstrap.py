@@ -18,10 +18,11 @@ from shared.adapters.vertex_tokens import VertexTokenCounter
 from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.policy import Policies
-from shared.ports import BlobStore, JobStore, Publisher, TuningService
+from shared.ports import BlobStore, JobStore, Judge, ModelAnswers, Publisher, TuningService
 from shared.services.base import JobContext
 from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
+from shared.services.gate import GateKeeper
 from shared.services.lifecycle import LifecycleEvents
 from shared.services.operations import Operations
 from shared.services.policy_history import PolicyHistory
@@ -52,6 +53,8 @@ class App:
     # Who runs an operator command (the `tunedrop` CLI records it with each action), and the policies' history.
     operator_identity: OperatorIdentity
     policy_history: PolicyHistory
+    # The evaluation gate (None when assembled without a model to ask and a judge: it then cannot run).
+    gate: GateKeeper | None = None
 
 
 def assemble(
@@ -65,9 +68,11 @@ def assemble(
     token_counter: TokenCounter | None = None,
     uri_checker: UriChecker | None = None,
     identity: OperatorIdentity | None = None,
+    answers: ModelAnswers | None = None,
+    judge: Judge | None = None,
 ) -> App:
     """Wire services onto the given ports (tests pass in-memory fakes here). `identity` defaults to
-    TUNEDROP_OPERATOR alone."""
+    TUNEDROP_OPERATOR alone; without `answers` and `judge` there is no evaluation gate."""
     ledger = SlotLedger(store, clock)
     lifecycle = LifecycleEvents(publisher, settings)
     completions = CompletionNotifier(store, publisher, settings, clock, lifecycle)
@@ -99,6 +104,9 @@ def assemble(
         policies=settings.team_policies,
         operator_identity=identity or DeclaredOperator(settings.operator),
         policy_history=PolicyHistory(store, settings.team_policies, clock),
+        gate=None
+        if answers is None or judge is None
+        else GateKeeper(store, blobs, answers, judge, publisher, settings, clock),
     )
 
 
@@ -128,6 +136,8 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
     from shared.adapters.firestore_store import FirestoreJobStore
     from shared.adapters.gcs_blobs import GcsBlobStore
     from shared.adapters.pubsub_publisher import PubSubPublisher
+    from shared.adapters.vertex_judge import VertexJudge, evaluation_client
+    from shared.adapters.vertex_predict import VertexModelAnswers, prediction_client
     from shared.adapters.vertex_tuning import VertexTuning
 
     env = os.environ if environ is None else environ
@@ -156,6 +166,14 @@ def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | 
         uri_checker=GcsUriChecker(gcs),
         # Against the emulators credentials are anonymous, so only TUNEDROP_OPERATOR can name the caller.
         identity=operator_identity(settings.operator, emulated=bool(env.get("FIRESTORE_EMULATOR_HOST"))),
+        answers=VertexModelAnswers(
+            functools.cache(lambda region: prediction_client(settings.vertex_emulator_host, region))
+        ),
+        judge=VertexJudge(
+            functools.cache(lambda region: evaluation_client(settings.vertex_emulator_host, region)),
+            settings.project,
+            settings.region,
+        ),
     )
 
 

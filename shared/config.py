@@ -257,6 +257,34 @@ class Settings(CommonSettings):
         pattern=_TOPIC_PATTERN,
         description="Topic that wakes the dispatcher.",
     )
+    evaluate_topic: str = Field(
+        "tunedrop-evaluate",
+        validation_alias="TUNEDROP_EVALUATE_TOPIC",
+        pattern=_TOPIC_PATTERN,
+        description="Topic that asks the evaluation gate to judge a succeeded job that has promote_as.",
+    )
+    evaluation_max_cost_usd: float = Field(
+        5.0,
+        validation_alias="TUNEDROP_EVALUATION_MAX_COST_USD",
+        ge=0,
+        le=100_000,
+        description="The most one gate evaluation may cost (estimated before any model call); over it, none runs "
+        "and the verdict is inconclusive. A team policy or the gate may only lower it.",
+    )
+    evaluation_concurrency: int = Field(
+        8,
+        validation_alias="TUNEDROP_EVALUATION_CONCURRENCY",
+        ge=1,
+        le=64,
+        description="Model calls one gate evaluation makes at once.",
+    )
+    evaluation_max_examples: int = Field(
+        500,
+        validation_alias="TUNEDROP_EVALUATION_MAX_EXAMPLES",
+        ge=1,
+        le=10_000,
+        description="Held-out examples a gate evaluation judges at most (the first ones of the file).",
+    )
     poll_topic: str = Field(
         "tunedrop-poll",
         validation_alias="TUNEDROP_POLL_TOPIC",

@@ -11,8 +11,8 @@ from typing import Any
 
 from shared import logs
 from shared.bootstrap import App, get_app
-from shared.errors import PermanentError
-from shared.triggers import uploaded_object
+from shared.errors import ConfigError, PermanentError
+from shared.triggers import evaluation_request, uploaded_object
 
 
 def _run(name: str, event: Any, work: Callable[[App], Any], app: App | None = None) -> None:
@@ -44,6 +44,17 @@ def handle_dispatch(event: Any, app: App | None = None) -> None:
         return app.dispatcher.dispatch()
 
     _run("dispatch", event, work, app)
+
+
+def handle_evaluate(event: Any, app: App | None = None) -> None:
+    def work(app: App) -> str:
+        job_id = evaluation_request(event)
+        if app.gate is None:
+            raise ConfigError("the evaluation gate has no model to ask or judge: see shared/bootstrap.py")
+        with logs.log_context(job_id=job_id):
+            return app.gate.evaluate(job_id)
+
+    _run("evaluate", event, work, app)
 
 
 def handle_poll(event: Any, app: App | None = None) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 from cloudevents.conversion import to_binary
 from cloudevents.http import CloudEvent
 
+from shared.aliases import Alias, Champion
 from shared.evaluation import named_results
 from shared.jobs import Job, JobState
 
@@ -114,6 +115,8 @@ def completion_data(job: Job) -> dict[str, Any]:
         data["experiment"] = job.experiment
     if job.detail_state:
         data["detail_state"] = job.detail_state
+    if job.promote_as:
+        data["evaluation_gate"] = _gate_status(job)
     return data
 
 
@@ -121,6 +124,77 @@ def _estimated_billable_tokens(job: Job) -> int | None:
     """What validation estimated the job would bill (tokens times epochs), when it estimated it."""
     value = (job.validation or {}).get("estimated_billable_tokens")
     return int(value) if isinstance(value, int | float) else None
+
+
+# The evaluation gate's events (shared/services/gate.py), on the completions topic beside the completion events.
+MODEL_DATA_SCHEMA = "https://github.com/tunedrop/tunedrop/schemas/model-event-data.v1.json"
+MODEL_EVENT_KINDS = ("promoted", "held", "candidate_ready")
+
+
+def model_event(
+    job: Job,
+    kind: str,
+    verdict: Mapping[str, Any] | None,
+    alias: Alias | None,
+    *,
+    project: str,
+    now: datetime,
+    event_id: str = "",
+    actor: str = "",
+    reason: str = "",
+) -> OutgoingEvent:
+    """`tunedrop.model.v1.<kind>` about the job's tuned model and its alias: the gate's verdict (None for an
+    operator's promote or rollback), and the alias's champion as it now is. `event_id` defaults to
+    <job_id>/<attempt>/<kind>, one per job, attempt and verdict."""
+    if kind not in MODEL_EVENT_KINDS:
+        raise ValueError(f"no model event of kind {kind}")
+    judged = dict(verdict or {})
+    data: dict[str, Any] = {
+        "alias": job.promote_as or (alias.name if alias else ""),
+        "team": alias.team if alias is not None else job.team,
+        "job_id": job.job_id,
+        "kind": kind,
+        "tuned_model": job.tuned_model or None,
+        "endpoint": judged.get("candidate_model") or job.endpoint or None,
+        "checkpoint_id": judged.get("checkpoint_id") or None,
+        "verdict": judged if verdict is not None else None,
+        "champion": _champion_data(alias.champion if alias is not None else None),
+        "actor": actor or None,
+        "reason": reason or judged.get("reason") or None,
+    }
+    attributes = {
+        "specversion": SPEC_VERSION,
+        "id": event_id or f"{job.job_id}/{job.attempt}/{kind}",
+        "source": event_source(project),
+        "type": f"tunedrop.model.v1.{kind}",
+        "time": iso(now) or "",
+        "subject": data["alias"],
+        "dataschema": MODEL_DATA_SCHEMA,
+        "datacontenttype": JSON_CONTENT_TYPE,
+    }
+    return to_pubsub(CloudEvent(attributes, data), {"alias": data["alias"], "job_id": job.job_id, "kind": kind})
+
+
+def _gate_status(job: Job) -> dict[str, Any]:
+    """What the completion event says of the evaluation gate: it judges a succeeded job after this event (its
+    verdict comes in a tunedrop.model.v1.* event); any other outcome is not judged."""
+    if job.verdict is not None:
+        status = str(job.verdict.get("verdict", "pending"))
+    else:
+        status = "pending" if job.state is JobState.SUCCEEDED else "not_evaluated"
+    return {"alias": job.promote_as, "status": status}
+
+
+def _champion_data(champion: Champion | None) -> dict[str, Any] | None:
+    if champion is None:
+        return None
+    return {
+        "job_id": champion.job_id,
+        "tuned_model": champion.tuned_model,
+        "endpoint": champion.endpoint,
+        "checkpoint_id": champion.checkpoint_id or None,
+        "promoted_at": iso(champion.promoted_at),
+    }
 
 
 def completion_cloud_event(job: Job, *, project: str) -> CloudEvent:

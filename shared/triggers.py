@@ -50,6 +50,20 @@ def pubsub_message(data: Any) -> tuple[dict[str, str], bytes]:
     return attributes, payload
 
 
+def evaluation_request(event: Any) -> str:
+    """The job id an evaluate-topic message asks the gate to judge ({"job_id": ...})."""
+    if event["type"] != PUBSUB_MESSAGE_PUBLISHED:
+        raise PermanentError(f"unsupported event type {event['type']!r}")
+    _, payload = pubsub_message(event.get_data())
+    try:
+        job_id = json.loads(payload).get("job_id")
+    except (ValueError, AttributeError) as exc:
+        raise PermanentError("an evaluate message is JSON with a job_id") from exc
+    if not isinstance(job_id, str) or not job_id:
+        raise PermanentError("an evaluate message names no job_id")
+    return job_id
+
+
 def uploaded_object(event: Any) -> UploadedObject | None:
     """The finalized object, or None when the event is about something else (a delete, say)."""
     event_type = event["type"]

@@ -44,3 +44,16 @@ def assert_valid_completion(attributes: dict[str, str], data: dict[str, Any]) ->
     assert attributes["ce-subject"] == data["job_id"]
     assert attributes["ce-type"] == f"tunedrop.job.v1.{data['state'].lower()}"
     assert attributes["state"] == data["state"]
+
+
+MODEL_SCHEMA_PATH = SCHEMA_PATH.with_name("model-event-data.v1.json")
+
+
+def assert_valid_model_event(attributes: dict[str, str], data: dict[str, Any]) -> None:
+    """A tunedrop.model.v1.* event: its data against its own schema, and the CloudEvents attributes."""
+    errors = schema_errors(data, MODEL_SCHEMA_PATH)
+    assert not errors, errors
+    assert attributes.get("ce-dataschema") == json.loads(MODEL_SCHEMA_PATH.read_text())["$id"]
+    assert attributes.get("ce-type") == f"tunedrop.model.v1.{data['kind']}"
+    missing = [a for a in REQUIRED_ATTRIBUTES if not attributes.get(a)]
+    assert not missing, f"missing CloudEvents attributes {missing}"

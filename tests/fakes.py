@@ -51,6 +51,7 @@ from shared.ports import (
 from shared.services.base import JobContext
 from shared.services.dispatch import Dispatcher
 from shared.services.upload import UploadedObject
+from tests.fakes_gate import FakeJudge, FakeModelAnswers
 
 # The labels the Vertex adapter puts on every tuning job (shared/adapters/vertex_tuning.py).
 JOB_LABEL = "tunedrop_job"
@@ -883,6 +884,8 @@ class Harness:
     blobs: InMemoryBlobStore
     tuning: FakeTuningService
     clock: FakeClock
+    answers: FakeModelAnswers = field(default_factory=FakeModelAnswers)
+    judge: FakeJudge = field(default_factory=FakeJudge)
 
     @property
     def settings(self) -> Settings:
@@ -953,8 +956,20 @@ def make_harness(
     publisher = RecordingPublisher()
     blobs = InMemoryBlobStore(clock=clock)
     tuning = FakeTuningService(quota=vertex_quota, clock=clock)
-    app = assemble(settings, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
-    return Harness(app=app, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock)
+    answers, judge = FakeModelAnswers(today=lambda: clock().date()), FakeJudge()
+    app = assemble(
+        settings,
+        store=store,
+        publisher=publisher,
+        blobs=blobs,
+        tuning=tuning,
+        clock=clock,
+        answers=answers,
+        judge=judge,
+    )
+    return Harness(
+        app=app, store=store, publisher=publisher, blobs=blobs, tuning=tuning, clock=clock, answers=answers, judge=judge
+    )
 
 
 def fair_dispatcher(harness: Harness, policies: Policies) -> Dispatcher:

@@ -39,6 +39,7 @@ _DEFAULT_NAMED_TOPICS = (
     "TUNEDROP_DISPATCH_TOPIC",
     "TUNEDROP_POLL_TOPIC",
     "TUNEDROP_COMPLETIONS_TOPIC",
+    "TUNEDROP_EVALUATE_TOPIC",
 )
 TOPICS = {**{name: setting_default(name) for name in _DEFAULT_NAMED_TOPICS}, "TUNEDROP_EVENTS_TOPIC": "tunedrop-events"}
 # Each function: (entry point, topics whose push subscriptions feed it).
@@ -46,6 +47,7 @@ FUNCTIONS = {
     "upload": ("on_upload", ("TUNEDROP_UPLOADS_TOPIC",)),
     "dispatch": ("on_dispatch", ("TUNEDROP_DISPATCH_TOPIC", "TUNEDROP_POLL_TOPIC")),
     "poll": ("on_poll", ("TUNEDROP_POLL_TOPIC",)),
+    "evaluate": ("on_evaluate", ("TUNEDROP_EVALUATE_TOPIC",)),
 }
 # Knobs passed through from the caller's environment when set.
 PASSTHROUGH = (
@@ -56,6 +58,8 @@ PASSTHROUGH = (
     "TUNEDROP_EMULATOR_SEED",
     "TUNEDROP_EMULATOR_QUOTA_MODE",
     "TUNEDROP_EMULATOR_DROPPED_EXAMPLES",
+    "TUNEDROP_EMULATOR_TUNED_QUALITY",
+    "TUNEDROP_EVALUATION_MAX_COST_USD",
     "TUNEDROP_BASE_MODEL",
     "TUNEDROP_LOCAL_DUPLICATE_UPLOADS",
     "TUNEDROP_LOCAL_NOTIFICATIONS",

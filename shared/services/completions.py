@@ -5,6 +5,7 @@ retried with the publish, until both are done (settling twice changes nothing)."
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from shared import logs
@@ -12,7 +13,7 @@ from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import TransientError
 from shared.events import completion_event
-from shared.jobs import Job
+from shared.jobs import Job, JobState
 from shared.ports import JobStore, Publisher
 from shared.services.budgets import BudgetBook
 from shared.services.lifecycle import LifecycleEvents
@@ -49,6 +50,10 @@ class CompletionNotifier:
             ce_type=event.attributes["ce-type"],
             message_id=message_id,
         )
+        if job.state is JobState.SUCCEEDED and job.promote_as:
+            # The evaluation gate judges it next: asked before the mark, so a crash asks again (it is idempotent).
+            request = json.dumps({"job_id": job.job_id}).encode()
+            self._publisher.publish(self._settings.evaluate_topic, request, {"job_id": job.job_id})
         self._mark_published(job.job_id, job.completion_event_id)
         self._lifecycle.emit(job, "finished", event_type=event.attributes["ce-type"])
 

@@ -624,7 +624,19 @@ class UploadService:
                 )
             )
         least = gate_of(settings.gate).min_examples
-        if found.example_count < least:
+        most = self._settings.evaluation_max_examples
+        if least > most:
+            report.add(
+                Issue(
+                    0,
+                    "manifest_bad_gate",
+                    f"gate.min_examples is {least}, and a gate evaluation judges at most {most} examples "
+                    "(TUNEDROP_EVALUATION_MAX_EXAMPLES): it could never find the candidate better. Lower min_examples.",
+                    "$.gate.min_examples",
+                    file=settings.evaluation_uri,
+                )
+            )
+        elif found.example_count < least:
             report.add(
                 Issue(
                     0,

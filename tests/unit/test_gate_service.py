@@ -1,0 +1,227 @@
+"""The evaluation gate on the fakes (issue 15): a succeeded job with promote_as is judged against the alias's
+champion (or the base model) on its held-out set, promoted only when better, and announced exactly once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from shared.jobs import JobState
+from shared.ports import TuningUnavailable
+from tests.eventschema import assert_valid_completion, assert_valid_model_event
+from tests.fakes import Harness, make_harness
+
+TEAM = "kitchen"
+ALIAS = "colours"
+COLOURS = ("teal", "amber", "crimson", "olive", "indigo", "coral", "ivory", "slate")
+HELD_OUT = 40
+
+
+def example(prompt: str, answer: str) -> str:
+    return json.dumps(
+        {"contents": [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]}
+    )
+
+
+def answer(item: int) -> str:
+    return f"The colour of item {item} is {COLOURS[item % len(COLOURS)]}."
+
+
+TRAINING = "".join(example(f"Which colour is item {n}?", answer(n)) + "\n" for n in range(HELD_OUT))
+HELD = "".join(example(f"Name the colour of item {n}.", answer(n)) + "\n" for n in range(HELD_OUT))
+
+
+def tuned_job(h: Harness, name: str, *, quality: int, gate: dict[str, Any] | None = None) -> str:
+    """Upload a manifest with promote_as, tune it (the fake's endpoint answers at `quality` percent), succeed it,
+    and return its id; its evaluate request is then on the evaluate topic."""
+    h.blobs.put("ds", f"datasets/{TEAM}/{name}-train.jsonl", TRAINING.encode())
+    h.blobs.put("ds", f"datasets/{TEAM}/held-out.jsonl", HELD.encode())
+    manifest = {
+        "training_dataset": f"datasets/{TEAM}/{name}-train.jsonl",
+        "evaluation_dataset": f"datasets/{TEAM}/held-out.jsonl",
+        "promote_as": ALIAS,
+        "gate": {"min_examples": 30, **(gate or {})},
+    }
+    job_id = h.upload(f"incoming/{TEAM}/{name}.json", data=json.dumps(manifest))
+    assert h.job(job_id).state is JobState.QUEUED, h.job(job_id).validation
+    h.app.dispatcher.dispatch()
+    vertex = h.job(job_id).vertex_job_name
+    remote = h.tuning.succeed(vertex)
+    h.answers.tune(remote.endpoint, TRAINING, quality=quality)
+    h.app.poller.poll()
+    assert h.job(job_id).state is JobState.SUCCEEDED
+    return job_id
+
+
+def gate_events(h: Harness) -> list[tuple[dict[str, str], dict[str, Any]]]:
+    return [
+        (dict(p.attributes), json.loads(p.data))
+        for p in h.completions()
+        if p.attributes["ce-type"].startswith("tunedrop.model.v1.")
+    ]
+
+
+def evaluate(h: Harness, job_id: str) -> str:
+    assert h.app.gate is not None
+    return h.app.gate.evaluate(job_id)
+
+
+def champion(h: Harness) -> str:
+    found = h.store.read_alias(ALIAS)
+    assert found is not None and found.value.champion is not None
+    return found.value.champion.job_id
+
+
+@pytest.fixture
+def h() -> Harness:
+    return make_harness(quota=3)
+
+
+def test_a_first_job_is_judged_against_the_base_model_promoted_and_announced_once(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100)
+    (completion,) = [p for p in h.completions() if p.attributes["ce-type"] == "tunedrop.job.v1.succeeded"]
+    assert json.loads(completion.data)["evaluation_gate"] == {"alias": ALIAS, "status": "pending"}
+    assert_valid_completion(dict(completion.attributes), json.loads(completion.data))
+    assert [json.loads(m.data) for m in h.publisher.on(h.settings.evaluate_topic)] == [{"job_id": first}]
+
+    assert evaluate(h, first) == "promoted"
+    assert evaluate(h, first) == "judged already"  # a redelivery: nothing again
+
+    verdict = h.job(first).verdict
+    assert verdict is not None
+    assert (verdict["verdict"], verdict["metric"], verdict["examples"]) == ("better", "exact_match", HELD_OUT)
+    assert verdict["baseline_model"].endswith("/publishers/google/models/gemini-3.5-flash")
+    assert verdict["candidate_mean"] == 1.0 and verdict["baseline_mean"] == 0.0
+    assert verdict["calls"] == pytest.approx(HELD_OUT * 2 + 2 * 2)  # two answers each, two batched scores a chunk
+    (event,) = gate_events(h)
+    attributes, data = event
+    assert_valid_model_event(attributes, data)
+    assert (attributes["ce-type"], attributes["ce-id"], attributes["ce-subject"]) == (
+        "tunedrop.model.v1.promoted",
+        f"{first}/1/promoted",
+        ALIAS,
+    )
+    assert data["champion"]["job_id"] == first == champion(h)
+    rows = h.blobs.read(h.settings.bucket, f"reports/{TEAM}/{first}/evaluation.jsonl").decode().splitlines()
+    assert len(rows) == HELD_OUT and json.loads(rows[0])["candidate"] == answer(0)
+    assert "<html" in h.blobs.read(h.settings.bucket, f"reports/{TEAM}/{first}/report.html").decode().lower()
+
+
+def test_a_worse_job_is_held_and_a_better_one_replaces_the_champion(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=60)
+    assert evaluate(h, first) == "promoted"
+    worse = tuned_job(h, "worse", quality=5)
+    assert evaluate(h, worse) == "held"
+    assert champion(h) == first
+    assert h.job(worse).verdict["verdict"] == "worse"  # type: ignore[index]
+    assert h.job(worse).verdict["baseline_job"] == first  # type: ignore[index]
+    better = tuned_job(h, "better", quality=100)
+    assert evaluate(h, better) == "promoted"
+    assert champion(h) == better
+    kinds = [(data["job_id"], data["kind"]) for _, data in gate_events(h)]
+    assert kinds == [(first, "promoted"), (worse, "held"), (better, "promoted")]
+    for attributes, data in gate_events(h):
+        assert_valid_model_event(attributes, data)
+
+
+def test_a_delivery_cut_short_goes_on_from_the_chunks_written_and_announces_once(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100)
+    # The 45th model call fails for good (the adapter's retries gave up): the first chunk of 20 examples (40 calls)
+    # is written, the second is not.
+    calls_per_chunk = 40
+
+    original = h.answers.generate
+    made: list[int] = []
+
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        made.append(1)
+        if len(made) == calls_per_chunk + 5:
+            raise TuningUnavailable("the model did not answer")
+        return original(*args, **kwargs)
+
+    h.answers.generate = failing  # type: ignore[method-assign]
+    with pytest.raises(TuningUnavailable):
+        evaluate(h, first)
+    assert gate_events(h) == [] and h.job(first).verdict is None
+    made.clear()
+    h.answers.generate = original  # type: ignore[method-assign]
+    before = len(h.answers.calls)
+    assert evaluate(h, first) == "promoted"
+    assert len(h.answers.calls) - before == 2 * (HELD_OUT - 20)  # the chunk written is not asked again
+    assert len(gate_events(h)) == 1
+
+
+def test_an_evaluation_over_its_cost_cap_calls_no_model_and_holds(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100, gate={"max_cost_usd": 0.0000001})
+    before = len(h.answers.calls)
+    assert evaluate(h, first) == "held"
+    assert len(h.answers.calls) == before and h.judge.calls == []
+    verdict = h.job(first).verdict
+    assert verdict is not None and verdict["verdict"] == "inconclusive" and verdict["calls"] == 0
+    assert "over the cap" in verdict["reason"]
+    assert h.store.read_alias(ALIAS) is None
+
+
+def test_a_manual_gate_announces_a_candidate_and_moves_nothing(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100, gate={"manual": True})
+    assert evaluate(h, first) == "candidate_ready"
+    assert h.store.read_alias(ALIAS) is None
+    ((attributes, data),) = gate_events(h)
+    assert attributes["ce-type"] == "tunedrop.model.v1.candidate_ready" and data["verdict"]["verdict"] == "better"
+
+
+def test_a_job_of_another_team_cannot_take_the_alias(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100)
+    evaluate(h, first)
+    h.blobs.put("ds", "datasets/ads/t.jsonl", TRAINING.encode())
+    h.blobs.put("ds", "datasets/ads/h.jsonl", HELD.encode())
+    manifest = {
+        "training_dataset": "datasets/ads/t.jsonl",
+        "evaluation_dataset": "datasets/ads/h.jsonl",
+        "promote_as": ALIAS,
+    }
+    job = h.job(h.upload("incoming/ads/m.json", data=json.dumps(manifest)))
+    assert job.state is JobState.REJECTED
+    assert "alias_other_team" in job.validation["error_counts"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"),
+    [
+        ({"evaluation_dataset": None}, "manifest_incomplete_gate"),
+        ({"evaluation_dataset": f"datasets/{TEAM}/first-train.jsonl"}, "manifest_same_datasets"),
+        ({"gate": {"min_examples": 41}}, "evaluation_too_small"),
+        ({"gate": {"metric": "perplexity"}}, "manifest_bad_gate"),
+        ({"gate": {"min_examples": 501}}, "manifest_bad_gate"),  # over TUNEDROP_EVALUATION_MAX_EXAMPLES
+    ],
+)
+def test_a_gate_that_cannot_run_is_rejected_at_upload(h: Harness, changes: dict[str, Any], code: str) -> None:
+    h.blobs.put("ds", f"datasets/{TEAM}/first-train.jsonl", TRAINING.encode())
+    h.blobs.put("ds", f"datasets/{TEAM}/held-out.jsonl", HELD.encode())
+    manifest = {
+        "training_dataset": f"datasets/{TEAM}/first-train.jsonl",
+        "evaluation_dataset": f"datasets/{TEAM}/held-out.jsonl",
+        "promote_as": ALIAS,
+        "gate": {"min_examples": 30},
+        **changes,
+    }
+    job = h.job(
+        h.upload(f"incoming/{TEAM}/m.json", data=json.dumps({k: v for k, v in manifest.items() if v is not None}))
+    )
+    assert job.state is JobState.REJECTED
+    assert code in job.validation["error_counts"], job.validation
+
+
+def test_a_held_out_example_that_is_also_a_training_line_is_refused(h: Harness) -> None:
+    h.blobs.put("ds", f"datasets/{TEAM}/t.jsonl", TRAINING.encode())
+    h.blobs.put("ds", f"datasets/{TEAM}/h.jsonl", (HELD + TRAINING.splitlines()[3] + "\n").encode())
+    manifest = {
+        "training_dataset": f"datasets/{TEAM}/t.jsonl",
+        "evaluation_dataset": f"datasets/{TEAM}/h.jsonl",
+        "promote_as": ALIAS,
+        "gate": {"min_examples": 30},
+    }
+    job = h.job(h.upload(f"incoming/{TEAM}/m.json", data=json.dumps(manifest)))
+    assert job.validation["error_counts"] == {"evaluation_overlap": 1}
