@@ -1,4 +1,5 @@
-"""An emulator for the Vertex AI ``GenAiTuningService`` (v1), served over insecure gRPC.
+"""An emulator for the Vertex AI ``GenAiTuningService`` (v1), served over insecure gRPC, with the other
+calls Tunedrop makes: CountTokens, GenerateContent and EvaluateInstances.
 
 Google ships no emulator for Vertex AI tuning, so the local stack uses this one. It speaks the
 real wire protocol, so the real ``google.cloud.aiplatform_v1.GenAiTuningServiceClient`` works
