@@ -54,7 +54,7 @@ class FakeModelAnswers(ModelAnswers):
     ) -> None:
         self.table: dict[tuple[str, str], str] = dict(table or {})
         self.tuned: dict[str, TunedModel] = {}
-        self.calls: list[tuple[str, str]] = []  # (model, last user text) of every call, refused ones included
+        self.calls: list[tuple[str, str]] = []  # (model, last user text) of each well-formed call
         self.failures: list[Exception] = []  # raised first, one per call (TuningUnavailable: retries gave up)
         self._today = today
 

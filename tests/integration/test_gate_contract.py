@@ -15,7 +15,7 @@ from tunedrop_local.vertex_emulator.answers import generic_answer
 
 from shared.adapters.vertex_judge import JUDGE_BATCH, VertexJudge, evaluation_client
 from shared.adapters.vertex_predict import VertexModelAnswers, prediction_client, transient_retry
-from shared.ports import Judge, ModelAnswers, TuningRejected
+from shared.ports import Judge, ModelAnswers, TuningRejected, TuningUnavailable
 from tests.fakes_gate import FakeJudge, FakeModelAnswers
 from tests.integration.vertex import PARENT, FakeClock, tuning_job, vertex_emulator
 
@@ -251,3 +251,32 @@ def test_the_pairwise_judge_prefers_the_answer_closer_to_the_reference(gate: Gat
 def test_a_pairwise_template_the_service_cannot_render_is_rejected(gate: Gate, template: str) -> None:
     with pytest.raises(TuningRejected):
         gate.judge.compare("q", "a", "b", "a", template)
+
+
+# ---- the fakes' own controls (what a test scripts)
+
+
+def test_the_fakes_answer_from_the_test_table_first_and_raise_scripted_failures_in_order() -> None:
+    endpoint = f"{PARENT}/endpoints/7"
+    answers = FakeModelAnswers({(endpoint, "Capital of Peru?"): "Lima."})
+    answers.tune(endpoint, TRAINING)
+    assert answers.generate(endpoint, [user("Capital of Peru?")]).text == "Lima."
+    assert (
+        answers.generate(endpoint, [user("What is the capital of Kenya?")]).text == "The capital of Kenya is Nairobi."
+    )
+    answers.failures.append(TuningUnavailable("retries gave up"))
+    with pytest.raises(TuningUnavailable):
+        answers.generate(endpoint, [user("Capital of Peru?")])
+    assert answers.generate(endpoint, [user("Capital of Peru?")]).text == "Lima."
+    assert [prompt for _, prompt in answers.calls] == [
+        "Capital of Peru?",
+        "What is the capital of Kenya?",
+        "Capital of Peru?",
+        "Capital of Peru?",
+    ]
+    judge = FakeJudge()
+    judge.failures.append(TuningUnavailable("retries gave up"))
+    with pytest.raises(TuningUnavailable):
+        judge.score("bleu", [("a", "a")])
+    assert judge.score("exact_match", [("a", "a")]) == [1.0]
+    assert judge.calls == [("bleu", 1), ("exact_match", 1)]
