@@ -19,6 +19,7 @@ from shared.clock import Clock, system_clock
 from shared.config import Settings
 from shared.policy import Policies
 from shared.ports import BlobStore, JobStore, Judge, ModelAnswers, Publisher, TuningService
+from shared.services.alias_ops import AliasOperations
 from shared.services.base import JobContext
 from shared.services.completions import CompletionNotifier
 from shared.services.dispatch import Dispatcher
@@ -53,6 +54,8 @@ class App:
     # Who runs an operator command (the `tunedrop` CLI records it with each action), and the policies' history.
     operator_identity: OperatorIdentity
     policy_history: PolicyHistory
+    # Operators' moves of aliases (tunedrop promote / rollback).
+    aliases: AliasOperations
     # The evaluation gate (None when assembled without a model to ask and a judge: it then cannot run).
     gate: GateKeeper | None = None
 
@@ -104,6 +107,7 @@ def assemble(
         policies=settings.team_policies,
         operator_identity=identity or DeclaredOperator(settings.operator),
         policy_history=PolicyHistory(store, settings.team_policies, clock),
+        aliases=AliasOperations(store, publisher, settings, clock),
         gate=None
         if answers is None or judge is None
         else GateKeeper(store, blobs, answers, judge, publisher, settings, clock),

@@ -29,6 +29,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared import dlq
+from shared.aliases import Alias, Champion, alias_document
 from shared.config import CommonSettings
 from shared.errors import ConfigError, TunedropError
 from shared.evaluation import named_results
@@ -507,6 +508,77 @@ def retune_command(
         if job.error:
             print(f"  {printable(str(job.error.get('message', '')))}")
     return 0 if job.state is not JobState.REJECTED else 1
+
+
+def _alias_document(alias: Alias) -> dict[str, Any]:
+    """The alias as --json prints it: the record, with the champion's job id at the top for scripts."""
+    document = alias_document(alias)
+    document["champion_job_id"] = alias.champion.job_id if alias.champion else None
+    return document
+
+
+def _champion_cells(champion: Champion | None) -> list[str]:
+    if champion is None:
+        return ["(none)", "", "", ""]
+    by = champion.actor or "the evaluation gate"
+    return [champion.job_id, champion.endpoint, f"{champion.promoted_at:%Y-%m-%d %H:%M} UTC", by]
+
+
+@_command("aliases", "the aliases and their champions")
+def aliases_command(json_output: JsonFlag = False) -> int:
+    """Every alias, its team and its champion (the tuned model the team's applications use)."""
+    aliases = _services().store.list_aliases(1000)
+    if json_output:
+        _print_json([_alias_document(alias) for alias in aliases])
+        return 0
+    rows = [[alias.name, alias.team, *_champion_cells(alias.champion)] for alias in aliases]
+    _show_table(_table(["ALIAS", "TEAM", "CHAMPION JOB", "ENDPOINT", "SINCE", "BY"], rows))
+    return 0
+
+
+@_command("alias", "one alias: its champion and history")
+def alias_command(name: str, json_output: JsonFlag = False) -> int:
+    """One alias: the champion and every earlier one, newest first (`--json`: the record, with champion_job_id)."""
+    found = _services().store.read_alias(name)
+    if found is None:
+        print(f"tunedrop: no alias {printable(name)}", file=sys.stderr)
+        return 1
+    alias = found.value
+    if json_output:
+        _print_json(_alias_document(alias))
+        return 0
+    print(f"alias  {printable(alias.name)} (team {printable(alias.team)})")
+    earlier = [(champion, "earlier") for champion in reversed(alias.history)]
+    everyone = [(alias.champion, "champion")] if alias.champion else []
+    rows = [[role, *_champion_cells(champion), champion.reason] for champion, role in [*everyone, *earlier]]
+    _show_table(_table(["", "JOB", "ENDPOINT", "SINCE", "BY", "WHY"], rows))
+    return 0
+
+
+@_command("promote", "make a job's tuned model an alias's champion")
+def promote_command(name: str, job_id: str, reason: ReasonOption, json_output: JsonFlag = False) -> int:
+    """Make a SUCCEEDED job's tuned model the alias's champion, whatever the gate said; recorded on the alias with
+    who you are and your reason, and announced (tunedrop.model.v1.promoted)."""
+    app = _services()
+    alias = app.aliases.promote(name, job_id, _operator_request(app, reason))
+    if json_output:
+        _print_json(_alias_document(alias))
+    else:
+        print(f"{printable(name)}: champion is job {printable(job_id)}")
+    return 0
+
+
+@_command("rollback", "put an alias back on its previous champion")
+def rollback_command(name: str, reason: ReasonOption, json_output: JsonFlag = False) -> int:
+    """Put the alias back on the champion before the current one; recorded and announced like a promotion."""
+    app = _services()
+    alias = app.aliases.rollback(name, _operator_request(app, reason))
+    if json_output:
+        _print_json(_alias_document(alias))
+    else:
+        champion = alias.champion.job_id if alias.champion else "(none)"
+        print(f"{printable(name)}: champion is job {printable(champion)} again")
+    return 0
 
 
 @_command("quota", "the concurrent tuning-job quota: limit, in use, queued")

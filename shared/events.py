@@ -175,6 +175,38 @@ def model_event(
     return to_pubsub(CloudEvent(attributes, data), {"alias": data["alias"], "job_id": job.job_id, "kind": kind})
 
 
+def champion_event(alias: Alias, *, project: str, now: datetime, actor: str, reason: str, action: str) -> OutgoingEvent:
+    """`tunedrop.model.v1.promoted` for an operator's move of the alias (`action`: promote or rollback): the
+    champion it names now. Each action is its own event: its ce-id names the alias, the action and its time."""
+    champion = alias.champion
+    if champion is None:
+        raise ValueError(f"alias {alias.name} names no champion to announce")
+    data: dict[str, Any] = {
+        "alias": alias.name,
+        "team": alias.team,
+        "job_id": champion.job_id,
+        "kind": "promoted",
+        "tuned_model": champion.tuned_model,
+        "endpoint": champion.endpoint,
+        "checkpoint_id": champion.checkpoint_id or None,
+        "verdict": None,
+        "champion": _champion_data(champion),
+        "actor": actor,
+        "reason": reason,
+    }
+    attributes = {
+        "specversion": SPEC_VERSION,
+        "id": f"{alias.name}/{action}/{iso(now)}",
+        "source": event_source(project),
+        "type": "tunedrop.model.v1.promoted",
+        "time": iso(now) or "",
+        "subject": alias.name,
+        "dataschema": MODEL_DATA_SCHEMA,
+        "datacontenttype": JSON_CONTENT_TYPE,
+    }
+    return to_pubsub(CloudEvent(attributes, data), {"alias": alias.name, "job_id": champion.job_id, "kind": "promoted"})
+
+
 def _gate_status(job: Job) -> dict[str, Any]:
     """What the completion event says of the evaluation gate: it judges a succeeded job after this event (its
     verdict comes in a tunedrop.model.v1.* event); any other outcome is not judged."""

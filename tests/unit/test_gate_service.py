@@ -4,10 +4,14 @@ champion (or the base model) on its held-out set, promoted only when better, and
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from shared import bootstrap, cli
+from shared.adapters.identity import FixedOperator, Operator
 from shared.jobs import JobState
 from shared.ports import TuningUnavailable
 from tests.eventschema import assert_valid_completion, assert_valid_model_event
@@ -17,6 +21,7 @@ TEAM = "kitchen"
 ALIAS = "colours"
 COLOURS = ("teal", "amber", "crimson", "olive", "indigo", "coral", "ivory", "slate")
 HELD_OUT = 40
+OPERATOR = Operator("ops@example.com", "service account credentials", verified=True)
 
 
 def example(prompt: str, answer: str) -> str:
@@ -225,3 +230,68 @@ def test_a_held_out_example_that_is_also_a_training_line_is_refused(h: Harness) 
     }
     job = h.job(h.upload(f"incoming/{TEAM}/m.json", data=json.dumps(manifest)))
     assert job.validation["error_counts"] == {"evaluation_overlap": 1}
+
+
+# -- operators: tunedrop aliases / alias / promote / rollback ------------------------------------------
+
+
+@pytest.fixture
+def operated(monkeypatch: pytest.MonkeyPatch, h: Harness) -> Iterator[Harness]:
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    bootstrap.set_app(replace(h.app, operator_identity=FixedOperator(OPERATOR)))
+    try:
+        yield h
+    finally:
+        bootstrap.set_app(None)
+
+
+def tunedrop(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(list(argv))
+    return int(exit_info.value.code or 0), capsys.readouterr().out
+
+
+def test_an_operator_rolls_back_and_promotes_by_hand_recorded_and_announced(
+    operated: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = operated
+    first = tuned_job(h, "first", quality=60)
+    evaluate(h, first)
+    second = tuned_job(h, "second", quality=100)
+    evaluate(h, second)
+    assert champion(h) == second
+
+    status, out = tunedrop(capsys, "rollback", ALIAS, "--reason", "users report worse answers")
+    assert status == 0 and f"champion is job {first} again" in out
+    assert champion(h) == first
+    status, out = tunedrop(capsys, "alias", ALIAS, "--json")
+    document = json.loads(out)
+    assert document["champion_job_id"] == first and document["history"] == []
+
+    worse = tuned_job(h, "worse", quality=5)
+    evaluate(h, worse)
+    assert champion(h) == first  # held by the gate
+    status, _ = tunedrop(capsys, "promote", ALIAS, worse, "--reason", "we accept it for its tone")
+    assert status == 0 and champion(h) == worse
+    found = h.store.read_alias(ALIAS)
+    assert found is not None and found.value.champion is not None
+    assert (found.value.champion.actor, found.value.champion.reason) == (OPERATOR.actor, "we accept it for its tone")
+
+    by_hand = [(a, d) for a, d in gate_events(h) if d["actor"]]
+    assert [(d["job_id"], d["reason"]) for _, d in by_hand] == [
+        (first, "users report worse answers"),
+        (worse, "we accept it for its tone"),
+    ]
+    for attributes, data in by_hand:
+        assert_valid_model_event(attributes, data)
+    status, out = tunedrop(capsys, "aliases")
+    assert status == 0 and ALIAS in out and worse in out
+
+
+def test_rollback_without_an_earlier_champion_is_refused(operated: Harness, capsys: pytest.CaptureFixture[str]) -> None:
+    h = operated
+    first = tuned_job(h, "first", quality=100)
+    evaluate(h, first)
+    status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "try")
+    assert status != 0 and champion(h) == first

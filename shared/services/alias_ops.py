@@ -1,0 +1,91 @@
+"""Operators move aliases by hand: `tunedrop promote ALIAS JOB_ID` and `tunedrop rollback ALIAS`, each recorded on
+the alias with who and why, and announced like the gate's promotions (tunedrop.model.v1.promoted)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from shared import logs
+from shared.aliases import Alias, AliasError, Champion
+from shared.clock import Clock
+from shared.config import Settings
+from shared.errors import JobNotFound, NotAllowed, TransientError
+from shared.events import champion_event
+from shared.jobs import JobState
+from shared.ports import JobStore, Publisher
+from shared.services.operations import OperatorRequest
+
+MAX_ALIAS_ATTEMPTS = 5  # compare-and-set rounds before the command gives up and says to run it again
+
+
+class AliasOperations:
+    def __init__(self, store: JobStore, publisher: Publisher, settings: Settings, clock: Clock) -> None:
+        self._store = store
+        self._publisher = publisher
+        self._settings = settings
+        self._clock = clock
+
+    def promote(self, name: str, job_id: str, request: OperatorRequest) -> Alias:
+        """Make the job's tuned model the alias's champion (a new alias takes the job's team)."""
+        found = self._store.get(job_id)
+        if found is None:
+            raise JobNotFound(f"no job {job_id}")
+        job = found.value
+        if job.state is not JobState.SUCCEEDED or not job.tuned_model:
+            raise NotAllowed(f"job {job_id} is {job.state.value} without a tuned model: only a SUCCEEDED job's model")
+        team = job.team or self._settings.default_team
+        verdict = job.verdict or {}
+        champion = Champion(
+            job_id=job.job_id,
+            tuned_model=job.tuned_model,
+            endpoint=str(verdict.get("candidate_model") or job.endpoint),
+            promoted_at=self._clock(),
+            checkpoint_id=str(verdict.get("checkpoint_id") or ""),
+            base_model=job.base_model,
+            actor=request.actor,
+            reason=request.reason,
+        )
+
+        def move(alias: Alias | None) -> Alias:
+            current = alias or Alias(name, team)
+            if current.team != team:
+                raise NotAllowed(f"alias {name} is team {current.team}'s, and job {job_id} is team {team}'s")
+            return current.promoted(champion)
+
+        return self._move(name, move, request, "promote")
+
+    def rollback(self, name: str, request: OperatorRequest) -> Alias:
+        """Put the alias back on the champion before the current one."""
+
+        def back(alias: Alias | None) -> Alias:
+            if alias is None:
+                raise JobNotFound(f"no alias {name}")
+            try:
+                return alias.rolled_back()
+            except AliasError as exc:
+                raise NotAllowed(str(exc)) from exc
+
+        return self._move(name, back, request, "rollback")
+
+    def _move(
+        self, name: str, change: Callable[[Alias | None], Alias], request: OperatorRequest, action: str
+    ) -> Alias:
+        for _ in range(MAX_ALIAS_ATTEMPTS):
+            found = self._store.read_alias(name)
+            moved = change(found.value if found is not None else None)
+            if found is not None and moved == found.value:
+                return moved  # already so: nothing to write or announce
+            if self._store.write_alias(moved, found.version if found is not None else None):
+                event = champion_event(
+                    moved,
+                    project=self._settings.project,
+                    now=self._clock(),
+                    actor=request.actor,
+                    reason=request.reason,
+                    action=action,
+                )
+                self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
+                champion = moved.champion.job_id if moved.champion else ""
+                logs.info("alias moved by an operator", alias=name, action=action, champion=champion)
+                return moved
+        raise TransientError(f"alias {name} kept changing; run the command again")
