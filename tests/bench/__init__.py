@@ -11,4 +11,5 @@ BENCHMARKS: list[str] = [
     "tests.bench.poll_calls",
     "tests.bench.three_teams",
     "tests.bench.gate_errors",
+    "tests.bench.gate_calls",
 ]
