@@ -17,8 +17,13 @@ PUSH = TERRAFORM / "modules" / "push-subscription"
 
 
 def test_every_entry_point_is_deployed_and_every_deployed_function_exists() -> None:
-    assert code_entry_points() == {"on_upload", "on_dispatch", "on_poll"}
-    assert sorted(str(f.entry_point) for f in deployed_functions()) == ["on_dispatch", "on_poll", "on_upload"]
+    assert code_entry_points() == {"on_upload", "on_dispatch", "on_poll", "on_evaluate"}
+    assert sorted(str(f.entry_point) for f in deployed_functions()) == [
+        "on_dispatch",
+        "on_evaluate",
+        "on_poll",
+        "on_upload",
+    ]
     assert entry_point_mismatches() == []
 
 

@@ -71,7 +71,7 @@ def test_an_undeclared_variable_is_reported(tmp_path: Path, snippet: str) -> Non
     problems = undeclared_environment(code_dirs)
     assert problems, "the new variable went unnoticed"
     assert all("TUNEDROP_NEW_KNOB (read at shared/knob.py:4)" in p for p in problems)
-    assert len(problems) == 3  # one per deployed function
+    assert len(problems) == 4  # one per deployed function
 
 
 def test_a_new_required_setting_is_reported() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from tests.unit.deploy.terraform.copies import edited_terraform
 from tests.unit.deploy.terraform.iam import grants, role_problems
 from tests.unit.deploy.terraform.paths import ROOT
+from tests.unit.deploy.terraform.tfmodel import load_modules, one
 
 README = ROOT / "deploy" / "README.md"
 
@@ -67,7 +68,33 @@ def test_each_runtime_service_account_holds_only_what_its_code_calls() -> None:
         ("poll", "roles/aiplatform.user"),
         ("poll", "roles/pubsub.publisher"),
         ("poll", "roles/storage.objectViewer"),  # the reconciler lists incoming/
+        ("evaluate", "roles/datastore.user"),
+        ("evaluate", "${google_project_iam_custom_role.evaluation_gate.name}"),  # GenerateContent, EvaluateInstances
+        ("evaluate", "roles/pubsub.publisher"),
+        ("evaluate", "roles/storage.objectViewer"),  # the held-out copy, under tunedrop-staging/ only
+        ("evaluate", "roles/storage.objectUser"),  # its results, under reports/ only
     }
+
+
+def readme_role(role: str) -> str:
+    """How the README names a role: a predefined one as is, a custom one by its role id with the default prefix."""
+    custom = re.fullmatch(r"\$\{google_project_iam_custom_role\.(\w+)\.name\}", role)
+    if custom is None:
+        return role
+    (body,) = [
+        module.resources["google_project_iam_custom_role"][custom.group(1)]
+        for module in load_modules().values()
+        if custom.group(1) in module.resources.get("google_project_iam_custom_role", {})
+    ]
+    # The role id is "<prefix with _ for ->_<name>", hcl2 quoting the template: ${"${replace(...)}_<name>"}.
+    suffix = re.search(r"\}(_\w+)\"\}$", str(one(body["role_id"])))
+    assert suffix, body["role_id"]
+    return f"tunedrop{suffix.group(1)}"
+
+
+def test_a_custom_role_is_named_by_its_role_id() -> None:
+    assert readme_role("roles/datastore.user") == "roles/datastore.user"
+    assert readme_role("${google_project_iam_custom_role.evaluation_gate.name}") == "tunedrop_evaluation_gate"
 
 
 def test_the_readme_tables_every_runtime_grant() -> None:
@@ -75,6 +102,6 @@ def test_the_readme_tables_every_runtime_grant() -> None:
     missing = [
         f"tunedrop-{function} {role}"
         for function, role in sorted(runtime_grants())
-        if not any(f"`tunedrop-{function}`" in row and f"`{role}`" in row for row in rows)
+        if not any(f"`tunedrop-{function}`" in row and f"`{readme_role(role)}`" in row for row in rows)
     ]
     assert missing == []

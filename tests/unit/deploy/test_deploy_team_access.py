@@ -85,7 +85,9 @@ def test_only_the_functions_replace_reports_and_only_vertex_ai_adds_evaluation_r
     grants = bucket_grants({"teams": TEAMS})
     names = [f"reports/{team}/x.json" for team in TEAMS] + ["reports/x.json"]
     replacers = {g.member for g in grants for name in names if g.allows("delete", name)}
-    assert replacers and all(re.search(r'module\.function\["upload"\]', w) for w in replacers), replacers
+    # The upload validator's reports, and the evaluation gate's results and report (both overwrite on a redelivery).
+    assert replacers and all(re.search(r'module\.function\["(upload|evaluate)"\]', w) for w in replacers), replacers
+    assert len(replacers) == 2, replacers
     creators = {g.member for g in grants for name in names if g.allows("create", name)} - replacers
     # Evaluation during tuning writes its results there as Vertex AI's agent (or a job's own account): it may
     # create objects, never replace or delete one (objectCreator), so a team's reports stay the functions'.

@@ -37,6 +37,11 @@ module "tunedrop" {
   }
   # Alert when a team's next job has waited longer than this (deploy/README.md, "Alerts and dashboard").
   team_wait_alert_minutes = var.team_wait_alert_minutes
+  # The evaluation gate's bounds: what one evaluation may cost, its model calls at once, its held-out examples
+  # (deploy/README.md, "The evaluation gate").
+  evaluation_max_cost_usd = var.evaluation_max_cost_usd
+  evaluation_concurrency  = var.evaluation_concurrency
+  evaluation_max_examples = var.evaluation_max_examples
   labels                  = { environment = "example" }
 }
 

@@ -186,3 +186,21 @@ variable "team_wait_alert_minutes" {
   type        = number
   default     = 120
 }
+
+variable "evaluation_max_cost_usd" {
+  description = "The most one evaluation-gate run may cost in USD, estimated before any model is called (over it: inconclusive, no model called). Validated by the module."
+  type        = number
+  default     = 5
+}
+
+variable "evaluation_concurrency" {
+  description = "Model calls one evaluation makes at once (1 to 64). Validated by the module."
+  type        = number
+  default     = 8
+}
+
+variable "evaluation_max_examples" {
+  description = "Held-out examples one evaluation judges at most, the first of the file (1 to 10000). Validated by the module."
+  type        = number
+  default     = 500
+}

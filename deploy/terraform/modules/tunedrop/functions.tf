@@ -1,5 +1,5 @@
 locals {
-  # The three entry points of functions/main.py (tests/unit/deploy checks both directions).
+  # The four entry points of functions/main.py (tests/unit/deploy checks both directions).
   #
   # upload validates one dataset per request: 2 GiB and a whole vCPU per instance, concurrency 1.
   # Reading is streamed (16 MiB range reads behind a 1 MiB buffer), so memory does not grow with the
@@ -36,6 +36,26 @@ locals {
       concurrency     = 1
       max_instances   = 2
     }
+    # evaluate judges one job per request: up to TUNEDROP_EVALUATION_MAX_EXAMPLES (500) held-out examples x 2
+    # generations, TUNEDROP_EVALUATION_CONCURRENCY (8) at a time, a chunk of 20 examples at a time, each chunk written
+    # under reports/ before the next (shared/services/gate.py). At ~2-4 s a generation, 1,000 of them 8 at a time take
+    # 4-8 minutes, plus the judge: two batched EvaluateInstances calls per chunk for exact match, BLEU and ROUGE, one
+    # autorater call per example for pairwise. 540 s, the longest that stays under the 600 s push acknowledgement
+    # deadline, fits a typical exact-match run in one delivery; a longer one is cut at the timeout and its redelivery
+    # goes on from the first chunk not written, so at most one chunk is asked twice. The work waits on the network,
+    # so one vCPU does (the bootstrap's 2,000 resamples take milliseconds). 2 GiB: the held-out file is read whole
+    # before the first examples are taken, so this leaves room for a file of a few hundred MB beside the chunk in hand.
+    # Three instances at most: 3 evaluations x 8 calls is the gate's whole draw on the Vertex AI quota, and
+    # evaluations are rare (one per succeeded job with promote_as).
+    evaluate = {
+      entry_point     = "on_evaluate"
+      description     = "Judges a succeeded job's tuned model against its alias's champion on held-out data; promotes or holds it."
+      memory          = "2Gi"
+      cpu             = "1"
+      timeout_seconds = 540
+      concurrency     = 1
+      max_instances   = 3
+    }
   }
 
   # The operators' team policies as TUNEDROP_TEAM_POLICIES reads them; a field left unset (null) is left out, so
@@ -71,6 +91,10 @@ locals {
     TUNEDROP_POLL_TOPIC                     = google_pubsub_topic.this["poll"].name
     TUNEDROP_COMPLETIONS_TOPIC              = google_pubsub_topic.this["completions"].name
     TUNEDROP_EVENTS_TOPIC                   = google_pubsub_topic.this["lifecycle"].name
+    TUNEDROP_EVALUATE_TOPIC                 = google_pubsub_topic.this["evaluate"].name
+    TUNEDROP_EVALUATION_MAX_COST_USD        = tostring(var.evaluation_max_cost_usd)
+    TUNEDROP_EVALUATION_CONCURRENCY         = tostring(var.evaluation_concurrency)
+    TUNEDROP_EVALUATION_MAX_EXAMPLES        = tostring(var.evaluation_max_examples)
     TUNEDROP_QUOTA                          = tostring(var.tuning_quota)
     TUNEDROP_QUOTA_REGIONS                  = join(",", var.quota_regions)
     TUNEDROP_BASE_MODEL                     = var.default_base_model

@@ -13,11 +13,15 @@ locals {
     "dispatch-aiplatform" = { function = "dispatch", role = "roles/aiplatform.user" }
     "poll-datastore"      = { function = "poll", role = "roles/datastore.user" }
     "poll-aiplatform"     = { function = "poll", role = "roles/aiplatform.user" }
+    # The gate reads the job, records its verdict, and moves aliases (<prefix>_aliases) in the same database.
+    "evaluate-datastore" = { function = "evaluate", role = "roles/datastore.user" }
   }
 
   # Who publishes where (the code's Publisher calls): queued jobs and freed slots wake the dispatcher;
   # outcomes go to the completions topic; every step of a job goes to the lifecycle (events) topic; the
-  # poller's reconciler notifies again uploads whose notification was lost.
+  # poller's reconciler notifies again uploads whose notification was lost. Whoever publishes a completion
+  # (shared/services/completions.py) also asks the gate to judge a SUCCEEDED job with promote_as, on the evaluate
+  # topic; the gate publishes its promoted / held / candidate_ready events on the completions topic.
   runtime_topic_publishers = {
     "upload-dispatch"      = { function = "upload", topic = "dispatch" }
     "upload-completions"   = { function = "upload", topic = "completions" }
@@ -28,6 +32,10 @@ locals {
     "poll-uploads"         = { function = "poll", topic = "uploads" }
     "poll-completions"     = { function = "poll", topic = "completions" }
     "poll-lifecycle"       = { function = "poll", topic = "lifecycle" }
+    "upload-evaluate"      = { function = "upload", topic = "evaluate" }
+    "dispatch-evaluate"    = { function = "dispatch", topic = "evaluate" }
+    "poll-evaluate"        = { function = "poll", topic = "evaluate" }
+    "evaluate-completions" = { function = "evaluate", topic = "completions" }
   }
 }
 
@@ -85,6 +93,54 @@ resource "google_storage_bucket_iam_member" "upload_copy_creator" {
     description = "Copies of validated datasets under ${local.staging_prefix} only."
     expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
   }
+}
+
+# The evaluation gate reads the held-out examples from Tunedrop's copy under tunedrop-staging/ only ...
+resource "google_storage_bucket_iam_member" "evaluate_held_out_reader" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectViewer"
+  member = "serviceAccount:${module.function["evaluate"].runtime_service_account_email}"
+  condition {
+    title       = "validated-copies-only"
+    description = "Copies of validated datasets under ${local.staging_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.staging_prefix}\")"
+  }
+}
+
+# ... and reads, writes and (on a redelivery) overwrites its results under reports/ only: the chunks it resumes
+# from (evaluation-parts/), evaluation.jsonl and report.html.
+resource "google_storage_bucket_iam_member" "evaluate_report_writer" {
+  bucket = google_storage_bucket.datasets.name
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${module.function["evaluate"].runtime_service_account_email}"
+  condition {
+    title       = "reports-only"
+    description = "Evaluation results and reports under ${local.reports_prefix} only."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${google_storage_bucket.datasets.name}/objects/${local.reports_prefix}\")"
+  }
+}
+
+# The gate calls two Vertex AI methods: PredictionService.GenerateContent, on publisher models and on tuned models'
+# endpoints ("aiplatform.endpoints.predict" on the model resource), and EvaluationService.EvaluateInstances
+# ("aiplatform.locations.evaluateInstances" on the location): package google.cloud.aiplatform.v1 / v1beta1,
+# https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rpc/google.cloud.aiplatform.v1beta1 (read
+# 2026-11-30). Every predefined role holding both (roles/aiplatform.user and up) also creates, deploys and deletes
+# models, endpoints and jobs; Vertex AI's access-control guide recommends a custom role for exactly such a case,
+# naming aiplatform.endpoints.predict as its example, https://cloud.google.com/vertex-ai/docs/general/access-control
+# (read 2026-11-30). So a custom role with those two permissions and nothing else. Whether the pairwise autorater
+# needs more of the caller, no page says: the first pairwise run against the real service will tell.
+resource "google_project_iam_custom_role" "evaluation_gate" {
+  project     = var.project_id
+  role_id     = "${replace(local.prefix, "-", "_")}_evaluation_gate"
+  title       = "Tunedrop evaluation gate"
+  description = "Generates answers with Gemini models and tuned endpoints (GenerateContent) and scores them (EvaluateInstances)."
+  permissions = ["aiplatform.endpoints.predict", "aiplatform.locations.evaluateInstances"]
+}
+
+resource "google_project_iam_member" "evaluate_vertex" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.evaluation_gate.name
+  member  = "serviceAccount:${module.function["evaluate"].runtime_service_account_email}"
 }
 
 # The poller's reconciler lists incoming/ to find uploads whose notification was lost.

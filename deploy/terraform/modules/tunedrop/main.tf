@@ -2,7 +2,7 @@
 #
 #   storage.tf     datasets bucket (+ notification into the uploads topic), sources bucket
 #   pubsub.tf      topics and one push subscription per (topic, function), each with a dead-letter queue
-#   functions.tf   the three functions and their environment (the settings of shared/config.py)
+#   functions.tf   the four functions and their environment (the settings of shared/config.py)
 #   iam.tf         the runtime service accounts' roles (tabled in deploy/README.md)
 #   firestore.tf   database, composite indexes (from ../../firestore_indexes.json) and the TTL policy
 #   scheduler.tf   the poll tick

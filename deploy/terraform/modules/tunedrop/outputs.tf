@@ -9,7 +9,7 @@ output "incoming_uri" {
 }
 
 output "topics" {
-  description = "Topic ids by role (uploads, dispatch, poll, completions, lifecycle)."
+  description = "Topic ids by role (uploads, dispatch, poll, completions, lifecycle, evaluate)."
   value       = { for key, topic in google_pubsub_topic.this : key => topic.id }
 }
 

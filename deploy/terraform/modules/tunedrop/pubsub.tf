@@ -5,6 +5,7 @@ locals {
     poll        = "${local.prefix}-poll"        # the scheduler's ticks
     completions = "${local.prefix}-completions" # CloudEvents (binary mode) when a job ends; for users
     lifecycle   = "${local.prefix}-events"      # lifecycle events (queued ... finished, stuck); for users
+    evaluate    = "${local.prefix}-evaluate"    # {"job_id": ...}: a succeeded job with promote_as, for the gate
   }
 
   # Topics users subscribe to: keep a week of messages so a late or new subscriber can seek back.
@@ -17,6 +18,7 @@ locals {
     "dispatch-to-dispatch" = { topic = "dispatch", function = "dispatch" }
     "poll-to-dispatch"     = { topic = "poll", function = "dispatch" }
     "poll-to-poll"         = { topic = "poll", function = "poll" }
+    "evaluate-to-evaluate" = { topic = "evaluate", function = "evaluate" }
   }
 
   # A tick is worth nothing after a few minutes; other messages wait up to a week for a healthy function.

@@ -31,7 +31,7 @@ variable "name_prefix" {
   type        = string
   default     = "tunedrop"
   validation {
-    # Keeps the longest service account id ("<prefix>-dispatch-inv") within 30 characters.
+    # Keeps the longest service account ids ("<prefix>-dispatch-inv", "<prefix>-evaluate-inv") within 30 characters.
     condition     = can(regex("^[a-z][a-z0-9-]{1,12}[a-z0-9]$", var.name_prefix))
     error_message = "name_prefix must be 3-14 lowercase letters, digits or dashes, starting with a letter."
   }
@@ -308,6 +308,37 @@ variable "upload_max_instances" {
   validation {
     condition     = var.upload_max_instances >= 1 && var.upload_max_instances <= 100
     error_message = "upload_max_instances must be 1..100."
+  }
+}
+
+variable "evaluation_max_cost_usd" {
+  description = "The most one evaluation-gate run may cost in USD, estimated before any model is called; over it no model is called and the verdict is inconclusive (TUNEDROP_EVALUATION_MAX_COST_USD). A team policy or a manifest's gate may only lower it."
+  type        = number
+  default     = 5
+  validation {
+    # The bounds shared/config.py accepts; 0 turns every evaluation into an inconclusive verdict.
+    condition     = var.evaluation_max_cost_usd >= 0 && var.evaluation_max_cost_usd <= 100000
+    error_message = "evaluation_max_cost_usd must be 0..100000 (USD)."
+  }
+}
+
+variable "evaluation_concurrency" {
+  description = "Model calls (GenerateContent) one evaluation makes at once (TUNEDROP_EVALUATION_CONCURRENCY); times the evaluate function's max instances, it bounds the gate's share of the project's Vertex AI quota."
+  type        = number
+  default     = 8
+  validation {
+    condition     = var.evaluation_concurrency >= 1 && var.evaluation_concurrency <= 64 && floor(var.evaluation_concurrency) == var.evaluation_concurrency
+    error_message = "evaluation_concurrency must be a whole number 1..64."
+  }
+}
+
+variable "evaluation_max_examples" {
+  description = "Held-out examples one evaluation judges at most, the first ones of the file (TUNEDROP_EVALUATION_MAX_EXAMPLES); each costs two generations and, for the pairwise metric, one autorater call."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.evaluation_max_examples >= 1 && var.evaluation_max_examples <= 10000 && floor(var.evaluation_max_examples) == var.evaluation_max_examples
+    error_message = "evaluation_max_examples must be a whole number 1..10000."
   }
 }
 
