@@ -231,6 +231,7 @@ def job_details(job: Job) -> list[str]:
         ("waiting", _waiting(job)),
         ("asked by", _asked(job.requested_by, job.request_reason)),
         ("cancel asked", _asked(job.cancel_requested_by, job.cancel_reason) if job.cancel_requested else ""),
+        ("gate", _gate_line(job)),
     ):
         if value:
             lines.append(f"  {label:<12} {printable(value)}")
@@ -304,6 +305,18 @@ def vertex_detail(job: Job) -> str:
             "the client library cannot read the service's own detail state)"
         )
     return f"{job.detail_state}{since}{inferred}"
+
+
+def _gate_line(job: Job) -> str:
+    """The evaluation gate's state for the job: pending, or its verdict and why."""
+    if not job.promote_as:
+        return ""
+    verdict = job.verdict
+    if verdict is None:
+        pending = "pending" if job.state is JobState.SUCCEEDED else "not evaluated"
+        return f"promote as {job.promote_as}: {pending}"
+    report = f" (report {verdict['report_uri']})" if verdict.get("report_uri") else ""
+    return f"promote as {job.promote_as}: {verdict.get('verdict')}: {verdict.get('reason', '')}{report}"
 
 
 def _waiting(job: Job) -> str:

@@ -295,3 +295,12 @@ def test_rollback_without_an_earlier_champion_is_refused(operated: Harness, caps
     evaluate(h, first)
     status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "try")
     assert status != 0 and champion(h) == first
+
+
+def test_tunedrop_job_shows_the_gate_pending_then_its_verdict(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100)
+    assert "  gate         promote as colours: pending" in cli.job_details(h.job(first))
+    evaluate(h, first)
+    (line,) = [line for line in cli.job_details(h.job(first)) if line.startswith("  gate")]
+    assert "promote as colours: better: the candidate beat the base model" in line
+    assert f"reports/{TEAM}/{first}/report.html" in line
