@@ -306,3 +306,19 @@ def test_the_example_environment_passes_the_gates_variables() -> None:
         assert "default" not in example.variables[variable] or one(example.variables[variable]["default"]) == one(
             load_module(TERRAFORM / MODULE).variables[variable]["default"]
         )
+
+
+def test_the_alerts_watch_the_gates_subscription_dead_letters_and_errors() -> None:
+    module = load_module(TERRAFORM / MODULE)
+    binding = Binding({"name_prefix": "tunedrop"})
+
+    def regex(name: str) -> str:
+        return str(interpolate(module.locals[name], module, binding))
+
+    # The dead-letter alert, the stuck-message alert and the dashboard select subscriptions by these patterns.
+    assert re.fullmatch(regex("dead_letter_subscription_regex"), "tunedrop-evaluate-to-evaluate-dlq")
+    assert re.fullmatch(regex("push_subscription_regex"), "tunedrop-evaluate-to-evaluate")
+    # The error-rate alert and the log-based metrics cover every function of local.functions, the gate among them.
+    assert "keys(local.functions)" in str(module.locals["function_metric_filter"])
+    assert "keys(local.functions)" in str(module.locals["function_service_regex"])
+    assert "local.function_service_regex" in str(module.locals["functions_log_filter"])
