@@ -68,6 +68,8 @@ class TeamPolicy:
     over_budget: OverBudget = "wait"  # a job that would exceed the budget waits QUEUED, or is REJECTED
     max_epochs: int | None = None
     allowed_label_keys: tuple[str, ...] | None = None
+    # The most one evaluation-gate run of the team's jobs may cost (it can only lower TUNEDROP_EVALUATION_MAX_COST_USD).
+    evaluation_max_cost_usd: float | None = None
 
     def allows_model(self, name: str) -> bool:
         """Whether the policy lets the team tune this model (a name, alias or resource name)."""
@@ -354,4 +356,5 @@ _FIELD_PARSERS: Final[Mapping[str, Callable[[Any], tuple[Any, str]]]] = {
     "over_budget": _over_budget,
     "max_epochs": _whole(*EPOCHS_RANGE),
     "allowed_label_keys": _names("label keys", _label_key),
+    "evaluation_max_cost_usd": _budget,
 }

@@ -154,7 +154,8 @@ class GateKeeper:
         examples = self._held_out(job)
         metric = resolve_metric(gate, (example.reference for example in examples))
         estimated = _estimate(examples, metric, job, contest, gate)
-        cap = cost_cap(gate, self._settings.evaluation_max_cost_usd)
+        team = self._settings.team_policies.for_team(job.team or self._settings.default_team)
+        cap = cost_cap(gate, self._settings.evaluation_max_cost_usd, team.evaluation_max_cost_usd)
         refusal = over_cap_reason(estimated, cap)
         extra = {
             "baseline_job": contest.baseline_job,

@@ -304,3 +304,14 @@ def test_tunedrop_job_shows_the_gate_pending_then_its_verdict(h: Harness) -> Non
     (line,) = [line for line in cli.job_details(h.job(first)) if line.startswith("  gate")]
     assert "promote as colours: better: the candidate beat the base model" in line
     assert f"reports/{TEAM}/{first}/report.html" in line
+
+
+def test_a_team_policy_lowers_the_evaluation_cost_cap() -> None:
+    policies = json.dumps({"teams": {TEAM: {"evaluation_max_cost_usd": 0.0000001}}})
+    h = make_harness({"TUNEDROP_TEAM_POLICIES": policies}, quota=3)
+    first = tuned_job(h, "first", quality=100)
+    before = len(h.answers.calls)
+    assert evaluate(h, first) == "held"
+    assert len(h.answers.calls) == before
+    verdict = h.job(first).verdict
+    assert verdict is not None and verdict["cost_cap_usd"] == 0.0000001
