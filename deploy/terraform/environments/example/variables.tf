@@ -114,14 +114,15 @@ variable "teams" {
 variable "default_team_policy" {
   description = "Policy of every team without one of its own (deploy/README.md, \"Team policies\"). Validated by the module."
   type = object({
-    allowed_models     = optional(list(string))
-    max_priority       = optional(number)
-    max_slots          = optional(number)
-    weight             = optional(number)
-    monthly_budget_usd = optional(number)
-    over_budget        = optional(string)
-    max_epochs         = optional(number)
-    allowed_label_keys = optional(list(string))
+    allowed_models          = optional(list(string))
+    max_priority            = optional(number)
+    max_slots               = optional(number)
+    weight                  = optional(number)
+    monthly_budget_usd      = optional(number)
+    over_budget             = optional(string)
+    max_epochs              = optional(number)
+    allowed_label_keys      = optional(list(string))
+    evaluation_max_cost_usd = optional(number)
   })
   default = {}
 }
@@ -159,14 +160,15 @@ variable "tuning_prices" {
 variable "team_policies" {
   description = "Policies by team, set by operators; a field left out is default_team_policy's. Validated by the module."
   type = map(object({
-    allowed_models     = optional(list(string))
-    max_priority       = optional(number)
-    max_slots          = optional(number)
-    weight             = optional(number)
-    monthly_budget_usd = optional(number)
-    over_budget        = optional(string)
-    max_epochs         = optional(number)
-    allowed_label_keys = optional(list(string))
+    allowed_models          = optional(list(string))
+    max_priority            = optional(number)
+    max_slots               = optional(number)
+    weight                  = optional(number)
+    monthly_budget_usd      = optional(number)
+    over_budget             = optional(string)
+    max_epochs              = optional(number)
+    allowed_label_keys      = optional(list(string))
+    evaluation_max_cost_usd = optional(number)
   }))
   default = {}
 }

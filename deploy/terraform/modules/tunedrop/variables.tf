@@ -472,14 +472,15 @@ variable "staging_retention_days" {
 variable "default_team_policy" {
   description = "Team policy of every team without one of its own, and the fields a team's policy leaves out (TUNEDROP_TEAM_POLICIES; deploy/README.md, \"Team policies\"). Unset fields: today's behaviour (every model, priority up to 1000, no slot cap, weight 1, no budget, no epoch cap beyond the model's, any label key)."
   type = object({
-    allowed_models     = optional(list(string))
-    max_priority       = optional(number)
-    max_slots          = optional(number)
-    weight             = optional(number)
-    monthly_budget_usd = optional(number)
-    over_budget        = optional(string)
-    max_epochs         = optional(number)
-    allowed_label_keys = optional(list(string))
+    allowed_models          = optional(list(string))
+    max_priority            = optional(number)
+    max_slots               = optional(number)
+    weight                  = optional(number)
+    monthly_budget_usd      = optional(number)
+    over_budget             = optional(string)
+    max_epochs              = optional(number)
+    allowed_label_keys      = optional(list(string))
+    evaluation_max_cost_usd = optional(number)
   })
   default  = {}
   nullable = false
@@ -490,11 +491,12 @@ variable "default_team_policy" {
       policy.max_slots == null ? true : (policy.max_slots >= 1 && policy.max_slots <= 1000 && floor(policy.max_slots) == policy.max_slots),
       policy.weight == null ? true : (policy.weight >= 1 && policy.weight <= 1000 && floor(policy.weight) == policy.weight),
       policy.monthly_budget_usd == null ? true : policy.monthly_budget_usd >= 0,
+      policy.evaluation_max_cost_usd == null ? true : policy.evaluation_max_cost_usd >= 0,
       policy.over_budget == null ? true : contains(["wait", "reject"], policy.over_budget),
       policy.max_epochs == null ? true : (policy.max_epochs >= 1 && policy.max_epochs <= 10000 && floor(policy.max_epochs) == policy.max_epochs),
       policy.allowed_label_keys == null ? true : alltrue([for key in policy.allowed_label_keys : can(regex("^[a-z][a-z0-9_-]{0,62}$", key))]),
     ])])
-    error_message = "default_team_policy: allowed_models must not be empty; max_priority a whole number -1000..1000; max_slots and weight whole numbers 1..1000; monthly_budget_usd 0 or more; over_budget \"wait\" or \"reject\"; max_epochs a whole number 1..10000; allowed_label_keys valid Vertex AI label keys. Tunedrop checks model names at cold start."
+    error_message = "default_team_policy: allowed_models must not be empty; max_priority a whole number -1000..1000; max_slots and weight whole numbers 1..1000; monthly_budget_usd and evaluation_max_cost_usd 0 or more; over_budget \"wait\" or \"reject\"; max_epochs a whole number 1..10000; allowed_label_keys valid Vertex AI label keys. Tunedrop checks model names at cold start."
   }
 }
 
@@ -517,14 +519,15 @@ variable "policy_change" {
 variable "team_policies" {
   description = "Team policies by team name, set by operators: a field left out is default_team_policy's (TUNEDROP_TEAM_POLICIES; deploy/README.md, \"Team policies\"). An upload asking for more than its team's policy allows is REJECTED naming the policy."
   type = map(object({
-    allowed_models     = optional(list(string))
-    max_priority       = optional(number)
-    max_slots          = optional(number)
-    weight             = optional(number)
-    monthly_budget_usd = optional(number)
-    over_budget        = optional(string)
-    max_epochs         = optional(number)
-    allowed_label_keys = optional(list(string))
+    allowed_models          = optional(list(string))
+    max_priority            = optional(number)
+    max_slots               = optional(number)
+    weight                  = optional(number)
+    monthly_budget_usd      = optional(number)
+    over_budget             = optional(string)
+    max_epochs              = optional(number)
+    allowed_label_keys      = optional(list(string))
+    evaluation_max_cost_usd = optional(number)
   }))
   default  = {}
   nullable = false
@@ -539,10 +542,11 @@ variable "team_policies" {
       policy.max_slots == null ? true : (policy.max_slots >= 1 && policy.max_slots <= 1000 && floor(policy.max_slots) == policy.max_slots),
       policy.weight == null ? true : (policy.weight >= 1 && policy.weight <= 1000 && floor(policy.weight) == policy.weight),
       policy.monthly_budget_usd == null ? true : policy.monthly_budget_usd >= 0,
+      policy.evaluation_max_cost_usd == null ? true : policy.evaluation_max_cost_usd >= 0,
       policy.over_budget == null ? true : contains(["wait", "reject"], policy.over_budget),
       policy.max_epochs == null ? true : (policy.max_epochs >= 1 && policy.max_epochs <= 10000 && floor(policy.max_epochs) == policy.max_epochs),
       policy.allowed_label_keys == null ? true : alltrue([for key in policy.allowed_label_keys : can(regex("^[a-z][a-z0-9_-]{0,62}$", key))]),
     ])])
-    error_message = "team_policies: allowed_models must not be empty; max_priority a whole number -1000..1000; max_slots and weight whole numbers 1..1000; monthly_budget_usd 0 or more; over_budget \"wait\" or \"reject\"; max_epochs a whole number 1..10000; allowed_label_keys valid Vertex AI label keys. Tunedrop checks model names at cold start."
+    error_message = "team_policies: allowed_models must not be empty; max_priority a whole number -1000..1000; max_slots and weight whole numbers 1..1000; monthly_budget_usd and evaluation_max_cost_usd 0 or more; over_budget \"wait\" or \"reject\"; max_epochs a whole number 1..10000; allowed_label_keys valid Vertex AI label keys. Tunedrop checks model names at cold start."
   }
 }
