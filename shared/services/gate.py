@@ -195,13 +195,19 @@ class GateKeeper:
         uri = job.tuning_evaluation_uri or job.evaluation_uri
         generation = None if job.tuning_evaluation_uri else job.evaluation_generation or None
         bucket, _, name = uri.removeprefix("gs://").partition("/")
+        most = self._settings.evaluation_max_examples
+        examples: list[HeldOut] = []
         try:
             with self._blobs.open(bucket, name, generation) as reader:
-                lines = reader.read().decode("utf-8").splitlines()
+                for raw in reader:  # line by line: only the first ones judged are kept in memory
+                    example = _held_out_example(raw.decode("utf-8", errors="replace"))
+                    if example is not None:
+                        examples.append(example)
+                    if len(examples) >= most:
+                        break
         except ObjectMissing as exc:
             raise TransientError(f"the held-out dataset {uri} cannot be read: {exc}") from exc
-        examples = [example for example in map(_held_out_example, lines) if example is not None]
-        return examples[: self._settings.evaluation_max_examples]
+        return examples
 
     def _rows(
         self, job: Job, contest: Contest, examples: Sequence[HeldOut], metric: str, gate: Gate
@@ -263,10 +269,15 @@ class GateKeeper:
     ) -> tuple[list[float], list[float], float]:
         """(candidate scores, baseline scores, judge calls per example)."""
         if metric == "pairwise":
-            choices = [
-                self._judge.compare(e.prompt, c.text, b.text, e.reference, gate.judge_template)
-                for e, c, b in zip(examples, candidates, baselines, strict=True)
-            ]
+            # One judge call per example: at the same bounded concurrency as the answers.
+            def compare(trio: tuple[HeldOut, Generated, Generated]) -> float:
+                example, candidate, baseline = trio
+                return self._judge.compare(
+                    example.prompt, candidate.text, baseline.text, example.reference, gate.judge_template
+                )
+
+            with ThreadPoolExecutor(max_workers=self._settings.evaluation_concurrency) as pool:
+                choices = list(pool.map(compare, zip(examples, candidates, baselines, strict=True)))
             candidate, baseline = pairwise_scores(choices)
             return candidate, baseline, 1.0
         candidate = self._judge.score(

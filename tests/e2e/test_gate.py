@@ -87,53 +87,65 @@ def _tunedrop(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[st
     )
 
 
+def _judge_four(env: dict[str, str], run: str, alias: str) -> tuple[dict[str, str], list[Completion]]:
+    """First (promoted over the base model), worse (held), better (promoted), capped (held, no model called):
+    their job ids, and every event read."""
+    reader = CompletionReader(env)
+    seen: list[Completion] = []
+    jobs: dict[str, str] = {}
+    try:
+        jobs["first"] = _tune(env, run, "first", 60)
+        promoted = _verdict_of(reader, jobs["first"], seen)
+        assert promoted.attributes["ce-type"] == "tunedrop.model.v1.promoted", promoted.data
+        assert promoted.data["verdict"]["baseline_model"].endswith("/publishers/google/models/gemini-3.5-flash")
+        assert _champion(alias) == jobs["first"]
+
+        jobs["worse"] = _tune(env, run, "worse", 5)
+        held = _verdict_of(reader, jobs["worse"], seen)
+        assert held.attributes["ce-type"] == "tunedrop.model.v1.held", held.data
+        assert held.data["verdict"]["baseline_job"] == jobs["first"] and _champion(alias) == jobs["first"]
+
+        jobs["better"] = _tune(env, run, "better", 100)
+        assert _verdict_of(reader, jobs["better"], seen).attributes["ce-type"] == "tunedrop.model.v1.promoted"
+        assert _champion(alias) == jobs["better"]
+
+        jobs["capped"] = _tune(env, run, "capped", 100, gate={"max_cost_usd": 0.000001})
+        _verdict_of(reader, jobs["capped"], seen)
+        seen.extend(reader.read_until(lambda got: False, timeout=3))  # anything published twice arrives meanwhile
+    finally:
+        reader.close()
+    return jobs, seen
+
+
+def _assert_capped_called_no_model(env: dict[str, str], seen: list[Completion], capped: str) -> None:
+    (refused,) = [
+        e for e in seen if e.data.get("job_id") == capped and e.attributes["ce-type"].startswith("tunedrop.model")
+    ]
+    assert refused.attributes["ce-type"] == "tunedrop.model.v1.held"
+    assert refused.data["verdict"]["verdict"] == "inconclusive" and refused.data["verdict"]["calls"] == 0
+    assert "over the cap" in refused.data["reason"]
+    # No model was asked: nothing of the evaluation was written for it.
+    names = [b.name for b in bucket(env).list_blobs(prefix=f"reports/{TEAM}/{capped}/")]
+    assert not [n for n in names if "evaluation" in n], names
+
+
 def test_the_gate_promotes_better_models_holds_a_worse_one_and_a_rollback_restores(stack_env: dict[str, str]) -> None:
     env = stack_env
     run = uuid.uuid4().hex[:6]
     alias = f"colours-{run}"
     bucket(env).blob(f"datasets/{TEAM}/{run}-held-out.jsonl").upload_from_string(HELD_OUT)
-    reader = CompletionReader(env)
-    seen: list[Completion] = []
-    try:
-        first = _tune(env, run, "first", 60)
-        promoted = _verdict_of(reader, first, seen)
-        assert promoted.attributes["ce-type"] == "tunedrop.model.v1.promoted", promoted.data
-        assert promoted.data["verdict"]["baseline_model"].endswith("/publishers/google/models/gemini-3.5-flash")
-        assert _champion(alias) == first
+    jobs, seen = _judge_four(env, run, alias)
 
-        worse = _tune(env, run, "worse", 5)
-        held = _verdict_of(reader, worse, seen)
-        assert held.attributes["ce-type"] == "tunedrop.model.v1.held", held.data
-        assert held.data["verdict"]["baseline_job"] == first and _champion(alias) == first
-
-        better = _tune(env, run, "better", 100)
-        assert _verdict_of(reader, better, seen).attributes["ce-type"] == "tunedrop.model.v1.promoted"
-        assert _champion(alias) == better
-
-        capped = _tune(env, run, "capped", 100, gate={"max_cost_usd": 0.000001})
-        refused = _verdict_of(reader, capped, seen)
-        seen.extend(reader.read_until(lambda got: False, timeout=3))  # anything published twice arrives meanwhile
-    finally:
-        reader.close()
-
-    assert refused.attributes["ce-type"] == "tunedrop.model.v1.held"
-    assert refused.data["verdict"]["verdict"] == "inconclusive" and refused.data["verdict"]["calls"] == 0
-    assert "over the cap" in refused.data["reason"]
-    store = build_app().store
-    capped_job = store.get(capped)
-    assert capped_job is not None
-    # No model was asked: nothing of the evaluation was written for it.
-    names = [b.name for b in bucket(env).list_blobs(prefix=f"reports/{TEAM}/{capped}/")]
-    assert not [n for n in names if "evaluation" in n], names
+    _assert_capped_called_no_model(env, seen, jobs["capped"])
     # Each verdict announced exactly once.
     gate_ids = [e.attributes["ce-id"] for e in seen if e.attributes.get("ce-type", "").startswith("tunedrop.model.v1.")]
     assert sorted(gate_ids) == sorted(set(gate_ids)) and len(gate_ids) == 4
     # The report people look at was written beside the results.
-    report = bucket(env).blob(f"reports/{TEAM}/{better}/report.html").download_as_text()
-    assert 'id="gate"' in report and better in report
+    report = bucket(env).blob(f"reports/{TEAM}/{jobs['better']}/report.html").download_as_text()
+    assert 'id="gate"' in report and jobs["better"] in report
 
     rolled = _tunedrop(env, "rollback", alias, "--reason", "e2e: users prefer the earlier answers")
     assert rolled.returncode == 0, rolled.stderr
-    assert _champion(alias) == first
+    assert _champion(alias) == jobs["first"]
     shown = json.loads(_tunedrop(env, "alias", alias, "--json").stdout)
-    assert shown["champion_job_id"] == first
+    assert shown["champion_job_id"] == jobs["first"]
