@@ -137,7 +137,8 @@ class GateKeeper:
     # ------------------------------------------------------------------------------------------ who against whom
 
     def _contest(self, job: Job, alias: Alias | None) -> Contest:
-        champion = alias.champion if alias is not None else None
+        # Another team's alias (taken after this job's upload was checked) is no champion of this job's.
+        champion = alias.champion if alias is not None and alias.team == self._team(job) else None
         if champion is not None and champion.job_id == job.job_id:
             # Promoted already by an earlier delivery that stopped before its event: judge as it did.
             champion = alias.history[-1] if alias is not None and alias.history else None
@@ -293,22 +294,23 @@ class GateKeeper:
         if gate.manual:
             kind = "candidate_ready"
         elif summary["verdict"] == "better":
-            self._promote(job, contest)
-            kind = "promoted"
+            refused = self._promote(job, contest)
+            kind = "held" if refused else "promoted"
+            summary = {**summary, "reason": refused} if refused else summary
         else:
             kind = "held"
-        alias = self._store.read_alias(job.promote_as)
-        event = model_event(
-            job, kind, summary, alias.value if alias else None, project=self._settings.project, now=self._clock()
-        )
+        found = self._store.read_alias(job.promote_as)
+        alias = found.value if found is not None and found.value.team == self._team(job) else None
+        event = model_event(job, kind, summary, alias, project=self._settings.project, now=self._clock())
         self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
         event_id = event.attributes["ce-id"]
         self._store.update(job.job_id, lambda latest: latest.with_fields(gate_event_id=event_id))
         logs.info("model event published", ce_id=event_id, ce_type=event.attributes["ce-type"])
         return kind
 
-    def _promote(self, job: Job, contest: Contest) -> None:
-        """Move the alias to the job's model, only from the champion it was judged against."""
+    def _promote(self, job: Job, contest: Contest) -> str:
+        """Move the alias to the job's model, only from the champion it was judged against; the reason it may not
+        ("" when moved): the alias is another team's."""
         champion = Champion(
             job_id=job.job_id,
             tuned_model=job.tuned_model,
@@ -318,12 +320,14 @@ class GateKeeper:
             base_model=job.base_model,
             reason=f"the evaluation gate: better than {contest.baseline_name}",
         )
-        team = job.team or self._settings.default_team
+        team = self._team(job)
         for _ in range(MAX_ALIAS_ATTEMPTS):
             found = self._store.read_alias(job.promote_as)
             alias = found.value if found is not None else Alias(job.promote_as, team)
+            if alias.team != team:
+                return f"alias {job.promote_as} is team {alias.team}'s, and this job is team {team}'s: not moved"
             if alias.champion is not None and alias.champion.job_id == job.job_id:
-                return  # moved by an earlier delivery
+                return ""  # moved by an earlier delivery
             judged_against = alias.champion.job_id if alias.champion is not None else ""
             if judged_against != contest.baseline_job:
                 raise TransientError(
@@ -332,13 +336,16 @@ class GateKeeper:
                 )
             if self._store.write_alias(alias.promoted(champion), found.version if found is not None else None):
                 logs.info("alias promoted", alias=job.promote_as, champion=job.job_id)
-                return
+                return ""
         raise TransientError(f"alias {job.promote_as} kept changing; the delivery is retried")
 
     # ------------------------------------------------------------------------------------------ files
 
+    def _team(self, job: Job) -> str:
+        return job.team or self._settings.default_team
+
     def _stem(self, job: Job) -> str:
-        return f"{self._settings.reports_prefix}{job.team or self._settings.default_team}/{job.job_id}"
+        return f"{self._settings.reports_prefix}{self._team(job)}/{job.job_id}"
 
     def _write(self, job: Job, leaf: str, text: str, kind: str) -> str:
         content_type = {"jsonl": "application/x-ndjson", "html": "text/html; charset=utf-8"}[kind]

@@ -38,18 +38,18 @@ TRAINING = "".join(example(f"Which colour is item {n}?", answer(n)) + "\n" for n
 HELD = "".join(example(f"Name the colour of item {n}.", answer(n)) + "\n" for n in range(HELD_OUT))
 
 
-def tuned_job(h: Harness, name: str, *, quality: int, gate: dict[str, Any] | None = None) -> str:
+def tuned_job(h: Harness, name: str, *, quality: int, gate: dict[str, Any] | None = None, team: str = TEAM) -> str:
     """Upload a manifest with promote_as, tune it (the fake's endpoint answers at `quality` percent), succeed it,
     and return its id; its evaluate request is then on the evaluate topic."""
-    h.blobs.put("ds", f"datasets/{TEAM}/{name}-train.jsonl", TRAINING.encode())
-    h.blobs.put("ds", f"datasets/{TEAM}/held-out.jsonl", HELD.encode())
+    h.blobs.put("ds", f"datasets/{team}/{name}-train.jsonl", TRAINING.encode())
+    h.blobs.put("ds", f"datasets/{team}/held-out.jsonl", HELD.encode())
     manifest = {
-        "training_dataset": f"datasets/{TEAM}/{name}-train.jsonl",
-        "evaluation_dataset": f"datasets/{TEAM}/held-out.jsonl",
+        "training_dataset": f"datasets/{team}/{name}-train.jsonl",
+        "evaluation_dataset": f"datasets/{team}/held-out.jsonl",
         "promote_as": ALIAS,
         "gate": {"min_examples": 30, **(gate or {})},
     }
-    job_id = h.upload(f"incoming/{TEAM}/{name}.json", data=json.dumps(manifest))
+    job_id = h.upload(f"incoming/{team}/{name}.json", data=json.dumps(manifest))
     assert h.job(job_id).state is JobState.QUEUED, h.job(job_id).validation
     h.app.dispatcher.dispatch()
     vertex = h.job(job_id).vertex_job_name
@@ -190,6 +190,21 @@ def test_a_job_of_another_team_cannot_take_the_alias(h: Harness) -> None:
     job = h.job(h.upload("incoming/ads/m.json", data=json.dumps(manifest)))
     assert job.state is JobState.REJECTED
     assert "alias_other_team" in job.validation["error_counts"]
+
+
+def test_a_job_of_another_team_uploaded_before_the_alias_existed_does_not_move_it(h: Harness) -> None:
+    # Both uploads pass (no alias yet); the kitchen's job takes the alias first; the ads job, better than the base
+    # model, is held and never judged against the kitchen's champion.
+    ads = tuned_job(h, "ads", quality=100, team="ads")
+    first = tuned_job(h, "first", quality=60)
+    assert evaluate(h, first) == "promoted"
+    assert evaluate(h, ads) == "held"
+    assert champion(h) == first
+    assert h.job(ads).verdict["baseline_job"] == ""  # type: ignore[index]
+    (attributes, data) = gate_events(h)[-1]
+    assert (data["job_id"], data["kind"], data["champion"]) == (ads, "held", None)
+    assert "is team kitchen's" in data["reason"]
+    assert_valid_model_event(attributes, data)
 
 
 @pytest.mark.parametrize(
