@@ -49,7 +49,16 @@ from shared.gate import (
     resolve_metric,
 )
 from shared.jobs import Job, JobState
-from shared.ports import BlobStore, Generated, JobStore, Judge, ModelAnswers, ObjectMissing, Publisher
+from shared.ports import (
+    BlobStore,
+    Generated,
+    JobStore,
+    Judge,
+    ModelAnswers,
+    ObjectMissing,
+    Publisher,
+    TuningRejected,
+)
 from shared.report_html import render_report
 
 CHUNK: Final = 20  # examples judged and written at a time: what a crash can cost again
@@ -170,7 +179,11 @@ class GateKeeper:
             logs.warning("gate evaluation over its cost cap: no model called", estimated_usd=estimated, cap_usd=cap)
             return {**_plain(not_evaluated(gate, metric, refusal)), **extra, "calls": 0}
         started = time.perf_counter()
-        rows = list(self._rows(job, contest, examples, metric, gate))
+        try:
+            rows = list(self._rows(job, contest, examples, metric, gate))
+        except TuningRejected as exc:  # refused for good (a held-out example, a model, a permission): held, said why
+            logs.warning("gate evaluation refused by Vertex AI", error=str(exc))
+            return {**_plain(not_evaluated(gate, metric, f"the evaluation could not run: {exc}")), **extra}
         seconds = time.perf_counter() - started
         candidate = [row["candidate_score"] for row in rows]
         baseline = [row["baseline_score"] for row in rows]

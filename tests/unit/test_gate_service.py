@@ -4,6 +4,7 @@ champion (or the base model) on its held-out set, promoted only when better, and
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -204,6 +205,28 @@ def test_a_job_of_another_team_uploaded_before_the_alias_existed_does_not_move_i
     (attributes, data) = gate_events(h)[-1]
     assert (data["job_id"], data["kind"], data["champion"]) == (ads, "held", None)
     assert "is team kitchen's" in data["reason"]
+    assert_valid_model_event(attributes, data)
+
+
+def test_a_held_out_example_vertex_ai_refuses_holds_the_job_with_the_reason(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Upload validation lets an unknown key on a turn through; GenerateContent refuses it for good. The delivery
+    # must still end in a verdict and an event, not be acknowledged with the job pending for ever.
+    odd = {
+        "contents": [
+            {"role": "user", "parts": [{"text": "Hi"}], "mood": "odd"},
+            {"role": "model", "parts": [{"text": "x"}]},
+        ]
+    }
+    monkeypatch.setattr(sys.modules[__name__], "HELD", HELD + json.dumps(odd) + "\n")
+    first = tuned_job(h, "first", quality=100)
+    assert evaluate(h, first) == "held"
+    verdict = h.job(first).verdict
+    assert verdict is not None and verdict["verdict"] == "inconclusive"
+    assert "could not run" in verdict["reason"] and "mood" in verdict["reason"]
+    ((attributes, data),) = gate_events(h)
+    assert data["kind"] == "held" and h.store.read_alias(ALIAS) is None
     assert_valid_model_event(attributes, data)
 
 
