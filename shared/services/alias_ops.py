@@ -67,9 +67,7 @@ class AliasOperations:
 
         return self._move(name, back, request, "rollback")
 
-    def _move(
-        self, name: str, change: Callable[[Alias | None], Alias], request: OperatorRequest, action: str
-    ) -> Alias:
+    def _move(self, name: str, change: Callable[[Alias | None], Alias], request: OperatorRequest, action: str) -> Alias:
         for _ in range(MAX_ALIAS_ATTEMPTS):
             found = self._store.read_alias(name)
             moved = change(found.value if found is not None else None)
