@@ -35,6 +35,7 @@ from shared.errors import TransientError
 from shared.evaluation import named_results
 from shared.events import model_event
 from shared.gate import (
+    EvaluationPrices,
     Gate,
     GateSummary,
     ScoredMetric,
@@ -179,8 +180,16 @@ class GateKeeper:
             logs.warning("gate evaluation over its cost cap: no model called", estimated_usd=estimated, cap_usd=cap)
             return {**_plain(not_evaluated(gate, metric, refusal)), **extra, "calls": 0}
         started = time.perf_counter()
+        prices = evaluation_prices(job.base_model, contest.baseline_base_model or job.base_model)
+        rows: list[dict[str, Any]] = []
         try:
-            rows = list(self._rows(job, contest, examples, metric, gate))
+            for row in self._rows(job, contest, examples, metric, gate):  # a chunk is asked for only when reached
+                rows.append(row)
+                more = len(rows) < len(examples)
+                overspent = _overspent(rows, prices, cap) if more and len(rows) % CHUNK == 0 else ""
+                if overspent:  # the estimate is no bound on what the models write: stop before the next chunk
+                    logs.warning("gate evaluation stopped at its cost cap", reason=overspent)
+                    return {**_plain(not_evaluated(gate, metric, overspent)), **extra}
         except TuningRejected as exc:  # refused for good (a held-out example, a model, a permission): held, said why
             logs.warning("gate evaluation refused by Vertex AI", error=str(exc))
             return {**_plain(not_evaluated(gate, metric, f"the evaluation could not run: {exc}")), **extra}
@@ -384,6 +393,20 @@ def _estimate(examples: Sequence[HeldOut], metric: ScoredMetric, job: Job, conte
     answer = sum(_tokens(e.reference) for e in examples) / len(examples)
     prices = evaluation_prices(job.base_model, contest.baseline_base_model or job.base_model)
     return estimate(len(examples), prompt, answer, metric, prices, judge_template=gate.judge_template)
+
+
+def _overspent(rows: Sequence[Mapping[str, Any]], prices: EvaluationPrices, cap: float) -> str:
+    """Why the evaluation stops ("" when it goes on): what both models' answers cost so far (their exact token
+    counts, at the dearer model's prices; the pairwise judge's part is not counted) is over the cap."""
+    dearer = max(prices.candidate, prices.baseline, key=lambda price: price.output_per_million_usd)
+    prompt, output = (sum(int(row[key]) for row in rows) for key in ("prompt_tokens", "output_tokens"))
+    spent = (prompt * dearer.input_per_million_usd + output * dearer.output_per_million_usd) / 1_000_000
+    if spent <= cap:
+        return ""
+    return (
+        f"the evaluation stopped after {len(rows)} examples: the answers so far cost about ${spent:.2f}, over the cap "
+        f"of ${cap:.2f} (the models wrote more than estimated), so nothing shows the candidate is better"
+    )
 
 
 def _candidate(job: Job) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import pytest
 from shared import bootstrap, cli
 from shared.adapters.identity import FixedOperator, Operator
 from shared.jobs import JobState
-from shared.ports import TuningUnavailable
+from shared.ports import Generated, TuningUnavailable
 from tests.eventschema import assert_valid_completion, assert_valid_model_event
 from tests.fakes import Harness, make_harness
 
@@ -353,3 +353,22 @@ def test_a_team_policy_lowers_the_evaluation_cost_cap() -> None:
     assert len(h.answers.calls) == before
     verdict = h.job(first).verdict
     assert verdict is not None and verdict["cost_cap_usd"] == 0.0000001
+
+
+def test_answers_costing_more_than_estimated_stop_the_evaluation_at_the_cap(h: Harness) -> None:
+    # The estimate takes answers as long as the references; a model that writes (or thinks) far more is stopped
+    # at the first chunk boundary over the cap, not allowed to spend on.
+    first = tuned_job(h, "first", quality=100)
+    original = h.answers.generate
+
+    def verbose(*args: Any, **kwargs: Any) -> Generated:
+        said = original(*args, **kwargs)
+        return Generated(said.text, said.prompt_tokens, 100_000)  # $0.90 an answer at gemini-3.5-flash's price
+
+    h.answers.generate = verbose  # type: ignore[method-assign]
+    before = len(h.answers.calls)
+    assert evaluate(h, first) == "held"
+    assert len(h.answers.calls) - before == 2 * 20  # one chunk, then stopped
+    verdict = h.job(first).verdict
+    assert verdict is not None and verdict["verdict"] == "inconclusive"
+    assert "stopped after 20 examples" in verdict["reason"] and h.store.read_alias(ALIAS) is None
