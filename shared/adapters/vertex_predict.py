@@ -90,7 +90,9 @@ def generate_request(
     model: str, contents: Sequence[Mapping[str, Any]], system_instruction: Mapping[str, Any] | None
 ) -> aiplatform_v1.GenerateContentRequest:
     """The request, from Gemini contents as a dataset holds them (camelCase or snake_case keys)."""
-    body: dict[str, Any] = {"model": model, "contents": list(contents)}
+    # Temperature 0: the gate compares two models, so each should give its most likely answer, the same when a
+    # delivery is repeated (GenerationConfig.temperature, aiplatform_v1 2.7).
+    body: dict[str, Any] = {"model": model, "contents": list(contents), "generationConfig": {"temperature": 0.0}}
     if system_instruction is not None:
         body["systemInstruction"] = system_instruction
     try:

@@ -141,8 +141,18 @@ class GateKeeper:
         if recorded is not None and recorded.get("baseline_job", "") == contest.baseline_job:
             return recorded
         summary = self._judge_now(job, contest)
-        self._store.update(job.job_id, lambda latest: latest.with_fields(verdict=summary))
-        return summary
+
+        def first_wins(latest: Job) -> Job | None:
+            # Two deliveries judging at once may disagree (a model's answers vary): the verdict stored first is
+            # the one both act on, so the job never gets a promoted and a held event.
+            stored = latest.verdict
+            if stored is not None and stored.get("baseline_job", "") == contest.baseline_job:
+                return None
+            return latest.with_fields(verdict=summary)
+
+        updated = self._store.update(job.job_id, first_wins)
+        stored = updated.job.verdict if updated is not None else None
+        return stored if stored is not None else summary
 
     # ------------------------------------------------------------------------------------------ who against whom
 

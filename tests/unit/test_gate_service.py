@@ -372,3 +372,24 @@ def test_answers_costing_more_than_estimated_stop_the_evaluation_at_the_cap(h: H
     verdict = h.job(first).verdict
     assert verdict is not None and verdict["verdict"] == "inconclusive"
     assert "stopped after 20 examples" in verdict["reason"] and h.store.read_alias(ALIAS) is None
+
+
+def test_two_deliveries_judging_at_once_act_on_the_verdict_stored_first(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tuned_job(h, "first", quality=100)
+    gate = h.app.gate
+    assert gate is not None
+    judge_now = gate._judge_now  # the step a concurrent delivery races with
+
+    def raced(job: Any, contest: Any) -> dict[str, Any]:
+        mine = judge_now(job, contest)
+        # Meanwhile the other delivery stored its verdict, which disagrees (a model's answers vary).
+        theirs = {**mine, "verdict": "inconclusive", "reason": "the other delivery's"}
+        h.store.update(first, lambda latest: latest.with_fields(verdict=theirs))
+        return mine
+
+    monkeypatch.setattr(gate, "_judge_now", raced)
+    assert evaluate(h, first) == "held"
+    assert h.job(first).verdict["reason"] == "the other delivery's"  # type: ignore[index]
+    assert h.store.read_alias(ALIAS) is None
