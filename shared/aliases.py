@@ -34,11 +34,24 @@ class Champion(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     reason: str = ""
 
 
+class Announcement(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """An operator's move of the alias, written with the move and cleared once its event is published: a command
+    that died in between announces it when run again (same ce-id), rather than moving the alias a second time."""
+
+    event_id: str
+    action: str  # promote or rollback
+    actor: str
+    reason: str
+
+
 class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     name: str
     team: str
     champion: Champion | None = None
     history: tuple[Champion, ...] = ()  # earlier champions, oldest first
+    revision: int = 0  # moves so far: an operator's move is announced as <alias>/<revision>
+    retired: tuple[str, ...] = ()  # jobs an operator rolled the alias back from: the gate never promotes them again
+    pending: Announcement | None = None
 
     def promoted(self, champion: Champion) -> Alias:
         """The alias with `champion` in use; the one it replaces goes to the history."""
@@ -51,13 +64,18 @@ class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         """The alias back on the champion before this one (the current one is dropped from it)."""
         if not self.history:
             raise AliasError(f"alias {self.name} has no earlier champion to roll back to")
-        return msgspec.structs.replace(self, champion=self.history[-1], history=self.history[:-1])
+        retired = (*self.retired, self.champion.job_id) if self.champion is not None else self.retired
+        return msgspec.structs.replace(
+            self, champion=self.history[-1], history=self.history[:-1], retired=retired[-MAX_HISTORY:]
+        )
 
 
 def alias_document(alias: Alias) -> dict[str, object]:
     """The alias as stored (plain data; datetimes stay datetimes, as Firestore takes them)."""
     document: dict[str, object] = msgspec.to_builtins(alias, builtin_types=(datetime,))
-    document["history"] = list(alias.history and document["history"])  # type: ignore[call-overload]  # an array
+    # Firestore stores arrays, not tuples.
+    document["history"] = list(alias.history and document["history"])  # type: ignore[call-overload]
+    document["retired"] = list(alias.retired)
     return document
 
 

@@ -576,8 +576,13 @@ def promote_command(name: str, job_id: str, reason: ReasonOption, json_output: J
     alias = app.aliases.promote(name, job_id, _operator_request(app, reason))
     if json_output:
         _print_json(_alias_document(alias))
-    else:
-        print(f"{printable(name)}: champion is job {printable(job_id)}")
+        return 0
+    champion = alias.champion.job_id if alias.champion else "(none)"
+    print(f"{printable(name)}: champion is job {printable(champion)}")
+    if champion != job_id:
+        print(
+            "  an earlier move of this alias had not been announced: it is now; run the command again", file=sys.stderr
+        )
     return 0
 
 

@@ -175,9 +175,11 @@ def model_event(
     return to_pubsub(CloudEvent(attributes, data), {"alias": data["alias"], "job_id": job.job_id, "kind": kind})
 
 
-def champion_event(alias: Alias, *, project: str, now: datetime, actor: str, reason: str, action: str) -> OutgoingEvent:
-    """`tunedrop.model.v1.promoted` for an operator's move of the alias (`action`: promote or rollback): the
-    champion it names now. Each action is its own event: its ce-id names the alias, the action and its time."""
+def champion_event(
+    alias: Alias, *, project: str, now: datetime, actor: str, reason: str, event_id: str
+) -> OutgoingEvent:
+    """`tunedrop.model.v1.promoted` for an operator's move of the alias (promote or rollback): the champion it
+    names now. `event_id` is the move's (<alias>/<revision>), the same when a command run again announces it."""
     champion = alias.champion
     if champion is None:
         raise ValueError(f"alias {alias.name} names no champion to announce")
@@ -196,7 +198,7 @@ def champion_event(alias: Alias, *, project: str, now: datetime, actor: str, rea
     }
     attributes = {
         "specversion": SPEC_VERSION,
-        "id": f"{alias.name}/{action}/{iso(now)}",
+        "id": event_id,
         "source": event_source(project),
         "type": "tunedrop.model.v1.promoted",
         "time": iso(now) or "",

@@ -1,12 +1,18 @@
 """Operators move aliases by hand: `tunedrop promote ALIAS JOB_ID` and `tunedrop rollback ALIAS`, each recorded on
-the alias with who and why, and announced like the gate's promotions (tunedrop.model.v1.promoted)."""
+the alias with who and why, and announced like the gate's promotions (tunedrop.model.v1.promoted).
+
+The move and its announcement are one compare-and-set write (the alias's `pending` announcement), then the publish,
+then a write that clears it: a command that dies in between, run again, publishes the same event (same ce-id) and
+moves nothing further."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
+import msgspec
+
 from shared import logs
-from shared.aliases import Alias, AliasError, Champion
+from shared.aliases import Alias, AliasError, Announcement, Champion
 from shared.clock import Clock
 from shared.config import Settings
 from shared.errors import JobNotFound, NotAllowed, TransientError
@@ -70,20 +76,36 @@ class AliasOperations:
     def _move(self, name: str, change: Callable[[Alias | None], Alias], request: OperatorRequest, action: str) -> Alias:
         for _ in range(MAX_ALIAS_ATTEMPTS):
             found = self._store.read_alias(name)
+            if found is not None and found.value.pending is not None:
+                # An earlier command moved it and died before announcing: announce that move, and stop there.
+                logs.warning("an earlier move of the alias was not announced: announcing it now", alias=name)
+                return self._announce(found.value, found.version)
             moved = change(found.value if found is not None else None)
             if found is not None and moved == found.value:
                 return moved  # already so: nothing to write or announce
+            revision = moved.revision + 1
+            pending = Announcement(f"{name}/{revision}", action, request.actor, request.reason)
+            moved = msgspec.structs.replace(moved, revision=revision, pending=pending)
             if self._store.write_alias(moved, found.version if found is not None else None):
-                event = champion_event(
-                    moved,
-                    project=self._settings.project,
-                    now=self._clock(),
-                    actor=request.actor,
-                    reason=request.reason,
-                    action=action,
-                )
-                self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
-                champion = moved.champion.job_id if moved.champion else ""
-                logs.info("alias moved by an operator", alias=name, action=action, champion=champion)
-                return moved
+                written = self._store.read_alias(name)
+                return self._announce(moved, written.version if written is not None else None)
         raise TransientError(f"alias {name} kept changing; run the command again")
+
+    def _announce(self, alias: Alias, version: object) -> Alias:
+        """Publish the alias's pending announcement, then clear it (if nobody moved the alias meanwhile)."""
+        pending = alias.pending
+        assert pending is not None
+        event = champion_event(
+            alias,
+            project=self._settings.project,
+            now=self._clock(),
+            actor=pending.actor,
+            reason=pending.reason,
+            event_id=pending.event_id,
+        )
+        self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
+        announced = msgspec.structs.replace(alias, pending=None)
+        self._store.write_alias(announced, version)  # lost to a newer move: that one announces itself
+        champion = alias.champion.job_id if alias.champion else ""
+        logs.info("alias moved by an operator", alias=alias.name, action=pending.action, champion=champion)
+        return announced

@@ -333,7 +333,9 @@ class GateKeeper:
             kind = "held"
         found = self._store.read_alias(job.promote_as)
         alias = found.value if found is not None and found.value.team == self._team(job) else None
-        event = model_event(job, kind, summary, alias, project=self._settings.project, now=self._clock())
+        # The job's team named as the alias names it (a default-team job records "").
+        named = job.with_fields(team=self._team(job))
+        event = model_event(named, kind, summary, alias, project=self._settings.project, now=self._clock())
         self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
         event_id = event.attributes["ce-id"]
         self._store.update(job.job_id, lambda latest: latest.with_fields(gate_event_id=event_id))
@@ -342,7 +344,7 @@ class GateKeeper:
 
     def _promote(self, job: Job, contest: Contest) -> str:
         """Move the alias to the job's model, only from the champion it was judged against; the reason it may not
-        ("" when moved): the alias is another team's."""
+        ("" when moved): the alias is another team's, or an operator rolled it back from this job."""
         champion = Champion(
             job_id=job.job_id,
             tuned_model=job.tuned_model,
@@ -360,6 +362,12 @@ class GateKeeper:
                 return f"alias {job.promote_as} is team {alias.team}'s, and this job is team {team}'s: not moved"
             if alias.champion is not None and alias.champion.job_id == job.job_id:
                 return ""  # moved by an earlier delivery
+            if job.job_id in alias.retired:
+                # Promoted by an earlier delivery that died before its event, then rolled back by an operator:
+                # a redelivery must not undo the operator's rollback.
+                return (
+                    f"an operator rolled alias {job.promote_as} back from this job: the gate does not promote it again"
+                )
             judged_against = alias.champion.job_id if alias.champion is not None else ""
             if judged_against != contest.baseline_job:
                 raise TransientError(

@@ -393,3 +393,49 @@ def test_two_deliveries_judging_at_once_act_on_the_verdict_stored_first(
     assert evaluate(h, first) == "held"
     assert h.job(first).verdict["reason"] == "the other delivery's"  # type: ignore[index]
     assert h.store.read_alias(ALIAS) is None
+
+
+def test_an_operator_command_that_died_before_announcing_is_announced_when_run_again_and_moves_once(
+    operated: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = operated
+    for name, quality in (("first", 30), ("second", 60), ("third", 100)):
+        evaluate(h, tuned_job(h, name, quality=quality))
+    third = champion(h)
+    real_publish = h.publisher.publish
+    h.publisher.publish = lambda *args, **kwargs: (_ for _ in ()).throw(TuningUnavailable("the CLI died"))  # type: ignore[method-assign]
+    status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "first try")
+    assert status != 0
+    h.publisher.publish = real_publish  # type: ignore[method-assign]
+    second = champion(h)
+    assert second != third  # rolled back once, not announced yet
+
+    status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "second try")
+    assert status == 0 and champion(h) == second  # the earlier rollback announced, not a second step back
+    announced = [a["ce-id"] for a, d in gate_events(h) if d["actor"]]
+    assert announced == [f"{ALIAS}/1"]
+    found = h.store.read_alias(ALIAS)
+    assert found is not None and found.value.pending is None
+
+
+def test_a_redelivered_verdict_does_not_undo_an_operators_rollback(
+    operated: Harness, capsys: pytest.CaptureFixture[str]
+) -> None:
+    h = operated
+    first = tuned_job(h, "first", quality=60)
+    evaluate(h, first)
+    second = tuned_job(h, "second", quality=100)
+    real_publish = h.publisher.publish
+    # The gate promotes `second` and dies before its event.
+    h.publisher.publish = lambda *args, **kwargs: (_ for _ in ()).throw(TuningUnavailable("died"))  # type: ignore[method-assign]
+    with pytest.raises(TuningUnavailable):
+        evaluate(h, second)
+    h.publisher.publish = real_publish  # type: ignore[method-assign]
+    assert champion(h) == second
+    assert tunedrop(capsys, "rollback", ALIAS, "--reason", "not this one")[0] == 0
+    assert champion(h) == first
+
+    assert evaluate(h, second) == "held"  # the redelivery
+    assert champion(h) == first
+    (held,) = [d for _, d in gate_events(h) if d["job_id"] == second]
+    assert "rolled alias colours back from this job" in held["reason"]
