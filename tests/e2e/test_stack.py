@@ -49,14 +49,14 @@ def test_down_stops_every_process_up_started(tmp_path: Path) -> None:
             assert env.get(key), f"{key} missing from local.env"
         assert env == stack.env
         groups = set(local_stack.running_pids(stack).values())
-        assert len(groups) == 8
+        assert len(groups) == 9
         before = _processes_in_groups(groups)
         assert any("java" in cmd for cmd in before.values()), "the emulators run Java children"
         assert local_stack.is_running(local_stack.Stack(state_dir))
     finally:
         stopped = local_stack.down(state_dir, quiet=True)
     assert sorted(stopped) == sorted(
-        ["pubsub", "firestore", "gcs", "vertex", "upload", "dispatch", "poll", "scheduler"]
+        ["pubsub", "firestore", "gcs", "vertex", "upload", "dispatch", "poll", "evaluate", "scheduler"]
     )
     assert _processes_in_groups(groups) == {}
     assert not (state_dir / "local.env").exists()
