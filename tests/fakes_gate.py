@@ -57,13 +57,16 @@ class FakeModelAnswers(ModelAnswers):
         self.calls: list[tuple[str, str]] = []  # (model, last user text) of each well-formed call
         self.failures: list[Exception] = []  # raised first, one per call (TuningUnavailable: retries gave up)
         self._today = today
+        # Many endpoints tuned on one file (the false-promotion simulations) share its parse and its lookups.
+        self._parsed: dict[str, list[answers.TrainingExample]] = {}
+        self._similar: dict[tuple[int, str], answers.TrainingExample | None] = {}
 
     def tune(self, endpoint: str, training_jsonl: str, *, quality: int = 100, noise: int = 0) -> None:
         """Serve a tuned model on ``endpoint`` trained on ``training_jsonl`` (the JSONL file's text)."""
         location_of(endpoint)
-        self.tuned[endpoint] = TunedModel(
-            answers.parse_training(training_jsonl.splitlines()), endpoint, quality=quality, noise=noise
-        )
+        if training_jsonl not in self._parsed:
+            self._parsed[training_jsonl] = answers.parse_training(training_jsonl.splitlines())
+        self.tuned[endpoint] = TunedModel(self._parsed[training_jsonl], endpoint, quality=quality, noise=noise)
 
     def generate(
         self,
@@ -97,10 +100,16 @@ class FakeModelAnswers(ModelAnswers):
         tuned = self.tuned.get(model)
         if tuned is None:
             raise generate.endpoint_missing(model)
-        text: str = answers.tuned_answer(
-            tuned.examples, prompt, seed=tuned.seed, quality=tuned.quality, noise=tuned.noise
-        )
-        return text
+        # The emulator's rule (answers.tuned_answer), with the most similar example looked up once per file.
+        if not answers.answers_from_training(tuned.seed, prompt, tuned.quality):
+            return str(answers.generic_answer(prompt))
+        key = (id(tuned.examples), prompt)
+        if key not in self._similar:
+            self._similar[key] = answers.most_similar(tuned.examples, prompt)
+        best = self._similar[key]
+        if best is None:
+            return str(answers.generic_answer(prompt))
+        return str(answers.with_noise(best.answer, tuned.seed, prompt, tuned.noise))
 
 
 class FakeJudge(Judge):

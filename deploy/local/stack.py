@@ -186,9 +186,9 @@ def _alive(pid: int) -> bool:
     """Whether any process of the group `pid` leads still runs."""
     # A child of ours that exited stays a zombie in its group until reaped, and a zombie still
     # answers killpg(pid, 0): reap it first, or `down` would wait out its whole grace period.
-    for child in _children.values():
-        if child.pid == pid:
-            child.poll()
+    child = _children.get(pid)
+    if child is not None:
+        child.poll()
     try:
         os.killpg(pid, 0)
     except ProcessLookupError:
@@ -214,9 +214,9 @@ def is_running(stack: Stack) -> bool:
     return bool(pids) and stack.env_file.exists() and all(_alive(pid) for pid in pids.values())
 
 
-# Children started by this process; polled so a child that dies while starting is not mistaken
-# for a live one (an unreaped child still answers kill(pid, 0)).
-_children: dict[str, subprocess.Popen[bytes]] = {}
+# Children started by this process, by pid (two stacks of one process run processes of the same names); polled
+# so a child that dies while starting is not mistaken for a live one (an unreaped child still answers kill(pid, 0)).
+_children: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def _spawn(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> int:
@@ -233,13 +233,13 @@ def _spawn(stack: Stack, name: str, argv: list[str], env: Mapping[str, str]) -> 
         start_new_session=True,  # its own process group: `down` stops the whole tree
     )
     log.close()
-    _children[name] = process
+    _children[process.pid] = process
     (stack.pid_dir / f"{name}.pid").write_text(str(process.pid))
     return process.pid
 
 
 def _wait(stack: Stack, name: str, ready: Callable[[], bool], deadline: float) -> None:
-    child = _children.get(name)
+    child = _children.get(running_pids(stack).get(name, -1))
     while time.monotonic() < deadline:
         if child is not None and child.poll() is not None:
             tail = (stack.log_dir / f"{name}.log").read_text(errors="replace")[-1500:]
@@ -556,7 +556,7 @@ def down(state_dir: Path | None = None, quiet: bool = False) -> list[str]:
         logs.warning("Local stack processes ignored SIGTERM and were killed", processes=names)
     for name in pids:
         (stack.pid_dir / f"{name}.pid").unlink(missing_ok=True)
-        child = _children.pop(name, None)
+        child = _children.pop(pids[name], None)
         if child is not None:
             child.wait(timeout=5)
     stack.env_file.unlink(missing_ok=True)

@@ -67,6 +67,14 @@ CHARACTERS_PER_TOKEN: Final = 4  # for the estimate before any call; the calls t
 MAX_ALIAS_ATTEMPTS: Final = 5  # compare-and-set rounds on an alias document before the delivery is retried
 
 
+class _Overspent(Exception):
+    """What the evaluation used so far is over its cost cap: it stops before the next chunk."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 @dataclass(frozen=True)
 class HeldOut:
     """One held-out example: what the model is asked, and the answer it should give."""
@@ -193,13 +201,12 @@ class GateKeeper:
         prices = evaluation_prices(job.base_model, contest.baseline_base_model or job.base_model)
         rows: list[dict[str, Any]] = []
         try:
-            for row in self._rows(job, contest, examples, metric, gate):  # a chunk is asked for only when reached
-                rows.append(row)
-                more = len(rows) < len(examples)
-                overspent = _overspent(rows, prices, cap) if more and len(rows) % CHUNK == 0 else ""
-                if overspent:  # the estimate is no bound on what the models write: stop before the next chunk
-                    logs.warning("gate evaluation stopped at its cost cap", reason=overspent)
-                    return {**_plain(not_evaluated(gate, metric, overspent)), **extra}
+            # One pool of model calls for the whole evaluation (threads are not started again for every chunk).
+            with ThreadPoolExecutor(max_workers=self._settings.evaluation_concurrency) as pool:
+                rows = self._all_rows(job, contest, examples, metric, gate, pool, prices, cap)
+        except _Overspent as stop:  # the estimate is no bound on what the models write: stopped before the next chunk
+            logs.warning("gate evaluation stopped at its cost cap", reason=stop.reason)
+            return {**_plain(not_evaluated(gate, metric, stop.reason)), **extra}
         except TuningRejected as exc:  # refused for good (a held-out example, a model, a permission): held, said why
             logs.warning("gate evaluation refused by Vertex AI", error=str(exc))
             return {**_plain(not_evaluated(gate, metric, f"the evaluation could not run: {exc}")), **extra}
@@ -242,8 +249,29 @@ class GateKeeper:
             raise TransientError(f"the held-out dataset {uri} cannot be read: {exc}") from exc
         return examples
 
+    def _all_rows(
+        self,
+        job: Job,
+        contest: Contest,
+        examples: Sequence[HeldOut],
+        metric: str,
+        gate: Gate,
+        pool: ThreadPoolExecutor,
+        prices: EvaluationPrices,
+        cap: float,
+    ) -> list[dict[str, Any]]:
+        """Every example's row; raises _Overspent when what was used so far is over the cap (checked per chunk)."""
+        rows: list[dict[str, Any]] = []
+        for row in self._rows(job, contest, examples, metric, gate, pool):  # a chunk is asked for only when reached
+            rows.append(row)
+            more = len(rows) < len(examples)
+            overspent = _overspent(rows, prices, cap) if more and len(rows) % CHUNK == 0 else ""
+            if overspent:
+                raise _Overspent(overspent)
+        return rows
+
     def _rows(
-        self, job: Job, contest: Contest, examples: Sequence[HeldOut], metric: str, gate: Gate
+        self, job: Job, contest: Contest, examples: Sequence[HeldOut], metric: str, gate: Gate, pool: ThreadPoolExecutor
     ) -> Iterator[dict[str, Any]]:
         """Every example's answers and scores, a chunk at a time: chunks written by an earlier delivery are read."""
         folder = f"{self._stem(job)}/evaluation-parts/{job.attempt}-{contest.key}-{metric}"
@@ -251,7 +279,7 @@ class GateKeeper:
             name = f"{folder}/{start // CHUNK:05d}.jsonl"
             done = self._read_chunk(name)
             if done is None:
-                done = self._judge_chunk(examples[start : start + CHUNK], contest, metric, gate)
+                done = self._judge_chunk(examples[start : start + CHUNK], contest, metric, gate, pool)
                 body = "".join(json.dumps(row) + "\n" for row in done).encode()
                 self._blobs.write(self._settings.bucket, name, body, "application/x-ndjson")
             yield from done
@@ -264,17 +292,18 @@ class GateKeeper:
             return None
 
     def _judge_chunk(
-        self, examples: Sequence[HeldOut], contest: Contest, metric: str, gate: Gate
+        self, examples: Sequence[HeldOut], contest: Contest, metric: str, gate: Gate, pool: ThreadPoolExecutor
     ) -> list[dict[str, Any]]:
         def answer(pair: tuple[HeldOut, str]) -> Generated:
             example, model = pair
             return self._answers.generate(model, example.contents, example.system_instruction)
 
         asks = [(example, model) for example in examples for model in (contest.candidate_model, contest.baseline_model)]
-        with ThreadPoolExecutor(max_workers=self._settings.evaluation_concurrency) as pool:
-            answered = list(pool.map(answer, asks))
+        answered = list(pool.map(answer, asks))
         candidates, baselines = answered[0::2], answered[1::2]
-        candidate_scores, baseline_scores, judge_calls = self._scores(examples, candidates, baselines, metric, gate)
+        candidate_scores, baseline_scores, judge_calls = self._scores(
+            examples, candidates, baselines, metric, gate, pool
+        )
         return [
             {
                 "prompt": example.prompt,
@@ -299,6 +328,7 @@ class GateKeeper:
         baselines: Sequence[Generated],
         metric: str,
         gate: Gate,
+        pool: ThreadPoolExecutor,
     ) -> tuple[list[float], list[float], float]:
         """(candidate scores, baseline scores, judge calls per example)."""
         if metric == "pairwise":
@@ -309,8 +339,7 @@ class GateKeeper:
                     example.prompt, candidate.text, baseline.text, example.reference, gate.judge_template
                 )
 
-            with ThreadPoolExecutor(max_workers=self._settings.evaluation_concurrency) as pool:
-                choices = list(pool.map(compare, zip(examples, candidates, baselines, strict=True)))
+            choices = list(pool.map(compare, zip(examples, candidates, baselines, strict=True)))
             candidate, baseline = pairwise_scores(choices)
             return candidate, baseline, 1.0
         candidate = self._judge.score(
