@@ -14,6 +14,7 @@ import contextlib
 import functools
 import getpass
 import os
+import random
 import shutil
 import signal
 import socket
@@ -26,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Final
 
 from shared import logs
 from shared.config import setting_default
@@ -109,10 +111,24 @@ class Stack:
         return self.state_dir / "logs"
 
 
+# Ports for the stack's listeners, below Linux's default ephemeral range (32768-60999): a port the kernel gave
+# out (port 0) is one it may give again to any outgoing connection before our process binds it, which made a
+# function host find its port in use while a test's clients were busy.
+LISTEN_PORTS: Final = range(20000, 32000)
+_port_picker = random.SystemRandom()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port no one listens on now, picked at random from LISTEN_PORTS (so two stacks rarely pick the same)."""
+    for _ in range(200):
+        port = _port_picker.choice(LISTEN_PORTS)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise StackError(f"no free port in {LISTEN_PORTS.start}-{LISTEN_PORTS.stop - 1} after 200 tries")
 
 
 def read_env_file(path: Path) -> dict[str, str]:
