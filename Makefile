@@ -61,8 +61,15 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { if [ "$$(id -u)" = 0 ]; then apt=apt-get; else apt="sudo apt-get"; fi; \
 		$$apt update -qq && $$apt install -y -qq chromium; }
 
+# The end-to-end tests spend most of their time waiting on their stacks, so they run beside the rest (2 cores):
+# their output follows the rest's, and `make test` fails if either part fails.
 test: $(STAMP) browser
-	@$(BIN)/python -m pytest tests
+	@mkdir -p test-artifacts
+	@$(BIN)/python -m pytest tests/e2e -p no:cacheprovider > test-artifacts/e2e.log 2>&1 & e2e=$$!; \
+		$(BIN)/python -m pytest tests --ignore=tests/e2e; rest=$$?; \
+		wait $$e2e; e2e_status=$$?; \
+		echo; echo "== end-to-end tests (run beside the others) =="; cat test-artifacts/e2e.log; \
+		exit $$(( rest != 0 || e2e_status != 0 ))
 
 test-unit: $(STAMP)
 	@$(BIN)/python -m pytest tests/unit
