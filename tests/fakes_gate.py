@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -19,6 +20,7 @@ from tunedrop_local.vertex_emulator.errors import EmulatorError
 
 from shared.adapters.vertex_judge import BASELINE_FIELD, CANDIDATE_FIELD, JUDGE_BATCH, METRICS, ROUGE_TYPE
 from shared.adapters.vertex_predict import generate_request, location_of
+from shared.jobs import Job, JobState, new_job
 from shared.ports import Generated, Judge, ModelAnswers, TuningRejected
 
 _TEMPLATE_VARIABLE_RE = re.compile(r"\{([_a-zA-Z][_a-zA-Z0-9]*)\}")
@@ -148,3 +150,25 @@ class FakeJudge(Judge):
             raise TuningRejected(f"comparing two answers: the json_instance lacks {', '.join(missing)}")
         choice, _ = scores.pairwise(candidate, baseline, reference or prompt)
         return {"CANDIDATE": 1.0, "BASELINE": 0.0, "TIE": 0.5}[choice]
+
+
+def qa_line(prompt: str, answer: str) -> str:
+    """One JSONL example: a user prompt and the model's answer (the gate's held-out reference)."""
+    turns = [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]
+    return json.dumps({"contents": turns}) + "\n"
+
+
+def succeeded_gate_job(job_id: str, now: dt.datetime, **fields: Any) -> Job:
+    """A SUCCEEDED job of gemini-3.5-flash as the poller records it, with the gate's fields given (promote_as,
+    endpoint, tuning_evaluation_uri, ...): what the evaluate function is asked to judge."""
+    job = new_job(
+        job_id=job_id,
+        bucket="ds",
+        object_name="incoming/m.json",
+        generation="1",
+        base_model="gemini-3.5-flash",
+        now=now,
+    )
+    for state in (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING):
+        job = job.moved_to(state, now, "seeded")
+    return job.moved_to(JobState.SUCCEEDED, now, "seeded", **{"tuned_model": f"{job_id}-model", **fields})

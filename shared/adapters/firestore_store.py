@@ -238,8 +238,14 @@ class FirestoreJobStore(JobStore):
         return Versioned(alias_from_document(snap.to_dict() or {}), snap.update_time)
 
     def write_alias(self, alias: Alias, version: Any) -> bool:
-        document = self._aliases.document(alias.name)
-        data = alias_document(alias)
+        try:
+            return self._compare_and_set(self._aliases.document(alias.name), alias_document(alias), version)
+        except _REFUSED as exc:
+            raise DocumentRefused(f"Firestore refuses alias {alias.name}: {exc}") from exc
+
+    def _compare_and_set(self, document: Any, data: dict[str, Any], version: Any) -> bool:
+        """Write `data` only if the document is still at `version` (its update time; None: only if it does not
+        exist): False when another writer came first."""
         try:
             if version is None:
                 document.create(data)
@@ -247,8 +253,6 @@ class FirestoreJobStore(JobStore):
                 document.update(data, option=self._client.write_option(last_update_time=version))
         except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
             return False
-        except _REFUSED as exc:
-            raise DocumentRefused(f"Firestore refuses alias {alias.name}: {exc}") from exc
         except _TRANSIENT as exc:
             raise TransientError(f"Firestore write failed: {exc}") from exc
         return True
@@ -331,16 +335,7 @@ class FirestoreJobStore(JobStore):
             "backoff_level": slots.backoff_level,
             "holder_teams": dict(slots.teams),
         }
-        try:
-            if version is None:
-                self._slots.create(data)
-            else:
-                self._slots.update(data, option=self._client.write_option(last_update_time=version))
-        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
-            return False
-        except _TRANSIENT as exc:
-            raise TransientError(f"Firestore write failed: {exc}") from exc
-        return True
+        return self._compare_and_set(self._slots, data, version)
 
     def read_fairness(self) -> Versioned[FairShareState]:
         try:
@@ -369,16 +364,7 @@ class FirestoreJobStore(JobStore):
                 for job_id, slot in sorted(state.running.items())
             ],
         }
-        try:
-            if version is None:
-                self._fairness.create(data)
-            else:
-                self._fairness.update(data, option=self._client.write_option(last_update_time=version))
-        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
-            return False
-        except _TRANSIENT as exc:
-            raise TransientError(f"Firestore write failed: {exc}") from exc
-        return True
+        return self._compare_and_set(self._fairness, data, version)
 
     def read_spend(self, team: str, month: str) -> Versioned[TeamSpend]:
         try:
@@ -411,17 +397,7 @@ class FirestoreJobStore(JobStore):
                 for key, charge in sorted(spend.charges.items())
             ],
         }
-        document = self._spend.document(f"{month}.{team}")
-        try:
-            if version is None:
-                document.create(data)
-            else:
-                document.update(data, option=self._client.write_option(last_update_time=version))
-        except (gexc.Conflict, gexc.FailedPrecondition, gexc.NotFound):
-            return False
-        except _TRANSIENT as exc:
-            raise TransientError(f"Firestore write failed: {exc}") from exc
-        return True
+        return self._compare_and_set(self._spend.document(f"{month}.{team}"), data, version)
 
     def record_policy(self, record: PolicyRecord) -> bool:
         data = {

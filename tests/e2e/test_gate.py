@@ -17,6 +17,7 @@ from shared.bootstrap import build_app
 from shared.jobs import job_id_for
 from tests.e2e.helpers import Completion, CompletionReader, bucket
 from tests.eventschema import assert_valid_model_event
+from tests.fakes_gate import qa_line
 
 pytestmark = pytest.mark.e2e
 
@@ -25,17 +26,12 @@ COLOURS = ("teal", "amber", "crimson", "olive", "indigo", "coral", "ivory", "sla
 EXAMPLES = 110  # above the gate's default minimum of 100 held-out examples
 
 
-def _line(prompt: str, answer: str) -> str:
-    turns = [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]
-    return json.dumps({"contents": turns}) + "\n"
-
-
 def _answer(item: int) -> str:
     return f"The colour of item {item} is {COLOURS[item % len(COLOURS)]}."
 
 
-TRAINING = "".join(_line(f"Which colour is item {n}?", _answer(n)) for n in range(EXAMPLES))
-HELD_OUT = "".join(_line(f"Name the colour of item {n}.", _answer(n)) for n in range(EXAMPLES))
+TRAINING = "".join(qa_line(f"Which colour is item {n}?", _answer(n)) for n in range(EXAMPLES))
+HELD_OUT = "".join(qa_line(f"Name the colour of item {n}.", _answer(n)) for n in range(EXAMPLES))
 
 
 def _tune(env: dict[str, str], run: str, name: str, quality: int, **manifest: Any) -> str:

@@ -4,11 +4,13 @@ tuning service, and small stand-ins for what a test does not exercise."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import IO
 
-from google.cloud import firestore
+from google.api_core import exceptions as gexc
+from google.cloud import firestore, pubsub_v1
 
 from shared.adapters.firestore_store import FirestoreJobStore
 from shared.bootstrap import App, assemble
@@ -107,3 +109,21 @@ def emulator_app(
         tuning=tuning,
         clock=clock or MovableClock(),
     )
+
+
+def pull_all(
+    subscriber: pubsub_v1.SubscriberClient, path: str, settle: float = 3.0
+) -> list[tuple[dict[str, str], bytes]]:
+    """Every message on a subscription until it stays quiet for `settle` seconds (each acknowledged)."""
+    got: list[tuple[dict[str, str], bytes]] = []
+    quiet_until = time.monotonic() + settle
+    while time.monotonic() < quiet_until:
+        try:
+            response = subscriber.pull(subscription=path, max_messages=50, timeout=1)
+        except (gexc.DeadlineExceeded, gexc.RetryError):
+            continue
+        if response.received_messages:
+            got += [(dict(r.message.attributes), r.message.data) for r in response.received_messages]
+            subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in response.received_messages])
+            quiet_until = time.monotonic() + settle
+    return got

@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 
 import pytest
-from google.api_core import exceptions as gexc
 from google.cloud import pubsub_v1
 
 from shared.adapters.pubsub_publisher import PubSubPublisher
@@ -22,7 +21,7 @@ from shared.bootstrap import App
 from shared.jobs import JobState
 from shared.ports import Publisher
 from tests.eventschema import assert_valid_completion
-from tests.integration.apps import Killed, MovableClock, emulator_app, queued_jobs
+from tests.integration.apps import Killed, MovableClock, emulator_app, pull_all, queued_jobs
 from tests.integration.vertex import WatchedEmulator, vertex_emulator, vertex_tuning
 
 pytestmark = pytest.mark.integration
@@ -55,21 +54,6 @@ def _app(env: Mapping[str, str], prefix: str, host: str, publisher: Publisher, c
         clock=clock,
         settings={"TUNEDROP_COMPLETIONS_TOPIC": env["TUNEDROP_COMPLETIONS_TOPIC"]},
     )
-
-
-def _pull_all(subscriber: pubsub_v1.SubscriberClient, path: str, settle: float = 3.0) -> list[tuple[dict, bytes]]:
-    got: list[tuple[dict, bytes]] = []
-    quiet_until = time.monotonic() + settle
-    while time.monotonic() < quiet_until:
-        try:
-            response = subscriber.pull(subscription=path, max_messages=50, timeout=1)
-        except (gexc.DeadlineExceeded, gexc.RetryError):
-            continue
-        if response.received_messages:
-            got += [(dict(r.message.attributes), r.message.data) for r in response.received_messages]
-            subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in response.received_messages])
-            quiet_until = time.monotonic() + settle
-    return got
 
 
 @pytest.mark.parametrize("when", ["before", "after"])
@@ -110,7 +94,7 @@ def test_a_poller_killed_around_publishing_still_yields_one_event_id_per_job(
             survivor = _app(emulator_env, prefix, host, real, clock)
             survivor.poller.poll()
             survivor.poller.poll()
-        events = _pull_all(subscriber, path)
+        events = pull_all(subscriber, path)
     finally:
         subscriber.delete_subscription(subscription=path)
 

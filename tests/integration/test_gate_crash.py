@@ -5,27 +5,24 @@ after the publish itself, the redelivery can only repeat the same event, same ce
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from google.api_core import exceptions as gexc
 from google.cloud import firestore, pubsub_v1
 
 from shared.adapters.firestore_store import FirestoreJobStore
 from shared.adapters.pubsub_publisher import PubSubPublisher
 from shared.aliases import Alias
 from shared.config import Settings
-from shared.jobs import JobState, new_job
 from shared.ports import Generated, JobStore, Publisher, Versioned
 from shared.services.gate import GateKeeper
 from tests.eventschema import assert_valid_model_event
 from tests.fakes import InMemoryBlobStore
-from tests.fakes_gate import FakeJudge, FakeModelAnswers
-from tests.integration.apps import Killed
+from tests.fakes_gate import FakeJudge, FakeModelAnswers, qa_line, succeeded_gate_job
+from tests.integration.apps import Killed, pull_all
 
 pytestmark = pytest.mark.integration
 
@@ -34,13 +31,8 @@ EXAMPLES = 45  # three chunks of the gate's 20
 ENDPOINT = "projects/p/locations/us-central1/endpoints/777"
 
 
-def _line(prompt: str, answer: str) -> str:
-    turns = [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]
-    return json.dumps({"contents": turns}) + "\n"
-
-
-TRAINING = "".join(_line(f"Which colour is item {n}?", f"Item {n} is colour {n % 7}.") for n in range(EXAMPLES))
-HELD_OUT = "".join(_line(f"Name the colour of item {n}.", f"Item {n} is colour {n % 7}.") for n in range(EXAMPLES))
+TRAINING = "".join(qa_line(f"Which colour is item {n}?", f"Item {n} is colour {n % 7}.") for n in range(EXAMPLES))
+HELD_OUT = "".join(qa_line(f"Name the colour of item {n}.", f"Item {n} is colour {n % 7}.") for n in range(EXAMPLES))
 
 
 class DyingAnswers(FakeModelAnswers):
@@ -95,20 +87,9 @@ def _settings(env: Mapping[str, str], prefix: str) -> Settings:
 
 def _succeeded_job(store: JobStore, blobs: InMemoryBlobStore) -> str:
     blobs.put("b", "tunedrop-staging/j/evaluation-1.jsonl", HELD_OUT.encode())
-    job = new_job(
-        job_id=f"gated-{uuid.uuid4().hex[:8]}",
-        bucket="b",
-        object_name="incoming/kitchen/m.json",
-        generation="1",
-        base_model="gemini-3.5-flash",
-        now=T0,
-    )
-    for state in (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING):
-        job = job.moved_to(state, T0, "seeded")
-    job = job.moved_to(
-        JobState.SUCCEEDED,
+    job = succeeded_gate_job(
+        f"gated-{uuid.uuid4().hex[:8]}",
         T0,
-        "seeded",
         team="kitchen",
         promote_as=f"colours-{uuid.uuid4().hex[:6]}",
         tuning_evaluation_uri="gs://b/tunedrop-staging/j/evaluation-1.jsonl",
@@ -118,23 +99,6 @@ def _succeeded_job(store: JobStore, blobs: InMemoryBlobStore) -> str:
     )
     assert store.create(job)
     return job.job_id
-
-
-def _pull_all(
-    subscriber: pubsub_v1.SubscriberClient, path: str, settle: float = 3.0
-) -> list[tuple[dict[str, str], bytes]]:
-    got: list[tuple[dict[str, str], bytes]] = []
-    quiet_until = time.monotonic() + settle
-    while time.monotonic() < quiet_until:
-        try:
-            response = subscriber.pull(subscription=path, max_messages=50, timeout=1)
-        except (gexc.DeadlineExceeded, gexc.RetryError):
-            continue
-        if response.received_messages:
-            got += [(dict(r.message.attributes), r.message.data) for r in response.received_messages]
-            subscriber.acknowledge(subscription=path, ack_ids=[r.ack_id for r in response.received_messages])
-            quiet_until = time.monotonic() + settle
-    return got
 
 
 @pytest.mark.parametrize("dies", ["answering", "moving the alias", "before publishing", "after publishing"])
@@ -169,7 +133,7 @@ def test_a_gate_killed_mid_way_finishes_on_redelivery_and_announces_once(
         survivor = GateKeeper(store, blobs, answers, FakeJudge(), real, settings, lambda: T0)
         assert survivor.evaluate(job_id) == "promoted"
         assert survivor.evaluate(job_id) == "judged already"
-        events = [(a, d) for a, d in _pull_all(subscriber, path) if a.get("job_id") == job_id]
+        events = [(a, d) for a, d in pull_all(subscriber, path) if a.get("job_id") == job_id]
     finally:
         subscriber.delete_subscription(subscription=path)
 

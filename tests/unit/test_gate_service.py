@@ -17,6 +17,7 @@ from shared.jobs import JobState
 from shared.ports import Generated, TuningUnavailable
 from tests.eventschema import assert_valid_completion, assert_valid_model_event
 from tests.fakes import Harness, make_harness
+from tests.fakes_gate import qa_line
 
 TEAM = "kitchen"
 ALIAS = "colours"
@@ -25,18 +26,12 @@ HELD_OUT = 40
 OPERATOR = Operator("ops@example.com", "service account credentials", verified=True)
 
 
-def example(prompt: str, answer: str) -> str:
-    return json.dumps(
-        {"contents": [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]}
-    )
-
-
 def answer(item: int) -> str:
     return f"The colour of item {item} is {COLOURS[item % len(COLOURS)]}."
 
 
-TRAINING = "".join(example(f"Which colour is item {n}?", answer(n)) + "\n" for n in range(HELD_OUT))
-HELD = "".join(example(f"Name the colour of item {n}.", answer(n)) + "\n" for n in range(HELD_OUT))
+TRAINING = "".join(qa_line(f"Which colour is item {n}?", answer(n)) for n in range(HELD_OUT))
+HELD = "".join(qa_line(f"Name the colour of item {n}.", answer(n)) for n in range(HELD_OUT))
 
 
 def tuned_job(h: Harness, name: str, *, quality: int, gate: dict[str, Any] | None = None, team: str = TEAM) -> str:

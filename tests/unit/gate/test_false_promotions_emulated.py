@@ -11,7 +11,6 @@ short answers, margin 0, 95% confidence). The counts are printed with -s."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Final
 
@@ -19,10 +18,9 @@ import pytest
 
 from shared.aliases import Alias, Champion
 from shared.clock import FakeClock
-from shared.jobs import JobState, new_job
 from shared.services.gate import GateKeeper
 from tests.fakes import InMemoryBlobStore, InMemoryJobStore, RecordingPublisher, make_settings
-from tests.fakes_gate import FakeJudge, FakeModelAnswers
+from tests.fakes_gate import FakeJudge, FakeModelAnswers, qa_line, succeeded_gate_job
 
 GATES: Final = 100
 EXAMPLES: Final = 100
@@ -31,17 +29,12 @@ T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
 SHADES = ("teal", "amber", "crimson", "olive", "indigo", "coral", "ivory", "slate", "ochre", "umber")
 
 
-def _line(prompt: str, answer: str) -> str:
-    turns = [{"role": "user", "parts": [{"text": prompt}]}, {"role": "model", "parts": [{"text": answer}]}]
-    return json.dumps({"contents": turns}) + "\n"
-
-
 def _answer(n: int) -> str:
     return f"Item {n} is {SHADES[n % len(SHADES)]} and {SHADES[(n // 10) % len(SHADES)]}."
 
 
-TRAINING = "".join(_line(f"Which colours is item {n}?", _answer(n)) for n in range(EXAMPLES))
-HELD_OUT = "".join(_line(f"Name the colours of item {n}.", _answer(n)) for n in range(EXAMPLES))
+TRAINING = "".join(qa_line(f"Which colours is item {n}?", _answer(n)) for n in range(EXAMPLES))
+HELD_OUT = "".join(qa_line(f"Name the colours of item {n}.", _answer(n)) for n in range(EXAMPLES))
 
 
 def count_promotions(candidate_quality: int, champion_quality: int) -> int:
@@ -59,23 +52,11 @@ def count_promotions(candidate_quality: int, champion_quality: int) -> int:
         alias = f"gate-{n}"
         champion = Champion("champion", "m", champion_endpoint, T0, base_model="gemini-3.5-flash")
         assert store.write_alias(Alias(alias, "default").promoted(champion), None)
-        job = new_job(
-            job_id=f"candidate-{n}",
-            bucket="ds",
-            object_name="incoming/m.json",
-            generation="1",
-            base_model="gemini-3.5-flash",
-            now=T0,
-        )
-        for state in (JobState.QUEUED, JobState.SUBMITTING, JobState.RUNNING):
-            job = job.moved_to(state, T0, "seeded")
-        job = job.moved_to(
-            JobState.SUCCEEDED,
+        job = succeeded_gate_job(
+            f"candidate-{n}",
             T0,
-            "seeded",
             promote_as=alias,
             endpoint=candidate_endpoint,
-            tuned_model="m2",
             tuning_evaluation_uri="gs://ds/tunedrop-staging/held-out.jsonl",
         )
         assert store.create(job)
