@@ -65,6 +65,13 @@ from shared.report_html import render_report
 CHUNK: Final = 20  # examples judged and written at a time: what a crash can cost again
 CHARACTERS_PER_TOKEN: Final = 4  # for the estimate before any call; the calls then report exact counts
 MAX_ALIAS_ATTEMPTS: Final = 5  # compare-and-set rounds on an alias document before the delivery is retried
+# How long one delivery judges before it asks for the rest in a new delivery (its chunks are kept): under the
+# evaluate function's 540 s timeout (deploy/terraform), so a long evaluation never ends as a failed delivery.
+DELIVERY_SECONDS: Final = 420.0
+
+
+class _MoreToDo(Exception):
+    """This delivery used its time: the rest is judged by the next one, from the chunks written."""
 
 
 class _Overspent(Exception):
@@ -122,6 +129,7 @@ class GateKeeper:
         self._publisher = publisher
         self._settings = settings
         self._clock = clock
+        self._delivery_seconds = DELIVERY_SECONDS
 
     # ------------------------------------------------------------------------------------------ the delivery
 
@@ -138,7 +146,13 @@ class GateKeeper:
         with logs.log_context(job_id=job_id):
             alias = self._store.read_alias(job.promote_as)
             contest = self._contest(job, alias.value if alias else None)
-            summary = self._judged(job, contest)
+            try:
+                summary = self._judged(job, contest)
+            except _MoreToDo:
+                request = json.dumps({"job_id": job_id}).encode()
+                self._publisher.publish(self._settings.evaluate_topic, request, {"job_id": job_id})
+                logs.info("gate evaluation continues in a new delivery", seconds=DELIVERY_SECONDS)
+                return "continuing"
             outcome = self._act(job, contest, summary)
             logs.info("gate verdict", alias=job.promote_as, verdict=summary["verdict"], outcome=outcome)
             return outcome
@@ -262,27 +276,37 @@ class GateKeeper:
     ) -> list[dict[str, Any]]:
         """Every example's row; raises _Overspent when what was used so far is over the cap (checked per chunk)."""
         rows: list[dict[str, Any]] = []
-        for row in self._rows(job, contest, examples, metric, gate, pool):  # a chunk is asked for only when reached
+        started = time.monotonic()
+        judged_here = False  # chunks read back cost no time: only a delivery that judged one may hand over
+        for row, fresh in self._rows(job, contest, examples, metric, gate, pool):  # a chunk is asked for when reached
             rows.append(row)
+            judged_here = judged_here or fresh
             more = len(rows) < len(examples)
-            overspent = _overspent(rows, prices, cap) if more and len(rows) % CHUNK == 0 else ""
+            if not more or len(rows) % CHUNK:
+                continue
+            overspent = _overspent(rows, prices, cap)
             if overspent:
                 raise _Overspent(overspent)
+            if judged_here and time.monotonic() - started > self._delivery_seconds:
+                raise _MoreToDo
         return rows
 
     def _rows(
         self, job: Job, contest: Contest, examples: Sequence[HeldOut], metric: str, gate: Gate, pool: ThreadPoolExecutor
-    ) -> Iterator[dict[str, Any]]:
-        """Every example's answers and scores, a chunk at a time: chunks written by an earlier delivery are read."""
+    ) -> Iterator[tuple[dict[str, Any], bool]]:
+        """Every example's answers and scores, a chunk at a time, each with whether this delivery judged it (True)
+        or read it back from an earlier delivery's chunk (False)."""
         folder = f"{self._stem(job)}/evaluation-parts/{job.attempt}-{contest.key}-{metric}"
         for start in range(0, len(examples), CHUNK):
             name = f"{folder}/{start // CHUNK:05d}.jsonl"
             done = self._read_chunk(name)
+            fresh = done is None
             if done is None:
                 done = self._judge_chunk(examples[start : start + CHUNK], contest, metric, gate, pool)
                 body = "".join(json.dumps(row) + "\n" for row in done).encode()
                 self._blobs.write(self._settings.bucket, name, body, "application/x-ndjson")
-            yield from done
+            for row in done:
+                yield row, fresh
 
     def _read_chunk(self, name: str) -> list[dict[str, Any]] | None:
         try:

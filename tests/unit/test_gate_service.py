@@ -434,3 +434,19 @@ def test_a_redelivered_verdict_does_not_undo_an_operators_rollback(
     assert champion(h) == first
     (held,) = [d for _, d in gate_events(h) if d["job_id"] == second]
     assert "rolled alias colours back from this job" in held["reason"]
+
+
+def test_a_long_evaluation_hands_the_rest_to_a_new_delivery_and_finishes_there(h: Harness) -> None:
+    first = tuned_job(h, "first", quality=100)
+    gate = h.app.gate
+    assert gate is not None
+    gate._delivery_seconds = -1.0  # every chunk takes longer than a delivery may
+    asked = len(h.publisher.on(h.settings.evaluate_topic))
+
+    assert evaluate(h, first) == "continuing"  # judged the first chunk of 20, asked for the rest
+    assert [json.loads(m.data) for m in h.publisher.on(h.settings.evaluate_topic)[asked:]] == [{"job_id": first}]
+    assert gate_events(h) == [] and h.job(first).verdict is None
+    calls = len(h.answers.calls)
+    assert evaluate(h, first) == "promoted"  # the next delivery reads the chunk back and judges the second
+    assert len(h.answers.calls) - calls == 2 * (HELD_OUT - 20)
+    assert len(gate_events(h)) == 1

@@ -36,6 +36,7 @@ locals {
     "dispatch-evaluate"    = { function = "dispatch", topic = "evaluate" }
     "poll-evaluate"        = { function = "poll", topic = "evaluate" }
     "evaluate-completions" = { function = "evaluate", topic = "completions" }
+    "evaluate-evaluate"    = { function = "evaluate", topic = "evaluate" }
   }
 }
 
