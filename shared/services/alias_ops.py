@@ -79,7 +79,7 @@ class AliasOperations:
             if found is not None and found.value.pending is not None:
                 # An earlier command moved it and died before announcing: announce that move, and stop there.
                 logs.warning("an earlier move of the alias was not announced: announcing it now", alias=name)
-                return self._announce(found.value, found.version)
+                return self._announce(found.value)
             moved = change(found.value if found is not None else None)
             if found is not None and moved == found.value:
                 return moved  # already so: nothing to write or announce
@@ -87,12 +87,12 @@ class AliasOperations:
             pending = Announcement(f"{name}/{revision}", action, request.actor, request.reason)
             moved = msgspec.structs.replace(moved, revision=revision, pending=pending)
             if self._store.write_alias(moved, found.version if found is not None else None):
-                written = self._store.read_alias(name)
-                return self._announce(moved, written.version if written is not None else None)
+                return self._announce(moved)
         raise TransientError(f"alias {name} kept changing; run the command again")
 
-    def _announce(self, alias: Alias, version: object) -> Alias:
-        """Publish the alias's pending announcement, then clear it (if nobody moved the alias meanwhile)."""
+    def _announce(self, alias: Alias) -> Alias:
+        """Publish the alias's pending announcement, then clear it from the alias as stored now (the gate may have
+        promoted meanwhile: its champion is kept, and no stale announcement is left for the next command)."""
         pending = alias.pending
         assert pending is not None
         event = champion_event(
@@ -105,7 +105,12 @@ class AliasOperations:
         )
         self._publisher.publish(self._settings.completions_topic, event.data, event.attributes)
         announced = msgspec.structs.replace(alias, pending=None)
-        self._store.write_alias(announced, version)  # lost to a newer move: that one announces itself
+        for _ in range(MAX_ALIAS_ATTEMPTS):
+            found = self._store.read_alias(alias.name)
+            if found is None or found.value.pending != pending:
+                break  # cleared already (another command announced it)
+            if self._store.write_alias(msgspec.structs.replace(found.value, pending=None), found.version):
+                break
         champion = alias.champion.job_id if alias.champion else ""
         logs.info("alias moved by an operator", alias=alias.name, action=pending.action, champion=champion)
         return announced

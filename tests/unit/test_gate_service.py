@@ -13,6 +13,7 @@ import pytest
 
 from shared import bootstrap, cli
 from shared.adapters.identity import FixedOperator, Operator
+from shared.aliases import Champion
 from shared.jobs import JobState
 from shared.ports import Generated, TuningUnavailable
 from tests.eventschema import assert_valid_completion, assert_valid_model_event
@@ -450,3 +451,45 @@ def test_a_long_evaluation_hands_the_rest_to_a_new_delivery_and_finishes_there(h
     assert evaluate(h, first) == "promoted"  # the next delivery reads the chunk back and judges the second
     assert len(h.answers.calls) - calls == 2 * (HELD_OUT - 20)
     assert len(gate_events(h)) == 1
+
+
+@pytest.mark.parametrize("when", ["before the command reads the alias back", "while the command publishes"])
+def test_a_gate_promotion_during_an_operators_announcement_is_kept_and_leaves_nothing_pending(
+    operated: Harness, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    h = operated
+    for name, quality in (("first", 60), ("second", 100)):
+        evaluate(h, tuned_job(h, name, quality=quality))
+    gated = tuned_job(h, "gated", quality=100)
+
+    def gate_promotes() -> None:  # what GateKeeper._promote writes: the champion replaced, the rest kept
+        found = h.store.read_alias(ALIAS)
+        assert found is not None and found.value.pending is not None
+        champion_of = Champion(gated, f"{gated}-model", "endpoint", h.clock(), reason="the evaluation gate")
+        assert h.store.write_alias(found.value.promoted(champion_of), found.version)
+
+    if when == "while the command publishes":
+        real_publish = h.publisher.publish
+
+        def publish(*args: Any, **kwargs: Any) -> Any:
+            gate_promotes()
+            monkeypatch.setattr(h.publisher, "publish", real_publish)
+            return real_publish(*args, **kwargs)
+
+        monkeypatch.setattr(h.publisher, "publish", publish)
+    else:
+        real_write = h.store.write_alias
+
+        def write_alias(alias: Any, version: Any) -> bool:
+            monkeypatch.setattr(h.store, "write_alias", real_write)
+            written = real_write(alias, version)
+            gate_promotes()
+            return written
+
+        monkeypatch.setattr(h.store, "write_alias", write_alias)
+
+    assert tunedrop(capsys, "rollback", ALIAS, "--reason", "users report worse answers")[0] == 0
+    found = h.store.read_alias(ALIAS)
+    assert found is not None and found.value.champion is not None
+    assert found.value.champion.job_id == gated  # the gate's later move is not undone by clearing the announcement
+    assert found.value.pending is None  # nor is the announcement left for the next command to publish again
