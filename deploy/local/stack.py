@@ -23,7 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,10 +118,13 @@ LISTEN_PORTS: Final = range(20000, 32000)
 _port_picker = random.SystemRandom()
 
 
-def free_port() -> int:
-    """A port no one listens on now, picked at random from LISTEN_PORTS (so two stacks rarely pick the same)."""
+def free_port(taken: Collection[int] = ()) -> int:
+    """A port no one listens on now, picked at random from LISTEN_PORTS (so two stacks rarely pick the same), and
+    not one of `taken` (picked already for another process of this stack, which does not listen on it yet)."""
     for _ in range(200):
         port = _port_picker.choice(LISTEN_PORTS)
+        if port in taken:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind(("127.0.0.1", port))
@@ -471,7 +474,10 @@ def _stack_env(caller: Mapping[str, str], ports: Mapping[str, int]) -> dict[str,
 def _start(stack: Stack, caller: Mapping[str, str], quiet: bool) -> None:
     say = (lambda *_: None) if quiet else print
     (stack.state_dir / "pubsub-data").mkdir(parents=True, exist_ok=True)
-    ports = {process.port: free_port() for process in (*EMULATORS, *SERVICES) if process.port}
+    ports: dict[str, int] = {}
+    for process in (*EMULATORS, *SERVICES):
+        if process.port:
+            ports[process.port] = free_port(taken=ports.values())
     stack.env = _stack_env(caller, ports)
     launch = Launch(stack, stack.env, ports)
     child_env = {**caller, **stack.env, "PYTHONUNBUFFERED": "1"}
