@@ -276,7 +276,8 @@ class GateKeeper:
     ) -> list[dict[str, Any]]:
         """Every example's row; raises _Overspent when what was used so far is over the cap (checked per chunk)."""
         rows: list[dict[str, Any]] = []
-        started = time.monotonic()
+        started = last = time.monotonic()
+        slowest = 0.0  # the longest chunk judged here: the next one may take as long, so it must fit in the budget
         judged_here = False  # chunks read back cost no time: only a delivery that judged one may hand over
         for row, fresh in self._rows(job, contest, examples, metric, gate, pool):  # a chunk is asked for when reached
             rows.append(row)
@@ -287,7 +288,9 @@ class GateKeeper:
             overspent = _overspent(rows, prices, cap)
             if overspent:
                 raise _Overspent(overspent)
-            if judged_here and time.monotonic() - started > self._delivery_seconds:
+            now = time.monotonic()
+            slowest, last = (max(slowest, now - last) if fresh else slowest), now
+            if judged_here and now - started + slowest > self._delivery_seconds:
                 raise _MoreToDo
         return rows
 

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from shared.adapters.identity import FixedOperator, Operator
 from shared.aliases import Champion
 from shared.jobs import JobState
 from shared.ports import Generated, TuningUnavailable
+from shared.services import gate as gate_module
 from tests.eventschema import assert_valid_completion, assert_valid_model_event
 from tests.fakes import Harness, make_harness
 from tests.fakes_gate import qa_line
@@ -493,3 +495,25 @@ def test_a_gate_promotion_during_an_operators_announcement_is_kept_and_leaves_no
     assert found is not None and found.value.champion is not None
     assert found.value.champion.job_id == gated  # the gate's later move is not undone by clearing the announcement
     assert found.value.pending is None  # nor is the announcement left for the next command to publish again
+
+
+def test_a_delivery_hands_over_before_a_chunk_that_would_take_it_past_its_budget(
+    h: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = tuned_job(h, "first", quality=100)
+    gate = h.app.gate
+    assert gate is not None
+    clock = [0.0]  # each model call takes one second
+    monkeypatch.setattr(gate_module, "time", SimpleNamespace(monotonic=lambda: clock[0], perf_counter=lambda: clock[0]))
+    generate = h.answers.generate
+
+    def slow(*args: Any, **kwargs: Any) -> Generated:
+        clock[0] += 1.0
+        return generate(*args, **kwargs)
+
+    monkeypatch.setattr(h.answers, "generate", slow)
+    gate._delivery_seconds = 60.0  # the first chunk (40 calls) takes 40 s: a second one would end at 80 s
+
+    assert evaluate(h, first) == "continuing"
+    assert len(h.answers.calls) == 2 * 20 and h.job(first).verdict is None
+    assert evaluate(h, first) == "promoted"
