@@ -7,10 +7,11 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import msgspec
 import pytest
 
 from shared.adapters.firestore_store import FirestoreJobStore
-from shared.aliases import Alias, Champion
+from shared.aliases import Alias, Announcement, Champion
 from shared.jobs import JobState, new_job
 from shared.ports import (
     Charge,
@@ -301,5 +302,14 @@ def test_an_alias_round_trips_and_moves_by_compare_and_set(store: JobStore) -> N
     assert not store.write_alias(moved.rolled_back(), read.version)  # it changed since that read
     now = store.read_alias("support-bot")
     assert now is not None and now.value == moved and now.value.history == (first,)
-    assert store.write_alias(now.value.rolled_back(), now.version)
+    # An operator's rollback, written with its announcement: every field comes back as written.
+    announcement = Announcement("support-bot/1", "rollback", "ops@example.com", "users report worse answers")
+    back = msgspec.structs.replace(now.value.rolled_back(), revision=1, pending=announcement)
+    assert back.retired == ("job-2",)
+    assert store.write_alias(back, now.version)
+    pending = store.read_alias("support-bot")
+    assert pending is not None and pending.value == back
+    assert store.write_alias(msgspec.structs.replace(back, pending=None), pending.version)
+    cleared = store.read_alias("support-bot")
+    assert cleared is not None and cleared.value.pending is None and cleared.value.retired == ("job-2",)
     assert [a.champion.job_id for a in store.list_aliases(10) if a.champion] == ["job-1"]
