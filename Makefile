@@ -62,10 +62,11 @@ browser:
 		$$apt update -qq && $$apt install -y -qq chromium; }
 
 # The end-to-end tests spend most of their time waiting on their stacks, so they run beside the rest (2 cores):
-# their output follows the rest's, and `make test` fails if either part fails.
+# their output follows the rest's, and `make test` fails if either part fails. A background command starts with
+# SIGINT ignored: `env --default-signal=INT` gives it back, so Ctrl-C stops the end-to-end tests (and their stacks) too.
 test: $(STAMP) browser
 	@mkdir -p test-artifacts
-	@$(BIN)/python -m pytest tests/e2e -p no:cacheprovider > test-artifacts/e2e.log 2>&1 & e2e=$$!; \
+	@env --default-signal=INT $(BIN)/python -m pytest tests/e2e -p no:cacheprovider > test-artifacts/e2e.log 2>&1 & e2e=$$!; \
 		$(BIN)/python -m pytest tests --ignore=tests/e2e; rest=$$?; \
 		wait $$e2e; e2e_status=$$?; \
 		echo; echo "== end-to-end tests (run beside the others) =="; cat test-artifacts/e2e.log; \
