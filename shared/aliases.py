@@ -70,12 +70,11 @@ class Alias(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         )
 
 
-def alias_document(alias: Alias) -> dict[str, object]:
+def alias_document(alias: Alias) -> dict[str, Any]:
     """The alias as stored (plain data; datetimes stay datetimes, as Firestore takes them)."""
-    document: dict[str, object] = msgspec.to_builtins(alias, builtin_types=(datetime,))
-    # Firestore stores arrays, not tuples.
-    document["history"] = list(alias.history and document["history"])  # type: ignore[call-overload]
-    document["retired"] = list(alias.retired)
+    document: dict[str, Any] = msgspec.to_builtins(alias, builtin_types=(datetime,))
+    for sequence in ("history", "retired"):
+        document[sequence] = list(document[sequence])  # Firestore stores arrays, not tuples
     return document
 
 

@@ -32,6 +32,7 @@ from msgspec import Meta
 from shared.compliance import KmsKeyName, ServiceAccount
 from shared.config import TEAM_NAME_PATTERN
 from shared.evaluation import Evaluation
+from shared.gate import Gate
 from shared.text import printable
 from shared.validation import Issue
 from shared.validation.hyperparams import ADAPTER_SIZE_NAMES, HYPER_PARAMETER_NAMES
@@ -457,8 +458,6 @@ def _gate(data: Mapping[Any, Any], text: str, issues: list[Issue]) -> dict[str, 
     """The gate's settings as plain data (None: the defaults, or refused and reported)."""
     if data.get("gate") is None:
         return None
-    from shared.gate import Gate  # the gate's own package; a manifest without a gate never needs it
-
     value, problem = convert(data["gate"], Gate)
     if problem:
         issues.append(
