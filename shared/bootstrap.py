@@ -117,17 +117,9 @@ def assemble(
 def vertex_client(settings: Settings, region: str) -> object:
     from google.cloud import aiplatform_v1
 
-    if settings.vertex_emulator_host:
-        import grpc
-        from google.cloud.aiplatform_v1.services.gen_ai_tuning_service.transports.grpc import (
-            GenAiTuningServiceGrpcTransport,
-        )
+    from shared.adapters.vertex_clients import regional_client
 
-        channel = grpc.insecure_channel(settings.vertex_emulator_host)
-        return aiplatform_v1.GenAiTuningServiceClient(transport=GenAiTuningServiceGrpcTransport(channel=channel))
-    return aiplatform_v1.GenAiTuningServiceClient(
-        client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"}
-    )
+    return regional_client(aiplatform_v1.GenAiTuningServiceClient, settings.vertex_emulator_host, region)
 
 
 def build_app(settings: Settings | None = None, *, environ: Mapping[str, str] | None = None) -> App:

@@ -19,6 +19,7 @@ from typing import Any, Final
 from google.api_core import retry as retries
 from google.cloud import aiplatform_v1
 
+from shared.adapters.vertex_clients import regional_client
 from shared.adapters.vertex_predict import call_vertex, transient_retry
 from shared.ports import Judge, TuningRejected, TuningUnavailable
 
@@ -59,15 +60,7 @@ METRICS: Final = tuple(_METRICS)
 def evaluation_client(emulator_host: str, region: str) -> aiplatform_v1.EvaluationServiceClient:
     """An EvaluationService client for ``region``: insecure gRPC to the emulator at ``emulator_host`` when given,
     else the regional endpoint with Application Default Credentials. Made when called, never at import."""
-    if emulator_host:
-        import grpc
-        from google.cloud.aiplatform_v1.services.evaluation_service.transports.grpc import (
-            EvaluationServiceGrpcTransport,
-        )
-
-        channel = grpc.insecure_channel(emulator_host)
-        return aiplatform_v1.EvaluationServiceClient(transport=EvaluationServiceGrpcTransport(channel=channel))
-    return aiplatform_v1.EvaluationServiceClient(client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"})
+    return regional_client(aiplatform_v1.EvaluationServiceClient, emulator_host, region)
 
 
 class VertexJudge(Judge):

@@ -20,6 +20,7 @@ from google.api_core import retry as retries
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
+from shared.adapters.vertex_clients import regional_client
 from shared.ports import Generated, ModelAnswers, TuningRejected, TuningUnavailable
 
 # Every attempt gets a deadline (an answer takes seconds), and all attempts of one call together at most
@@ -64,15 +65,7 @@ def call_vertex(description: str, method: Callable[..., Any], request: Any, retr
 def prediction_client(emulator_host: str, region: str) -> aiplatform_v1.PredictionServiceClient:
     """A PredictionService client for ``region``: insecure gRPC to the emulator at ``emulator_host`` when given,
     else the regional endpoint with Application Default Credentials. Made when called, never at import."""
-    if emulator_host:
-        import grpc
-        from google.cloud.aiplatform_v1.services.prediction_service.transports.grpc import (
-            PredictionServiceGrpcTransport,
-        )
-
-        channel = grpc.insecure_channel(emulator_host)
-        return aiplatform_v1.PredictionServiceClient(transport=PredictionServiceGrpcTransport(channel=channel))
-    return aiplatform_v1.PredictionServiceClient(client_options={"api_endpoint": f"{region}-aiplatform.googleapis.com"})
+    return regional_client(aiplatform_v1.PredictionServiceClient, emulator_host, region)
 
 
 def location_of(model: str) -> str:

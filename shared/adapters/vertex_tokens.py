@@ -62,18 +62,9 @@ class VertexTokenCounter:
         if self._client is None:
             from google.cloud import aiplatform_v1
 
-            if self._host:
-                import grpc
-                from google.cloud.aiplatform_v1.services.llm_utility_service.transports.grpc import (
-                    LlmUtilityServiceGrpcTransport,
-                )
+            from shared.adapters.vertex_clients import regional_client
 
-                channel = grpc.insecure_channel(self._host)
-                transport = LlmUtilityServiceGrpcTransport(channel=channel)
-                self._client = aiplatform_v1.LlmUtilityServiceClient(transport=transport)
-            else:
-                options = {"api_endpoint": f"{self._location}-aiplatform.googleapis.com"}
-                self._client = aiplatform_v1.LlmUtilityServiceClient(client_options=options)
+            self._client = regional_client(aiplatform_v1.LlmUtilityServiceClient, self._host, self._location)
         return self._client
 
     def count(self, request: Request, model: str) -> int:
