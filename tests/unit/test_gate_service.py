@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from types import SimpleNamespace
 from typing import Any
@@ -57,6 +58,21 @@ def tuned_job(h: Harness, name: str, *, quality: int, gate: dict[str, Any] | Non
     h.app.poller.poll()
     assert h.job(job_id).state is JobState.SUCCEEDED
     return job_id
+
+
+@contextmanager
+def publishing_fails(h: Harness, why: str) -> Iterator[None]:
+    """Every publish fails (the process dies there) until the block ends."""
+
+    def fail(*args: Any, **kwargs: Any) -> str:
+        raise TuningUnavailable(why)
+
+    real = h.publisher.publish
+    h.publisher.publish = fail  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        h.publisher.publish = real  # type: ignore[method-assign]
 
 
 def gate_events(h: Harness) -> list[tuple[dict[str, str], dict[str, Any]]]:
@@ -400,11 +416,9 @@ def test_an_operator_command_that_died_before_announcing_is_announced_when_run_a
     for name, quality in (("first", 30), ("second", 60), ("third", 100)):
         evaluate(h, tuned_job(h, name, quality=quality))
     third = champion(h)
-    real_publish = h.publisher.publish
-    h.publisher.publish = lambda *args, **kwargs: (_ for _ in ()).throw(TuningUnavailable("the CLI died"))  # type: ignore[method-assign]
-    status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "first try")
+    with publishing_fails(h, "the CLI died"):
+        status, _ = tunedrop(capsys, "rollback", ALIAS, "--reason", "first try")
     assert status != 0
-    h.publisher.publish = real_publish  # type: ignore[method-assign]
     second = champion(h)
     assert second != third  # rolled back once, not announced yet
 
@@ -423,12 +437,9 @@ def test_a_redelivered_verdict_does_not_undo_an_operators_rollback(
     first = tuned_job(h, "first", quality=60)
     evaluate(h, first)
     second = tuned_job(h, "second", quality=100)
-    real_publish = h.publisher.publish
     # The gate promotes `second` and dies before its event.
-    h.publisher.publish = lambda *args, **kwargs: (_ for _ in ()).throw(TuningUnavailable("died"))  # type: ignore[method-assign]
-    with pytest.raises(TuningUnavailable):
+    with publishing_fails(h, "died"), pytest.raises(TuningUnavailable):
         evaluate(h, second)
-    h.publisher.publish = real_publish  # type: ignore[method-assign]
     assert champion(h) == second
     assert tunedrop(capsys, "rollback", ALIAS, "--reason", "not this one")[0] == 0
     assert champion(h) == first
